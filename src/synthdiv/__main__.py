@@ -1,0 +1,7 @@
+"""``python -m synthdiv`` runs the command line."""
+
+import sys
+
+from synthdiv.cli import main
+
+sys.exit(main())

@@ -1,0 +1,70 @@
+"""Registries of named backends (timm-style): one :class:`Registry` per extension point.
+
+A backend registers under ``name`` with :meth:`Registry.register`; :meth:`Registry.create` builds it from keyword
+arguments, dropping ``None`` values, and an unknown name raises :class:`~synthdiv.errors.UnknownBackendError` that
+lists the valid names. Registering the same name twice warns and replaces.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import logging
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from synthdiv.errors import UnknownBackendError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Registry"]
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A name -> factory map for one extension point (``llm``, ``clip``, ``generator``, ``runner``...).
+
+    Args:
+        kind: What the registry holds, used in messages ("LLM backend").
+        builtins: ``name -> "module:attr"`` of built-in backends, imported only when first asked for, so that
+            listing or validating names never imports torch.
+    """
+
+    def __init__(self, kind: str, builtins: dict[str, str] | None = None) -> None:
+        self.kind = kind
+        self._entries: dict[str, Callable[..., T]] = {}
+        self._lazy: dict[str, str] = dict(builtins or {})
+
+    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator registering a factory (usually a class) under ``name``."""
+
+        def deco(fn: Callable[..., T]) -> Callable[..., T]:
+            if name in self._entries and self._entries[name] is not fn:
+                logger.warning("%s %r registered twice; the later one replaces the earlier", self.kind, name)
+            self._entries[name] = fn
+            return fn
+
+        return deco
+
+    def names(self, pattern: str | None = None) -> list[str]:
+        """Sorted registered names, optionally filtered by a shell-style wildcard."""
+        names = sorted(set(self._entries) | set(self._lazy))
+        return [n for n in names if pattern is None or fnmatch.fnmatch(n, pattern)]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries or name in self._lazy
+
+    def get(self, name: str) -> Callable[..., T]:
+        """The factory registered under ``name``; imports a lazy built-in on first use."""
+        if name not in self._entries and name in self._lazy:
+            module, _, attr = self._lazy[name].partition(":")
+            obj = getattr(importlib.import_module(module), attr)
+            self._entries.setdefault(name, obj)
+        if name not in self._entries:
+            raise UnknownBackendError(f"unknown {self.kind} {name!r}; expected one of: {', '.join(self.names())}")
+        return self._entries[name]
+
+    def create(self, name: str, **kwargs: Any) -> T:
+        """Build the backend ``name`` from ``kwargs``; ``None`` values are dropped so defaults apply."""
+        return self.get(name)(**{k: v for k, v in kwargs.items() if v is not None})

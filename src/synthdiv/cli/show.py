@@ -1,0 +1,53 @@
+"""``synthdiv show ...``: readable views of a run's artifacts (disambiguation, prompts, samples)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from synthdiv.cli._options import ConfigOpt, RunDirOpt, SetOpt, load
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Show a run's artifacts.", no_args_is_help=True, rich_markup_mode=None)
+
+ClassOpt = Annotated[str | None, typer.Option("--class", help="Only this class (name or wnid).")]
+
+
+@app.command("disambiguation")
+def disambiguation(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) -> None:
+    """Table of class, original name, chosen description, runner-up and scores."""
+    from rich.console import Console
+
+    from synthdiv.stages import _load
+
+    Console().print(_load("synthdiv.disambiguate:disambiguation_table", "disambiguate")(load(config, set_, run_dir)))
+
+
+@app.command("prompts")
+def prompts(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None, class_: ClassOpt = None) -> None:
+    """Per class: counts by kind, distinct-word ratio, mean pairwise CLIP text distance, sample prompts."""
+    from rich.console import Console
+
+    from synthdiv.stages import _load
+
+    cfg = load(config, set_, run_dir)
+    Console().print(_load("synthdiv.prompts.diversity:diversity_report", "prompts")(cfg, class_))
+
+
+@app.command("samples")
+def samples(
+    config: ConfigOpt,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    class_: ClassOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG to write (default: in the run dir).")] = None,
+) -> None:
+    """Write a contact sheet PNG of generated images."""
+    from synthdiv.stages import _load
+
+    cfg = load(config, set_, run_dir)
+    path = _load("synthdiv.generate.samples:contact_sheet", "generate")(cfg, class_, out)
+    typer.echo(str(path))

@@ -1,0 +1,95 @@
+"""Commands that run stages: ``run``, one command per stage, ``status`` and ``estimate``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from synthdiv.cli._options import ConfigOpt, RedoFlag, RunDirOpt, SetOpt, load
+
+__all__ = ["register"]
+
+STAGE_NAMES = ("classes", "disambiguate", "prompts", "plan", "generate", "score", "train", "evaluate", "report")
+STAGE_HELP = {
+    "classes": "Build classes.jsonl from ImageNet ids, a class file or an ImageFolder.",
+    "disambiguate": "Give each class one unambiguous description (LLM candidates, chosen by CLIP).",
+    "prompts": "Write diverse contexts and styles with the LLM and compose prompts.parquet.",
+    "plan": "Assign images to prompts, seeds and shards: plan.parquet.",
+    "generate": "Generate the planned images into WebDataset shards (resumable).",
+    "score": "Score every generated image with CLIP; filters are views, nothing is deleted.",
+    "train": "Train a timm classifier on real + synthetic images with auxiliary normalization.",
+    "evaluate": "Evaluate the trained model in-domain, out-of-domain and on long-tail splits.",
+    "report": "Write report/index.html.",
+}
+
+
+def _stage_command(name: str):  # noqa: ANN202 - a typer command factory
+    def command(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None, redo: RedoFlag = False) -> None:
+        from synthdiv.stages import run_stage
+
+        cfg = load(config, set_, run_dir)
+        run_stage(cfg, name, redo=redo)
+
+    command.__name__ = f"{name}_command"
+    command.__doc__ = STAGE_HELP[name]
+    return command
+
+
+def run(
+    config: ConfigOpt,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    redo: Annotated[
+        list[str] | None, typer.Option("--redo", help="Redo this stage (repeatable); later stages follow.")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Stop after this stage.")] = None,
+) -> None:
+    """Run every stage in order; finished stages with unchanged inputs are skipped."""
+    from synthdiv.stages import run_all
+
+    cfg = load(config, set_, run_dir)
+    run_all(cfg, redo=redo or (), stop_after=until)
+
+
+def status(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) -> None:
+    """Print each stage's state: not started, partial (with counts), done, stale."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from synthdiv.stages import stage_status
+
+    cfg = load(config, set_, run_dir)
+    table = Table(title=f"run {cfg.run_dir}")
+    table.add_column("stage")
+    table.add_column("state")
+    table.add_column("detail")
+    colours = {"done": "green", "partial": "yellow", "stale": "red", "not built": "dim"}
+    for row in stage_status(cfg):
+        table.add_row(row.stage, f"[{colours.get(row.state, 'white')}]{row.state}[/]", row.detail)
+    Console().print(table)
+
+
+def estimate(
+    config: ConfigOpt,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    images_per_second: Annotated[
+        float | None, typer.Option("--images-per-second", help="Throughput per GPU to assume (else measured).")
+    ] = None,
+) -> None:
+    """Print images, shards, disk size and GPU-hours of the planned generation."""
+    from rich.console import Console
+
+    from synthdiv.stages import _load
+
+    cfg = load(config, set_, run_dir)
+    Console().print(_load("synthdiv.generate.estimate:estimate", "estimate")(cfg, images_per_second))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    for name in STAGE_NAMES:
+        app.command(name, help=STAGE_HELP[name])(_stage_command(name))
+    app.command("status")(status)
+    app.command("estimate")(estimate)

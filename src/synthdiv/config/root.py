@@ -1,0 +1,33 @@
+"""The whole run config: top-level ``run_dir`` and ``seed``, the ``models`` section, one section per stage."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from synthdiv.config._base import ConfigPath, Section
+from synthdiv.config.classes import ClassesConfig
+from synthdiv.config.disambiguate import DisambiguateConfig
+from synthdiv.config.generate import GenerateConfig, ScoreConfig
+from synthdiv.config.models import ModelsConfig
+from synthdiv.config.prompts import PlanConfig, PromptsConfig
+from synthdiv.config.report import ReportConfig
+from synthdiv.config.train import EvaluateConfig, TrainConfig
+
+__all__ = ["RunConfig"]
+
+
+class RunConfig(Section):
+    """One run of synthdiv. Relative paths in a config file are relative to that file's folder."""
+
+    run_dir: ConfigPath = Field(description="where every artifact of the run is written")
+    seed: int = Field(0, ge=0, description="the root of every seed in the run")
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    classes: ClassesConfig = Field(default_factory=ClassesConfig)
+    disambiguate: DisambiguateConfig = Field(default_factory=DisambiguateConfig)
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
+    plan: PlanConfig = Field(default_factory=PlanConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)

@@ -1,0 +1,259 @@
+"""The stage engine: stage specs in pipeline order, fingerprints, no-op / refuse / redo, and status.
+
+A stage's implementation is a function ``impl(cfg, run) -> summary`` in its own module, imported only when the stage
+runs. The engine wraps it: it checks the inputs exist, fingerprints the stage's config sections and input artifacts,
+does nothing when a finished stage is asked again with the same fingerprint, refuses a changed fingerprint unless
+``redo`` is given, and records the state. ``run_classes(cfg)`` ... ``run_report(cfg)`` are the public entry points.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from synthdiv.config import RunConfig, dump_config
+from synthdiv.errors import FingerprintMismatchError, StageNotBuiltError, StageOrderError
+from synthdiv.run import RunDir, atomic_write_text, canonical_hash, file_digest
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["STAGES", "StageSpec", "StageStatus", "get_spec", "run_stage", "run_all", "stage_status", "fingerprint"]
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """What the engine knows of one stage.
+
+    Attributes:
+        name: The stage name (also the config section and CLI command).
+        impl: ``"module:function"`` of ``function(cfg, run) -> dict``.
+        inputs: RunDir attributes of artifacts that must exist before the stage runs.
+        outputs: RunDir attributes of artifacts the stage writes (removed by ``redo``).
+        sections: Config key paths whose values enter the fingerprint.
+        optional_inputs: RunDir attributes that enter the fingerprint when present.
+        external: ``"module:function"`` of ``function(cfg) -> list[Path]``: files outside the run that enter the
+            fingerprint (a class file, real-image folders).
+        progress: ``"module:function"`` of ``function(cfg, run) -> str | None``: counts for a partial stage.
+        complete: ``"module:function"`` of ``function(cfg, run) -> bool``: whether the stage's work is all done
+            (a multi-worker stage can return from one worker while others still work).
+    """
+
+    name: str
+    impl: str
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    sections: tuple[str, ...] = ()
+    optional_inputs: tuple[str, ...] = ()
+    external: str | None = None
+    progress: str | None = None
+    complete: str | None = None
+
+
+STAGES: tuple[StageSpec, ...] = (
+    StageSpec(
+        "classes", "synthdiv.catalog:build_classes", outputs=("classes",), sections=("classes",),
+        external="synthdiv.catalog:external_inputs",
+    ),
+    StageSpec(
+        "disambiguate", "synthdiv.disambiguate:resolve_classes", inputs=("classes",), outputs=("resolved",),
+        sections=("disambiguate", "models.llm", "models.clip"),
+    ),
+    StageSpec(
+        "prompts", "synthdiv.prompts:build_prompts", inputs=("resolved",), outputs=("prompts", "styles"),
+        sections=("prompts", "models.llm", "models.clip"),
+    ),
+    StageSpec("plan", "synthdiv.prompts.plan:build_plan", inputs=("prompts",), outputs=("plan",),
+              sections=("plan", "prompts.proportions", "models.generator")),
+    StageSpec(
+        "generate", "synthdiv.generate:generate_images", inputs=("plan",), outputs=("shards", "manifest"),
+        sections=("generate", "models.generator"), progress="synthdiv.generate:progress",
+        complete="synthdiv.generate:is_complete",
+    ),
+    StageSpec("score", "synthdiv.generate.scoring:score_images", inputs=("manifest",), outputs=("scores",),
+              sections=("score", "models.clip")),
+    StageSpec(
+        "train", "synthdiv.train:fit", inputs=("classes",), outputs=("train", "export"),
+        sections=("train",), optional_inputs=("manifest", "scores"), progress="synthdiv.train:progress",
+    ),
+    StageSpec("evaluate", "synthdiv.evaluate:evaluate_run", inputs=("train",), outputs=("eval",),
+              sections=("evaluate",)),
+    StageSpec(
+        "report", "synthdiv.report:build_report", inputs=("classes",), outputs=("report",), sections=("report",),
+        optional_inputs=("resolved", "prompts", "plan", "manifest", "scores", "train", "eval"),
+    ),
+)
+
+_BY_NAME = {spec.name: spec for spec in STAGES}
+_PRODUCER = {out: spec.name for spec in STAGES for out in spec.outputs}
+
+
+def get_spec(name: str) -> StageSpec:
+    if name not in _BY_NAME:
+        raise StageNotBuiltError(f"unknown stage {name!r}; expected one of: {', '.join(_BY_NAME)}")
+    return _BY_NAME[name]
+
+
+def _load(ref: str, stage: str) -> Callable[..., Any]:
+    module, _, attr = ref.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and (exc.name == module or module.startswith(exc.name + ".")):
+            raise StageNotBuiltError(f"stage {stage!r} is not built in this version of synthdiv") from None
+        raise
+    if not hasattr(mod, attr):
+        raise StageNotBuiltError(f"stage {stage!r} is not built in this version of synthdiv ({ref} missing)")
+    return getattr(mod, attr)
+
+
+def _section(cfg: RunConfig, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = node[part] if isinstance(node, dict) else getattr(node, part)
+    return node.model_dump(mode="json") if hasattr(node, "model_dump") else node
+
+
+def fingerprint(cfg: RunConfig, spec: StageSpec, run: RunDir | None = None) -> str:
+    """Hash of the stage's config sections, the run seed, and the bytes of its input artifacts."""
+    run = run or RunDir(cfg.run_dir)
+    parts: dict[str, Any] = {"seed": cfg.seed, "sections": {k: _section(cfg, k) for k in spec.sections}}
+    inputs = {}
+    for name in (*spec.inputs, *spec.optional_inputs):
+        path = getattr(run, name)
+        if path.exists():
+            inputs[name] = file_digest(path)
+    parts["inputs"] = inputs
+    if spec.external:
+        parts["external"] = {str(p): file_digest(p) for p in _load(spec.external, spec.name)(cfg) if Path(p).exists()}
+    return canonical_hash(parts)
+
+
+def run_stage(cfg: RunConfig, name: str, redo: bool = False) -> dict[str, Any]:
+    """Run one stage through the engine; returns its summary (``{"skipped": True}`` for a no-op)."""
+    spec = get_spec(name)
+    run = RunDir(cfg.run_dir)
+    impl = _load(spec.impl, name)
+    missing = [i for i in spec.inputs if not getattr(run, i).exists()]
+    if missing:
+        first = _PRODUCER.get(missing[0], missing[0])
+        raise StageOrderError(
+            f"stage {name!r} needs {getattr(run, missing[0]).name} from stage {first!r}: run `synthdiv {first}` first"
+        )
+    fp = fingerprint(cfg, spec, run)
+    state = run.read_state(name)
+    if state is not None and state.fingerprint != fp:
+        if not redo:
+            raise FingerprintMismatchError(
+                f"stage {name!r} in {run.root} was {'run' if state.status == 'done' else 'started'} with another "
+                f"config or other inputs; pass --redo {name} to replace its outputs"
+            )
+        logger.warning("redoing stage %s: removing its earlier outputs", name)
+        _remove_outputs(run, spec)
+        run.clear_state(name)
+        state = None
+    elif redo and state is not None:
+        logger.info("redoing stage %s with the same fingerprint: removing its outputs", name)
+        _remove_outputs(run, spec)
+        run.clear_state(name)
+        state = None
+    if state is not None and state.status == "done" and all(getattr(run, o).exists() for o in spec.outputs[:1]):
+        logger.info("stage %s is done and its config and inputs are unchanged: nothing to do", name)
+        return {"skipped": True, **(state.summary or {})}
+    if state is not None:
+        logger.info("stage %s was started earlier with the same config: resuming", name)
+    run.root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.config, dump_config(cfg))
+    state = state or run.begin(name, fp)
+    summary = impl(cfg, run) or {}
+    if spec.complete and not _load(spec.complete, name)(cfg, run):
+        logger.info("stage %s: this worker is done; other workers still have work", name)
+        return summary
+    run.finish(state, summary)
+    return summary
+
+
+def _remove_outputs(run: RunDir, spec: StageSpec) -> None:
+    for out in spec.outputs:
+        path = getattr(run, out)
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def run_all(cfg: RunConfig, redo: Sequence[str] = (), stop_after: str | None = None) -> dict[str, dict[str, Any]]:
+    """Run every stage in order. A stage redone here lets the later stages that read it be redone too."""
+    for name in redo:
+        get_spec(name)
+    results: dict[str, dict[str, Any]] = {}
+    cascade = False
+    for spec in STAGES:
+        run = RunDir(cfg.run_dir)
+        state = run.read_state(spec.name)
+        changed = cascade and state is not None and state.fingerprint != fingerprint(cfg, spec, run)
+        results[spec.name] = run_stage(cfg, spec.name, redo=spec.name in redo or changed)
+        if not results[spec.name].get("skipped"):
+            cascade = True
+        if spec.name == stop_after:
+            break
+    return results
+
+
+@dataclass
+class StageStatus:
+    stage: str
+    state: str  # not started | partial | done | stale | not built
+    detail: str = ""
+
+
+def stage_status(cfg: RunConfig) -> list[StageStatus]:
+    """The state of every stage of the run (no stage is run and nothing is written)."""
+    run = RunDir(cfg.run_dir)
+    rows = []
+    for spec in STAGES:
+        try:
+            _load(spec.impl, spec.name)
+        except StageNotBuiltError:
+            rows.append(StageStatus(spec.name, "not built"))
+            continue
+        state = run.read_state(spec.name)
+        if state is None:
+            rows.append(StageStatus(spec.name, "not started"))
+            continue
+        detail = ""
+        if spec.progress:
+            detail = _load(spec.progress, spec.name)(cfg, run) or ""
+        if all(getattr(run, i).exists() for i in spec.inputs) and state.fingerprint != fingerprint(cfg, spec, run):
+            rows.append(StageStatus(spec.name, "stale", "config or inputs changed since it ran"))
+        elif state.status == "done":
+            summary = ", ".join(f"{k}={v}" for k, v in (state.summary or {}).items() if not isinstance(v, dict | list))
+            rows.append(StageStatus(spec.name, "done", detail or summary))
+        else:
+            rows.append(StageStatus(spec.name, "partial", detail))
+    return rows
+
+
+def _entry(name: str) -> Callable[..., dict[str, Any]]:
+    def entry(cfg: RunConfig, redo: bool = False) -> dict[str, Any]:
+        return run_stage(cfg, name, redo=redo)
+
+    entry.__name__ = entry.__qualname__ = f"run_{name}"
+    entry.__doc__ = f"Run the {name} stage of ``cfg`` through the engine (no-op when already done)."
+    return entry
+
+
+run_classes = _entry("classes")
+run_disambiguate = _entry("disambiguate")
+run_prompts = _entry("prompts")
+run_plan = _entry("plan")
+run_generate = _entry("generate")
+run_score = _entry("score")
+run_train = _entry("train")
+run_evaluate = _entry("evaluate")
+run_report = _entry("report")
+__all__ += [f"run_{spec.name}" for spec in STAGES]
