@@ -1,0 +1,37 @@
+"""Shared fixtures: an isolated model cache per test session and small run configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE_DATA = REPO / "data" / "fashion-mnist-smoke"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Embedded tiny models are built once per session into a private cache (unless SYNTHDIV_CACHE is set)."""
+    if "SYNTHDIV_CACHE" not in os.environ:
+        os.environ["SYNTHDIV_CACHE"] = str(tmp_path_factory.mktemp("synthdiv-cache"))
+    return Path(os.environ["SYNTHDIV_CACHE"])
+
+
+@pytest.fixture
+def make_config(tmp_path: Path):
+    """``make_config(**sections)`` -> a validated RunConfig whose run_dir is in tmp_path."""
+    from synthdiv.config import config_from_dict
+
+    def make(**sections: Any):
+        data: dict[str, Any] = {"run_dir": str(tmp_path / "run"), "seed": 0}
+        data.update(sections)
+        return config_from_dict(data, base_dir=tmp_path)
+
+    return make
