@@ -113,14 +113,18 @@ def canonical_hash(obj: Any) -> str:
 
 
 def file_digest(path: Path | str, chunk: int = 1 << 20) -> str:
-    """sha256 of a file's bytes, or of a folder's listing (names, sizes, mtimes) for folders."""
+    """sha256 of a file's bytes; for a folder, of its entries' names, sizes and mtimes (one level deep).
+
+    One level keeps the fingerprint of an ImageFolder with a million images cheap: adding or removing an image
+    changes its class folder's mtime, which is in the listing.
+    """
     path = Path(path)
     h = hashlib.sha256()
     if path.is_dir():
-        for child in sorted(path.rglob("*")):
-            if child.is_file() and TMP_MARK not in child.name:
+        for child in sorted(path.iterdir()):
+            if TMP_MARK not in child.name:
                 st = child.stat()
-                h.update(f"{child.relative_to(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                h.update(f"{child.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         return h.hexdigest()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):

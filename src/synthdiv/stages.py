@@ -137,13 +137,13 @@ def run_stage(cfg: RunConfig, name: str, redo: bool = False) -> dict[str, Any]:
     """Run one stage through the engine; returns its summary (``{"skipped": True}`` for a no-op)."""
     spec = get_spec(name)
     run = RunDir(cfg.run_dir)
-    impl = _load(spec.impl, name)
     missing = [i for i in spec.inputs if not getattr(run, i).exists()]
     if missing:
         first = _PRODUCER.get(missing[0], missing[0])
         raise StageOrderError(
             f"stage {name!r} needs {getattr(run, missing[0]).name} from stage {first!r}: run `synthdiv {first}` first"
         )
+    impl = _load(spec.impl, name)
     fp = fingerprint(cfg, spec, run)
     state = run.read_state(name)
     if state is not None and state.fingerprint != fp:

@@ -1,0 +1,85 @@
+"""Class lists from files: ``.txt`` (one name per line, ``#`` comments) or ``.csv`` with a header.
+
+CSV columns: ``name`` (required), ``wnid`` and ``definition`` (optional). A missing definition is looked up from the
+wnid. Problems are reported with the file and line number.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from pathlib import Path
+
+from synthdiv.catalog.imagenet import describe_wnid
+from synthdiv.catalog.records import ClassRecord
+from synthdiv.catalog.wordnet import WNID_RE
+from synthdiv.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["read_class_file"]
+
+_CSV_COLUMNS = ("name", "wnid", "definition")
+
+
+def read_class_file(path: Path) -> list[ClassRecord]:
+    """Parse a ``.txt`` or ``.csv`` class file (see the module docstring)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _read_csv(path, text)
+    if suffix in (".txt", ".lst", ""):
+        return _read_txt(path, text)
+    raise InputError(f"{path}: unknown class file type {suffix!r}; expected .txt (one name per line) or .csv")
+
+
+def _read_txt(path: Path, text: str) -> list[ClassRecord]:
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    records = []
+    for number, raw in enumerate(lines, start=1):
+        if raw.lstrip().startswith("#"):
+            continue
+        name = " ".join(raw.split())
+        if not name:
+            raise InputError(f"{path}: line {number}: empty class name")
+        records.append(ClassRecord(index=len(records), name=name, line=number))
+    if not records:
+        raise InputError(f"{path}: no class names (expected one name per line)")
+    return records
+
+
+def _read_csv(path: Path, text: str) -> list[ClassRecord]:
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    if "name" not in header:
+        raise InputError(f"{path}: line 1: header must have a 'name' column (optional: wnid, definition)")
+    unknown = [h for h in header if h not in _CSV_COLUMNS]
+    if unknown:
+        raise InputError(f"{path}: line 1: unknown column {unknown[0]!r}; expected name, wnid, definition")
+    reader.fieldnames = header
+    records = []
+    for row in reader:
+        number = reader.line_num
+        if None in row:
+            raise InputError(f"{path}: line {number}: more fields than the header's {len(header)}")
+        name = " ".join((row.get("name") or "").split())
+        if not name:
+            raise InputError(f"{path}: line {number}: empty class name")
+        wnid = (row.get("wnid") or "").strip() or None
+        if wnid is not None and not WNID_RE.match(wnid):
+            raise InputError(f"{path}: line {number}: wnid {wnid!r} is not a WordNet noun id like n02012849")
+        definition = " ".join((row.get("definition") or "").split()) or None
+        if definition is None and wnid is not None:
+            definition = describe_wnid(wnid)
+            if definition is None:
+                logger.warning("%s: line %d: no definition known for %s", path, number, wnid)
+        records.append(ClassRecord(index=len(records), name=name, wnid=wnid, definition=definition, line=number))
+    if not records:
+        raise InputError(f"{path}: no classes after the header")
+    return records
