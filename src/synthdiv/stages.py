@@ -168,8 +168,14 @@ def run_stage(cfg: RunConfig, name: str, redo: bool = False) -> dict[str, Any]:
         logger.info("stage %s was started earlier with the same config: resuming", name)
     run.root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run.config, dump_config(cfg))
+    fresh = state is None
     state = state or run.begin(name, fp)
-    summary = impl(cfg, run) or {}
+    try:
+        summary = impl(cfg, run) or {}
+    except BaseException:
+        if fresh and not any(getattr(run, o).exists() for o in spec.outputs):
+            run.clear_state(name)  # failed before writing anything: leave no trace of a start
+        raise
     if spec.complete and not _load(spec.complete, name)(cfg, run):
         logger.info("stage %s: this worker is done; other workers still have work", name)
         return summary
