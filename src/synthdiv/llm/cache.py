@@ -1,0 +1,127 @@
+"""An on-disk cache of LLM responses, keyed by the full request, so a rerun costs no LLM calls.
+
+The key is the sha256 of (backend, model, messages, n, temperature, seed, max_tokens, schema): everything that
+decides the answer, and nothing secret (API keys and server URLs are not part of it). Each entry is one small JSON
+file ``<cache_dir>/<key[:2]>/<key>.json`` written atomically, so parallel workers and interrupted runs are safe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from synthdiv.llm.base import LLM, Message
+from synthdiv.run import atomic_write_json, canonical_hash
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CacheStats", "CachedLLM", "request_key"]
+
+
+@dataclass
+class CacheStats:
+    """Hits and misses since the cache was opened (a miss is one call to the wrapped LLM)."""
+
+    hits: int = 0
+    misses: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"hits": self.hits, "misses": self.misses}
+
+
+def request_key(
+    backend: str,
+    model: str,
+    messages: list[Message],
+    n: int,
+    temperature: float,
+    seed: int,
+    max_tokens: int,
+    json_schema: dict[str, Any] | None,
+) -> str:
+    """sha256 hex of the canonical JSON of one request."""
+    return canonical_hash(
+        {
+            "backend": backend,
+            "model": model,
+            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+            "n": n,
+            "temperature": float(temperature),
+            "seed": seed,
+            "max_tokens": max_tokens,
+            "schema": json_schema,
+        }
+    )
+
+
+class CachedLLM:
+    """Wraps an LLM; answers repeated requests from ``cache_dir``.
+
+    Args:
+        llm: The backend to call on a miss.
+        cache_dir: Folder of the entries (created on first write).
+        backend: Backend name for the key; defaults to the part of ``llm.model_id`` before the first ':'.
+        model: Model name for the key; defaults to ``llm.model_id``.
+    """
+
+    def __init__(self, llm: LLM, cache_dir: Path | str, backend: str | None = None, model: str | None = None) -> None:
+        self.inner = llm
+        self.cache_dir = Path(cache_dir)
+        self.backend = backend or llm.model_id.split(":", 1)[0]
+        self.model = model or llm.model_id
+        self.stats = CacheStats()
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def supports_json_schema(self) -> bool:
+        return self.inner.supports_json_schema
+
+    def path_for(self, key: str) -> Path:
+        return self.cache_dir / key[:2] / f"{key}.json"
+
+    def complete(
+        self,
+        messages: list[Message],
+        n: int = 1,
+        temperature: float = 0.7,
+        seed: int = 0,
+        max_tokens: int = 256,
+        json_schema: dict[str, Any] | None = None,
+    ) -> list[str]:
+        """Return the cached responses of this exact request, or call the wrapped LLM and store its answer."""
+        key = request_key(self.backend, self.model, messages, n, temperature, seed, max_tokens, json_schema)
+        path = self.path_for(key)
+        cached = self._read(path, n)
+        if cached is not None:
+            with self._lock:
+                self.stats.hits += 1
+            return cached
+        responses = self.inner.complete(
+            messages, n=n, temperature=temperature, seed=seed, max_tokens=max_tokens, json_schema=json_schema
+        )
+        with self._lock:
+            self.stats.misses += 1
+        atomic_write_json(path, {"model_id": self.model_id, "responses": list(responses)})
+        return list(responses)
+
+    def _read(self, path: Path, n: int) -> list[str] | None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            logger.warning("ignoring unreadable LLM cache entry %s (%s)", path, exc)
+            return None
+        responses = data.get("responses") if isinstance(data, dict) else None
+        if not isinstance(responses, list) or len(responses) != n or not all(isinstance(r, str) for r in responses):
+            logger.warning("ignoring malformed LLM cache entry %s", path)
+            return None
+        return responses

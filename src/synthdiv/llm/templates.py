@@ -1,0 +1,155 @@
+"""Named, versioned prompt templates: every LLM prompt of the pipeline lives here.
+
+A template id is ``<name>.v<version>`` ("disambiguate.v1"); it is recorded with every output made from it, so a
+changed wording gets a new version instead of silently changing old runs. :func:`render` fills a template and
+returns chat messages plus the id. The paper's own prompts are not public; these ask for what the method needs
+(unambiguous descriptions, diverse scenes, visual styles) in the plain, example-led form small models follow best.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from synthdiv.errors import UnknownBackendError
+from synthdiv.llm.base import Message
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Template", "TEMPLATES", "render", "get_template", "list_templates"]
+
+_SYSTEM = (
+    "You are a precise assistant that writes short texts for an image generator. "
+    "You answer with a JSON list of strings and nothing else."
+)
+
+
+@dataclass(frozen=True)
+class Template:
+    """One prompt template.
+
+    Attributes:
+        name: Family name ("disambiguate").
+        version: Bumped whenever the wording changes.
+        variables: Names :func:`render` requires.
+        build: ``build(**vars) -> user message``.
+        system: The system message.
+    """
+
+    name: str
+    version: int
+    variables: tuple[str, ...]
+    build: Callable[..., str]
+    system: str = _SYSTEM
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}.v{self.version}"
+
+
+def _quote_list(names: Any) -> str:
+    return ", ".join(f'"{n}"' for n in names)
+
+
+def _disambiguate_v1(name: str, definition: str | None, others: list[str], k: int) -> str:
+    lines = [f'Class name: "{name}"']
+    if definition:
+        lines.append(f"Meaning: {definition}")
+    if others:
+        lines.append(f"Do not confuse it with: {_quote_list(others)}")
+    lines.append(
+        f"Write {k} different short descriptions (4 to 12 words each) of this class that name it without ambiguity "
+        "and say what it looks like, so that a picture made from the description shows this class and nothing "
+        "else. Each description must be a noun phrase, for example \"a crane, a tall grey wading bird\"."
+    )
+    lines.append(f"Answer with only a JSON list of {k} strings.")
+    return "\n".join(lines)
+
+
+def _contexts_v1(description: str, k: int) -> str:
+    return (
+        f"Object: {description}\n"
+        f"Write {k} short, very different scenes (5 to 15 words each) in which a photo of this object could be "
+        "taken: vary the place, the background, the lighting, the time of day and what else is around it. "
+        'For example: "on a wooden kitchen table in morning light".\n'
+        f"Answer with only a JSON list of {k} strings."
+    )
+
+
+def _styles_v1(k: int) -> str:
+    return (
+        f"Write {k} different visual styles or renditions that an image of any object could be made in, "
+        "each 1 to 5 words, for example: \"pencil sketch\", \"oil painting\", \"origami\", \"video game render\", "
+        '"embroidery", "cartoon".\n'
+        f"Answer with only a JSON list of {k} strings."
+    )
+
+
+def _styles_class_v1(description: str, k: int) -> str:
+    return (
+        f"Object: {description}\n"
+        f"Write {k} different visual styles or renditions (1 to 5 words each) in which this object could be "
+        'depicted, for example: "pencil sketch", "stained glass", "plush toy", "graffiti", "3D render".\n'
+        f"Answer with only a JSON list of {k} strings."
+    )
+
+
+TEMPLATES: dict[str, Template] = {
+    t.id: t
+    for t in (
+        Template("disambiguate", 1, ("name", "definition", "others", "k"), _disambiguate_v1),
+        Template("contexts", 1, ("description", "k"), _contexts_v1),
+        Template("styles", 1, ("k",), _styles_v1),
+        Template("styles.class", 1, ("description", "k"), _styles_class_v1),
+    )
+}
+
+_VERSIONED = re.compile(r"^(?P<name>.+)\.v(?P<version>\d+)$")
+
+
+def list_templates() -> list[str]:
+    """Every template id, sorted."""
+    return sorted(TEMPLATES)
+
+
+def get_template(name: str) -> Template:
+    """The template ``name``: a full id ("contexts.v1") or a family name for its latest version ("contexts")."""
+    if name in TEMPLATES:
+        return TEMPLATES[name]
+    if not _VERSIONED.match(name):
+        family = [t for t in TEMPLATES.values() if t.name == name]
+        if family:
+            return max(family, key=lambda t: t.version)
+    raise UnknownBackendError(f"unknown prompt template {name!r}; expected one of: {', '.join(list_templates())}")
+
+
+def render(name: str, /, **variables: Any) -> tuple[list[Message], str]:
+    """Fill the template ``name`` with ``variables``.
+
+    Args:
+        name: A template id or family name (see :func:`get_template`).
+        **variables: Exactly the template's variables.
+
+    Returns:
+        ``(messages, template_id)``: a system and a user message, and the id to record with the output.
+
+    Raises:
+        UnknownBackendError: ``name`` is not a template.
+        TypeError: A variable is missing or unknown.
+    """
+    template = get_template(name)
+    missing = [v for v in template.variables if v not in variables]
+    extra = [v for v in variables if v not in template.variables]
+    if missing or extra:
+        raise TypeError(
+            f"template {template.id} takes {', '.join(template.variables)}; missing {missing or 'none'}, "
+            f"unknown {extra or 'none'}"
+        )
+    messages: list[Message] = [
+        {"role": "system", "content": template.system},
+        {"role": "user", "content": template.build(**variables)},
+    ]
+    return messages, template.id
