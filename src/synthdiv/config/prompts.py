@@ -4,32 +4,97 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from synthdiv.config._base import Section
+from synthdiv.config._base import ConfigPath, Section
 
-__all__ = ["PromptsConfig", "PlanConfig"]
+__all__ = ["PromptsConfig", "PlanConfig", "DEFAULT_IMAGES_PER_CLASS"]
 
 PromptKind = Literal["base", "context", "style"]
+
+DEFAULT_IMAGES_PER_CLASS = 100
+
+_PLACEHOLDERS = {"base": ("{description}",), "context": ("{context}",), "style": ("{style}", "{description}")}
 
 
 class PromptsConfig(Section):
     contexts_per_class: int = Field(50, ge=0, description="distinct LLM-written scenes per class (CD)")
     styles: int = Field(20, ge=0, description="size of the style vocabulary (SD)")
+    styles_per_class: int = Field(0, ge=0, description="extra LLM styles written for each class (0: shared only)")
+    styles_file: ConfigPath | None = Field(
+        None, description="reuse the style vocabulary of an earlier run's styles.json instead of asking the LLM"
+    )
+    style_contexts: int = Field(
+        0, ge=0, description="contexts combined with each style (0: 'a {style} of a {description}' only)"
+    )
     proportions: dict[PromptKind, float] = Field(
         default_factory=lambda: {"base": 0.2, "context": 0.5, "style": 0.3},
         description="share of each prompt kind in the plan",
     )
+    base_templates: list[str] = Field(
+        default_factory=lambda: ["a photo of a {description}"], min_length=1,
+        description="base prompts; each must contain {description}",
+    )
+    context_template: str = Field("a photo of {context}", description="a CD prompt; must contain {context}")
+    style_template: str = Field("a {style} of a {description}", description="an SD prompt; {style}, {description}")
+    style_context_template: str = Field(
+        "a {style} of {context}", description="an SD prompt with a context; must contain {style} and {context}"
+    )
+    negative: dict[PromptKind, str] = Field(
+        default_factory=lambda: {
+            "base": "text, watermark, blurry, low quality",
+            "context": "text, watermark, blurry, low quality",
+            "style": "text, watermark, low quality",
+        },
+        description="negative prompt of each kind",
+    )
     temperature: float = Field(0.9, ge=0, le=2)
+    batch_size: int = Field(10, ge=1, le=100, description="items asked of the LLM per request")
+    max_batches: int | None = Field(
+        None, ge=1, description="LLM requests per class at most (default: 3x the requests needed, plus 2)"
+    )
     dedup_threshold: float = Field(0.95, gt=0, le=1, description="CLIP text cosine above which prompts are duplicates")
+    clip_dedup: bool = Field(True, description="remove near-duplicates by CLIP text embedding (after text dedup)")
+    max_context_tokens: int = Field(
+        60, ge=4, le=75, description="CLIP BPE tokens a context may have (the whole prompt is held to 77)"
+    )
+    too_long: Literal["trim", "reject"] = Field("trim", description="what to do with a context over the token limit")
+    missing_class: Literal["repair", "reject"] = Field(
+        "repair", description="what to do with a context that does not name the class (repair: prefix it)"
+    )
     max_retries: int = Field(2, ge=0)
+
+    @field_validator("proportions")
+    @classmethod
+    def _proportions(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(v < 0 for v in value.values()):
+            raise ValueError("proportions must be >= 0")
+        if sum(value.values()) <= 0:
+            raise ValueError("at least one proportion must be > 0")
+        return value
+
+    @model_validator(mode="after")
+    def _templates(self) -> PromptsConfig:
+        checks = [(f"base_templates[{i}]", t, _PLACEHOLDERS["base"]) for i, t in enumerate(self.base_templates)]
+        checks += [
+            ("context_template", self.context_template, _PLACEHOLDERS["context"]),
+            ("style_template", self.style_template, _PLACEHOLDERS["style"]),
+            ("style_context_template", self.style_context_template, ("{style}", "{context}")),
+        ]
+        for name, template, needed in checks:
+            missing = [p for p in needed if p not in template]
+            if missing:
+                raise ValueError(f"{name} must contain {' and '.join(missing)}, got {template!r}")
+        return self
 
 
 class PlanConfig(Section):
-    images_per_class: int | None = Field(None, ge=0, description="a fixed number of images per class")
+    images_per_class: int | None = Field(
+        None, ge=0, description=f"a fixed number of images per class (the default, {DEFAULT_IMAGES_PER_CLASS})"
+    )
     multiple_of_real: float | None = Field(None, gt=0, le=6, description="images per class = k x real images")
     top_up_to: int | None = Field(None, ge=0, description="long tail: synthetic images up to N minus real count")
-    max_images: int | None = Field(None, ge=0, description="global cap on planned images")
+    max_images: int | None = Field(None, ge=0, description="global cap on planned images, shared fairly by classes")
     shard_size: int = Field(1000, ge=1, description="images per WebDataset shard")
 
     @model_validator(mode="after")

@@ -1,0 +1,25 @@
+"""Prompt diversification (CD + SD), composition and the plan stage.
+
+``build_prompts(cfg, run)`` is the prompts stage (:mod:`synthdiv.prompts.stage`); the plan stage is
+:func:`synthdiv.prompts.plan.build_plan`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from synthdiv.config import RunConfig
+    from synthdiv.run import RunDir
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["build_prompts"]
+
+
+def build_prompts(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
+    """The prompts stage: contexts (CD) and styles (SD) from the LLM, composed into ``prompts.parquet``."""
+    from synthdiv.prompts.stage import run_prompts_stage
+
+    return run_prompts_stage(cfg, run)
