@@ -1,0 +1,52 @@
+"""Image-text scorers (CLIP, SigLIP): a registry of backends and :func:`create_scorer`.
+
+The built-in backends ``open_clip`` and ``transformers`` are imported only when first created, so importing this
+package never imports torch. Every scorer returns L2-normalised float32 embeddings: a dot product is a cosine.
+
+Example:
+    >>> scorer = create_scorer(CLIPSpec(backend="open_clip", model="embedded"))
+    >>> scorer.embed_texts(["a photo of a crane (the bird)"]).shape
+    (1, 64)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from synthdiv._registry import Registry
+from synthdiv.clip.base import ImageTextScorer
+from synthdiv.errors import UnknownBackendError
+
+if TYPE_CHECKING:
+    from synthdiv.config import CLIPSpec
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ImageTextScorer", "SCORERS", "create_scorer", "list_scorers", "register_scorer"]
+
+SCORERS: Registry[ImageTextScorer] = Registry(
+    "CLIP backend",
+    builtins={"open_clip": "synthdiv.clip.openclip:OpenCLIPScorer", "transformers": "synthdiv.clip.hf:HFScorer"},
+)
+
+register_scorer = SCORERS.register
+
+
+def list_scorers(pattern: str | None = None) -> list[str]:
+    """Names of the registered CLIP backends, optionally filtered by a shell-style wildcard."""
+    return SCORERS.names(pattern)
+
+
+def create_scorer(spec: CLIPSpec) -> ImageTextScorer:
+    """Build the scorer named by ``spec.backend`` (``models.clip`` of the run config).
+
+    Raises:
+        UnknownBackendError: ``spec.backend`` is not registered (the message lists the valid names).
+        ConfigError: a bad option, an unknown model, or a device that is not there.
+    """
+    try:
+        factory = SCORERS.get(spec.backend)
+    except UnknownBackendError as exc:
+        raise UnknownBackendError(f"models.clip.backend: {exc}") from None
+    return factory(spec)
