@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from synthdiv.config._base import Section
 
@@ -13,11 +13,21 @@ __all__ = ["GenerateConfig", "ScoreConfig"]
 
 class GenerateConfig(Section):
     runner: Literal["local", "torchrun", "ray"] = "local"
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(8, ge=1, description="prompts per pipeline call (batches never cross a shard)")
     image_format: Literal["jpg", "webp"] = "jpg"
     quality: int = Field(90, ge=1, le=100)
+    max_side: int | None = Field(None, ge=8, description="downscale stored images so the longer side is at most this")
     max_retries: int = Field(2, ge=0, description="regenerations of a NaN/black/constant image with a derived seed")
-    writer_threads: int = Field(2, ge=1)
+    writer_threads: int = Field(2, ge=1, description="threads encoding images, overlapped with the model")
+    verify_shards: Literal["size", "members"] = Field(
+        "members", description="resume check of a finished shard: tar size only, or size and its member names"
+    )
+    ray_actors: int = Field(1, ge=1, description="ray runner: generator actors in the pool")
+    ray_gpus_per_actor: float = Field(0.0, ge=0, description="ray runner: GPUs per actor (1 on a GPU cluster)")
+    ray_address: str | None = Field(None, description="ray runner: cluster address; None starts a local Ray")
+    images_per_second: float | None = Field(
+        None, gt=0, description="estimate: throughput per GPU to assume when none has been measured"
+    )
 
 
 class ScoreConfig(Section):
@@ -25,3 +35,9 @@ class ScoreConfig(Section):
     batch_size: int = Field(64, ge=1)
     min_similarity: float | None = Field(None, description="filter: keep images whose CLIP similarity is at least this")
     keep_quantile: float | None = Field(None, gt=0, le=1, description="filter: keep the top fraction per class")
+
+    @model_validator(mode="after")
+    def _one_filter(self) -> ScoreConfig:
+        if self.min_similarity is not None and self.keep_quantile is not None:
+            raise ValueError("set only one of min_similarity and keep_quantile")
+        return self

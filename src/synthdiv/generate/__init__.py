@@ -1,0 +1,22 @@
+"""Image generation (step 4 of the method): generator backends, WebDataset shards + manifest, runners, scoring.
+
+Importing this package is light (pyarrow, numpy); torch, diffusers and ray are imported by the backends and runners
+when they are used.
+"""
+
+from synthdiv.generate.base import Generator
+from synthdiv.generate.engine import generate_images, is_complete, pending_shards, progress
+from synthdiv.generate.registry import GENERATORS, create_generator, generator_id
+from synthdiv.generate.shards import read_manifest
+
+__all__ = [
+    "Generator",
+    "GENERATORS",
+    "create_generator",
+    "generator_id",
+    "generate_images",
+    "progress",
+    "is_complete",
+    "pending_shards",
+    "read_manifest",
+]

@@ -1,0 +1,231 @@
+"""The ``diffusers`` generator backend: any text-to-image pipeline ``AutoPipelineForText2Image`` can load.
+
+Stable Diffusion 1.5 / 2.1 / XL / Turbo, SD3, PixArt, FLUX: a hub id or a local folder; ``model: embedded`` is the
+tiny random pipeline of :mod:`synthdiv.embedded` (its images carry no class signal). Steps and guidance default per
+model family (:data:`MODEL_DEFAULTS`), the size defaults to the pipeline's native one. Every image gets its own
+seeded ``torch.Generator`` (on the CPU, so a seed means the same starting noise on any device), which makes an image
+independent of the rest of its batch up to floating-point batching effects.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from synthdiv.errors import ConfigError, InputError, MissingDependencyError
+from synthdiv.generate.registry import GENERATORS, generator_id
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from synthdiv.config import GeneratorSpec
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DiffusersGenerator", "DiffusersOptions", "MODEL_DEFAULTS", "SCHEDULERS", "resolve_device_dtype"]
+
+# (substring of the lower-cased model id, steps, guidance): first match wins.
+MODEL_DEFAULTS: tuple[tuple[str, int, float], ...] = (
+    ("sdxl-turbo", 1, 0.0),
+    ("sd-turbo", 1, 0.0),
+    ("flux.1-schnell", 4, 0.0),
+    ("flux", 28, 3.5),
+    ("stable-diffusion-3", 28, 7.0),
+    ("pixart", 20, 4.5),
+    ("xl", 30, 5.0),
+    ("embedded", 4, 7.5),
+    ("", 25, 7.5),  # Stable Diffusion 1.x / 2.x and anything else
+)
+
+# Short names of schedulers; any diffusers scheduler class name works as well.
+SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ddim": ("DDIMScheduler", {}),
+    "pndm": ("PNDMScheduler", {}),
+    "lms": ("LMSDiscreteScheduler", {}),
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
+    "heun": ("HeunDiscreteScheduler", {}),
+    "dpm++": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
+    "dpm++_karras": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "use_karras_sigmas": True}),
+    "dpm++_sde": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
+    "unipc": ("UniPCMultistepScheduler", {}),
+    "lcm": ("LCMScheduler", {}),
+}
+
+
+class DiffusersOptions(BaseModel):
+    """``models.generator.options`` of the diffusers backend; ``None`` means the model's default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scheduler: str | None = Field(None, description="a short name (dpm++, euler_a, ...) or a diffusers class name")
+    steps: int | None = Field(None, ge=1)
+    guidance: float | None = Field(None, ge=0)
+    width: int | None = Field(None, ge=8, multiple_of=8)
+    height: int | None = Field(None, ge=8, multiple_of=8)
+    channels_last: bool = Field(False, description="UNet/transformer in channels_last memory format")
+    fuse_qkv: bool = Field(False, description="fuse attention QKV projections where the pipeline supports it")
+    compile: bool = Field(False, description="torch.compile the denoiser")
+    safety_checker: bool = Field(False, description="keep the pipeline's safety checker (black images are retried)")
+
+
+def resolve_device_dtype(device: str, dtype: str) -> tuple[str, Any]:
+    """``auto`` device: CUDA when present, else CPU; ``auto`` dtype: float16 on CUDA, float32 on CPU."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype == "auto":
+        dtype = "float16" if device.startswith("cuda") else "float32"
+    return device, getattr(torch, dtype)
+
+
+def _options(spec: GeneratorSpec) -> DiffusersOptions:
+    try:
+        return DiffusersOptions.model_validate(spec.options)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"models.generator.options.{key}: {err['msg']}") from None
+
+
+def _model_path(spec: GeneratorSpec) -> str:
+    if spec.model == "embedded":
+        from synthdiv.embedded import tiny_diffusion_dir
+
+        return str(tiny_diffusion_dir())
+    return spec.model
+
+
+def _build_scheduler(name: str, config: Any) -> Any:
+    import diffusers
+
+    cls_name, extra = SCHEDULERS.get(name.lower(), (name, {}))
+    cls = getattr(diffusers, cls_name, None)
+    if cls is None or not cls_name.endswith("Scheduler"):
+        raise ConfigError(
+            f"models.generator.options.scheduler: unknown scheduler {name!r}; expected one of "
+            f"{', '.join(SCHEDULERS)} or a diffusers scheduler class name"
+        )
+    return cls.from_config(config, **extra)
+
+
+@GENERATORS.register("diffusers")
+class DiffusersGenerator:
+    """A diffusers text-to-image pipeline as a :class:`~synthdiv.generate.base.Generator`.
+
+    Args:
+        spec: ``models.generator`` (model id or path, revision, device, dtype, options).
+        device: Overrides ``spec.device``.
+    """
+
+    def __init__(self, spec: GeneratorSpec, device: str | None = None) -> None:
+        self.spec = spec
+        self.options = _options(spec)
+        self.generator_id = generator_id(spec)
+        self.device, self.dtype = resolve_device_dtype(device or spec.device, spec.dtype)
+        self.pipe = self._load()
+        steps, guidance = next((s, g) for key, s, g in MODEL_DEFAULTS if key in spec.model.lower())
+        self.steps = self.options.steps or steps
+        self.guidance = self.options.guidance if self.options.guidance is not None else guidance
+        native = self._native_size()
+        self.width = self.options.width or native
+        self.height = self.options.height or native
+        params = inspect.signature(self.pipe.__call__).parameters
+        self._takes_negative = "negative_prompt" in params
+        logger.info(
+            "generator %s on %s (%s): %s, %d steps, guidance %g, %dx%d", self.generator_id, self.device,
+            str(self.dtype).removeprefix("torch."), type(self.pipe.scheduler).__name__, self.steps, self.guidance,
+            self.width, self.height,
+        )
+
+    def _load(self) -> Any:
+        try:
+            import torch
+            from diffusers import AutoPipelineForText2Image
+        except ImportError as exc:  # pragma: no cover - both are dependencies
+            raise MissingDependencyError(f"the diffusers backend needs {exc.name}: pip install diffusers torch") \
+                from None
+        path = _model_path(self.spec)
+        kwargs: dict[str, Any] = {"torch_dtype": self.dtype}
+        if self.spec.revision:
+            kwargs["revision"] = self.spec.revision
+        try:
+            pipe = AutoPipelineForText2Image.from_pretrained(path, **kwargs)
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(
+                f"models.generator.model: cannot load {path!r} as a text-to-image pipeline: {first}"
+            ) from None
+        if not self.options.safety_checker and getattr(pipe, "safety_checker", None) is not None:
+            pipe.safety_checker = None
+        if self.options.scheduler:
+            pipe.scheduler = _build_scheduler(self.options.scheduler, pipe.scheduler.config)
+        pipe = pipe.to(self.device)
+        pipe.set_progress_bar_config(disable=True)
+        denoiser_name = "unet" if getattr(pipe, "unet", None) is not None else "transformer"
+        denoiser = getattr(pipe, denoiser_name)
+        if self.options.fuse_qkv and hasattr(pipe, "fuse_qkv_projections"):
+            pipe.fuse_qkv_projections()
+        if self.options.channels_last:
+            denoiser.to(memory_format=torch.channels_last)
+            if getattr(pipe, "vae", None) is not None:
+                pipe.vae.to(memory_format=torch.channels_last)
+        if self.options.compile:
+            setattr(pipe, denoiser_name, torch.compile(denoiser))
+        return pipe
+
+    def _native_size(self) -> int:
+        size = getattr(self.pipe, "default_sample_size", None)
+        unet = getattr(self.pipe, "unet", None)
+        if size is None and unet is not None:
+            size = unet.config.sample_size
+        scale = getattr(self.pipe, "vae_scale_factor", 8)
+        if isinstance(size, int | float):
+            return int(size * scale)
+        return 512
+
+    def settings(self) -> dict[str, Any]:
+        """What every image's metadata records about how it was made."""
+        return {
+            "generator_id": self.generator_id,
+            "model": self.spec.model,
+            "revision": self.spec.revision or "main",
+            "pipeline": type(self.pipe).__name__,
+            "scheduler": type(self.pipe.scheduler).__name__,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "width": self.width,
+            "height": self.height,
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+
+    def generate(
+        self, prompts: Sequence[str], seeds: Sequence[int], negative_prompts: Sequence[str] | None = None
+    ) -> list[Image.Image]:
+        """One image per (prompt, seed); NaN pixels become black (and are then retried by the caller)."""
+        import torch
+        from PIL import Image
+
+        gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+        kwargs: dict[str, Any] = {
+            "prompt": list(prompts),
+            "num_inference_steps": self.steps,
+            "guidance_scale": self.guidance,
+            "width": self.width,
+            "height": self.height,
+            "generator": gens,
+            "output_type": "np",
+        }
+        if self._takes_negative and negative_prompts is not None and any(negative_prompts):
+            kwargs["negative_prompt"] = [n or "" for n in negative_prompts]
+        with torch.inference_mode():
+            out = self.pipe(**kwargs).images
+        arr = np.nan_to_num(np.asarray(out, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+        arr = (np.clip(arr, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+        return [Image.fromarray(a) for a in arr]

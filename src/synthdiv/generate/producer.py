@@ -1,0 +1,255 @@
+"""Turning planned shards into written shards: the model on the calling thread, encoding and tar writing on workers.
+
+:class:`PlannedWork` holds the plan grouped by shard and the prompt texts; :class:`ShardProducer` generates a shard
+batch by batch, hands each finished batch to ``writer_threads`` encoder threads (PIL releases the GIL while it
+encodes) and to one tar thread that appends in plan order and commits the shard. The next batch is already on the
+model while the previous one is encoded and written. Every runner (local, torchrun, ray) uses these two classes, so
+they form the same batches and write the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from synthdiv.errors import InputError
+from synthdiv.generate.quality import Generated, generate_with_retries
+from synthdiv.generate.shards import MANIFEST_COLUMNS, ShardWriter, shard_name
+from synthdiv.schemas import PLAN_SCHEMA
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from synthdiv.config import GenerateConfig
+    from synthdiv.generate.base import Generator
+    from synthdiv.run import RunDir
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PlannedWork", "ShardProducer", "encode_image"]
+
+
+@dataclass
+class ShardRows:
+    """The planned images of one shard, in plan order."""
+
+    shard: int
+    image_id: list[str]
+    cls: list[int]
+    prompt_id: list[str]
+    seed: list[int]
+
+
+class PlannedWork:
+    """The plan grouped by shard (columnar; rows become Python objects one shard at a time) and prompt texts."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        plan = _read_checked(run.plan, PLAN_SCHEMA, "plan")
+        self.plan = plan
+        shard_col = plan.column("shard").to_numpy()
+        order = np.argsort(shard_col, kind="stable")
+        sorted_shards = shard_col[order]
+        self.shards, starts = np.unique(sorted_shards, return_index=True)
+        self._order = order
+        self._bounds = dict(zip(self.shards.tolist(), zip(starts, [*starts[1:], len(order)], strict=True), strict=True))
+        self._prompts = _prompt_lookup(run)
+        missing = set(pc.unique(plan.column("prompt_id")).to_pylist()) - self._prompts.keys()
+        if missing:
+            raise InputError(f"{run.plan}: prompt_id {sorted(missing)[0]!r} is not in {run.prompts.name}")
+
+    @property
+    def total_images(self) -> int:
+        return self.plan.num_rows
+
+    def shard_size(self, shard: int) -> int:
+        lo, hi = self._bounds[shard]
+        return int(hi - lo)
+
+    def rows(self, shard: int) -> ShardRows:
+        lo, hi = self._bounds[shard]
+        t = self.plan.take(pa.array(self._order[lo:hi]))
+        return ShardRows(
+            shard, t.column("image_id").to_pylist(), t.column("class").to_pylist(),
+            t.column("prompt_id").to_pylist(), t.column("seed").to_pylist(),
+        )
+
+    def prompt(self, prompt_id: str) -> tuple[str, str, str]:
+        """(text, negative, class_name) of a prompt."""
+        return self._prompts[prompt_id]
+
+
+def _read_checked(path: Any, schema: pa.Schema, what: str, columns: list[str] | None = None) -> pa.Table:
+    try:
+        table = pq.read_table(path, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{path}: cannot read the {what} as Parquet: {str(exc).splitlines()[0]}") from None
+    for field in schema:
+        if columns is not None and field.name not in columns:
+            continue
+        if field.name not in table.column_names:
+            raise InputError(f"{path}: column {field.name!r} is missing; expected the {what} schema")
+        if table.schema.field(field.name).type != field.type:
+            table = table.set_column(
+                table.column_names.index(field.name), field.name, table.column(field.name).cast(field.type)
+            )
+    return table
+
+
+def _prompt_lookup(run: RunDir) -> dict[str, tuple[str, str, str]]:
+    cols = ["prompt_id", "text", "negative", "class_name"]
+    table = pq.read_table(run.prompts, columns=cols) if run.prompts.exists() else None
+    if table is None:
+        raise InputError(f"{run.prompts}: not found; the generate stage needs the prompts of the plan")
+    ids, texts, negs, names = (table.column(c).to_pylist() for c in cols)
+    return {i: (t, n or "", c or "") for i, t, n, c in zip(ids, texts, negs, names, strict=True)}
+
+
+def encode_image(image: Image.Image, fmt: str, quality: int, max_side: int | None) -> bytes:
+    """JPEG or WebP bytes of ``image``, downscaled so its longer side is at most ``max_side``."""
+    from PIL import Image
+
+    if max_side is not None and max(image.size) > max_side:
+        scale = max_side / max(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.LANCZOS)
+    buf = io.BytesIO()
+    if fmt == "jpg":
+        image.convert("RGB").save(buf, format="JPEG", quality=quality, optimize=False)
+    else:
+        image.save(buf, format="WEBP", quality=quality, method=4)
+    return buf.getvalue()
+
+
+class ShardProducer:
+    """Generates shards with one generator and writes them on worker threads.
+
+    Args:
+        work: The plan and prompts.
+        generator: A :class:`~synthdiv.generate.base.Generator`.
+        gcfg: The ``generate`` section (batch size, format, quality, retries, threads).
+        on_images: Called with the number of images after each batch leaves the model (progress bars).
+    """
+
+    def __init__(
+        self, work: PlannedWork, generator: Generator, gcfg: GenerateConfig,
+        on_images: Callable[[int], None] | None = None,
+    ) -> None:
+        self.work, self.generator, self.gcfg = work, generator, gcfg
+        self.on_images = on_images or (lambda n: None)
+        self.settings = generator.settings()
+        self._encode = ThreadPoolExecutor(gcfg.writer_threads, thread_name_prefix="synthdiv-encode")
+        self._tar = ThreadPoolExecutor(1, thread_name_prefix="synthdiv-tar")
+        self._inflight: deque[Future] = deque()
+        self._commits: list[tuple[int, Future]] = []
+        self._done: list[tuple[int, int]] = []
+
+    def __enter__(self) -> ShardProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def produce(self, shard: int) -> None:
+        """Generate every image of ``shard`` and queue its writing; the commit finishes in the background."""
+        rows = self.work.rows(shard)
+        writer = ShardWriter(self.work.run, shard)
+        self._tar.submit(writer.open).result()
+        done: list[Generated] = []
+        try:
+            bs = self.gcfg.batch_size
+            for lo in range(0, len(rows.image_id), bs):
+                ids, seeds = rows.image_id[lo : lo + bs], rows.seed[lo : lo + bs]
+                texts = [self.work.prompt(p) for p in rows.prompt_id[lo : lo + bs]]
+                made = generate_with_retries(
+                    self.generator, [t[0] for t in texts], seeds, [t[1] for t in texts], self.gcfg.max_retries
+                )
+                for j, (key, g) in enumerate(zip(ids, made, strict=True)):
+                    meta = self._meta(rows, lo + j, texts[j], g)
+                    enc = self._encode.submit(
+                        encode_image, g.image, self.gcfg.image_format, self.gcfg.quality, self.gcfg.max_side
+                    )
+                    self._queue(self._tar.submit(_add, writer, key, self.gcfg.image_format, enc, meta))
+                done.extend(made)
+                self.on_images(len(ids))
+        except BaseException:
+            self._tar.submit(writer.abort).result()
+            raise
+        table = self._manifest_rows(rows, done)
+        self._commits.append((shard, self._tar.submit(_commit, writer, table)))
+        while len(self._commits) > 1:  # the previous shard's commit has had a whole shard's time to finish
+            shard_done, fut = self._commits.pop(0)
+            self._done.append((shard_done, fut.result()))
+
+    def _queue(self, fut: Future) -> None:
+        self._inflight.append(fut)
+        limit = 4 * self.gcfg.batch_size + 8  # bound the images held in memory
+        while len(self._inflight) > limit or (self._inflight and self._inflight[0].done()):
+            self._inflight.popleft().result()
+
+    def _meta(self, rows: ShardRows, i: int, text: tuple[str, str, str], g: Generated) -> dict[str, Any]:
+        s = self.settings
+        width, height = self._stored(g.image.size)
+        return {
+            "image_id": rows.image_id[i], "class": rows.cls[i], "class_name": text[2], "prompt_id": rows.prompt_id[i],
+            "prompt": text[0], "negative_prompt": text[1], "seed": rows.seed[i], "used_seed": g.used_seed,
+            "retries": g.retries, "degenerate": g.degenerate, "generator_id": s["generator_id"],
+            "revision": s.get("revision"), "scheduler": s.get("scheduler"), "steps": s.get("steps"),
+            "guidance": s.get("guidance"), "generated_size": list(g.image.size), "width": width, "height": height,
+            "format": self.gcfg.image_format, "shard": rows.shard,
+        }
+
+    def _manifest_rows(self, rows: ShardRows, done: list[Generated]) -> pa.Table:
+        n = len(done)
+        stored = [self._stored(g.image.size) for g in done]
+        width, height = [w for w, _ in stored], [h for _, h in stored]
+        return pa.table(
+            {
+                "image_id": rows.image_id, "class": rows.cls, "prompt_id": rows.prompt_id, "seed": rows.seed,
+                "shard": [rows.shard] * n, "retries": [g.retries for g in done], "width": width, "height": height,
+                "generator_id": [self.settings["generator_id"]] * n, "tar": [f"{shard_name(rows.shard)}.tar"] * n,
+                "ext": [self.gcfg.image_format] * n, "degenerate": [g.degenerate is not None for g in done],
+            },
+            schema=MANIFEST_COLUMNS,
+        )
+
+    def _stored(self, size: tuple[int, int]) -> tuple[int, int]:
+        m = self.gcfg.max_side
+        if m is None or max(size) <= m:
+            return size
+        scale = m / max(size)
+        return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+    def drain(self) -> list[tuple[int, int]]:
+        """Wait for every queued shard to be committed; returns (shard, tar bytes) pairs and re-raises failures."""
+        while self._inflight:
+            self._inflight.popleft().result()
+        out = self._done + [(shard, fut.result()) for shard, fut in self._commits]
+        self._commits.clear()
+        self._done = []
+        return out
+
+    def close(self) -> None:
+        self._encode.shutdown(wait=True)
+        self._tar.shutdown(wait=True)
+
+
+def _add(writer: ShardWriter, key: str, ext: str, enc: Future, meta: dict[str, Any]) -> None:
+    try:
+        writer.add(key, ext, enc.result(), meta)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _commit(writer: ShardWriter, table: pa.Table) -> int:
+    return writer.commit(table)

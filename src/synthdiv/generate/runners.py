@@ -1,0 +1,166 @@
+"""Runners of the generate stage: ``local`` (in-process), ``torchrun`` (ranks from torchrun or Slurm) and ``ray``.
+
+All three take the list of shards still to make (after the resume scan), use the same
+:class:`~synthdiv.generate.producer.ShardProducer`, and so form the same batches and write the same shards.
+torchrun / Slurm ranks split the plan's shards by ``shard % world_size == rank``: a rank always owns the same shards,
+even across restarts, so no two ranks ever write one shard. Ray sends each shard to exactly one actor of a pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from synthdiv.errors import ConfigError, MissingDependencyError
+from synthdiv.generate.producer import PlannedWork, ShardProducer
+from synthdiv.generate.registry import create_generator
+
+if TYPE_CHECKING:
+    from rich.progress import Task
+
+    from synthdiv.config import RunConfig
+    from synthdiv.run import RunDir
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DistEnv", "dist_env", "assigned_shards", "run_local", "run_ray", "progress_bar"]
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """This process's place among the workers."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+
+def dist_env(environ: dict[str, str] | None = None) -> DistEnv:
+    """Rank and world size from torchrun (``RANK``/``WORLD_SIZE``/``LOCAL_RANK``) or Slurm (``SLURM_PROCID``/
+    ``SLURM_NTASKS``/``SLURM_LOCALID``); a single worker when neither is set."""
+    env = os.environ if environ is None else environ
+    for rank_key, world_key, local_key in (
+        ("RANK", "WORLD_SIZE", "LOCAL_RANK"),
+        ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"),
+    ):
+        if rank_key in env or world_key in env:
+            try:
+                rank, world = int(env.get(rank_key, "0")), int(env.get(world_key, "1"))
+                local = int(env.get(local_key, "0"))
+            except ValueError:
+                raise ConfigError(
+                    f"environment: {rank_key}={env.get(rank_key)!r} / {world_key}={env.get(world_key)!r}: "
+                    "expected integers"
+                ) from None
+            if world < 1 or not 0 <= rank < world:
+                raise ConfigError(f"environment: {rank_key}={rank} {world_key}={world}: expected 0 <= rank < world")
+            return DistEnv(rank, world, local)
+    return DistEnv()
+
+
+def assigned_shards(shards: Sequence[int], env: DistEnv) -> list[int]:
+    """The shards of ``env.rank``: those with ``shard % world_size == rank``."""
+    return [int(s) for s in shards if int(s) % env.world_size == env.rank]
+
+
+class _SpeedColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.2f} img/s" if speed else "- img/s", style="progress.data.speed")
+
+
+def progress_bar() -> Progress:
+    """The generation progress bar: count, images/s and time left."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), _SpeedColumn(),
+        TimeRemainingColumn(), transient=False,
+    )
+
+
+def _device_for(cfg: RunConfig, env: DistEnv) -> str | None:
+    if env.world_size == 1 or cfg.models.generator.device != "auto":
+        return None
+    import torch
+
+    return f"cuda:{env.local_rank}" if torch.cuda.is_available() else None
+
+
+def run_local(cfg: RunConfig, run: RunDir, work: PlannedWork, todo: Sequence[int], env: DistEnv) -> dict[str, Any]:
+    """Make ``todo`` shards in this process (the ``local`` runner, and each rank of ``torchrun``)."""
+    import time
+
+    generator = create_generator(cfg.models.generator, device=_device_for(cfg, env))
+    total = sum(work.shard_size(s) for s in todo)
+    start = time.perf_counter()
+    with progress_bar() as bar:
+        task = bar.add_task(f"generate (rank {env.rank}/{env.world_size})" if env.world_size > 1 else "generate",
+                            total=total)
+        with ShardProducer(work, generator, cfg.generate, on_images=lambda n: bar.advance(task, n)) as producer:
+            for shard in todo:
+                producer.produce(shard)
+            written = len(producer.drain())
+    elapsed = time.perf_counter() - start
+    return {"made_images": total, "made_shards": written, "seconds": round(elapsed, 3),
+            "images_per_second": round(total / elapsed, 4) if total and elapsed > 0 else None}
+
+
+class _RayShardActor:
+    """A Ray actor holding one generator; called with batches of shard numbers, it makes and commits them."""
+
+    def __init__(self, cfg_json: dict[str, Any]) -> None:
+        from synthdiv.config import RunConfig
+        from synthdiv.run import RunDir
+
+        logging.basicConfig(level=logging.WARNING)
+        self.cfg = RunConfig.model_validate(cfg_json)
+        self.work = PlannedWork(RunDir(self.cfg.run_dir))
+        self.producer = ShardProducer(self.work, create_generator(self.cfg.models.generator), self.cfg.generate)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        shards = [int(s) for s in batch["shard"]]
+        for shard in shards:
+            self.producer.produce(shard)
+        self.producer.drain()
+        return {"shard": shards, "images": [self.work.shard_size(s) for s in shards]}
+
+
+def run_ray(cfg: RunConfig, run: RunDir, work: PlannedWork, todo: Sequence[int]) -> dict[str, Any]:
+    """Make ``todo`` shards with Ray Data: ``map_batches`` over a pool of generator actors, one shard per call."""
+    import time
+
+    try:
+        import ray
+    except ImportError:
+        raise MissingDependencyError("generate.runner=ray needs Ray: pip install 'synthdiv[ray]'") from None
+    g = cfg.generate
+    start = time.perf_counter()
+    if not todo:
+        return {"made_images": 0, "made_shards": 0, "seconds": 0.0, "images_per_second": None}
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+        if g.ray_address is None:
+            kwargs["num_cpus"] = max(g.ray_actors, 1) + 1
+        ray.init(address=g.ray_address, **kwargs)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ds = ray.data.from_items([{"shard": int(s)} for s in todo], override_num_blocks=len(todo))
+    out = ds.map_batches(
+        _RayShardActor, fn_constructor_kwargs={"cfg_json": cfg.model_dump(mode="json")}, batch_size=1,
+        concurrency=g.ray_actors, num_gpus=g.ray_gpus_per_actor or None, num_cpus=1,
+    )
+    total = sum(work.shard_size(s) for s in todo)
+    made_shards = 0
+    with progress_bar() as bar:
+        task = bar.add_task(f"generate (ray, {g.ray_actors} actor{'s' if g.ray_actors > 1 else ''})", total=total)
+        for row in out.iter_rows():
+            made_shards += 1
+            bar.advance(task, int(row["images"]))
+    elapsed = time.perf_counter() - start
+    return {"made_images": total, "made_shards": made_shards, "seconds": round(elapsed, 3),
+            "images_per_second": round(total / elapsed, 4) if elapsed > 0 else None}

@@ -1,0 +1,190 @@
+"""WebDataset shards and the per-shard manifest: the exactly-once contract of the generate stage.
+
+A shard ``shards/shard-NNNNNN.tar`` holds ``<image_id>.jpg`` (or ``.webp``) and ``<image_id>.json`` per image. It is
+written under a temporary name and renamed when complete; only then is its manifest part
+``manifest.parquet/shard-NNNNNN.parquet`` written (atomically, with the tar's byte size in its metadata). A shard is
+complete iff both exist and the tar matches the part; anything else (a tar without a part, a part without a tar, a
+truncated or garbage tar, ``*.tmp-*`` leftovers of a killed process) is reported and redone.
+Tar headers are normalised (mtime 0, uid 0, mode 0644), so the same images give byte-identical shards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import tarfile
+from collections.abc import Iterable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from synthdiv.run import TMP_MARK, RunDir, atomic_write, write_parquet_atomic
+from synthdiv.schemas import MANIFEST_SCHEMA
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "MANIFEST_COLUMNS",
+    "ShardWriter",
+    "shard_name",
+    "tar_path",
+    "part_path",
+    "shard_state",
+    "clean_shard",
+    "complete_shards",
+    "read_manifest",
+]
+
+# The manifest: MANIFEST_SCHEMA, then the tar holding the image, its file extension and whether it stayed degenerate.
+MANIFEST_COLUMNS = pa.schema([*MANIFEST_SCHEMA, ("tar", pa.string()), ("ext", pa.string()), ("degenerate", pa.bool_())])
+TAR_SIZE_KEY = b"synthdiv.tar_size"
+
+
+def shard_name(shard: int) -> str:
+    return f"shard-{int(shard):06d}"
+
+
+def tar_path(run: RunDir, shard: int) -> Path:
+    return run.shards / f"{shard_name(shard)}.tar"
+
+
+def part_path(run: RunDir, shard: int) -> Path:
+    return run.manifest / f"{shard_name(shard)}.parquet"
+
+
+class ShardWriter:
+    """Writes one shard: ``open()``, ``add()`` per image, then ``commit(rows)`` or ``abort()``.
+
+    Nothing appears under the final names before ``commit``: the tar is renamed into place, then the manifest part is
+    written. ``abort`` removes the temporary tar. Not thread-safe: one thread drives a writer.
+    """
+
+    def __init__(self, run: RunDir, shard: int) -> None:
+        self.run = run
+        self.shard = int(shard)
+        self._stack: ExitStack | None = None
+        self._tar: tarfile.TarFile | None = None
+        self._names: list[str] = []
+
+    def open(self) -> ShardWriter:
+        self._stack = ExitStack()
+        fh = self._stack.enter_context(atomic_write(tar_path(self.run, self.shard), "wb"))
+        self._tar = tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115 - closed in commit
+        return self
+
+    def add(self, key: str, ext: str, data: bytes, meta: dict[str, Any]) -> None:
+        """Append ``<key>.<ext>`` (the encoded image) and ``<key>.json`` (its metadata)."""
+        if self._tar is None:
+            raise RuntimeError("ShardWriter.add before open")
+        blob = json.dumps(meta, sort_keys=True, ensure_ascii=False).encode("utf-8")
+        for name, payload in ((f"{key}.{ext}", data), (f"{key}.json", blob)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode, info.uid, info.gid = len(payload), 0, 0o644, 0, 0
+            self._tar.addfile(info, io.BytesIO(payload))
+        self._names.append(key)
+
+    def commit(self, rows: pa.Table) -> int:
+        """Close and rename the tar, then write the manifest part; returns the tar's size in bytes."""
+        if self._tar is None or self._stack is None:
+            raise RuntimeError("ShardWriter.commit before open")
+        if rows.num_rows != len(self._names):
+            self.abort()
+            raise RuntimeError(f"{shard_name(self.shard)}: {rows.num_rows} manifest rows for {len(self._names)} images")
+        self._tar.close()
+        self._stack.close()  # fsync + rename into place
+        self._tar = self._stack = None
+        size = tar_path(self.run, self.shard).stat().st_size
+        meta = {**(rows.schema.metadata or {}), TAR_SIZE_KEY: str(size).encode()}
+        write_parquet_atomic(rows.replace_schema_metadata(meta), part_path(self.run, self.shard))
+        return size
+
+    def abort(self) -> None:
+        """Drop the temporary tar (nothing under a final name is touched)."""
+        if self._stack is not None:
+            with contextlib.suppress(_Aborted):
+                self._stack.__exit__(_Aborted, _Aborted(), None)
+        self._tar = self._stack = None
+
+
+class _Aborted(Exception):
+    pass
+
+
+def _part_tar_size(part: Path) -> int | None:
+    try:
+        meta = pq.read_schema(part).metadata or {}
+        return int(meta[TAR_SIZE_KEY])
+    except (OSError, KeyError, ValueError, pa.ArrowException):
+        return None
+
+
+def _tar_members_ok(tar: Path, part: Path) -> bool:
+    try:
+        table = pq.read_table(part, columns=["image_id", "ext"])
+        ids, exts = table.column("image_id").to_pylist(), table.column("ext").to_pylist()
+        expected = {f"{i}.{e}" for i, e in zip(ids, exts, strict=True)} | {f"{i}.json" for i in ids}
+        with tarfile.open(tar, mode="r:") as tf:
+            names = tf.getnames()
+    except (OSError, tarfile.TarError, pa.ArrowException, KeyError, EOFError):
+        return False
+    return len(names) == len(expected) and set(names) == expected
+
+
+def shard_state(run: RunDir, shard: int, verify: str = "size") -> str:
+    """``complete``, ``missing``, ``tar without manifest part``, ``part without tar`` or ``corrupt``.
+
+    Args:
+        verify: ``size`` compares the tar's size with the one its part recorded; ``members`` also lists the tar and
+            compares its member names with the part's image ids.
+    """
+    tar, part = tar_path(run, shard), part_path(run, shard)
+    has_tar, has_part = tar.is_file(), part.is_file()
+    if not has_tar and not has_part:
+        return "missing"
+    if not has_part:
+        return "tar without manifest part"
+    if not has_tar:
+        return "part without tar"
+    size = _part_tar_size(part)
+    if size is None or size != tar.stat().st_size:
+        return "corrupt"
+    if verify == "members" and not _tar_members_ok(tar, part):
+        return "corrupt"
+    return "complete"
+
+
+def clean_shard(run: RunDir, shard: int, state: str | None = None) -> None:
+    """Remove a shard's temporary files and, unless it is complete, its tar and part, before it is redone."""
+    prefix = shard_name(shard)
+    for folder in (run.shards, run.manifest):
+        if folder.is_dir():
+            for leftover in folder.glob(f"{prefix}.*{TMP_MARK}*"):
+                logger.info("removing %s left by an interrupted run", leftover.name)
+                leftover.unlink(missing_ok=True)
+    if state not in (None, "complete", "missing"):
+        logger.warning("%s: %s; it will be redone", prefix, state)
+        part_path(run, shard).unlink(missing_ok=True)  # the part first: a tar alone is never read
+        tar_path(run, shard).unlink(missing_ok=True)
+
+
+def complete_shards(run: RunDir, shards: Iterable[int] | None = None) -> list[int]:
+    """Shards whose tar and manifest part both exist with matching sizes (a cheap check: one stat and footer each)."""
+    if not run.manifest.is_dir():
+        return []
+    if shards is None:
+        shards = sorted(int(p.stem.split("-")[1]) for p in run.manifest.glob("shard-*.parquet"))
+    return [s for s in shards if shard_state(run, s, "size") == "complete"]
+
+
+def read_manifest(run: RunDir) -> pa.Table:
+    """Every manifest row of the complete shards, in shard order, then plan order within a shard."""
+    shards = complete_shards(run)
+    if not shards:
+        return MANIFEST_COLUMNS.empty_table()
+    tables = [pq.read_table(part_path(run, s)).replace_schema_metadata(None) for s in shards]
+    return pa.concat_tables(tables, promote_options="default")
