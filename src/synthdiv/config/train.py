@@ -1,27 +1,149 @@
-"""The ``train`` and ``evaluate`` sections: the classifier, the real/synthetic mix, and the eval sets."""
+"""The ``train`` and ``evaluate`` sections: the classifier, the real/synthetic mix, the protocols and the eval sets.
+
+One ``train`` stage trains every variant in ``train.variants``: each variant is a set of overrides of the other
+``train`` keys (e.g. ``{real: {synthetic_fraction: 0, aux_norm: none}, real+syn: {}}``), trained under
+``train/<variant>/`` and exported to ``export/<variant>/``. Without ``variants`` the one variant is named ``main``.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from synthdiv.config._base import Section
+from synthdiv.config._base import ConfigPath, Section
 
-__all__ = ["TrainConfig", "EvaluateConfig"]
+__all__ = ["TrainConfig", "EvaluateConfig", "OODSetConfig", "DEFAULT_VARIANT", "SHIFTS"]
+
+DEFAULT_VARIANT = "main"
+SHIFTS = ("edges", "inverted", "noise")
+_VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
 class TrainConfig(Section):
     model: str = Field("resnet18", description="any timm model name")
+    model_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra timm.create_model arguments")
     img_size: int = Field(224, ge=8)
     epochs: int = Field(1, ge=0)
-    batch_size: int = Field(64, ge=1)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps (else epochs)")
+    batch_size: int = Field(64, ge=1, description="global batch per optimizer step (all ranks, all micro-steps)")
+    accum_steps: int = Field(1, ge=1, description="gradient accumulation micro-steps per optimizer step")
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.05, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     optimizer: Literal["adamw", "sgd"] = "adamw"
+    warmup_steps: int = Field(0, ge=0)
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine floor as a fraction of lr")
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="keep an EMA of the weights (exported if set)")
+    amp: Literal["auto", "bf16", "fp16", "none"] = Field("auto", description="auto: bf16 or fp16 on GPU, off on CPU")
+    channels_last: bool = True
+    grad_clip: float | None = Field(None, gt=0)
+    # the real / synthetic mix
     synthetic_fraction: float = Field(0.5, ge=0, le=1, description="share of each batch that is synthetic")
+    synthetic_loss_weight: float = Field(1.0, ge=0, description="weight of synthetic samples in the loss")
     aux_norm: Literal["none", "aux"] = "aux"
+    aux_norm_layers: list[Literal["batchnorm", "layernorm", "groupnorm"]] = Field(
+        default_factory=lambda: ["batchnorm"], description="norm kinds that get an auxiliary copy for synthetic data"
+    )
+    # augmentation (timm)
+    auto_augment: str | None = Field("rand-m9-mstd0.5", description="timm auto-augment spec, e.g. rand-m9-mstd0.5")
+    hflip: float = Field(0.5, ge=0, le=1)
+    eval_crop_pct: float = Field(0.875, gt=0, le=1, description="eval: resize to img_size / crop_pct, center crop")
+    scale: tuple[float, float] = Field((0.08, 1.0), description="RandomResizedCrop scale range")
+    mixup_alpha: float = Field(0.0, ge=0, description="mixup within each domain block (0 = off)")
+    cutmix_alpha: float = Field(0.0, ge=0, description="cutmix within each domain block (0 = off)")
+    # data
+    real_root: ConfigPath | None = Field(None, description="ImageFolder or folder of WebDataset shards (else classes)")
+    synthetic_root: ConfigPath | None = Field(None, description="folder of synthetic shards (else the run's shards/)")
+    low_data: float | None = Field(None, gt=0, description="keep this fraction (<1) or N (>=1) real images per class")
+    long_tail: bool = Field(False, description="subsample real data to an ImageNet-LT Pareto profile")
+    long_tail_alpha: float = Field(6.0, gt=0, description="Pareto shape of the long-tail profile")
+    long_tail_max: int | None = Field(None, ge=1, description="images of the largest class (else the largest count)")
+    long_tail_min: int = Field(5, ge=1, description="images of the smallest class")
+    num_workers: int = Field(2, ge=0)
+    # bookkeeping
+    checkpoint_every: int = Field(500, ge=1, description="save a checkpoint every N optimizer steps (and at the end)")
+    keep_checkpoints: int = Field(2, ge=1)
+    log_every: int = Field(10, ge=1)
+    tensorboard: bool = False
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
+    variants: dict[str, dict[str, Any]] | None = Field(
+        None, description="name -> overrides of the other train keys; each variant is trained and exported"
+    )
+
+    @field_validator("variants")
+    @classmethod
+    def _variant_names(cls, value: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("expected at least one variant, or no variants key")
+        for name, over in value.items():
+            if not _VARIANT_NAME.match(name):
+                raise ValueError(f"variant name {name!r} must be letters, digits, '_', '.', '+', '-'")
+            if not isinstance(over, dict):
+                raise ValueError(f"variant {name!r}: expected a mapping of train keys")
+            if "variants" in over:
+                raise ValueError(f"variant {name!r}: a variant cannot have variants")
+            unknown = sorted(set(over) - set(cls.model_fields))
+            if unknown:
+                raise ValueError(f"variant {name!r}: unknown train key {unknown[0]!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_variants(self) -> TrainConfig:
+        for name in self.variants or {}:
+            try:
+                self.variant(name)
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                loc = ".".join(str(p) for p in err["loc"])
+                raise ValueError(f"variant {name!r}: {loc}: {err['msg']}") from None
+        return self
+
+    def variant_names(self) -> list[str]:
+        """The names of the variants this section trains, in order."""
+        return list(self.variants) if self.variants else [DEFAULT_VARIANT]
+
+    def variant(self, name: str) -> TrainConfig:
+        """The flat config of one variant: this section with the variant's overrides and no ``variants``."""
+        if not self.variants:
+            if name != DEFAULT_VARIANT:
+                raise KeyError(name)
+            return self.model_copy(update={"variants": None})
+        data = self.model_dump(exclude={"variants"})
+        data.update(self.variants[name])
+        return TrainConfig.model_validate(data)
+
+
+class OODSetConfig(Section):
+    """An out-of-domain evaluation set: an ImageFolder and how its folder names map to the run's classes."""
+
+    name: str
+    root: ConfigPath
+    folders: Literal["wnid", "index", "name"] = Field(
+        "wnid", description="class folders are named by WordNet id (Sketch, -R, -A), class index (V2) or class name"
+    )
+    subset: Literal["imagenet-r", "imagenet-a"] | None = Field(
+        None, description="restrict logits to timm's 200-class subset (ImageNet-R / -A)"
+    )
+    max_images: int | None = Field(None, ge=1)
 
 
 class EvaluateConfig(Section):
     batch_size: int = Field(128, ge=1)
+    test_root: ConfigPath | None = Field(
+        None, description="ImageFolder of in-domain test images (class folders by name or wnid)"
+    )
+    shifts: list[Literal["edges", "inverted", "noise"]] = Field(
+        default_factory=list, description="shifted copies of the test set used as stand-in out-of-domain sets"
+    )
+    ood: list[OODSetConfig] = Field(default_factory=list)
+    use_ema: bool = Field(True, description="evaluate the exported (EMA, if trained with one) weights")
+    num_workers: int = Field(2, ge=0)
+    max_images: int | None = Field(None, ge=1, description="evaluate at most this many images per set")
+    many_shot: int = Field(100, ge=1, description="classes with more training images than this are many-shot")
+    few_shot: int = Field(20, ge=1, description="classes with fewer training images than this are few-shot")
+    device: str = "auto"

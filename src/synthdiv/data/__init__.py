@@ -1,0 +1,35 @@
+"""Training data: real and synthetic sample sets, the low-data / long-tail protocols, and the mixed loader.
+
+Importing this package does not import torch; the loader imports it when built.
+"""
+
+from synthdiv.data.images import ImageDataset, build_transforms, collate_blocks, decode_rgb
+from synthdiv.data.mixed import BatchPlan, block_sizes, make_loader
+from synthdiv.data.protocols import long_tail, low_data, pareto_profile
+from synthdiv.data.real import class_lookup, imagefolder_samples, load_classes, real_samples, shard_samples
+from synthdiv.data.sources import SampleSet, index_tar, list_images
+from synthdiv.data.synthetic import selected_manifest, shard_path, synthetic_samples
+
+__all__ = [
+    "SampleSet",
+    "index_tar",
+    "list_images",
+    "load_classes",
+    "class_lookup",
+    "real_samples",
+    "imagefolder_samples",
+    "shard_samples",
+    "selected_manifest",
+    "synthetic_samples",
+    "shard_path",
+    "low_data",
+    "long_tail",
+    "pareto_profile",
+    "BatchPlan",
+    "block_sizes",
+    "make_loader",
+    "ImageDataset",
+    "collate_blocks",
+    "build_transforms",
+    "decode_rgb",
+]

@@ -1,0 +1,111 @@
+"""Decoding and transforming one sample: a map-style dataset over one or more :class:`SampleSet`\\ s.
+
+A key is ``(source, index, seed)``: which set, which sample, and the seed of its random augmentation. Seeding each
+sample's augmentation from its key makes a batch the same whichever worker builds it, and so makes resume exact.
+A sample that cannot be read or decoded yields ``None`` (the collate function drops and counts it).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from synthdiv.data.sources import SampleSet
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["decode_rgb", "ImageDataset", "collate_blocks", "build_transforms"]
+
+
+def decode_rgb(data: bytes) -> Any:
+    """Decode image bytes to an RGB PIL image (grayscale and palette images are converted)."""
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img.convert("RGB")
+
+
+class ImageDataset:
+    """Map-style dataset: ``ds[(source, index, seed)] -> (image tensor, label, source)`` or ``None`` if corrupt.
+
+    Args:
+        sources: The sample sets; ``source`` in a key indexes this list (0 = real, 1 = synthetic for training).
+        transform: A callable on a PIL image (timm transforms).
+    """
+
+    def __init__(self, sources: Sequence[SampleSet], transform: Callable[[Any], Any]) -> None:
+        self.sources = list(sources)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.sources)
+
+    def __getitem__(self, key: tuple[int, int, int]) -> tuple[Any, int, int] | None:
+        source, index, seed = key
+        samples = self.sources[source]
+        try:
+            img = decode_rgb(samples.read(index))
+        except Exception as exc:  # noqa: BLE001 - any unreadable sample is skipped, never fatal
+            logger.warning("skipping unreadable image %s: %s", samples.keys[index], exc)
+            return None
+        return self._transform(img, seed), int(samples.labels[index]), source
+
+    def _transform(self, img: Any, seed: int) -> Any:
+        import torch
+        import torch.utils.data
+
+        if seed < 0:
+            return self.transform(img)
+        in_worker = torch.utils.data.get_worker_info() is not None
+        if not in_worker:  # the main process: leave the caller's random state as it was
+            saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        random.seed(seed)
+        np.random.seed(seed % (1 << 32))
+        torch.manual_seed(seed)
+        try:
+            return self.transform(img)
+        finally:
+            if not in_worker:
+                random.setstate(saved[0])
+                np.random.set_state(saved[1])
+                torch.set_rng_state(saved[2])
+
+
+def collate_blocks(items: Sequence[tuple[Any, int, int] | None]) -> dict[str, Any]:
+    """Stack a batch, dropping corrupt samples; the real block (source 0) stays first.
+
+    Returns:
+        ``{"images", "labels", "domain", "n_real", "corrupt"}``: ``n_real`` is the split point.
+    """
+    import torch
+
+    good = [it for it in items if it is not None]
+    if not good:
+        return {"images": None, "labels": None, "domain": None, "n_real": 0, "corrupt": len(items)}
+    domain = torch.tensor([it[2] for it in good], dtype=torch.long)
+    return {
+        "images": torch.stack([it[0] for it in good]),
+        "labels": torch.tensor([it[1] for it in good], dtype=torch.long),
+        "domain": domain,
+        "n_real": int((domain == 0).sum()),
+        "corrupt": len(items) - len(good),
+    }
+
+
+def build_transforms(cfg: Any, training: bool, mean: Sequence[float], std: Sequence[float]) -> Callable[[Any], Any]:
+    """timm transforms: RandomResizedCrop + flip + RandAugment for training, resize + center crop for eval."""
+    from timm.data import create_transform
+
+    if training:
+        return create_transform(
+            cfg.img_size, is_training=True, auto_augment=cfg.auto_augment, hflip=cfg.hflip, scale=tuple(cfg.scale),
+            color_jitter=0.0, mean=tuple(mean), std=tuple(std),
+        )
+    return create_transform(cfg.img_size, is_training=False, crop_pct=cfg.eval_crop_pct, mean=tuple(mean),
+                            std=tuple(std))

@@ -1,0 +1,68 @@
+"""The ``evaluate`` stage: every exported variant on every eval set, written to ``eval/<variant>/<set>.json``.
+
+The model evaluated is the exported plain timm model, loaded with ``timm.create_model("local-dir:...")``: what a
+user downloads is what was measured, and auxiliary norms cannot take part. ``eval/summary.json`` gathers top-1 /
+top-5 of every (variant, set).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+
+from synthdiv.run import RunDir, atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["evaluate_run", "evaluate_variant"]
+
+
+def evaluate_run(cfg: Any, run: RunDir) -> dict[str, Any]:
+    """Evaluate every trained variant of the run (stage entry point); returns ``{variant: {set: top1}}``."""
+    from synthdiv.data.real import load_classes
+    from synthdiv.errors import InputError
+    from synthdiv.evaluate.sets import build_eval_sets
+
+    classes = load_classes(run.classes)
+    sets = build_eval_sets(cfg.evaluate, classes, cfg.seed)
+    variants = [v for v in cfg.train.variant_names() if (run.export / v / "config.json").exists()]
+    if not variants:
+        raise InputError(f"{run.export}: no exported model; run `synthdiv train` to the end first")
+    summary: dict[str, Any] = {}
+    for name in variants:
+        summary[name] = evaluate_variant(cfg, run, name, classes, sets)
+    atomic_write_json(run.eval / "summary.json", summary)
+    return {v: {s: r["top1"] for s, r in res.items()} for v, res in summary.items()}
+
+
+def evaluate_variant(cfg: Any, run: RunDir, name: str, classes: list[dict[str, Any]], sets: list[Any]) -> dict:
+    """Evaluate one exported variant on ``sets``; writes ``eval/<name>/<set>.json`` and returns top-1/top-5."""
+    import timm
+
+    from synthdiv.evaluate.metrics import accuracy_report, long_tail_splits
+    from synthdiv.evaluate.predict import eval_transform, predict
+    from synthdiv.train.distributed import resolve_device
+
+    ecfg = cfg.evaluate
+    model = timm.create_model(f"local-dir:{run.export / name}", pretrained=True)
+    transform = eval_transform(model)
+    device = resolve_device(ecfg.device)
+    data_json = run.train / name / "data.json"
+    train_counts = json.loads(data_json.read_text())["real_per_class"] if data_json.exists() else None
+    names = [c["name"] for c in classes]
+    out = {}
+    for evalset in sets:
+        topk, labels, corrupt = predict(model, evalset, transform, ecfg.batch_size, ecfg.num_workers, device)
+        report = {"variant": name, "set": evalset.name, **accuracy_report(topk, labels, names), "corrupt": corrupt}
+        if evalset.class_mask is not None:
+            report["classes_in_subset"] = int(evalset.class_mask.sum())
+        if train_counts is not None:
+            hit1 = topk[:, 0] == labels if len(labels) else np.zeros(0, dtype=bool)
+            report["long_tail"] = long_tail_splits(hit1, labels, train_counts, ecfg.many_shot, ecfg.few_shot)
+        atomic_write_json(run.eval / name / f"{evalset.name}.json", report)
+        logger.info("eval %s on %s: top-1 %s over %d images", name, evalset.name, report["top1"], report["images"])
+        out[evalset.name] = {"top1": report["top1"], "top5": report["top5"], "images": report["images"]}
+    return out

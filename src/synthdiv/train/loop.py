@@ -1,0 +1,262 @@
+"""The training loop of one variant: mixed batches, aux-norm routing, AMP, accumulation, EMA, checkpoints, DDP.
+
+Every random choice is a function of (seed, step): the batch order (:class:`~synthdiv.data.mixed.BatchPlan`), each
+sample's augmentation, mixup, and the torch RNG (dropout, drop-path) reseeded at every step from (seed, rank, step).
+A run killed at any point resumes from its newest checkpoint and ends with the weights an uninterrupted run has.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from synthdiv.data.mixed import BatchPlan, make_loader
+from synthdiv.train.auxnorm import AuxNorm, aux_layers, route
+from synthdiv.train.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from synthdiv.train.distributed import DistInfo
+from synthdiv.train.mix import mix_within_domains
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LoopResult", "run_loop", "cosine_lambda", "amp_dtype"]
+
+
+@dataclass
+class LoopResult:
+    steps: int
+    images: int
+    corrupt: int
+    last_loss: float | None
+    seconds: float
+
+
+def cosine_lambda(total: int, warmup: int, floor: float) -> Any:
+    """LR multiplier per optimizer step: linear warmup, then cosine from 1 to ``floor``."""
+
+    def f(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, total - warmup)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return f
+
+
+def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``train.amp`` on ``device`` (None: full precision)."""
+    if mode == "none" or (mode == "auto" and device.type != "cuda"):
+        return None
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if mode == "bf16" else torch.float16
+
+
+def _step_seed(seed: int, rank: int, step: int) -> int:
+    return ((seed * 1_000_003 + rank) * 2_147_483_647 + step) % (1 << 62)
+
+
+def _loss(logits: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None, smoothing: float) -> torch.Tensor:
+    logits = logits.float()
+    if soft is not None:
+        return -(soft * F.log_softmax(logits, dim=-1)).sum(-1)
+    return F.cross_entropy(logits, labels, label_smoothing=smoothing, reduction="none")
+
+
+def run_loop(
+    tcfg: Any,
+    model: nn.Module,
+    plan: BatchPlan,
+    real: Any,
+    synthetic: Any,
+    transform: Any,
+    out: Path,
+    dist: DistInfo,
+    num_classes: int,
+    total_steps: int,
+    seed: int,
+) -> tuple[LoopResult, nn.Module]:
+    """Train ``model`` for ``total_steps`` optimizer steps from the newest checkpoint in ``out/checkpoints``.
+
+    Returns:
+        The result and the model to export (the EMA model when ``tcfg.ema_decay`` is set).
+    """
+    from timm.optim import create_optimizer_v2
+
+    device = dist.device
+    layers = aux_layers(model)
+    use_aux = bool(layers)
+    optimizer = create_optimizer_v2(model, opt=tcfg.optimizer, lr=tcfg.lr, weight_decay=tcfg.weight_decay,
+                                    momentum=tcfg.momentum if tcfg.optimizer == "sgd" else None)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, cosine_lambda(total_steps, tcfg.warmup_steps, tcfg.min_lr_ratio)
+    )
+    ema = None
+    if tcfg.ema_decay:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(model, decay=tcfg.ema_decay)
+    dtype = amp_dtype(tcfg.amp, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    ckpt_dir = out / "checkpoints"
+    start, corrupt = 0, 0
+    found = latest_checkpoint(ckpt_dir)
+    if found:
+        state = load_checkpoint(found[1])
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        if ema is not None and state.get("ema") is not None:
+            ema.module.load_state_dict(state["ema"])
+        start, corrupt = int(state["step"]), int(state.get("corrupt", 0))
+        logger.info("resuming %s from step %d of %d", out.name, start, total_steps)
+    net: nn.Module = model
+    if dist.distributed:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=use_aux
+        )
+    metrics = _Metrics(out / "metrics.jsonl", start, dist.is_main, tcfg.tensorboard)
+    loader = make_loader(real, synthetic, plan, transform, start, total_steps, num_workers=tcfg.num_workers,
+                         pin_memory=device.type == "cuda")
+    denom = (plan.n_real + tcfg.synthetic_loss_weight * plan.n_syn) / dist.world_size
+    mixing = tcfg.mixup_alpha > 0 or tcfg.cutmix_alpha > 0
+    model.train()
+    t0, images, last_loss = time.perf_counter(), 0, None
+    batches = iter(loader)
+    with _progress(dist.is_main, out.name, start, total_steps) as advance:
+        for step in range(start, total_steps):
+            torch.manual_seed(_step_seed(seed, dist.rank, step))
+            step_loss = torch.zeros((), device=device)
+            for micro in range(plan.accum_steps):
+                batch = next(batches)
+                corrupt += batch["corrupt"]
+                sync = micro == plan.accum_steps - 1 or not dist.distributed
+                with nullcontext() if sync else net.no_sync():  # type: ignore[operator]
+                    if batch["images"] is None:
+                        continue
+                    loss = _micro_step(net, layers, batch, tcfg, device, dtype, num_classes, denom, mixing,
+                                       np.random.default_rng([seed, step, micro, dist.rank]))
+                    scaler.scale(loss).backward()
+                step_loss += loss.detach()
+                images += batch["images"].shape[0]
+            if tcfg.grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            if ema is not None:
+                ema.update(model, step=step)
+            done = step + 1
+            if done % tcfg.log_every == 0 or done == total_steps:
+                if dist.distributed:
+                    torch.distributed.all_reduce(step_loss)
+                last_loss = float(step_loss) / (dist.world_size if dist.distributed else 1)
+                metrics.write({"step": done, "loss": last_loss, "lr": scheduler.get_last_lr()[0],
+                               "epoch": step / plan.steps_per_epoch, "corrupt": corrupt,
+                               "images_per_s": images * dist.world_size / max(1e-9, time.perf_counter() - t0)})
+            if dist.is_main and (done % tcfg.checkpoint_every == 0 or done == total_steps):
+                save_checkpoint(ckpt_dir, done, {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                    "ema": ema.module.state_dict() if ema is not None else None, "corrupt": corrupt,
+                })
+                prune_checkpoints(ckpt_dir, tcfg.keep_checkpoints)
+            advance()
+    metrics.close()
+    result = LoopResult(total_steps - start, images, corrupt, last_loss, time.perf_counter() - t0)
+    return result, (ema.module if ema is not None else model)
+
+
+def _micro_step(
+    net: nn.Module, layers: list[AuxNorm], batch: dict[str, Any], tcfg: Any, device: torch.device,
+    dtype: torch.dtype | None, num_classes: int, denom: float, mixing: bool, rng: np.random.Generator,
+) -> torch.Tensor:
+    fmt = torch.channels_last if tcfg.channels_last else torch.contiguous_format
+    images = batch["images"].to(device, non_blocking=True).contiguous(memory_format=fmt)
+    labels = batch["labels"].to(device, non_blocking=True)
+    n_real = batch["n_real"]
+    soft = None
+    if mixing:
+        images, soft = mix_within_domains(images, labels, n_real, num_classes, tcfg.label_smoothing,
+                                          tcfg.mixup_alpha, tcfg.cutmix_alpha, rng)
+    with route(layers, n_real), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        logits = net(images)
+    per_sample = _loss(logits, labels, soft, tcfg.label_smoothing)
+    if tcfg.synthetic_loss_weight != 1.0:
+        weights = torch.ones_like(per_sample)
+        weights[n_real:] = tcfg.synthetic_loss_weight
+        per_sample = per_sample * weights
+    return per_sample.sum() / denom
+
+
+class _Metrics:
+    """``metrics.jsonl`` (rows after the resume step are dropped) and, optionally, TensorBoard."""
+
+    def __init__(self, path: Path, start: int, enabled: bool, tensorboard: bool) -> None:
+        self.path, self.enabled, self.tb = path, enabled, None
+        if not enabled:
+            return
+        from synthdiv.run import atomic_write_jsonl, read_jsonl
+
+        rows = [r for r in read_jsonl(path) if r.get("step", 0) <= start] if path.exists() else []
+        atomic_write_jsonl(path, rows)
+        self.fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - an append-only log, closed in close()
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                from synthdiv.errors import MissingDependencyError
+
+                raise MissingDependencyError("train.tensorboard: pip install tensorboard") from None
+            self.tb = SummaryWriter(str(path.parent / "tensorboard"), purge_step=start + 1)
+
+    def write(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.fh.write(json.dumps(row) + "\n")
+        self.fh.flush()
+        if self.tb is not None:
+            for k, v in row.items():
+                if k != "step":
+                    self.tb.add_scalar(f"train/{k}", v, row["step"])
+        logger.info("step %d loss %.4f lr %.3g", row["step"], row["loss"], row["lr"])
+
+    def close(self) -> None:
+        if self.enabled:
+            self.fh.close()
+            if self.tb is not None:
+                self.tb.close()
+
+
+class _progress:
+    """A rich progress bar on the main rank; a no-op elsewhere. ``with _progress(...) as advance: advance()``."""
+
+    def __init__(self, enabled: bool, name: str, start: int, total: int) -> None:
+        self.enabled, self.name, self.start, self.total = enabled, name, start, total
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return lambda: None
+        from rich.progress import Progress
+
+        self.bar = Progress(transient=True)
+        self.bar.__enter__()
+        task = self.bar.add_task(f"train {self.name}", total=self.total, completed=self.start)
+        return lambda: self.bar.advance(task)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            self.bar.__exit__(*exc)

@@ -1,0 +1,144 @@
+"""The ``train`` stage: train and export every variant of ``train.variants``.
+
+Layout in the run directory, per variant ``V``::
+
+    train/V/checkpoints/step-NNNNNNNN.pt   resumable checkpoints (newest kept)
+    train/V/metrics.jsonl                   one row per logged step
+    train/V/data.json                       real / synthetic counts, per-class real counts (long-tail splits)
+    train/V/done.json                       the variant's summary, written last: the variant is finished
+    export/V/{config.json,model.safetensors}  the plain timm model (aux norms stripped)
+
+A finished variant is skipped when the stage resumes; a started one resumes from its newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from synthdiv.run import RunDir, atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["fit", "progress", "train_variant", "prepare_data", "build_model"]
+
+
+def fit(cfg: Any, run: RunDir) -> dict[str, Any]:
+    """Train every variant of ``cfg.train`` (stage entry point); returns ``{variant: summary}``."""
+    return {name: train_variant(cfg, run, name) for name in cfg.train.variant_names()}
+
+
+def progress(cfg: Any, run: RunDir) -> str | None:
+    """``"real: done, real+syn: step 120"`` from the files of each variant (nothing is imported or loaded)."""
+    import json
+    import re
+
+    parts = []
+    for name in cfg.train.variant_names():
+        folder = run.train / name
+        if (folder / "done.json").exists():
+            parts.append(f"{name}: done")
+            continue
+        steps = [int(m.group(1)) for p in (folder / "checkpoints").glob("step-*.pt")
+                 if (m := re.match(r"step-(\d+)\.pt$", p.name))]
+        total = ""
+        if (folder / "data.json").exists():
+            total = f"/{json.loads((folder / 'data.json').read_text()).get('total_steps', '?')}"
+        parts.append(f"{name}: step {max(steps, default=0)}{total}")
+    return ", ".join(parts) or None
+
+
+def prepare_data(cfg: Any, tcfg: Any, run: RunDir, classes: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """The real set (after the low-data / long-tail protocols) and the synthetic set of one variant."""
+    from synthdiv.data import SampleSet, long_tail, low_data, real_samples, synthetic_samples
+    from synthdiv.data.mixed import block_sizes
+
+    n_real, n_syn = block_sizes(tcfg.batch_size, tcfg.synthetic_fraction)
+    real = real_samples(classes, tcfg.real_root) if n_real else SampleSet.empty()
+    if tcfg.low_data is not None:
+        real = low_data(real, len(classes), tcfg.low_data, cfg.seed)
+    if tcfg.long_tail:
+        real = long_tail(real, len(classes), tcfg.long_tail_alpha, cfg.seed, tcfg.long_tail_max, tcfg.long_tail_min)
+    synthetic = synthetic_samples(cfg, run, len(classes), tcfg.synthetic_root) if n_syn else SampleSet.empty()
+    return real, synthetic
+
+
+def build_model(tcfg: Any, num_classes: int) -> Any:
+    """The timm model of a variant, with auxiliary norms when ``aux_norm: aux`` and both domains are in a batch."""
+    import timm
+
+    from synthdiv.data.mixed import block_sizes
+    from synthdiv.errors import ConfigError
+    from synthdiv.train.auxnorm import convert_aux_norm
+
+    try:
+        model = timm.create_model(tcfg.model, pretrained=False, num_classes=num_classes, **tcfg.model_kwargs)
+    except RuntimeError as exc:
+        if "Unknown model" in str(exc):
+            raise ConfigError(f"train.model: {tcfg.model!r} is not a timm model (see timm.list_models())") from None
+        raise
+    except TypeError as exc:
+        raise ConfigError(f"train.model_kwargs: {exc}") from None
+    n_real, n_syn = block_sizes(tcfg.batch_size, tcfg.synthetic_fraction)
+    if tcfg.aux_norm == "aux":
+        if n_real and n_syn:
+            convert_aux_norm(model, tcfg.aux_norm_layers)
+        else:
+            logger.info("aux norm: batches hold one domain only (synthetic_fraction %s); not converted",
+                        tcfg.synthetic_fraction)
+    return model
+
+
+def train_variant(cfg: Any, run: RunDir, name: str) -> dict[str, Any]:
+    """Train, checkpoint and export one variant; a finished variant returns its recorded summary."""
+    import torch
+
+    from synthdiv.data import BatchPlan, build_transforms, load_classes
+    from synthdiv.train.distributed import setup_distributed
+    from synthdiv.train.export import export_model
+    from synthdiv.train.loop import run_loop
+
+    tcfg = cfg.train.variant(name)
+    out = run.train / name
+    if (out / "done.json").exists():
+        import json
+
+        logger.info("train %s: done earlier; skipped", name)
+        return json.loads((out / "done.json").read_text(encoding="utf-8"))
+    dist = setup_distributed(tcfg.device)
+    classes = load_classes(run.classes)
+    num_classes = len(classes)
+    real, synthetic = prepare_data(cfg, tcfg, run, classes)
+    plan = BatchPlan(len(real), len(synthetic), tcfg.batch_size, tcfg.synthetic_fraction, cfg.seed,
+                     dist.world_size, dist.rank, tcfg.accum_steps)
+    total = tcfg.max_steps or tcfg.epochs * plan.steps_per_epoch
+    torch.manual_seed(cfg.seed)
+    model = build_model(tcfg, num_classes)
+    fmt = torch.channels_last if tcfg.channels_last else torch.contiguous_format
+    model.to(dist.device, memory_format=fmt)
+    mean, std = model.pretrained_cfg.get("mean"), model.pretrained_cfg.get("std")
+    transform = build_transforms(tcfg, True, mean, std)
+    counts = real.class_counts(num_classes).tolist()
+    if dist.is_main:
+        atomic_write_json(out / "data.json", {
+            "real_images": len(real), "synthetic_images": len(synthetic), "real_per_class": counts,
+            "synthetic_per_class": synthetic.class_counts(num_classes).tolist(), "block_sizes": [plan.n_real,
+            plan.n_syn], "steps_per_epoch": plan.steps_per_epoch, "total_steps": total,
+        })
+    logger.info("train %s: %d real + %d synthetic images, blocks %d+%d, %d steps", name, len(real), len(synthetic),
+                plan.n_real, plan.n_syn, total)
+    result, final = run_loop(tcfg, model, plan, real, synthetic, transform, out, dist, num_classes, total, cfg.seed)
+    summary = {
+        "steps": total, "real_images": len(real), "synthetic_images": len(synthetic), "corrupt": result.corrupt,
+        "final_loss": result.last_loss, "aux_norm": tcfg.aux_norm, "synthetic_fraction": tcfg.synthetic_fraction,
+        "model": tcfg.model, "export": str(run.export / name),
+    }
+    if dist.is_main:
+        data_config = {"input_size": (3, tcfg.img_size, tcfg.img_size), "crop_pct": tcfg.eval_crop_pct,
+                       "mean": tuple(mean), "std": tuple(std)}
+        export_model(final, run.export / name, [c["name"] for c in classes], data_config,
+                     extra={"synthdiv": {"variant": name, "run": str(run.root)}})
+        atomic_write_json(out / "done.json", summary)
+    if dist.distributed:
+        torch.distributed.barrier()
+    return summary
