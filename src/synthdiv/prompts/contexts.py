@@ -1,0 +1,74 @@
+"""Contextualized diversification (CD): LLM-written scenes for each class, each naming the class by its description.
+
+The paper's first diversification: instead of one stock "a photo of a goldfish", the generator is asked for the
+class in many places, backgrounds, lights and company. Each LLM item is cleaned, made to name the class by its
+disambiguated description (repaired or rejected, ``prompts.missing_class``), held to ``prompts.max_context_tokens``
+CLIP tokens (trimmed or rejected, ``prompts.too_long``), and de-duplicated (:mod:`synthdiv.prompts.gather`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from synthdiv.config.prompts import PromptsConfig
+from synthdiv.prompts.gather import Gathered, Processed, gather
+from synthdiv.prompts.text import count_tokens, mentions, repair_mention, trim_to_tokens
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CONTEXTS_TEMPLATE", "context_processor", "collect_contexts"]
+
+CONTEXTS_TEMPLATE = "contexts.v1"
+
+_EDGE = re.compile(r"^[\s\"'`*_\-:;,.]+|[\s\"'`*_\-:;,]+$")
+
+
+def context_processor(description: str, cfg: PromptsConfig) -> Callable[[str], Processed]:
+    """``process(item) -> (text, fix, reason)`` for one class's contexts (see :func:`~synthdiv.prompts.gather.gather`).
+
+    Order: clean the edges and a final period; name the class (repair or reject); fit the token limit (trim or
+    reject); a trim that cuts the class out rejects the item.
+    """
+
+    def process(item: str) -> Processed:
+        text = _EDGE.sub("", " ".join(item.split())).rstrip(".").strip()
+        if not text:
+            return None, None, "empty"
+        fix = None
+        if not mentions(text, description):
+            if cfg.missing_class == "reject":
+                return None, None, "does not name the class"
+            text, fix = repair_mention(text, description), "repaired"
+        if count_tokens(text) > cfg.max_context_tokens:
+            if cfg.too_long == "reject":
+                return None, None, f"over {cfg.max_context_tokens} CLIP tokens"
+            text = trim_to_tokens(text, cfg.max_context_tokens)
+            if not mentions(text, description):
+                return None, None, f"the class does not fit in {cfg.max_context_tokens} CLIP tokens"
+            fix = fix or "trimmed"
+        return text, fix, None
+
+    return process
+
+
+def collect_contexts(
+    llm: Any, description: str, class_index: int, cfg: PromptsConfig, run_seed: int, scorer: Any | None = None
+) -> Gathered:
+    """Up to ``cfg.contexts_per_class`` distinct contexts for one class (fewer when the LLM runs dry)."""
+    return gather(
+        llm,
+        CONTEXTS_TEMPLATE,
+        {"description": description},
+        cfg.contexts_per_class,
+        context_processor(description, cfg),
+        seed_parts=("contexts", run_seed, class_index),
+        batch_size=cfg.batch_size,
+        max_batches=cfg.max_batches,
+        temperature=cfg.temperature,
+        max_retries=cfg.max_retries,
+        scorer=scorer if cfg.clip_dedup else None,
+        threshold=cfg.dedup_threshold,
+    )

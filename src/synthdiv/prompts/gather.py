@@ -1,0 +1,138 @@
+"""Ask an LLM for a list in several batches until enough distinct, usable items are collected.
+
+A single request gives a small model's few favourite answers; CD needs hundreds of different scenes per class.
+:func:`gather` asks again with a new seed each time, cleans every item with a caller's ``process`` function
+(repair or reject), drops exact and CLIP near-duplicates of what it already holds, and stops at ``n`` items or
+after ``max_batches`` requests, reporting what it got and why items were dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from synthdiv.prompts.dedup import dedup_embeddings, dedup_text
+from synthdiv.prompts.text import text_key
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Gathered", "Processed", "gather", "batch_seed", "default_max_batches"]
+
+Processed = tuple[str | None, str | None, str | None]  # (usable text, what was fixed, why rejected)
+
+@dataclass
+class Gathered:
+    """Items collected for one request family (a class's contexts, the style vocabulary).
+
+    Attributes:
+        items: Distinct usable items, at most the number asked.
+        wanted: The number asked.
+        requests: LLM calls made (corrective retries included).
+        dropped: Reason -> count of items not kept ("duplicate", "near duplicate", and the processor's reasons).
+        fixed: Reason -> count of items kept after a repair ("repaired", "trimmed").
+        template_id: The LLM template used.
+    """
+
+    items: list[str]
+    wanted: int
+    requests: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    fixed: Counter[str] = field(default_factory=Counter)
+    template_id: str | None = None
+
+    @property
+    def shortfall(self) -> int:
+        return max(0, self.wanted - len(self.items))
+
+
+def batch_seed(*parts: Any) -> int:
+    """A 31-bit seed from the parts (run seed, class, batch...); ``ask_list`` adds the retry number to it."""
+    digest = hashlib.blake2b("\0".join(str(p) for p in parts).encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def default_max_batches(wanted: int, batch_size: int) -> int:
+    """Three times the requests a perfect model would need, plus two."""
+    return 3 * math.ceil(wanted / batch_size) + 2
+
+
+def gather(
+    llm: Any,
+    template: str,
+    variables: dict[str, Any],
+    wanted: int,
+    process: Callable[[str], Processed],
+    *,
+    seed_parts: tuple[Any, ...],
+    batch_size: int,
+    max_batches: int | None,
+    temperature: float,
+    max_retries: int,
+    scorer: Any | None = None,
+    threshold: float = 0.95,
+) -> Gathered:
+    """Collect ``wanted`` distinct items from ``llm`` with the prompt template ``template``.
+
+    Args:
+        llm: An :class:`~synthdiv.llm.base.LLM`.
+        template: A template id for :func:`synthdiv.llm.templates.render` (it takes ``k`` and ``variables``).
+        variables: The template's other variables.
+        wanted: Items to collect.
+        process: ``process(item) -> (text, fix, reason)``: the usable text and what was fixed ("repaired",
+            "trimmed", or None), or ``(None, None, reason)`` to reject.
+        seed_parts: Identify this family in batch seeds (run seed, class index, ...).
+        batch_size: Items asked per request.
+        max_batches: Requests at most (None: :func:`default_max_batches`).
+        temperature: Sampling temperature.
+        max_retries: Corrective retries inside one request.
+        scorer: An :class:`~synthdiv.clip.base.ImageTextScorer` for near-duplicate removal, or None.
+        threshold: Cosine above which two items are near-duplicates.
+    """
+    from synthdiv.llm.structured import ask_list
+    from synthdiv.llm.templates import render
+
+    result = Gathered(items=[], wanted=wanted)
+    if wanted <= 0:
+        return result
+    kept_emb: np.ndarray | None = None
+    limit = max_batches or default_max_batches(wanted, batch_size)
+    for batch in range(limit):
+        missing = wanted - len(result.items)
+        if missing <= 0:
+            break
+        k = min(batch_size, max(missing, 2))
+        messages, result.template_id = render(template, k=k, **variables)
+        answer = ask_list(
+            llm, messages, n_items=k, max_retries=max_retries, temperature=temperature,
+            seed=batch_seed(*seed_parts, batch), max_tokens=min(1024, 32 * k + 48),
+            validate=lambda item: process(item)[2],
+        )
+        result.requests += answer.attempts
+        result.dropped.update(reason for _, reason in answer.rejected)
+        texts = []
+        for item in answer.items:
+            text, fix, reason = process(item)
+            if text is None:
+                result.dropped[reason or "rejected"] += 1
+                continue
+            if fix:
+                result.fixed[fix] += 1
+            texts.append(text)
+        fresh = [texts[i] for i in dedup_text(texts, (text_key(t) for t in result.items))]
+        result.dropped["duplicate"] += len(texts) - len(fresh)
+        if scorer is not None and fresh:
+            emb = np.asarray(scorer.embed_texts(fresh), dtype=np.float32)
+            keep = dedup_embeddings(emb, threshold, kept_emb)
+            result.dropped["near duplicate"] += len(fresh) - len(keep)
+            fresh = [fresh[i] for i in keep]
+            kept_emb = emb[keep] if kept_emb is None else np.concatenate([kept_emb, emb[keep]])
+        result.items.extend(fresh[: wanted - len(result.items)])
+    result.dropped = Counter({k: v for k, v in result.dropped.items() if v})
+    return result

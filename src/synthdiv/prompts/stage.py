@@ -1,0 +1,163 @@
+"""The prompts stage: read ``classes.resolved.jsonl``, gather styles (SD) and contexts (CD) from the LLM, compose
+every class's prompts and write ``styles.json`` and ``prompts.parquet``.
+
+The LLM is asked only for what the config uses: no contexts when neither the context kind nor styled contexts
+have a share, no styles when the style kind has none, and no shared styles when ``prompts.styles_file`` names a
+vocabulary to reuse. Classes that end up with fewer contexts than ``prompts.contexts_per_class`` are reported
+(log and summary) with how many they lack. LLM answers are cached under ``cache/llm`` in the run, so a rerun with
+the same config gives byte-identical artifacts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from synthdiv.errors import InputError
+from synthdiv.prompts.compose import ClassPrompts, compose_class
+from synthdiv.prompts.contexts import CONTEXTS_TEMPLATE, collect_contexts
+from synthdiv.prompts.styles import STYLES_TEMPLATE, collect_styles, load_styles, styles_document
+from synthdiv.run import RunDir, atomic_write_json, read_jsonl, write_parquet_atomic
+from synthdiv.schemas import PROMPTS_SCHEMA
+
+if TYPE_CHECKING:
+    from synthdiv.config import RunConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["run_prompts_stage", "read_resolved"]
+
+
+def read_resolved(run: RunDir) -> list[dict[str, Any]]:
+    """The resolved classes, checked: index i on line i+1, a non-empty ``description`` and ``name``."""
+    rows = read_jsonl(run.resolved)
+    for line, row in enumerate(rows, start=1):
+        if row.get("index") != line - 1:
+            raise InputError(f"{run.resolved}: line {line}: expected index {line - 1}, got {row.get('index')!r}")
+        for key in ("name", "description"):
+            if not isinstance(row.get(key), str) or not row[key].strip():
+                raise InputError(f"{run.resolved}: line {line}: expected a non-empty string '{key}'")
+    return rows
+
+
+def _needs(cfg: RunConfig) -> tuple[bool, bool]:
+    p = cfg.prompts
+    share = {k: p.proportions.get(k, 0.0) > 0 for k in ("base", "context", "style")}
+    want_contexts = p.contexts_per_class > 0 and (share["context"] or (share["style"] and p.style_contexts > 0))
+    want_styles = share["style"] and (p.styles > 0 or p.styles_per_class > 0 or p.styles_file is not None)
+    return want_contexts, want_styles
+
+
+def _shared_styles(cfg: RunConfig, llm: Any, scorer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(styles.json document, summary part) for the shared vocabulary: reused from a file or asked."""
+    p = cfg.prompts
+    if p.styles_file is not None:
+        doc = load_styles(p.styles_file)
+        if len(doc["styles"]) < p.styles:
+            logger.warning("%s has %d styles, prompts.styles asks %d: using them all", p.styles_file,
+                           len(doc["styles"]), p.styles)
+        doc = styles_document(doc["styles"][: p.styles], doc.get("llm_id"), doc.get("template_id"), p.styles,
+                              doc["per_class"])
+        return doc, {"styles": len(doc["styles"]), "styles_reused_from": str(p.styles_file)}
+    got = collect_styles(llm, p.styles, p, cfg.seed, scorer)
+    if got.shortfall:
+        logger.warning("style vocabulary: %d of %d styles (%s)", len(got.items), p.styles, _reasons(got.dropped))
+    doc = styles_document(got.items, llm.model_id if got.requests else None, got.template_id or STYLES_TEMPLATE,
+                          p.styles, {})
+    return doc, {"styles": len(got.items), "styles_short": got.shortfall, "llm_requests": got.requests}
+
+
+def _reasons(counter: Counter[str]) -> str:
+    return ", ".join(f"{n} {why}" for why, n in sorted(counter.items())) or "no items dropped"
+
+
+def run_prompts_stage(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
+    """Build ``styles.json`` and ``prompts.parquet`` for every resolved class; returns the stage summary."""
+    import pyarrow as pa
+    from rich.progress import Progress
+
+    classes = read_resolved(run)
+    p = cfg.prompts
+    want_contexts, want_styles = _needs(cfg)
+    asks_llm = want_contexts or (want_styles and ((p.styles > 0 and p.styles_file is None) or p.styles_per_class))
+    llm = scorer = None
+    if asks_llm:
+        from synthdiv.llm import create_llm
+
+        llm = create_llm(cfg.models.llm, cache_dir=run.cache / "llm")
+        if p.clip_dedup:
+            from synthdiv.clip import create_scorer
+
+            scorer = create_scorer(cfg.models.clip)
+    summary: dict[str, Any] = {"classes": len(classes), "llm_requests": 0}
+    doc = styles_document([], None, None, p.styles, {})
+    if want_styles:
+        doc, part = _shared_styles(cfg, llm, scorer)
+        summary["llm_requests"] += part.pop("llm_requests", 0)
+        summary.update(part)
+    reused_per_class = dict(doc["per_class"])
+    doc["per_class"] = {}
+
+    rows: list[dict[str, Any]] = []
+    short: dict[str, int] = {}
+    dropped: Counter[str] = Counter()
+    fixed: Counter[str] = Counter()
+    with Progress(transient=True) as progress:
+        task = progress.add_task("writing prompts", total=len(classes))
+        for row in classes:
+            cp = ClassPrompts(row["index"], row["name"], row["description"].strip())
+            if want_contexts:
+                got = collect_contexts(llm, cp.description, cp.index, p, cfg.seed, scorer)
+                cp.contexts, cp.contexts_template = got.items, CONTEXTS_TEMPLATE
+                cp.contexts_llm = llm.model_id
+                summary["llm_requests"] += got.requests
+                dropped.update(got.dropped)
+                fixed.update(got.fixed)
+                if got.shortfall:
+                    short[cp.name] = got.shortfall
+                    logger.warning("class %r: %d of %d contexts (%s)", cp.name, len(got.items), got.wanted,
+                                   _reasons(got.dropped))
+            if want_styles:
+                cp.styles, cp.styles_llm, cp.styles_template = list(doc["styles"]), doc["llm_id"], doc["template_id"]
+                own = _class_styles(cfg, llm, scorer, cp, reused_per_class.get(cp.name), summary)
+                if own is not None:
+                    doc["per_class"][cp.name] = own
+                    cp.styles += [s for s in own["styles"] if s not in cp.styles]
+            rows.extend(compose_class(cp, p, dropped))
+            progress.advance(task)
+
+    table = pa.Table.from_pylist(rows, schema=PROMPTS_SCHEMA)
+    atomic_write_json(run.styles, doc)
+    write_parquet_atomic(table, run.prompts)
+    kinds = Counter(r["kind"] for r in rows)
+    if short:
+        logger.warning("%d of %d classes fell short of %d contexts, %d contexts missing in all", len(short),
+                       len(classes), p.contexts_per_class, sum(short.values()))
+    summary.update({
+        "prompts": len(rows),
+        "by_kind": {k: kinds.get(k, 0) for k in ("base", "context", "style")},
+        "classes_short": len(short),
+        "contexts_missing": short,
+        "dropped": dict(sorted(dropped.items())),
+        "fixed": dict(sorted(fixed.items())),
+        "llm_id": getattr(llm, "model_id", None),
+    })
+    logger.info("wrote %d prompts for %d classes (%s)", len(rows), len(classes), summary["by_kind"])
+    return summary
+
+
+def _class_styles(
+    cfg: RunConfig, llm: Any, scorer: Any, cp: ClassPrompts, reused: dict[str, Any] | None, summary: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The class's own styles (``prompts.styles_per_class``): reused from the styles file, else asked."""
+    wanted = cfg.prompts.styles_per_class
+    if wanted == 0:
+        return None
+    if reused is not None:
+        return {**reused, "styles": reused["styles"][:wanted]}
+    got = collect_styles(llm, wanted, cfg.prompts, cfg.seed, scorer, description=cp.description, class_index=cp.index)
+    summary["llm_requests"] += got.requests
+    if got.shortfall:
+        logger.warning("class %r: %d of %d own styles", cp.name, len(got.items), wanted)
+    return {"styles": got.items, "llm_id": llm.model_id, "template_id": got.template_id}

@@ -1,0 +1,186 @@
+"""The plan stage: layout invariants, ids and seeds, budgets end to end, determinism, and the engine."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from synthdiv.config import GeneratorSpec
+from synthdiv.errors import ConfigError, InputError
+from synthdiv.prompts.ids import prompt_id
+from synthdiv.prompts.plan import build_plan, generator_id, image_ids, layout_plan
+from synthdiv.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA
+
+
+def write_prompts(run, per_class: list[dict[str, int]]) -> pa.Table:
+    """prompts.parquet with ``per_class[c][kind]`` prompts of each kind (kinds deliberately interleaved in file)."""
+    rows = []
+    for c, kinds in enumerate(per_class):
+        for kind in ("style", "context", "base"):
+            for i in range(kinds.get(kind, 0)):
+                text = f"{kind} {i} of class {c}"
+                rows.append({"prompt_id": prompt_id(c, kind, text), "class": c, "class_name": f"c{c}", "kind": kind,
+                             "text": text, "negative": "", "context": None, "style": None, "template_id": "t",
+                             "llm_id": None})
+    table = pa.Table.from_pylist(rows, schema=PROMPTS_SCHEMA)
+    pq.write_table(table, run.prompts)
+    return table
+
+
+def test_generator_id_format():
+    assert generator_id(GeneratorSpec(model="sd15")) == "diffusers:sd15@main"
+    assert generator_id(GeneratorSpec(backend="x", model="m", revision="abc")) == "x:m@abc"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40), st.integers(0, 40),
+                          st.integers(1, 5), st.integers(1, 7), st.integers(1, 5)), min_size=1, max_size=6))
+def test_layout_invariants(spec):
+    counts = np.array([s[:3] for s in spec])
+    available = np.array([s[3:] for s in spec])
+    layout = layout_plan(counts, available)
+    assert len(layout) == counts.sum()
+    offsets = np.concatenate([[0], np.cumsum(available.ravel())])
+    for c in range(len(spec)):
+        rows = np.flatnonzero(layout.cls == c)
+        n = len(rows)
+        assert n == counts[c].sum()
+        for k in range(3):
+            lo, hi = offsets[c * 3 + k], offsets[c * 3 + k + 1]
+            mine = layout.prompt[rows][(layout.prompt[rows] >= lo) & (layout.prompt[rows] < hi)]
+            assert len(mine) == counts[c, k]
+            # every prompt of the kind is used once before any is used again, and repeats count up
+            m = hi - lo
+            assert (mine - lo).tolist() == [j % m for j in range(len(mine))]
+        # every prefix of a class's rows holds each kind within one row of its share
+        kinds = np.searchsorted(offsets, layout.prompt[rows], side="right") - 1 - c * 3
+        for t in range(1, n + 1):
+            seen = np.bincount(kinds[:t], minlength=3)
+            assert (np.abs(seen - counts[c] * t / n) <= 1).all()
+    # classes are interleaved: the position of a class's t-th row tracks t / budget
+    for c in range(len(spec)):
+        pos = np.flatnonzero(layout.cls == c)
+        if len(pos):
+            frac = (np.arange(len(pos)) + 0.5) / len(pos)
+            assert np.all(np.abs(pos / max(len(layout), 1) - frac) <= len(spec) / max(len(layout), 1) + 0.5)
+
+
+def test_layout_refuses_counts_without_prompts():
+    with pytest.raises(ValueError):
+        layout_plan(np.array([[1, 0, 0]]), np.array([[0, 1, 1]]))
+
+
+def _plan(make_config, write_resolved, classes, per_class, **plan):
+    cfg = make_config(plan=plan, prompts={"proportions": {"base": 0.2, "context": 0.5, "style": 0.3}})
+    run = write_resolved(cfg.run_dir, classes)
+    write_prompts(run, per_class)
+    summary = build_plan(cfg, run)
+    return cfg, run, summary, pq.read_table(run.plan)
+
+
+def test_build_plan_end_to_end(make_config, write_resolved):
+    classes = [("a", "a", 10), ("b", "b", 0), ("c", "c", 3)]
+    per_class = [{"base": 1, "context": 4, "style": 2}, {"base": 1, "context": 2}, {"base": 2, "style": 3}]
+    cfg, run, summary, table = _plan(make_config, write_resolved, classes, per_class, multiple_of_real=2,
+                                     shard_size=4)
+    assert table.schema.equals(PLAN_SCHEMA)
+    assert table.num_rows == 26 == summary["images"]
+    assert summary["shards"] == 7 and summary["classes_without_images"] == 1
+    per = Counter(table.column("class").to_pylist())
+    assert per == {0: 20, 2: 6}  # class b has no real images: 2 x 0 = 0
+    shards = table.column("shard").to_numpy()
+    assert shards.tolist() == [i // 4 for i in range(26)]
+    ids = table.column("image_id").to_pylist()
+    assert len(set(ids)) == 26 and all(len(i) == 16 for i in ids)
+    assert len(set(table.column("seed").to_pylist())) == 26
+    assert (table.column("seed").to_numpy() >= 0).all()
+    # class 0: 20 images = 4 base + 10 context + 6 style; prompts cycled evenly
+    prompts = pq.read_table(run.prompts).to_pylist()
+    kind_of = {p["prompt_id"]: p["kind"] for p in prompts}
+    used = Counter(kind_of[p] for p, c in zip(table.column("prompt_id").to_pylist(), per_class_col(table), strict=True)
+                   if c == 0)
+    assert used == {"base": 4, "context": 10, "style": 6}
+    uses = Counter(p for p, c in zip(table.column("prompt_id").to_pylist(), per_class_col(table), strict=True)
+                   if c == 0 and kind_of[p] == "context")
+    assert sorted(uses.values()) == [2, 2, 3, 3]
+    # image ids recomputable by any later stage
+    again = image_ids(table.column("class"), table.column("prompt_id"), table.column("seed"), summary["generator_id"])
+    assert again.to_pylist() == ids
+
+
+def per_class_col(table):
+    return table.column("class").to_pylist()
+
+
+def test_seed_and_id_depend_on_run_seed_and_generator(make_config, write_resolved, tmp_path):
+    classes = [("a", "a", 0)]
+    per_class = [{"base": 1, "context": 3}]
+    _, run, summary, t1 = _plan(make_config, write_resolved, classes, per_class, images_per_class=6)
+    seeds = t1.column("seed").to_pylist()
+    # repeats of one prompt get different seeds
+    by_prompt = defaultdict(list)
+    for p, s in zip(t1.column("prompt_id").to_pylist(), seeds, strict=True):
+        by_prompt[p].append(s)
+    assert all(len(set(v)) == len(v) for v in by_prompt.values())
+    other = image_ids(t1.column("class"), t1.column("prompt_id"), t1.column("seed"), "diffusers:other@main")
+    assert set(other.to_pylist()).isdisjoint(t1.column("image_id").to_pylist())
+
+
+def test_plan_is_byte_identical_on_rerun(make_config, write_resolved):
+    classes = [(f"k{i}", f"k{i}", i * 3) for i in range(5)]
+    per_class = [{"base": 1, "context": 3, "style": 2}] * 5
+    cfg, run, _, _ = _plan(make_config, write_resolved, classes, per_class, top_up_to=12, shard_size=5)
+    first = run.plan.read_bytes()
+    build_plan(cfg, run)
+    assert run.plan.read_bytes() == first
+
+
+def test_global_cap_is_fair_and_exact(make_config, write_resolved):
+    per_class = [{"base": 1}, {"base": 1}, {"base": 1}]
+    cfg = make_config(plan={"top_up_to": 10, "max_images": 11})
+    run = write_resolved(cfg.run_dir, [("a", "a", 9), ("b", "b", 0), ("c", "c", 2)])
+    write_prompts(run, per_class)
+    summary = build_plan(cfg, run)
+    table = pq.read_table(run.plan)
+    assert Counter(table.column("class").to_pylist()) == {0: 1, 1: 5, 2: 5}
+    assert summary["capped"] is True
+
+
+def test_budget_zero_writes_an_empty_plan(make_config, write_resolved):
+    _, _, summary, table = _plan(make_config, write_resolved, [("a", "a", 5)], [{"base": 1}], images_per_class=0)
+    assert table.num_rows == 0 and table.schema.equals(PLAN_SCHEMA) and summary["shards"] == 0
+
+
+def test_class_with_budget_but_no_prompts_is_an_input_error(make_config, write_resolved):
+    with pytest.raises(InputError, match="'b'.*no prompts"):
+        _plan(make_config, write_resolved, [("a", "a", 1), ("b", "b", 1)], [{"base": 1}, {}], images_per_class=2)
+
+
+def test_bad_resolved_file_names_the_line(make_config, write_resolved):
+    cfg = make_config()
+    run = write_resolved(cfg.run_dir, [("a", "a", 1)])
+    run.resolved.write_text(run.resolved.read_text() + '{"index": 1, "real_images": -3}\n')
+    write_prompts(run, [{"base": 1}])
+    with pytest.raises(InputError, match="line 2"):
+        build_plan(cfg, run)
+
+
+def test_two_budget_kinds_are_a_config_error(make_config):
+    with pytest.raises(ConfigError, match="set only one"):
+        make_config(plan={"images_per_class": 3, "top_up_to": 4})
+
+
+def test_plan_through_the_engine_is_a_noop_the_second_time(make_config, write_resolved):
+    from synthdiv.stages import run_stage
+
+    cfg = make_config(plan={"images_per_class": 3})
+    run = write_resolved(cfg.run_dir, [("a", "a", 1)])
+    write_prompts(run, [{"base": 1, "context": 2}])
+    assert run_stage(cfg, "plan")["images"] == 3
+    assert run_stage(cfg, "plan")["skipped"] is True
