@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DiffusersGenerator", "DiffusersOptions", "MODEL_DEFAULTS", "SCHEDULERS", "resolve_device_dtype"]
+__all__ = [
+    "DiffusersGenerator", "DiffusersOptions", "MODEL_DEFAULTS", "SCHEDULERS", "model_defaults", "resolve_device_dtype",
+]
 
 # (substring of the lower-cased model id, steps, guidance): first match wins.
 MODEL_DEFAULTS: tuple[tuple[str, int, float], ...] = (
@@ -102,6 +104,19 @@ def _model_path(spec: GeneratorSpec) -> str:
     return spec.model
 
 
+def _dtype_kwarg() -> str:
+    """``dtype`` on diffusers versions that deprecated ``torch_dtype``, else ``torch_dtype``."""
+    from diffusers.utils import deprecation_utils
+
+    return "dtype" if hasattr(deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
+
+
+def model_defaults(model: str) -> tuple[int, float]:
+    """(steps, guidance) for a model id or path, from :data:`MODEL_DEFAULTS`."""
+    low = model.lower()
+    return next((steps, guidance) for key, steps, guidance in MODEL_DEFAULTS if key in low)
+
+
 def _build_scheduler(name: str, config: Any) -> Any:
     import diffusers
 
@@ -130,7 +145,7 @@ class DiffusersGenerator:
         self.generator_id = generator_id(spec)
         self.device, self.dtype = resolve_device_dtype(device or spec.device, spec.dtype)
         self.pipe = self._load()
-        steps, guidance = next((s, g) for key, s, g in MODEL_DEFAULTS if key in spec.model.lower())
+        steps, guidance = model_defaults(spec.model)
         self.steps = self.options.steps or steps
         self.guidance = self.options.guidance if self.options.guidance is not None else guidance
         native = self._native_size()
@@ -152,7 +167,7 @@ class DiffusersGenerator:
             raise MissingDependencyError(f"the diffusers backend needs {exc.name}: pip install diffusers torch") \
                 from None
         path = _model_path(self.spec)
-        kwargs: dict[str, Any] = {"torch_dtype": self.dtype}
+        kwargs: dict[str, Any] = {_dtype_kwarg(): self.dtype}
         if self.spec.revision:
             kwargs["revision"] = self.spec.revision
         try:

@@ -1,0 +1,72 @@
+"""The diffusers backend with the tiny random pipeline: options, defaults, schedulers, seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from synthdiv.config import GeneratorSpec
+from synthdiv.errors import ConfigError, InputError, UnknownBackendError
+from synthdiv.generate import GENERATORS, create_generator
+from synthdiv.generate.diffusers_backend import model_defaults
+
+
+@pytest.fixture(scope="module")
+def generator(tiny_model_dir):
+    return create_generator(GeneratorSpec(model=str(tiny_model_dir), device="cpu", options={"steps": 2}))
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("stable-diffusion-v1-5/stable-diffusion-v1-5", (25, 7.5)),
+        ("stabilityai/stable-diffusion-xl-base-1.0", (30, 5.0)),
+        ("stabilityai/sdxl-turbo", (1, 0.0)),
+        ("black-forest-labs/FLUX.1-schnell", (4, 0.0)),
+        ("embedded", (4, 7.5)),
+    ],
+)
+def test_model_defaults(model, expected):
+    assert model_defaults(model) == expected
+
+
+def test_registry_lists_diffusers_and_rejects_unknown():
+    assert "diffusers" in GENERATORS.names()
+    with pytest.raises(UnknownBackendError, match="diffusers"):
+        create_generator(GeneratorSpec(backend="nope"))
+
+
+def test_bad_options_name_the_field(tiny_model_dir):
+    with pytest.raises(ConfigError, match=r"models\.generator\.options\.stepz"):
+        create_generator(GeneratorSpec(model=str(tiny_model_dir), device="cpu", options={"stepz": 3}))
+    with pytest.raises(ConfigError, match="unknown scheduler 'warp'"):
+        create_generator(GeneratorSpec(model=str(tiny_model_dir), device="cpu", options={"scheduler": "warp"}))
+
+
+def test_missing_model_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match=r"models\.generator\.model"):
+        create_generator(GeneratorSpec(model=str(tmp_path / "nothing-here"), device="cpu"))
+
+
+def test_settings_and_native_size(generator):
+    s = generator.settings()
+    assert s["steps"] == 2 and s["guidance"] == 7.5 and s["scheduler"] == "DPMSolverMultistepScheduler"
+    assert s["generator_id"].startswith("diffusers:") and s["revision"] == "main"
+    assert (s["width"], s["height"]) == (generator.width, generator.height) and generator.width >= 8
+
+
+def test_an_image_depends_on_its_seed_not_its_batch(generator):
+    a = generator.generate(["a cat", "a dog"], [11, 12])
+    b = generator.generate(["a cat", "a bird"], [11, 99])
+    c = generator.generate(["a cat", "a dog"], [13, 12])
+    assert np.array_equal(np.asarray(a[0]), np.asarray(b[0]))
+    assert not np.array_equal(np.asarray(a[0]), np.asarray(c[0]))
+    assert a[0].size == (generator.width, generator.height) and a[0].mode == "RGB"
+
+
+def test_scheduler_by_short_name_and_size_option(tiny_model_dir):
+    options = {"scheduler": "euler_a", "steps": 1, "width": 48, "height": 40}
+    gen = create_generator(GeneratorSpec(model=str(tiny_model_dir), device="cpu", options=options))
+    assert gen.settings()["scheduler"] == "EulerAncestralDiscreteScheduler"
+    (img,) = gen.generate(["x"], [1], ["blurry"])
+    assert img.size == (48, 40)

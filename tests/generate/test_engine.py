@@ -1,0 +1,95 @@
+"""The generate stage end to end with the tiny pipeline: shards, manifest, metadata, resume, corrupt shards."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from synthdiv.errors import InputError
+from synthdiv.generate import is_complete, progress, read_manifest
+from synthdiv.generate.shards import part_path, tar_path
+from synthdiv.run import RunDir
+from synthdiv.stages import run_stage
+
+
+def _plan(run: RunDir):
+    return pq.read_table(run.plan)
+
+
+def test_generate_writes_every_planned_image_once(gen_config):
+    cfg = gen_config(images_per_class=2, shard_size=2)
+    run = RunDir(cfg.run_dir)
+    assert progress(cfg, run) == "0/6 images, 0/3 shards" and not is_complete(cfg, run)
+    summary = run_stage(cfg, "generate")
+    assert summary["made_images"] == 6 and summary["made_shards"] == 3
+    manifest, plan = read_manifest(run), _plan(run)
+    for col in ("image_id", "class", "prompt_id", "seed", "shard"):
+        assert manifest.column(col).to_pylist() == plan.column(col).to_pylist()
+    assert progress(cfg, run) == "6/6 images, 3/3 shards" and is_complete(cfg, run)
+    with tarfile.open(tar_path(run, 1)) as tf:
+        names = tf.getnames()
+        ids = manifest.filter(manifest.column("shard").to_numpy() == 1).column("image_id").to_pylist()
+        assert names == [f"{i}.{ext}" for i in ids for ext in ("jpg", "json")]
+        meta = json.loads(tf.extractfile(f"{ids[0]}.json").read())
+        img = Image.open(tf.extractfile(f"{ids[0]}.jpg"))
+        img.load()
+    assert meta["class_name"] == "crane" and meta["prompt"] == "a photo of a crane" and meta["steps"] == 1
+    assert meta["generator_id"] == manifest.column("generator_id")[0].as_py()
+    for key in ("seed", "used_seed", "retries", "scheduler", "guidance", "width", "height", "revision"):
+        assert key in meta
+    assert img.format == "JPEG" and img.size == (meta["width"], meta["height"])
+    assert run_stage(cfg, "generate")["skipped"]
+
+
+def test_resume_redoes_only_broken_shards(gen_config):
+    cfg = gen_config(images_per_class=2, shard_size=2)
+    run = RunDir(cfg.run_dir)
+    run_stage(cfg, "generate")
+    before = {s: tar_path(run, s).read_bytes() for s in range(3)}
+    stamp = tar_path(run, 0).stat().st_mtime_ns
+    part_path(run, 1).unlink()  # killed after the tar's rename, before its part
+    tar_path(run, 2).write_bytes(before[2][:1000])  # truncated
+    (run.shards / "shard-000000.tar.tmp-1-dead").write_bytes(b"half")
+    run.clear_state("generate")
+    summary = run_stage(cfg, "generate")
+    assert summary["made_shards"] == 2 and summary["made_images"] == 4
+    assert tar_path(run, 0).stat().st_mtime_ns == stamp  # the complete shard was not touched
+    assert {s: tar_path(run, s).read_bytes() for s in range(3)} == before  # same bytes again
+    assert not list(run.shards.glob("*.tmp-*"))
+    ids = read_manifest(run).column("image_id").to_pylist()
+    assert len(ids) == len(set(ids)) == 6
+
+
+def test_garbage_tar_is_reported_and_redone(gen_config, caplog):
+    cfg = gen_config(images_per_class=1, shard_size=3, image_format="webp", max_side=16)
+    run = RunDir(cfg.run_dir)
+    run_stage(cfg, "generate")
+    tar_path(run, 0).write_bytes(b"\0garbage" * 100)
+    assert not is_complete(cfg, run)
+    run.clear_state("generate")
+    with caplog.at_level("WARNING"):
+        assert run_stage(cfg, "generate")["made_shards"] == 1
+    assert "shard-000000: corrupt; it will be redone" in caplog.text
+    with tarfile.open(tar_path(run, 0)) as tf:
+        first = next(n for n in tf.getnames() if n.endswith(".webp"))
+        img = Image.open(tf.extractfile(first))
+        assert img.format == "WEBP" and max(img.size) <= 16
+    assert read_manifest(run).column("ext").to_pylist() == ["webp"] * 3
+
+
+def test_plan_naming_an_unknown_prompt_is_an_input_error(gen_config):
+    import pyarrow as pa
+
+    from synthdiv.run import write_parquet_atomic
+
+    cfg = gen_config(images_per_class=1, shard_size=3)
+    run = RunDir(cfg.run_dir)
+    plan = _plan(run)
+    plan = plan.set_column(2, "prompt_id", pa.array(["nope"] * plan.num_rows))
+    write_parquet_atomic(plan, run.plan)
+    with pytest.raises(InputError, match="prompt_id 'nope'"):
+        run_stage(cfg, "generate")
