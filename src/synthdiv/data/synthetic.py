@@ -28,20 +28,33 @@ def shard_path(shards: Path, shard: int) -> Path:
 
 
 def selected_manifest(cfg: Any, run: RunDir) -> Any:
-    """The manifest rows training may use: ``synthdiv.generate.filter.filtered_manifest`` if built, else all rows."""
+    """The manifest rows training may use, as a pyarrow Table (``image_id``, ``class``, ``shard``, ...).
+
+    The score stage's filter view (``synthdiv.generate.filter.filtered_manifest``) when it is built, else every row
+    of the complete shards (``synthdiv.generate.shards.read_manifest``) minus images flagged degenerate.
+    """
     try:
         from synthdiv.generate.filter import filtered_manifest
     except ModuleNotFoundError as exc:
         if exc.name not in ("synthdiv.generate", "synthdiv.generate.filter"):
             raise
-        filtered_manifest = None
-    if filtered_manifest is not None:
+    else:
         return filtered_manifest(cfg, run)
-    import pyarrow.parquet as pq
-
     if not run.manifest.exists():
         raise InputError(f"{run.manifest}: no manifest; run `synthdiv generate` or set train.synthetic_fraction: 0")
-    return pq.read_table(run.manifest, columns=["image_id", "class", "shard"])
+    try:
+        from synthdiv.generate.shards import read_manifest
+    except ModuleNotFoundError:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(run.manifest)
+    else:
+        table = read_manifest(run)
+    if "degenerate" in table.column_names:
+        import pyarrow.compute as pc
+
+        table = table.filter(pc.invert(pc.fill_null(table.column("degenerate"), False)))
+    return table
 
 
 def synthetic_samples(cfg: Any, run: RunDir, num_classes: int, shards_dir: Path | None = None) -> SampleSet:

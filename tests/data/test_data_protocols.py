@@ -1,0 +1,45 @@
+"""Low-data and long-tail protocols: seeded, per class, and within what each class has."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from synthdiv.data import SampleSet, long_tail, low_data, pareto_profile
+
+
+def _samples(per_class: list[int]) -> SampleSet:
+    rows = [(f"c{c}/{i}.png", -1, -1, c, f"c{c}/{i}") for c, n in enumerate(per_class) for i in range(n)]
+    return SampleSet.from_rows(rows)
+
+
+@pytest.mark.parametrize(("keep", "expected"), [(0.5, [50, 10, 1]), (0.01, [1, 1, 1]), (5, [5, 5, 1]), (30, [30, 20, 1])])
+def test_low_data_keeps_a_fraction_or_n_per_class(keep, expected):
+    out = low_data(_samples([100, 20, 1]), 3, keep, seed=0)
+    assert out.class_counts(3).tolist() == expected
+    assert len(set(out.keys.tolist())) == len(out)
+
+
+def test_low_data_is_seeded():
+    s = _samples([40, 40])
+    a, b, c = (low_data(s, 2, 0.25, seed) for seed in (1, 1, 2))
+    assert a.keys.tolist() == b.keys.tolist()
+    assert a.keys.tolist() != c.keys.tolist()
+
+
+def test_pareto_profile_spans_max_to_min_and_is_heavy_tailed():
+    counts = pareto_profile(100, alpha=6, max_count=1280, min_count=5, seed=0)
+    assert counts.max() == 1280 and counts.min() == 5
+    assert np.median(counts) < 1280 / 4  # most classes are small: a long tail
+    assert not np.array_equal(counts, np.sort(counts)[::-1])  # class order is shuffled
+    assert np.array_equal(counts, pareto_profile(100, 6, 1280, 5, seed=0))
+
+
+def test_long_tail_subsamples_to_the_profile_within_what_each_class_has():
+    s = _samples([200] * 30)
+    out = long_tail(s, 30, alpha=6, seed=0, max_count=150, min_count=3)
+    counts = out.class_counts(30)
+    assert counts.max() == 150 and counts.min() == 3
+    assert np.array_equal(counts, pareto_profile(30, 6, 150, 3, seed=0))
+    small = long_tail(_samples([10] * 30), 30, alpha=6, seed=0, max_count=150, min_count=3)
+    assert small.class_counts(30).max() == 10

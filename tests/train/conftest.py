@@ -1,0 +1,17 @@
+"""Fixtures of the train tests: a toy run (see toydata.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
+
+from toydata import make_toy_run  # noqa: E402
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> dict[str, Path]:
+    return make_toy_run(tmp_path)

@@ -1,0 +1,135 @@
+"""Auxiliary norms: routing by the split point, isolation of the two domains' statistics and gradients, eval on the
+main norms, conversion of timm models (BatchNorm, BatchNormAct2d, LayerNorm, GroupNorm), and export through plain
+timm."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import timm
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from synthdiv.train.auxnorm import AuxNorm, aux_layers, convert_aux_norm, route, strip_aux_norm
+from synthdiv.train.export import export_model
+
+
+def _bn_model(momentum: float | None = 1.0) -> nn.Module:
+    return convert_aux_norm(nn.Sequential(nn.BatchNorm2d(3, momentum=momentum)))
+
+
+def test_running_means_follow_the_blocks_of_known_statistics():
+    model = _bn_model().train()
+    layer = aux_layers(model)[0]
+    real = torch.randn(6, 3, 4, 4) + 5.0
+    syn = torch.randn(2, 3, 4, 4) - 3.0
+    with route([layer], 6):
+        model(torch.cat([real, syn]))
+    torch.testing.assert_close(layer.main.running_mean, real.mean((0, 2, 3)))
+    torch.testing.assert_close(layer.aux.running_mean, syn.mean((0, 2, 3)))
+    # a batch of one domain leaves the other domain's statistics exactly as they were
+    main_before, aux_before = layer.main.running_mean.clone(), layer.aux.running_mean.clone()
+    with route([layer], 4):
+        model(torch.randn(4, 3, 4, 4) + 100)
+    assert torch.equal(layer.aux.running_mean, aux_before)
+    assert not torch.equal(layer.main.running_mean, main_before)
+    main_before = layer.main.running_mean.clone()
+    with route([layer], 0):
+        model(torch.randn(4, 3, 4, 4) - 100)
+    assert torch.equal(layer.main.running_mean, main_before)
+    assert layer.split is None  # route() resets the split point
+
+
+def test_in_a_timm_cnn_real_samples_never_touch_aux_statistics_and_vice_versa():
+    torch.manual_seed(0)
+    base = convert_aux_norm(timm.create_model("test_resnet", num_classes=4)).train()
+    real = torch.randn(4, 3, 32, 32)
+    syn_a, syn_b = torch.randn(4, 3, 32, 32) * 3 + 1, torch.randn(4, 3, 32, 32) - 2
+    stats = []
+    for real_block, syn_block in ((real, syn_a), (real, syn_b), (real * 2 + 1, syn_a)):
+        model = copy.deepcopy(base)
+        with route(aux_layers(model), 4):
+            model(torch.cat([real_block, syn_block]))
+        stats.append([(m.main.running_mean.clone(), m.aux.running_mean.clone()) for m in aux_layers(model)])
+    assert len(stats[0]) == 15
+    for (m0, a0), (m1, a1), (m2, a2) in zip(*stats, strict=True):
+        assert torch.equal(m0, m1)  # other synthetic data: the same main statistics
+        assert not torch.equal(a0, a1)
+        assert torch.equal(a0, a2)  # other real data: the same aux statistics
+        assert not torch.equal(m0, m2)
+
+
+def test_gradients_of_real_samples_reach_main_norm_parameters_only():
+    model = convert_aux_norm(timm.create_model("test_resnet", num_classes=4)).train()
+    x = torch.randn(8, 3, 32, 32)
+    with route(aux_layers(model), 8):
+        model(x).sum().backward()
+    for layer in aux_layers(model):
+        assert layer.aux.weight.grad is None and layer.main.weight.grad is not None
+
+
+def test_eval_uses_the_main_norms_only():
+    torch.manual_seed(0)
+    model = convert_aux_norm(timm.create_model("test_resnet", num_classes=4))
+    for layer in aux_layers(model):  # garbage aux statistics and affine: eval must not see them
+        layer.aux.running_mean.fill_(50.0)
+        layer.aux.weight.data.fill_(-7.0)
+    plain = strip_aux_norm(model).eval()
+    assert not any(isinstance(m, AuxNorm) for m in plain.modules())
+    model.eval()
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad(), route(aux_layers(model), 0):  # even a stray split point is ignored in eval mode
+        torch.testing.assert_close(model(x), plain(x))
+    reference = timm.create_model("test_resnet", num_classes=4).eval()
+    reference.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(reference(x), model(x))
+
+
+@pytest.mark.parametrize(
+    ("name", "layers", "kwargs", "kind"),
+    [
+        ("test_efficientnet", ["batchnorm"], {}, "BatchNormAct2d"),
+        ("test_vit", ["layernorm"], {"img_size": 32}, "LayerNorm"),
+        ("test_efficientnet_gn", ["groupnorm"], {}, "GroupNormAct"),
+        ("test_convnext", ["layernorm"], {}, "LayerNorm2d"),
+    ],
+)
+def test_any_timm_model_converts_routes_and_strips(name, layers, kwargs, kind):
+    torch.manual_seed(0)
+    model = timm.create_model(name, num_classes=3, **kwargs)
+    reference_keys = set(model.state_dict())
+    convert_aux_norm(model, layers)
+    converted = aux_layers(model)
+    assert converted and all(type(m.main).__name__ in (kind, "LayerNorm", "LayerNorm2d") for m in converted)
+    model.train()
+    x = torch.randn(4, 3, 32, 32)
+    with route(converted, 2):
+        model(x).sum().backward()
+    assert all(m.aux.weight.grad is not None and m.main.weight.grad is not None for m in converted)
+    assert set(strip_aux_norm(model).state_dict()) == reference_keys
+
+
+def test_export_round_trips_through_plain_timm(tmp_path):
+    torch.manual_seed(0)
+    model = convert_aux_norm(timm.create_model("test_resnet", num_classes=4)).train()
+    with route(aux_layers(model), 4):  # move the statistics of both domains away from their initial values
+        for _ in range(3):
+            model(torch.cat([torch.randn(4, 3, 32, 32) + 1, torch.randn(4, 3, 32, 32) * 2]))
+    model = model.to(memory_format=torch.channels_last)
+    folder = export_model(model, tmp_path / "export" / "v", ["a", "b", "c", "d"],
+                          {"input_size": (3, 32, 32), "crop_pct": 1.0})
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert not any(".aux." in k or ".main." in k for k in load_file(folder / "model.safetensors"))
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architecture"] == "test_resnet" and config["num_classes"] == 4
+    assert config["label_names"] == ["a", "b", "c", "d"] and config["pretrained_cfg"]["input_size"] == [3, 32, 32]
+    loaded = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    x = torch.randn(5, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model.eval()(x))
+    export_model(model, folder)  # re-export replaces the folder atomically
+    assert not list(folder.parent.glob("*.tmp-*"))
