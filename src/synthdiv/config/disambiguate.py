@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from synthdiv.config._base import Section
 
@@ -17,3 +17,15 @@ class DisambiguateConfig(Section):
     margin_weight: float = Field(1.0, ge=0, description="weight of the margin against other classes' images")
     temperature: float = Field(0.7, ge=0, le=2)
     max_retries: int = Field(2, ge=0, description="corrective retries for an unparsable LLM answer")
+    max_tokens: int = Field(384, ge=16, description="token budget of one LLM answer")
+    max_words: int = Field(30, ge=1, description="longer candidates are rejected (CLIP reads 77 tokens at most)")
+    clip_template: str = Field(
+        "a photo of {}.", description="how a candidate is phrased when CLIP scores it against images; {} is the text"
+    )
+
+    @field_validator("clip_template")
+    @classmethod
+    def _one_slot(cls, value: str) -> str:
+        if value.count("{}") != 1:
+            raise ValueError("expected a text with exactly one {} where the candidate goes")
+        return value
