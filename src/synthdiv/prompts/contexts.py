@@ -15,7 +15,7 @@ from typing import Any
 
 from synthdiv.config.prompts import PromptsConfig
 from synthdiv.prompts.gather import Gathered, Processed, gather
-from synthdiv.prompts.text import count_tokens, mentions, repair_mention, trim_to_tokens
+from synthdiv.prompts.text import count_tokens, is_chatter, mentions, repair_mention, trim_to_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ def context_processor(description: str, cfg: PromptsConfig) -> Callable[[str], P
         text = _EDGE.sub("", " ".join(item.split())).rstrip(".").strip()
         if not text:
             return None, None, "empty"
+        if is_chatter(text):
+            return None, None, "not an item (model chatter)"
         fix = None
         if not mentions(text, description):
             if cfg.missing_class == "reject":

@@ -21,7 +21,7 @@ from typing import Any
 from synthdiv.config.prompts import PromptsConfig
 from synthdiv.errors import InputError
 from synthdiv.prompts.gather import Gathered, Processed, gather
-from synthdiv.prompts.text import count_tokens, strip_article
+from synthdiv.prompts.text import count_tokens, is_chatter, strip_article
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +52,11 @@ def style_processor() -> Callable[[str], Processed]:
         text = strip_article(_EDGE.sub("", " ".join(item.split())))
         if not text:
             return None, None, "empty"
+        if is_chatter(text):
+            return None, None, "not an item (model chatter)"
         if len(text.split()) > MAX_STYLE_WORDS or count_tokens(text) > MAX_STYLE_TOKENS:
             return None, None, f"longer than {MAX_STYLE_WORDS} words"
-        return text[0].lower() + text[1:], None, None
+        return (text.lower() if text.istitle() else text[0].lower() + text[1:]), None, None
 
     return process
 

@@ -25,6 +25,7 @@ __all__ = [
     "repair_mention",
     "count_tokens",
     "trim_to_tokens",
+    "is_chatter",
 ]
 
 MAX_PROMPT_TOKENS = 75  # 77 positions minus the start and end markers
@@ -34,6 +35,11 @@ _ARTICLE_BEFORE = re.compile(r"(?:^|(?<=\s))([Aa]n?) $")
 _LEADING_ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.IGNORECASE)
 _NON_WORD = re.compile(r"[^\w]+")
 _ARTICLES = {"a", "an", "the"}
+_CHATTER = re.compile(
+    r"^(?:sorry|i |i'm|i am|i can|here (?:are|is)|sure\b|certainly|of course|as an ai|note:|please|thank)"
+    r"|\b(?:json|list of|strings?)\b",
+    re.IGNORECASE,
+)
 _JOINS_DIRECTLY = {
     "on", "in", "at", "under", "near", "by", "with", "beside", "inside", "among", "against", "behind", "above",
     "below", "next", "during", "through", "across", "along", "around", "over", "underneath", "between", "from",
@@ -75,6 +81,11 @@ def fill(template: str, values: Mapping[str, str]) -> str:
         out += value
         pos = match.end()
     return re.sub(r"\s+", " ", out + template[pos:]).strip()
+
+
+def is_chatter(text: str) -> bool:
+    """Whether a list item is the model talking ("Sorry, I cannot...", "Here are 5 scenes") rather than an item."""
+    return _CHATTER.search(text.strip()) is not None
 
 
 def text_key(text: str) -> str:
@@ -119,7 +130,7 @@ def repair_mention(text: str, description: str) -> str:
         if match:
             return f"{text[: match.start()]}{with_article(description)}{text[match.end():]}".strip()
     first = text.split(" ", 1)[0].casefold()
-    sep = " " if first in _JOINS_DIRECTLY else ", "
+    sep = " " if first in _JOINS_DIRECTLY or (first.endswith("ing") and len(first) > 4) else ", "
     return f"{with_article(description)}{sep}{text[0].lower() + text[1:] if text else text}".strip(" ,")
 
 

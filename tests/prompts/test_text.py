@@ -1,0 +1,76 @@
+"""Template filling, class mentions, repair, and the CLIP token limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from synthdiv.prompts.text import (
+    MAX_PROMPT_TOKENS,
+    count_tokens,
+    fill,
+    mentions,
+    repair_mention,
+    text_key,
+    trim_to_tokens,
+    with_article,
+)
+
+
+@pytest.mark.parametrize(
+    ("template", "values", "expected"),
+    [
+        ("a photo of a {description}", {"description": "goldfish"}, "a photo of a goldfish"),
+        ("a photo of a {description}", {"description": "owl"}, "a photo of an owl"),
+        ("a photo of a {description}", {"description": "a crane, a tall wading bird"},
+         "a photo of a crane, a tall wading bird"),
+        ("a photo of a {description}", {"description": "the Eiffel tower"}, "a photo of the Eiffel tower"),
+        ("a {style} of a {description}", {"style": "oil painting", "description": "goldfish"},
+         "an oil painting of a goldfish"),
+        ("A {style} of {context}", {"style": "origami", "context": "a goldfish  on a table"},
+         "An origami of a goldfish on a table"),
+        ("{description}, {style}", {"description": "goldfish", "style": "sketch"}, "goldfish, sketch"),
+    ],
+)
+def test_fill_agrees_articles(template, values, expected):
+    assert fill(template, values) == expected
+
+
+def test_with_article_exceptions():
+    assert with_article("unicorn") == "a unicorn"
+    assert with_article("hourglass") == "an hourglass"
+    assert with_article("An apple") == "An apple"
+
+
+def test_text_key_ignores_case_punctuation_and_articles():
+    assert text_key("A Goldfish, on THE table!") == text_key("goldfish on table") == "goldfish on table"
+
+
+def test_mentions_whole_description_with_plural():
+    assert mentions("two goldfishes in a bowl", "a goldfish")
+    assert mentions("Tiger-Cat sleeping", "tiger cat")
+    assert not mentions("a cat sleeping", "tiger cat")
+    assert not mentions("a crane in a marsh", "a crane, a tall wading bird")
+
+
+def test_repair_prefixes_scene_without_class():
+    assert repair_mention("on a wooden table in morning light", "goldfish") == (
+        "a goldfish on a wooden table in morning light"
+    )
+    assert repair_mention("Sunset over a lake", "owl") == "an owl, sunset over a lake"
+
+
+def test_repair_replaces_bare_head_with_full_description():
+    desc = "a crane, a tall wading bird"
+    fixed = repair_mention("a crane standing in a marsh at dawn", desc)
+    assert fixed == "a crane, a tall wading bird standing in a marsh at dawn"
+    assert mentions(fixed, desc)
+
+
+def test_token_count_and_trim():
+    assert count_tokens("a photo of a goldfish") == 5
+    long = " ".join(["a goldfish in a bowl"] * 30)
+    assert count_tokens(long) > MAX_PROMPT_TOKENS
+    cut = trim_to_tokens(long, 12)
+    assert count_tokens(cut) <= 12 and long.startswith(cut) and cut.endswith(("bowl", "goldfish", "in", "a"))
+    assert trim_to_tokens("short", 12) == "short"
+    assert trim_to_tokens("supercalifragilisticexpialidocious", 1) == ""
