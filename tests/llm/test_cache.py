@@ -1,0 +1,108 @@
+"""The on-disk response cache, and create_llm's registry and option validation."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from synthdiv.config import LLMSpec
+from synthdiv.errors import ConfigError, UnknownBackendError
+from synthdiv.llm import LLM_BACKENDS, CachedLLM, create_llm, list_llms
+from synthdiv.llm.cache import request_key
+from tests.llm.fakes import FakeLLM
+
+MSG = [{"role": "user", "content": "hello"}]
+
+
+def test_cache_hit_and_miss(tmp_path: Path) -> None:
+    fake = FakeLLM("first", "second", "third")
+    llm = CachedLLM(fake, tmp_path / "c")
+    assert llm.complete(MSG, seed=1) == ["first"]
+    assert llm.complete(MSG, seed=1) == ["first"]  # hit: the fake is not called again
+    assert llm.complete(MSG, seed=2) == ["second"]  # another seed is another request
+    assert llm.stats.as_dict() == {"hits": 1, "misses": 2}
+    assert len(fake.calls) == 2
+    files = list((tmp_path / "c").rglob("*.json"))
+    assert len(files) == 2 and not list((tmp_path / "c").rglob("*.tmp-*"))
+
+    again = CachedLLM(FakeLLM(), tmp_path / "c")  # a rerun: every answer from disk, the empty fake never called
+    assert again.complete(MSG, seed=1) == ["first"] and again.complete(MSG, seed=2) == ["second"]
+    assert again.stats.as_dict() == {"hits": 2, "misses": 0}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"n": 2},
+        {"temperature": 0.1},
+        {"max_tokens": 7},
+        {"json_schema": {"type": "array"}},
+        {"messages": [{"role": "user", "content": "hello!"}]},
+    ],
+)
+def test_every_parameter_enters_the_key(change: dict) -> None:
+    base = {"messages": MSG, "n": 1, "temperature": 0.7, "seed": 0, "max_tokens": 256, "json_schema": None}
+    assert request_key("b", "m", **base) != request_key("b", "m", **{**base, **change})
+    assert request_key("b", "m", **base) != request_key("b2", "m", **base)
+    assert request_key("b", "m", **base) != request_key("b", "m2", **base)
+    assert request_key("b", "m", **base) == request_key("b", "m", **dict(base))
+
+
+def test_corrupt_entry_is_a_miss_and_is_rewritten(tmp_path: Path) -> None:
+    llm = CachedLLM(FakeLLM("a", "b"), tmp_path)
+    llm.complete(MSG)
+    (entry,) = tmp_path.rglob("*.json")
+    entry.write_text("{not json")
+    assert llm.complete(MSG) == ["b"]
+    assert json.loads(entry.read_text())["responses"] == ["b"]
+    assert llm.stats.misses == 2
+
+
+def test_wrapped_llm_error_leaves_no_entry(tmp_path: Path) -> None:
+    llm = CachedLLM(FakeLLM(), tmp_path)
+    with pytest.raises(AssertionError):
+        llm.complete(MSG)
+    assert not list(tmp_path.rglob("*"))
+
+
+def test_registry_has_builtins_without_importing_them() -> None:
+    assert {"transformers", "openai"} <= set(list_llms())
+    assert "synthdiv.llm.openai_backend" in LLM_BACKENDS._lazy["openai"]
+
+
+def test_unknown_backend_lists_names() -> None:
+    with pytest.raises(UnknownBackendError, match="openai, transformers"):
+        create_llm(LLMSpec(backend="nope"))
+
+
+@pytest.mark.parametrize(
+    ("backend", "options", "where"),
+    [
+        ("openai", {"base_url": "http://x/v1", "concurency": 2}, "models.llm.options.concurency"),
+        ("openai", {"timeout_s": "soon"}, "models.llm.options.timeout_s"),
+        ("transformers", {"batch_size": 0}, "models.llm.options.batch_size"),
+        ("transformers", {"gguf": "x.gguf"}, "models.llm.options.gguf"),
+    ],
+)
+def test_bad_option_names_its_key(backend: str, options: dict, where: str) -> None:
+    with pytest.raises(ConfigError, match=where.replace(".", r"\.")) as err:
+        create_llm(LLMSpec(backend=backend, options=options))
+    assert "\n" not in str(err.value)
+
+
+def test_create_llm_wraps_in_cache_and_stays_light(tmp_path: Path) -> None:
+    llm = create_llm(LLMSpec(), cache_dir=tmp_path)
+    assert isinstance(llm, CachedLLM) and llm.model_id.startswith("transformers:embedded")
+    assert llm.supports_json_schema is False
+    if "torch" not in sys.modules:  # building a backend must not load the model (nor torch) before a miss
+        assert "transformers" not in sys.modules
+
+
+def test_transformers_missing_model_path_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="models.llm.model"):
+        create_llm(LLMSpec(model=str(tmp_path / "missing.gguf")))
+    with pytest.raises(ConfigError, match="models.llm.model"):
+        create_llm(LLMSpec(model=str(tmp_path / "no-such-dir")))

@@ -1,0 +1,208 @@
+"""The openai backend against a scripted local HTTP server: request shape, key handling, retries, timeouts, errors."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from synthdiv.config import LLMSpec
+from synthdiv.errors import ConfigError, SynthdivError
+from synthdiv.llm import create_llm
+from synthdiv.llm.openai_backend import LLMServerError
+from synthdiv.llm.structured import LIST_SCHEMA
+
+SECRET = "sk-test-secret-0123456789"
+MSG = [{"role": "user", "content": "hi"}]
+
+
+class Script:
+    """What the server does, request by request: ("ok", text) | ("status", code, headers) | ("hang", s) | ("raw", b)."""
+
+    def __init__(self) -> None:
+        self.steps: deque[tuple[Any, ...]] = deque()
+        self.default: tuple[Any, ...] = ("echo",)
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.delay = 0.0
+
+    def next(self) -> tuple[Any, ...]:
+        with self.lock:
+            return self.steps.popleft() if self.steps else self.default
+
+
+def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # keep test output clean
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802 (http.server API)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with script.lock:
+                script.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
+                script.in_flight += 1
+                script.max_in_flight = max(script.max_in_flight, script.in_flight)
+            time.sleep(script.delay)
+            with script.lock:  # counted out before answering: the client frees its slot only once answered
+                script.in_flight -= 1
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._answer(script.next(), body)
+
+        def _answer(self, step: tuple[Any, ...], body: dict[str, Any]) -> None:
+            kind = step[0]
+            if kind == "hang":
+                time.sleep(step[1])
+                return
+            if kind == "status":
+                payload, code, headers = b'{"error": {"message": "busy"}}', step[1], step[2] if len(step) > 2 else {}
+            elif kind == "raw":
+                payload, code, headers = step[1], 200, {}
+            else:
+                text = step[1] if kind == "ok" else f"seed={body.get('seed')}"
+                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+                code, headers = 200, {}
+            self.send_response(code)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    return Handler
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, Script]]:
+    script = Script()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(script))
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", script
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _llm(base_url: str, **options: Any):
+    opts = {"base_url": base_url, "backoff_s": 0.01, "max_backoff_s": 0.05, **options}
+    return create_llm(LLMSpec(backend="openai", model="tiny-model", options=opts))
+
+
+def test_request_shape_and_key_never_logged(
+    server: tuple[str, Script], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, script = server
+    monkeypatch.setenv("SYNTHDIV_TEST_KEY", SECRET)
+    script.steps.extend([("status", 500), ("ok", '["a", "b"]')])
+    llm = _llm(url, api_key_env="SYNTHDIV_TEST_KEY")
+    with caplog.at_level(logging.DEBUG):
+        assert llm.complete(MSG, temperature=0.3, seed=5, max_tokens=17) == ['["a", "b"]']
+    req = script.requests[-1]
+    assert req["path"] == "/v1/chat/completions"
+    assert req["headers"]["Authorization"] == f"Bearer {SECRET}"
+    body = req["body"]
+    assert body == {"model": "tiny-model", "messages": MSG, "temperature": 0.3, "max_tokens": 17, "seed": 5}
+    assert "retrying" in caplog.text  # the 500 was logged...
+    assert SECRET not in caplog.text and SECRET not in repr(llm)  # ...without the key
+    assert llm.model_id == "openai:tiny-model" and SECRET not in llm.model_id
+
+
+def test_missing_key_variable_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SYNTHDIV_NO_SUCH_KEY", raising=False)
+    with pytest.raises(ConfigError, match=r"models\.llm\.options\.api_key_env: .*SYNTHDIV_NO_SUCH_KEY"):
+        _llm("http://127.0.0.1:9/v1", api_key_env="SYNTHDIV_NO_SUCH_KEY")
+
+
+def test_n_samples_are_separate_seeded_requests_within_the_concurrency_limit(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.delay = 0.15
+    llm = _llm(url, concurrency=2)
+    assert llm.complete(MSG, n=6, seed=10) == [f"seed={s}" for s in range(10, 16)]
+    assert len(script.requests) == 6 and script.max_in_flight == 2
+
+
+def test_native_n(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.steps.append(("raw", json.dumps({"choices": [{"message": {"content": t}} for t in "xyz"]}).encode()))
+    assert _llm(url, native_n=True).complete(MSG, n=3, seed=1) == ["x", "y", "z"]
+    assert script.requests[0]["body"]["n"] == 3
+
+
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [
+        ("json_schema", {"type": "json_schema", "json_schema": {"name": "answer", "schema": LIST_SCHEMA}}),
+        ("json_object", {"type": "json_object", "schema": LIST_SCHEMA}),
+        ("none", None),
+    ],
+)
+def test_schema_formats(server: tuple[str, Script], fmt: str, expected: dict | None) -> None:
+    url, script = server
+    llm = _llm(url, schema_format=fmt)
+    assert llm.supports_json_schema is (expected is not None)
+    llm.complete(MSG, json_schema=LIST_SCHEMA)
+    assert script.requests[0]["body"].get("response_format") == expected
+
+
+def test_retries_429_and_5xx_with_backoff_honouring_retry_after(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.steps.extend([("status", 429, {"Retry-After": "0.3"}), ("status", 502), ("ok", "fine")])
+    t0 = time.monotonic()
+    assert _llm(url, max_retries=3, max_backoff_s=1.0).complete(MSG) == ["fine"]
+    assert len(script.requests) == 3 and time.monotonic() - t0 >= 0.3
+
+
+def test_gives_up_after_bounded_retries(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.default = ("status", 503)
+    with pytest.raises(LLMServerError, match=r"HTTP 503 after 3 tries") as err:
+        _llm(url, max_retries=2).complete(MSG)
+    assert url in str(err.value) and "\n" not in str(err.value)
+    assert len(script.requests) == 3
+
+
+def test_client_error_is_not_retried(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.default = ("status", 404)
+    with pytest.raises(LLMServerError, match=r"refused the request with HTTP 404 \(check"):
+        _llm(url, max_retries=3).complete(MSG)
+    assert len(script.requests) == 1
+
+
+def test_timeout_on_a_hanging_server(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.default = ("hang", 3.0)
+    t0 = time.monotonic()
+    with pytest.raises(LLMServerError, match=r"did not answer within 0.3s .* after 2 tries"):
+        _llm(url, timeout_s=0.3, max_retries=1).complete(MSG)
+    assert time.monotonic() - t0 < 2.5 and len(script.requests) == 2
+
+
+def test_not_a_chat_completion(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.default = ("raw", b"<html>proxy says hello</html>")
+    with pytest.raises(LLMServerError, match="not a chat completion: <html>proxy says hello"):
+        _llm(url).complete(MSG)
+
+
+def test_unreachable_server_names_the_url() -> None:
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    with pytest.raises(SynthdivError, match=rf"cannot reach the LLM server at {url}/chat/completions after 2 tries"):
+        _llm(url, max_retries=1).complete(MSG)
