@@ -15,3 +15,14 @@ from toydata import make_toy_run  # noqa: E402
 @pytest.fixture
 def toy(tmp_path: Path) -> dict[str, Path]:
     return make_toy_run(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread on a shared machine (and deterministically)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,7 +13,9 @@ def _samples(per_class: list[int]) -> SampleSet:
     return SampleSet.from_rows(rows)
 
 
-@pytest.mark.parametrize(("keep", "expected"), [(0.5, [50, 10, 1]), (0.01, [1, 1, 1]), (5, [5, 5, 1]), (30, [30, 20, 1])])
+@pytest.mark.parametrize(
+    ("keep", "expected"), [(0.5, [50, 10, 1]), (0.01, [1, 1, 1]), (5, [5, 5, 1]), (30, [30, 20, 1])]
+)
 def test_low_data_keeps_a_fraction_or_n_per_class(keep, expected):
     out = low_data(_samples([100, 20, 1]), 3, keep, seed=0)
     assert out.class_counts(3).tolist() == expected

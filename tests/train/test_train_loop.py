@@ -1,0 +1,157 @@
+"""The train stage: variants, checkpoints, metrics, export, mixing within domains, the schedule, exact resume after
+SIGKILL, and DDP (2 gloo processes) against one process with the same global batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+from safetensors.torch import load_file
+
+from synthdiv.errors import ConfigError
+from synthdiv.run import RunDir, read_jsonl
+from synthdiv.train import fit, progress
+from synthdiv.train.loop import cosine_lambda
+from synthdiv.train.mix import mix_within_domains
+
+SCRIPT = Path(__file__).with_name("train_script.py")
+BASE = {"model": "test_resnet", "img_size": 16, "batch_size": 8, "num_workers": 0, "log_every": 1, "lr": 3e-3}
+
+
+def test_fit_trains_checkpoints_and_exports_every_variant(toy, make_config):
+    variants = {"real": {"synthetic_fraction": 0, "aux_norm": "none"}, "real+syn": {"ema_decay": 0.5}}
+    cfg = make_config(run_dir=str(toy["run"]),
+                      train={**BASE, "max_steps": 5, "checkpoint_every": 2, "variants": variants})
+    run = RunDir(cfg.run_dir)
+    assert progress(cfg, run) == "real: step 0, real+syn: step 0"
+    summary = fit(cfg, run)
+    assert summary["real"]["synthetic_images"] == 0 and summary["real+syn"]["synthetic_images"] == 32
+    for name in variants:
+        out = run.train / name
+        assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == [1, 2, 3, 4, 5]
+        assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000004.pt", "step-00000005.pt"]
+        assert json.loads((out / "done.json").read_text())["steps"] == 5
+        model = timm.create_model(f"local-dir:{run.export / name}", pretrained=True)
+        assert model.num_classes == 4
+    data = json.loads((run.train / "real+syn" / "data.json").read_text())
+    assert data["block_sizes"] == [4, 4] and data["real_per_class"] == [12] * 4
+    state = torch.load(run.train / "real+syn" / "checkpoints" / "step-00000005.pt", weights_only=False)
+    assert any(".aux." in k for k in state["model"]) and state["ema"] is not None
+    real_state = torch.load(run.train / "real" / "checkpoints" / "step-00000005.pt", weights_only=False)
+    assert not any(".aux." in k for k in real_state["model"])  # one domain only: nothing to route
+    assert progress(cfg, run) == "real: done, real+syn: done"
+    stamp = (run.export / "real" / "model.safetensors").stat().st_mtime_ns
+    assert fit(cfg, run)["real"]["steps"] == 5  # finished variants are not trained again
+    assert (run.export / "real" / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_an_unknown_timm_model_is_a_config_error(toy, make_config):
+    cfg = make_config(run_dir=str(toy["run"]), train={**BASE, "model": "no_such_net", "max_steps": 1})
+    with pytest.raises(ConfigError, match="train.model"):
+        fit(cfg, RunDir(cfg.run_dir))
+
+
+def test_variants_are_validated_with_their_names(make_config):
+    with pytest.raises(ConfigError, match="variant 'a': unknown train key 'lr_typo'"):
+        make_config(train={"variants": {"a": {"lr_typo": 1}}})
+    with pytest.raises(ConfigError, match="variant 'b': synthetic_fraction"):
+        make_config(train={"variants": {"b": {"synthetic_fraction": 2}}})
+    cfg = make_config(train={"lr": 0.1, "variants": {"x": {"synthetic_fraction": 0}, "y": {}}})
+    assert cfg.train.variant("x").synthetic_fraction == 0 and cfg.train.variant("y").lr == 0.1
+    assert make_config().train.variant_names() == ["main"]
+
+
+def test_mixup_and_cutmix_stay_within_each_domain_block():
+    images = torch.cat([torch.full((4, 3, 8, 8), 1.0), torch.full((4, 3, 8, 8), -1.0)])
+    labels = torch.tensor([0, 1, 0, 1, 2, 3, 2, 3])
+    for mixup, cutmix in ((1.0, 0.0), (0.0, 1.0)):
+        x, y = mix_within_domains(images, labels, 4, 4, 0.0, mixup, cutmix, np.random.default_rng(0))
+        assert x[:4].eq(1.0).all() and x[4:].eq(-1.0).all()  # no real pixel in a synthetic image and back
+        assert y[:4, 2:].eq(0).all() and y[4:, :2].eq(0).all()  # nor a real label in a synthetic target
+        torch.testing.assert_close(y.sum(1), torch.ones(8))
+        assert (y[:4, :2] > 0).all()  # the real block was mixed with its flip
+
+
+def test_cosine_schedule_warms_up_then_decays_to_the_floor():
+    f = cosine_lambda(total=110, warmup=10, floor=0.1)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0) and f(60) == pytest.approx(0.55) and f(110) == pytest.approx(0.1)
+
+
+def _write_config(tmp: Path, run_root: Path, train: dict) -> Path:
+    path = tmp / f"cfg-{run_root.name}.json"
+    path.write_text(json.dumps({"run_dir": str(run_root), "seed": 5, "train": {**train, "variants": {"v": {}}}}))
+    return path
+
+
+def _copy_run(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("train", "export"))
+    return dst
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_mid_epoch_ends_with_the_same_weights(toy, tmp_path):
+    train = {**BASE, "num_workers": 2, "max_steps": 16, "checkpoint_every": 3, "ema_decay": 0.8,
+             "mixup_alpha": 0.4, "cutmix_alpha": 1.0, "synthetic_loss_weight": 0.5, "warmup_steps": 2}
+    killed_run = _copy_run(toy["run"], tmp_path / "killed")
+    clean_run = _copy_run(toy["run"], tmp_path / "clean")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, str(SCRIPT), str(_write_config(tmp_path, killed_run, train)), "v"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpts = killed_run / "train" / "v" / "checkpoints"
+    deadline = time.monotonic() + 300
+    while not (ckpts / "step-00000006.pt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "training ended before it could be killed"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed_run / "train" / "v" / "done.json").exists()  # killed mid-run (an epoch is 12 steps)
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, str(SCRIPT), str(_write_config(tmp_path, clean_run, train)), "v"],
+                   env=env, check=True, capture_output=True)
+    resumed = load_file(killed_run / "export" / "v" / "model.safetensors")
+    clean = load_file(clean_run / "export" / "v" / "model.safetensors")
+    assert resumed.keys() == clean.keys()
+    for key in clean:
+        assert torch.equal(resumed[key], clean[key]), key
+    a = read_jsonl(killed_run / "train" / "v" / "metrics.jsonl")
+    b = read_jsonl(clean_run / "train" / "v" / "metrics.jsonl")
+    assert [r["step"] for r in a] == list(range(1, 17))  # no step logged twice
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]
+
+
+@pytest.mark.slow
+def test_ddp_with_two_gloo_processes_matches_one_process_with_the_same_global_batch(toy, tmp_path):
+    train = {**BASE, "model": "test_vit", "model_kwargs": {"img_size": 32}, "img_size": 32, "optimizer": "sgd",
+             "lr": 0.05, "max_steps": 4, "checkpoint_every": 100, "aux_norm_layers": ["layernorm"],
+             "label_smoothing": 0.0}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    runs = {}
+    for tag, extra, nproc in (("one", {}, 1), ("accum", {"accum_steps": 2}, 1), ("ddp", {}, 2)):
+        run_root = _copy_run(toy["run"], tmp_path / tag)
+        cfg = _write_config(tmp_path, run_root, {**train, **extra})
+        if nproc == 1:
+            cmd = [sys.executable, str(SCRIPT), str(cfg), "v"]
+        else:
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                   str(SCRIPT), str(cfg), "v"]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[tag] = load_file(run_root / "export" / "v" / "model.safetensors")
+    initial = timm.create_model("test_vit", img_size=32, num_classes=4).state_dict()
+    moved = max(float((runs["one"][k] - initial[k]).abs().max()) for k in initial if k in runs["one"])
+    assert moved > 1e-3  # training changed the weights, so equality below means something
+    for tag in ("accum", "ddp"):
+        for key, value in runs["one"].items():
+            torch.testing.assert_close(runs[tag][key], value, atol=2e-5, rtol=1e-4, msg=f"{tag}: {key}")
