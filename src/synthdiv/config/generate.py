@@ -22,6 +22,9 @@ class GenerateConfig(Section):
     verify_shards: Literal["size", "members"] = Field(
         "members", description="resume check of a finished shard: tar size only, or size and its member names"
     )
+    torch_threads: int | None = Field(
+        None, ge=1, description="CPU threads of torch in each generator process; equal counts give byte-equal images"
+    )
     ray_actors: int = Field(1, ge=1, description="ray runner: generator actors in the pool")
     ray_gpus_per_actor: float = Field(0.0, ge=0, description="ray runner: GPUs per actor (1 on a GPU cluster)")
     ray_address: str | None = Field(None, description="ray runner: cluster address; None starts a local Ray")

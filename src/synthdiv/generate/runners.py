@@ -91,10 +91,19 @@ def _device_for(cfg: RunConfig, env: DistEnv) -> str | None:
     return f"cuda:{env.local_rank}" if torch.cuda.is_available() else None
 
 
+def _set_torch_threads(n: int | None) -> None:
+    """Pin torch's CPU threads: float reductions (and so image bytes) depend on the thread count."""
+    if n is not None:
+        import torch
+
+        torch.set_num_threads(n)
+
+
 def run_local(cfg: RunConfig, run: RunDir, work: PlannedWork, todo: Sequence[int], env: DistEnv) -> dict[str, Any]:
     """Make ``todo`` shards in this process (the ``local`` runner, and each rank of ``torchrun``)."""
     import time
 
+    _set_torch_threads(cfg.generate.torch_threads)
     generator = create_generator(cfg.models.generator, device=_device_for(cfg, env))
     total = sum(work.shard_size(s) for s in todo)
     start = time.perf_counter()
@@ -120,6 +129,7 @@ class _RayShardActor:
         logging.basicConfig(level=logging.WARNING)
         self.cfg = RunConfig.model_validate(cfg_json)
         self.work = PlannedWork(RunDir(self.cfg.run_dir))
+        _set_torch_threads(self.cfg.generate.torch_threads)
         self.producer = ShardProducer(self.work, create_generator(self.cfg.models.generator), self.cfg.generate)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -145,14 +155,15 @@ def run_ray(cfg: RunConfig, run: RunDir, work: PlannedWork, todo: Sequence[int])
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
         if g.ray_address is None:
-            kwargs["num_cpus"] = max(g.ray_actors, 1) + 1
+            kwargs["num_cpus"] = g.ray_actors * (g.torch_threads or 1) + 1
         ray.init(address=g.ray_address, **kwargs)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ds = ray.data.from_items([{"shard": int(s)} for s in todo], override_num_blocks=len(todo))
     out = ds.map_batches(
         _RayShardActor, fn_constructor_kwargs={"cfg_json": cfg.model_dump(mode="json")}, batch_size=1,
-        concurrency=g.ray_actors, num_gpus=g.ray_gpus_per_actor or None, num_cpus=1,
+        compute=ray.data.ActorPoolStrategy(size=g.ray_actors), num_gpus=g.ray_gpus_per_actor or None,
+        num_cpus=g.torch_threads or 1,
     )
     total = sum(work.shard_size(s) for s in todo)
     made_shards = 0
