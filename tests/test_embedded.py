@@ -207,8 +207,11 @@ def test_hf_clip_tokenizer_is_the_real_clip_bpe():
     from transformers import CLIPTokenizer
 
     texts = ["A photo of a Crane, the bird!", "don't 3.5 tiger-cat", "ankle_boot   T-shirt/top"]
-    ours = CLIPTokenizer.from_pretrained(embedded.tiny_hf_clip_dir())
+    folder = embedded.tiny_hf_clip_dir()
+    ours = CLIPTokenizer.from_pretrained(folder)
     assert len(ours) == 49408
+    from_files = CLIPTokenizer(vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"))
+    assert from_files(texts)["input_ids"] == ours(texts)["input_ids"]  # the files slow tokenizers read agree
     theirs = open_clip.get_tokenizer("ViT-B-32")(texts)
     for i, text in enumerate(texts):
         ids = ours(text)["input_ids"]
@@ -218,6 +221,7 @@ def test_hf_clip_tokenizer_is_the_real_clip_bpe():
 
 
 def test_tiny_diffusion_loads_with_autopipeline_and_generates():
+    import numpy as np
     from diffusers import AutoPipelineForText2Image
 
     pipe = AutoPipelineForText2Image.from_pretrained(embedded.tiny_diffusion_dir())
@@ -225,12 +229,10 @@ def test_tiny_diffusion_loads_with_autopipeline_and_generates():
     assert pipe.safety_checker is None
     pipe.set_progress_bar_config(disable=True)
 
-    def run(seed: int):
-        generator = torch.Generator("cpu").manual_seed(seed)
-        return pipe(["a trouser", "a sandal"] * 2, num_inference_steps=4, generator=generator, output_type="np").images
-
-    images = run(0)
+    generator = torch.Generator("cpu").manual_seed(0)
+    prompts = ["a trouser", "a sandal"] * 2
+    images = pipe(prompts, num_inference_steps=4, generator=generator, output_type="np").images
     assert images.shape == (4, 32, 32, 3)
+    assert np.isfinite(images).all()
     assert (images.std(axis=(1, 2, 3)) > 0.01).all(), "random weights still give non-constant images"
-    assert (run(0) == images).all()
-    assert not (run(1) == images).all()
+    assert not np.array_equal(images[0], images[2]), "each image of a batch has its own noise"

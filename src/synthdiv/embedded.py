@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from synthdiv.errors import MissingDependencyError
-from synthdiv.run import atomic_write_json, canonical_hash
+from synthdiv.run import atomic_write_json, atomic_write_text, canonical_hash
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ TINY_HF_CLIP_ID = "embedded:tiny-hf-clip"
 TINY_DIFFUSION_ID = "embedded:tiny-diffusion"
 
 _MARKER = "synthdiv_embedded.json"  # written last inside the temporary folder: its presence means "complete"
-_FORMAT = 1  # bump when the folder layout changes
+_FORMAT = 2  # bump when the folder layout changes
 
 # CLIP BPE: 256 byte tokens, their 256 end-of-word forms, 48894 merges and two specials = 49408 ids.
 _N_MERGES = 49152 - 256 - 2
@@ -297,6 +297,13 @@ def _clip_tokenizer() -> Any:
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=CLIP_CONTEXT)
 
 
+def _write_bpe_files(folder: Path) -> None:
+    """Write ``vocab.json`` and ``merges.txt`` next to ``tokenizer.json``, for slow (file-based) CLIP tokenizers."""
+    vocab, merges = clip_bpe_vocab()
+    atomic_write_json(folder / "vocab.json", vocab)
+    atomic_write_text(folder / "merges.txt", "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+
+
 # --------------------------------------------------------------------------------------------------------------
 # open_clip
 
@@ -361,6 +368,7 @@ def _build_hf_clip(folder: Path) -> None:
         image_std=list(_OPENAI_STD),
     )
     CLIPProcessor(image_processor=images, tokenizer=_clip_tokenizer()).save_pretrained(folder)
+    _write_bpe_files(folder)
 
 
 def tiny_hf_clip_dir() -> Path:
@@ -399,6 +407,7 @@ def _build_diffusion(folder: Path) -> None:
         requires_safety_checker=False,
     )
     pipe.save_pretrained(folder)
+    _write_bpe_files(folder / "tokenizer")
 
 
 def tiny_diffusion_dir() -> Path:
