@@ -19,7 +19,7 @@ LONG = "a crane in a marsh " + " ".join(["with very tall reeds"] * 8)  # < 300 c
 
 
 def _config(make_config, **prompts):
-    base = {"contexts_per_class": 3, "styles": 2, "batch_size": 3, "max_retries": 0, "max_batches": 2,
+    base = {"contexts_per_class": 3, "styles": 2, "batch_size": 3, "max_retries": 0, "max_requests": 2,
             "clip_dedup": False, "max_context_tokens": 20}
     return make_config(prompts={**base, **prompts})
 
@@ -99,7 +99,7 @@ def test_rerun_from_cache_is_byte_identical(make_config, write_resolved, scripte
 
 def test_reject_policies(make_config, write_resolved, scripted_llm):
     cfg = _config(make_config, styles=0, proportions={"context": 1}, missing_class="reject", too_long="reject",
-                  max_batches=1)
+                  max_requests=1)
     run = write_resolved(cfg.run_dir, CLASSES[1:])
     too_long = "a crane, a tall wading bird " + " ".join(["with very tall reeds"] * 8)
     scripted_llm.enqueue(f'["a crane, a tall wading bird in a marsh", "under the sea", "{too_long}"]')
@@ -136,7 +136,7 @@ def test_bad_styles_file_names_the_field(make_config, write_resolved, scripted_l
 
 
 def test_styles_with_contexts(make_config, write_resolved, scripted_llm):
-    cfg = _config(make_config, contexts_per_class=2, style_contexts=1, max_batches=1)
+    cfg = _config(make_config, contexts_per_class=2, style_contexts=1, max_requests=1)
     run = write_resolved(cfg.run_dir, CLASSES[:1])
     scripted_llm.enqueue('["pencil sketch", "watercolor"]', '["in a pond", "on a table"]')
     build_prompts(cfg, run)
@@ -148,7 +148,7 @@ def test_styles_with_contexts(make_config, write_resolved, scripted_llm):
 
 def test_clip_near_duplicates_are_dropped(make_config, write_resolved, scripted_llm):
     cfg = _config(make_config, styles=0, proportions={"context": 1}, clip_dedup=True, dedup_threshold=0.2,
-                  max_batches=1)
+                  max_requests=1)
     run = write_resolved(cfg.run_dir, CLASSES[:1])
     scripted_llm.enqueue('["in a pond", "on a table at dusk", "held by a child at a fair"]')
     summary = build_prompts(cfg, run)

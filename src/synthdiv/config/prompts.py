@@ -50,8 +50,8 @@ class PromptsConfig(Section):
     )
     temperature: float = Field(0.9, ge=0, le=2)
     batch_size: int = Field(10, ge=1, le=100, description="items asked of the LLM per request")
-    max_batches: int | None = Field(
-        None, ge=1, description="LLM requests per class at most (default: 3x the requests needed, plus 2)"
+    max_requests: int | None = Field(
+        None, ge=1, description="LLM calls per class at most, retries included (default: 2x the calls needed, plus 1)"
     )
     dedup_threshold: float = Field(0.95, gt=0, le=1, description="CLIP text cosine above which prompts are duplicates")
     clip_dedup: bool = Field(True, description="remove near-duplicates by CLIP text embedding (after text dedup)")
@@ -62,7 +62,7 @@ class PromptsConfig(Section):
     missing_class: Literal["repair", "reject"] = Field(
         "repair", description="what to do with a context that does not name the class (repair: prefix it)"
     )
-    max_retries: int = Field(2, ge=0)
+    max_retries: int = Field(2, ge=0, description="corrective retries of one LLM call (they count in max_requests)")
 
     @field_validator("proportions")
     @classmethod

@@ -68,9 +68,10 @@ def collect_contexts(
         context_processor(description, cfg),
         seed_parts=("contexts", run_seed, class_index),
         batch_size=cfg.batch_size,
-        max_batches=cfg.max_batches,
+        max_requests=cfg.max_requests,
         temperature=cfg.temperature,
         max_retries=cfg.max_retries,
         scorer=scorer if cfg.clip_dedup else None,
         threshold=cfg.dedup_threshold,
+        tokens_per_item=24,
     )

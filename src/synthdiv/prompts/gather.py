@@ -3,7 +3,7 @@
 A single request gives a small model's few favourite answers; CD needs hundreds of different scenes per class.
 :func:`gather` asks again with a new seed each time, cleans every item with a caller's ``process`` function
 (repair or reject), drops exact and CLIP near-duplicates of what it already holds, and stops at ``n`` items or
-after ``max_batches`` requests, reporting what it got and why items were dropped.
+after ``max_requests`` LLM calls (corrective retries included), reporting what it got and why items were dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from synthdiv.prompts.text import text_key
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Gathered", "Processed", "gather", "batch_seed", "default_max_batches"]
+__all__ = ["Gathered", "Processed", "gather", "batch_seed", "default_max_requests"]
 
 Processed = tuple[str | None, str | None, str | None]  # (usable text, what was fixed, why rejected)
 
@@ -58,9 +58,9 @@ def batch_seed(*parts: Any) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def default_max_batches(wanted: int, batch_size: int) -> int:
-    """Three times the requests a perfect model would need, plus two."""
-    return 3 * math.ceil(wanted / batch_size) + 2
+def default_max_requests(wanted: int, batch_size: int) -> int:
+    """Twice the LLM calls a perfect model would need, plus one."""
+    return 2 * math.ceil(wanted / batch_size) + 1
 
 
 def gather(
@@ -72,11 +72,12 @@ def gather(
     *,
     seed_parts: tuple[Any, ...],
     batch_size: int,
-    max_batches: int | None,
+    max_requests: int | None,
     temperature: float,
     max_retries: int,
     scorer: Any | None = None,
     threshold: float = 0.95,
+    tokens_per_item: int = 24,
 ) -> Gathered:
     """Collect ``wanted`` distinct items from ``llm`` with the prompt template ``template``.
 
@@ -89,11 +90,12 @@ def gather(
             "trimmed", or None), or ``(None, None, reason)`` to reject.
         seed_parts: Identify this family in batch seeds (run seed, class index, ...).
         batch_size: Items asked per request.
-        max_batches: Requests at most (None: :func:`default_max_batches`).
+        max_requests: LLM calls at most, corrective retries included (None: :func:`default_max_requests`).
         temperature: Sampling temperature.
         max_retries: Corrective retries inside one request.
         scorer: An :class:`~synthdiv.clip.base.ImageTextScorer` for near-duplicate removal, or None.
         threshold: Cosine above which two items are near-duplicates.
+        tokens_per_item: LLM tokens allowed per item asked (the answer budget is ``k * tokens_per_item + 24``).
     """
     from synthdiv.llm.structured import ask_list
     from synthdiv.llm.templates import render
@@ -102,18 +104,17 @@ def gather(
     if wanted <= 0:
         return result
     kept_emb: np.ndarray | None = None
-    limit = max_batches or default_max_batches(wanted, batch_size)
-    for batch in range(limit):
-        missing = wanted - len(result.items)
-        if missing <= 0:
-            break
-        k = min(batch_size, max(missing, 2))
+    limit = max_requests or default_max_requests(wanted, batch_size)
+    batch = 0
+    while len(result.items) < wanted and result.requests < limit:
+        k = min(batch_size, max(wanted - len(result.items), 2))
         messages, result.template_id = render(template, k=k, **variables)
         answer = ask_list(
-            llm, messages, n_items=k, max_retries=max_retries, temperature=temperature,
-            seed=batch_seed(*seed_parts, batch), max_tokens=min(1024, 32 * k + 48),
+            llm, messages, n_items=k, max_retries=min(max_retries, limit - result.requests - 1),
+            temperature=temperature, seed=batch_seed(*seed_parts, batch), max_tokens=k * tokens_per_item + 24,
             validate=lambda item: process(item)[2],
         )
+        batch += 1
         result.requests += answer.attempts
         result.dropped.update(reason for _, reason in answer.rejected)
         texts = []

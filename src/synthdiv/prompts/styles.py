@@ -81,11 +81,12 @@ def collect_styles(
         style_processor(),
         seed_parts=("styles", run_seed, class_index if class_index is not None else "all"),
         batch_size=cfg.batch_size,
-        max_batches=cfg.max_batches,
+        max_requests=cfg.max_requests,
         temperature=cfg.temperature,
         max_retries=cfg.max_retries,
         scorer=scorer if cfg.clip_dedup else None,
         threshold=cfg.dedup_threshold,
+        tokens_per_item=10,
     )
 
 
