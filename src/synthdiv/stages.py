@@ -65,10 +65,10 @@ STAGES: tuple[StageSpec, ...] = (
     ),
     StageSpec(
         "prompts", "synthdiv.prompts:build_prompts", inputs=("resolved",), outputs=("prompts", "styles"),
-        sections=("prompts", "models.llm", "models.clip"),
+        sections=("prompts", "models.llm", "models.clip"), external="synthdiv.prompts:external_inputs",
     ),
     StageSpec("plan", "synthdiv.prompts.plan:build_plan", inputs=("prompts",), outputs=("plan",),
-              sections=("plan", "prompts.proportions", "models.generator")),
+              sections=("plan", "prompts.proportions", "models.generator"), optional_inputs=("resolved",)),
     StageSpec(
         "generate", "synthdiv.generate:generate_images", inputs=("plan",), outputs=("shards", "manifest"),
         sections=("generate", "models.generator"), progress="synthdiv.generate:progress",

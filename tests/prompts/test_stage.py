@@ -161,3 +161,14 @@ def test_resolved_without_description_is_an_input_error(make_config, write_resol
     run = write_resolved(cfg.run_dir, [("a", "", 0)])
     with pytest.raises(InputError, match="line 1: expected a non-empty string 'description'"):
         build_prompts(cfg, run)
+
+
+def test_editing_a_reused_styles_file_changes_the_fingerprint(make_config, tmp_path):
+    from synthdiv.stages import fingerprint, get_spec
+
+    path = tmp_path / "s.json"
+    path.write_text('{"styles": ["origami"]}')
+    cfg = _config(make_config, styles_file=str(path))
+    before = fingerprint(cfg, get_spec("prompts"))
+    path.write_text('{"styles": ["embroidery"]}')
+    assert fingerprint(cfg, get_spec("prompts")) != before

@@ -10,12 +10,14 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from synthdiv.config import RunConfig
     from synthdiv.run import RunDir
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_prompts"]
+__all__ = ["build_prompts", "external_inputs"]
 
 
 def build_prompts(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
@@ -23,3 +25,9 @@ def build_prompts(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     from synthdiv.prompts.stage import run_prompts_stage
 
     return run_prompts_stage(cfg, run)
+
+
+def external_inputs(cfg: RunConfig) -> list[Path]:
+    """Files outside the run that the prompts stage reads (a reused ``prompts.styles_file``): their bytes enter
+    the stage's fingerprint, so an edited styles file makes the stage stale."""
+    return [cfg.prompts.styles_file] if cfg.prompts.styles_file is not None else []
