@@ -15,6 +15,17 @@ from synthdiv.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA
 CLASS_NAMES = ("goldfish", "crane", "tabby cat")
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Two spinning OpenMP threads on a shared, oversubscribed CPU are ~50x slower than one: use one here."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
     """The embedded tiny diffusion pipeline folder (random weights), built once per session."""
@@ -60,7 +71,8 @@ def gen_config(make_config, tiny_model_dir: Path):
     """``gen_config(images_per_class=4, shard_size=4, **generate)`` -> a RunConfig whose run has prompts and plan."""
 
     def make(images_per_class: int = 4, shard_size: int = 4, options: dict[str, Any] | None = None, **generate: Any):
-        gen = {"batch_size": 2, "writer_threads": 2, **generate}
+        # one torch thread: on a shared, oversubscribed CPU two spinning OpenMP threads are ~50x slower than one
+        gen = {"batch_size": 2, "writer_threads": 2, "torch_threads": 1, **generate}
         model = {"backend": "diffusers", "model": str(tiny_model_dir), "device": "cpu",
                  "options": {"steps": 1, **(options or {})}}
         cfg = make_config(models={"generator": model}, generate=gen, plan={"shard_size": shard_size})

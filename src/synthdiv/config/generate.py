@@ -36,6 +36,7 @@ class GenerateConfig(Section):
 class ScoreConfig(Section):
     enabled: bool = True
     batch_size: int = Field(64, ge=1)
+    template: str = Field("{description}", description="the class text CLIP compares images with")
     min_similarity: float | None = Field(None, description="filter: keep images whose CLIP similarity is at least this")
     keep_quantile: float | None = Field(None, gt=0, le=1, description="filter: keep the top fraction per class")
 
@@ -43,4 +44,6 @@ class ScoreConfig(Section):
     def _one_filter(self) -> ScoreConfig:
         if self.min_similarity is not None and self.keep_quantile is not None:
             raise ValueError("set only one of min_similarity and keep_quantile")
+        if "{description}" not in self.template:
+            raise ValueError("template must contain {description}")
         return self
