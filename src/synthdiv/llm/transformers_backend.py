@@ -4,7 +4,8 @@
 de-quantizes on load). Prompts go through the model's own chat template; the ``n`` samples of a request are
 generated together in batches of ``batch_size``, each batch seeded from ``seed`` (so a request is deterministic
 under its seed on a given machine); ``temperature == 0`` is greedy decoding. Loaded models are shared within a
-process, and loading waits for the first request, so a run answered entirely from the cache never loads one.
+process, and loading waits for the first request, so a run answered entirely from the cache never loads one. A
+local GGUF file is de-quantized once into the synthdiv cache (:mod:`synthdiv.llm._gguf`) and reloaded from there.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class TransformersOptions(BaseModel):
     top_k: int | None = Field(None, ge=0)
     repetition_penalty: float | None = Field(None, gt=0)
     trust_remote_code: bool = False
+    convert_gguf: bool = Field(True, description="de-quantize a local GGUF once into the synthdiv cache (fast reloads)")
 
 
 class TransformersLLM:
@@ -87,14 +89,20 @@ class TransformersLLM:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         kwargs: dict[str, Any] = {"trust_remote_code": self.options.trust_remote_code}
-        if self.gguf_file:
-            kwargs["gguf_file"] = self.gguf_file
+        source = self.source
         if self.spec.revision:
             kwargs["revision"] = self.spec.revision
         logger.info("loading LLM %s on %s (%s)", self.model_id, device, dtype)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(self.source), **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(str(self.source), dtype=dtype, **kwargs)
+            if self.gguf_file and isinstance(source, Path) and self.options.convert_gguf:
+                from synthdiv.embedded import cache_root
+                from synthdiv.llm._gguf import converted_dir
+
+                source = converted_dir(source, self.gguf_file, cache_root(), self.options.trust_remote_code)
+            elif self.gguf_file:
+                kwargs["gguf_file"] = self.gguf_file
+            tokenizer = AutoTokenizer.from_pretrained(str(source), **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype, **kwargs)
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"models.llm.model: cannot load {self.spec.model!r} with transformers: {first}") from exc
@@ -122,21 +130,22 @@ class TransformersLLM:
         enc = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
         prompt_len = enc["input_ids"].shape[1]
         gen_kwargs = self._generation_kwargs(tokenizer, temperature, max_tokens)
+        greedy = not gen_kwargs["do_sample"]
         out: list[str] = []
         with self._lock:
-            for start in range(0, n, self.options.batch_size):
-                count = min(self.options.batch_size, n - start)
+            for start in range(0, 1 if greedy else n, self.options.batch_size):  # greedy: one answer, n copies
+                count = 1 if greedy else min(self.options.batch_size, n - start)
                 with torch.random.fork_rng(devices=_rng_devices(model.device)):
                     torch.manual_seed(seed * 1_000_003 + start)
                     seqs = model.generate(**enc, num_return_sequences=count, **gen_kwargs)
                 out.extend(tokenizer.decode(s[prompt_len:], skip_special_tokens=True).strip() for s in seqs)
-        return out
+        return out * n if greedy else out
 
     def _generation_kwargs(self, tokenizer: Any, temperature: float, max_tokens: int) -> dict[str, Any]:
-        kw: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": tokenizer.pad_token_id}
+        kw: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": tokenizer.pad_token_id, "do_sample": True}
         if temperature <= 0:
             return {**kw, "do_sample": False}
-        kw.update(do_sample=True, temperature=float(temperature))
+        kw["temperature"] = float(temperature)
         for name in ("top_p", "top_k", "repetition_penalty"):
             value = getattr(self.options, name)
             if value is not None:

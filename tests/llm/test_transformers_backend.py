@@ -1,0 +1,65 @@
+"""The transformers backend with the real embedded SmolLM2-135M (GGUF): determinism, batching, cache, ask_list."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from synthdiv.config import LLMSpec
+from synthdiv.llm import CachedLLM, create_llm, templates
+from synthdiv.llm.structured import ask_list, item_key
+from synthdiv.llm.transformers_backend import TransformersLLM
+
+pytestmark = pytest.mark.slow
+
+MSG = [{"role": "user", "content": "Name three colours."}]
+
+
+@pytest.fixture(scope="module")
+def smol() -> TransformersLLM:
+    llm = create_llm(LLMSpec(backend="transformers", model="embedded", device="cpu", options={"batch_size": 2}))
+    assert isinstance(llm, TransformersLLM)
+    return llm
+
+
+def test_sampling_is_deterministic_under_a_seed(smol: TransformersLLM) -> None:
+    a = smol.complete(MSG, n=3, temperature=1.0, seed=3, max_tokens=6)  # 2 batches: 2 + 1
+    assert len(a) == 3 and all(isinstance(t, str) and t.strip() for t in a)
+    assert smol.complete(MSG, n=3, temperature=1.0, seed=3, max_tokens=6) == a
+    assert smol.complete(MSG, n=3, temperature=1.0, seed=4, max_tokens=6) != a
+    assert len(set(a)) > 1  # the samples of one request differ from each other
+
+
+def test_greedy_at_temperature_zero(smol: TransformersLLM) -> None:
+    a, b = smol.complete(MSG, n=2, temperature=0, seed=0, max_tokens=6)
+    assert a.strip() and a == b and a == smol.complete(MSG, n=1, temperature=0, seed=99, max_tokens=6)[0]
+
+
+def test_gguf_is_converted_once_into_the_cache(smol: TransformersLLM, _model_cache: Path) -> None:
+    smol.complete(MSG, n=1, temperature=0, max_tokens=1)
+    (folder,) = (_model_cache / "llm").glob("SmolLM2-135M-Instruct.Q4_1-*")
+    assert (folder / "model.safetensors").is_file() and (folder / "chat_template.jinja").is_file()
+    assert not list((_model_cache / "llm").glob("*.tmp-*"))
+    twin = create_llm(LLMSpec(backend="transformers", model="embedded", device="cpu", options={"batch_size": 2}))
+    assert twin._load() is smol._load()  # one model per process
+
+
+def test_cache_makes_a_rerun_free(smol: TransformersLLM, tmp_path: Path) -> None:
+    cached = CachedLLM(smol, tmp_path, backend="transformers", model="embedded")
+    first = cached.complete(MSG, n=1, temperature=0.7, seed=1, max_tokens=4)
+    t0 = time.perf_counter()
+    assert cached.complete(MSG, n=1, temperature=0.7, seed=1, max_tokens=4) == first
+    assert time.perf_counter() - t0 < 0.5
+    assert cached.stats.as_dict() == {"hits": 1, "misses": 1}
+
+
+def test_ask_list_with_the_real_model(smol: TransformersLLM) -> None:
+    messages, template_id = templates.render("styles.v1", k=3)
+    ans = ask_list(smol, messages, n_items=3, max_retries=0, temperature=0.7, seed=0, max_tokens=32, max_len=80)
+    assert template_id == "styles.v1"
+    assert ans.attempts == 1 and ans.ok == (len(ans.items) == 3)
+    keys = [item_key(i) for i in ans.items]
+    assert len(set(keys)) == len(keys) and all(0 < len(i) <= 80 for i in ans.items)
+    assert ans.ok or ans.error
