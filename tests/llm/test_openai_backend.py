@@ -11,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -121,10 +122,20 @@ def test_request_shape_and_key_never_logged(
     assert llm.model_id == "openai:tiny-model" and SECRET not in llm.model_id
 
 
-def test_missing_key_variable_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SYNTHDIV_NO_SUCH_KEY", raising=False)
-    with pytest.raises(ConfigError, match=r"models\.llm\.options\.api_key_env: .*SYNTHDIV_NO_SUCH_KEY"):
-        _llm("http://127.0.0.1:9/v1", api_key_env="SYNTHDIV_NO_SUCH_KEY")
+def test_missing_key_variable_is_a_config_error_only_when_a_request_is_sent(
+    server: tuple[str, Script], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url, script = server
+    monkeypatch.setenv("SYNTHDIV_TEST_KEY", SECRET)
+    spec = LLMSpec(backend="openai", model="m", options={"base_url": url, "api_key_env": "SYNTHDIV_TEST_KEY"})
+    assert create_llm(spec, cache_dir=tmp_path).complete(MSG, seed=1) == ["seed=1"]
+    assert SECRET not in "".join(p.read_text() for p in tmp_path.rglob("*.json"))
+
+    monkeypatch.delenv("SYNTHDIV_TEST_KEY")
+    rerun = create_llm(spec, cache_dir=tmp_path)  # no key: the cached answer is still served
+    assert rerun.complete(MSG, seed=1) == ["seed=1"] and len(script.requests) == 1
+    with pytest.raises(ConfigError, match=r"models\.llm\.options\.api_key_env: .*SYNTHDIV_TEST_KEY"):
+        rerun.complete(MSG, seed=2)
 
 
 def test_n_samples_are_separate_seeded_requests_within_the_concurrency_limit(server: tuple[str, Script]) -> None:

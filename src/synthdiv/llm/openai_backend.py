@@ -2,11 +2,12 @@
 
 Requests go over httpx to ``<base_url>/chat/completions``. The API key is read from the environment variable named
 by ``api_key_env`` and only ever put in the Authorization header: it is never logged, never part of a cache key,
-never written to the run directory. Transient failures (connection errors, timeouts, HTTP 429 and 5xx) are
-retried with exponential backoff (``Retry-After`` honoured) up to ``max_retries``; then, or at once for any other
-HTTP error, :class:`LLMServerError` says in one line which URL failed and how. At most ``concurrency`` requests
-are in flight per backend; the ``n`` samples of a request are sent as ``n`` requests with seeds ``seed + i``
-(servers such as llama.cpp ignore ``n``), in parallel. Constrained decoding uses ``response_format``.
+never written to the run directory, and needed only once a request is really sent (a cached rerun needs none).
+Transient failures (connection errors, timeouts, HTTP 429 and 5xx) are retried with exponential backoff
+(``Retry-After`` honoured) up to ``max_retries``; then, or at once for any other HTTP error,
+:class:`LLMServerError` says in one line which URL failed and how. At most ``concurrency`` requests are in flight
+per backend; the ``n`` samples of a request are sent as ``n`` requests with seeds ``seed + i`` (servers such as
+llama.cpp ignore ``n``), in parallel. Constrained decoding uses ``response_format``.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class OpenAILLM:
         self.url = self.options.base_url.rstrip("/") + "/chat/completions"
         self.model_id = f"openai:{spec.model}"
         self.supports_json_schema = self.options.schema_format != "none"
-        self.__key = _read_key(self.options.api_key_env)
+        env = self.options.api_key_env
+        self.__key = os.environ.get(env) if env else None  # checked at the first request: a cached rerun needs none
         self._slots = threading.BoundedSemaphore(self.options.concurrency)
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
@@ -125,6 +127,11 @@ class OpenAILLM:
 
         with self._client_lock:
             if self._client is None:
+                if self.options.api_key_env and not self.__key:
+                    raise ConfigError(
+                        f"models.llm.options.api_key_env: the environment variable {self.options.api_key_env} "
+                        "is not set or empty"
+                    )
                 headers = {"Authorization": f"Bearer {self.__key}"} if self.__key else {}
                 self._client = httpx.Client(
                     headers=headers,
@@ -198,15 +205,6 @@ class OpenAILLM:
     def _excerpt(self, resp: httpx.Response) -> str:
         text = " ".join(resp.text.split())[:200]
         return text.replace(self.__key, "***") if self.__key else text
-
-
-def _read_key(env: str | None) -> str | None:
-    if env is None:
-        return None
-    key = os.environ.get(env)
-    if not key:
-        raise ConfigError(f"models.llm.options.api_key_env: the environment variable {env} is not set or empty")
-    return key
 
 
 def _response_format(schema: dict[str, Any], fmt: str) -> dict[str, Any]:
