@@ -173,7 +173,8 @@ def test_stage_resolves_every_class_and_keeps_them_unique(make_config, monkeypat
     run = RunDir(cfg.run_dir)
     _write_classes(run, cranes)
     same = '["a crane", "a grey crane standing in water"]'  # both cranes get the SAME answer
-    fake = FakeLLM(same, f"Sure! Here you go:\n```json\n{same}\n```", '["a wool cardigan", "a knitted sweater"]')
+    cardigan = '["a wool cardigan", "a knitted cardigan sweater"]'
+    fake = FakeLLM(same, f"Sure! Here you go:\n```json\n{same}\n```", cardigan)
     _use_llm(monkeypatch, fake)
     summary = resolve_classes(cfg, run)
     rows = read_jsonl(run.resolved)
@@ -209,13 +210,34 @@ def test_a_failed_llm_answer_is_a_fallback_and_the_stage_goes_on(make_config, mo
     cfg = make_config(disambiguate={"candidates": 2, "max_retries": 1}, models={"clip": CLIP})
     run = RunDir(cfg.run_dir)
     _write_classes(run, cranes[1:])
-    _use_llm(monkeypatch, FakeLLM('["crane", "[]"]', "", '["a wool cardigan", "a knitted sweater"]'))
+    _use_llm(monkeypatch, FakeLLM('["crane", "[]"]', "", '["a wool cardigan", "a knitted cardigan sweater"]'))
     summary = resolve_classes(cfg, run)
     rows = read_jsonl(run.resolved)
     assert summary["fallbacks"] == 1 and summary["llm_requests"] == 3
     assert rows[0]["status"] == "fallback" and rows[0]["description"] == "crane" and rows[0]["llm_error"]
     assert [c["source"] for c in rows[0]["candidates"]] == ["name"] and rows[0]["llm_attempts"] == 2
     assert rows[1]["status"] == "ok"
+
+
+def test_off_topic_and_placeholder_candidates_are_rejected(make_config, monkeypatch) -> None:
+    from synthdiv.disambiguate import resolve_classes
+
+    cfg = make_config(disambiguate={"candidates": 1, "confusable": 0, "max_retries": 1, "max_words": 6},
+                      models={"clip": CLIP})
+    run = RunDir(cfg.run_dir)
+    _write_classes(run, [{"name": "ankle_boot"}])
+    fake = FakeLLM('["[description]", "a tall grey wading bird", "ankle boot", "a boot with a very long and winding '
+                   'description"]', '["black leather ankle boots"]')
+    _use_llm(monkeypatch, fake)
+    resolve_classes(cfg, run)
+    (row,) = read_jsonl(run.resolved)
+    assert [c["text"] for c in row["candidates"] if c["source"] == "llm"] == ["black leather ankle boots"]
+    reasons = dict(row["llm_rejected"])
+    assert reasons == {"[description]": "contains a template placeholder",
+                       "a tall grey wading bird": "does not name the class (ankle_boot)",
+                       "ankle boot": "only repeats the class name",
+                       "a boot with a very long and winding description": "longer than 6 words"}
+    assert "1 different strings" in fake.calls[1]["messages"][-1]["content"]  # the corrective retry
 
 
 class _Broken(FakeLLM):
@@ -269,7 +291,7 @@ def test_engine_rerun_is_free_from_the_llm_cache(make_config, monkeypatch, crane
     run = RunDir(cfg.run_dir)
     _write_classes(run, cranes)
     replies = ['["a grey crane bird", "a crane wading"]', '["a tower crane", "a crane lifting steel"]',
-               '["a wool cardigan", "a knitted sweater"]']
+               '["a wool cardigan", "a knitted cardigan sweater"]']
     fake = FakeLLM(*replies)
     monkeypatch.setattr("synthdiv.llm.create_llm", lambda spec, cache_dir=None: CachedLLM(fake, cache_dir, "fake", "f"))
     first = run_stage(cfg, "disambiguate")
@@ -314,3 +336,50 @@ def test_bad_classes_file_names_the_line(make_config, tmp_path) -> None:
     path.write_text("{not json\n")
     with pytest.raises(InputError, match=r"classes\.jsonl:1: not a JSON object"):
         read_classes(path)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SMOKE_TRAIN.is_dir(), reason="the Fashion-MNIST smoke subset is not in this checkout")
+def test_real_embedded_llm_on_fashion_mnist(make_config) -> None:
+    """The embedded SmolLM2 (through the transformers backend) and tiny CLIP on three real classes, then a rerun
+    that is served from the LLM cache and writes the same file."""
+    from synthdiv.disambiguate import resolve_classes
+    from synthdiv.disambiguate.confusable import mentions_name
+
+    cfg = make_config(
+        disambiguate={"candidates": 2, "confusable": 2, "images_per_class": 4, "max_retries": 0, "max_tokens": 64},
+        models={"clip": CLIP, "llm": {"backend": "transformers", "model": "embedded", "device": "cpu"}},
+    )
+    run = RunDir(cfg.run_dir)
+    names = ["coat", "sneaker", "bag"]
+    _write_classes(run, [{"name": n, "real_dir": str(SMOKE_TRAIN / n), "real_images": 100} for n in names])
+    first = resolve_classes(cfg, run)
+    rows = read_jsonl(run.resolved)
+    assert [r["name"] for r in rows] == names and first["classes"] == 3
+    assert first["llm_cache_misses"] == first["llm_requests"] >= 3 and first["llm_cache_hits"] == 0
+    assert first["fallbacks"] < 3  # the real model gave usable candidates for at least one class
+    assert len({text_key(r["description"]) for r in rows}) == 3
+    for row in rows:
+        assert row["status"] in ("ok", "fallback") and "transformers" in row["llm_id"]
+        assert row["basis"] == "images" and row["real_images_used"] == 4
+        assert row["candidates"][0]["score"] >= row["candidates"][-1]["score"]
+        assert any(c["text"] == row["name"] and c["source"] == "name" for c in row["candidates"])
+        assert all(mentions_name(c["text"], row["name"]) for c in row["candidates"])
+    before = run.resolved.read_text()
+    second = resolve_classes(cfg, run)
+    assert second["llm_cache_hits"] == first["llm_cache_misses"] and second["llm_cache_misses"] == 0
+    assert run.resolved.read_text() == before
+
+
+def test_show_disambiguation_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from synthdiv.cli import main
+
+    config = tmp_path / "run.yaml"
+    config.write_text("run_dir: run\ndisambiguate:\n  enabled: false\n", encoding="utf-8")
+    assert main(["show", "disambiguation", "-c", str(config)]) == 2  # nothing resolved yet: a one-line error
+    assert "run `synthdiv disambiguate` first" in capsys.readouterr().err
+    _write_classes(RunDir(tmp_path / "run"), [{"name": "crane"}, {"name": "cardigan"}])
+    assert main(["disambiguate", "-c", str(config)]) == 0
+    assert main(["show", "disambiguation", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "crane" in out and "cardigan" in out and "disabled" in out

@@ -73,6 +73,13 @@ def test_grayscale_images_long_texts_and_empty_inputs(scorer) -> None:
         scorer.embed_texts("one string")
 
 
+def test_identical_specs_share_one_scorer() -> None:
+    spec = CLIPSpec(backend="open_clip", model="embedded", device="cpu")
+    first = create_scorer(spec)
+    assert create_scorer(CLIPSpec(backend="open_clip", model="embedded", device="cpu")) is first
+    assert create_scorer(spec, shared=False) is not first
+
+
 def test_unknown_backend_names_the_field_and_the_choices() -> None:
     with pytest.raises(UnknownBackendError, match=r"models\.clip\.backend: .*'nope'.*open_clip.*transformers"):
         create_scorer(CLIPSpec(backend="nope"))

@@ -31,6 +31,7 @@ SCORERS: Registry[ImageTextScorer] = Registry(
 )
 
 register_scorer = SCORERS.register
+_SHARED: dict[str, ImageTextScorer] = {}
 
 
 def list_scorers(pattern: str | None = None) -> list[str]:
@@ -38,15 +39,26 @@ def list_scorers(pattern: str | None = None) -> list[str]:
     return SCORERS.names(pattern)
 
 
-def create_scorer(spec: CLIPSpec) -> ImageTextScorer:
+def create_scorer(spec: CLIPSpec, shared: bool = True) -> ImageTextScorer:
     """Build the scorer named by ``spec.backend`` (``models.clip`` of the run config).
+
+    Args:
+        spec: The ``models.clip`` section.
+        shared: Reuse the scorer already built for an identical spec in this process (stages run one after
+            another load the model once); False always builds a new one.
 
     Raises:
         UnknownBackendError: ``spec.backend`` is not registered (the message lists the valid names).
         ConfigError: a bad option, an unknown model, or a device that is not there.
     """
+    key = spec.model_dump_json()
+    if shared and key in _SHARED:
+        return _SHARED[key]
     try:
         factory = SCORERS.get(spec.backend)
     except UnknownBackendError as exc:
         raise UnknownBackendError(f"models.clip.backend: {exc}") from None
-    return factory(spec)
+    scorer = factory(spec)
+    if shared:
+        _SHARED[key] = scorer
+    return scorer

@@ -17,7 +17,12 @@ class DisambiguateConfig(Section):
     margin_weight: float = Field(1.0, ge=0, description="weight of the margin against other classes' images")
     temperature: float = Field(0.7, ge=0, le=2)
     max_retries: int = Field(2, ge=0, description="corrective retries for an unparsable LLM answer")
-    max_tokens: int = Field(384, ge=16, description="token budget of one LLM answer")
+    max_tokens: int | None = Field(
+        None, ge=16, description="token budget of one LLM answer; default 48 per candidate + 32"
+    )
+    require_name: bool = Field(
+        True, description="reject candidates that use no word of the class name (small LLMs drift off topic)"
+    )
     max_words: int = Field(30, ge=1, description="longer candidates are rejected (CLIP reads 77 tokens at most)")
     clip_template: str = Field(
         "a photo of {}.", description="how a candidate is phrased when CLIP scores it against images; {} is the text"

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STOP_WORDS", "normalise_name", "name_words", "confusable_classes"]
+__all__ = ["STOP_WORDS", "normalise_name", "name_words", "mentions_name", "confusable_classes"]
 
 _WORD = re.compile(r"[a-z0-9]+")
 # Words that say nothing about which thing a name means.
@@ -33,6 +33,18 @@ def normalise_name(name: str) -> str:
 def name_words(name: str) -> frozenset[str]:
     """The content words of a name (stop words dropped), for near-same matching."""
     return frozenset(w for w in normalise_name(name).split() if w not in STOP_WORDS)
+
+
+def mentions_name(text: str, name: str) -> bool:
+    """Whether ``text`` uses a word of ``name`` (or its plural / a longer form: "boots" for "boot").
+
+    A name with no content word counts as mentioned.
+    """
+    wanted = [w for w in name_words(name) if len(w) > 1] or list(name_words(name))
+    if not wanted:
+        return True
+    words = normalise_name(text).split()
+    return any(t == w or (len(w) >= 3 and t.startswith(w)) for w in wanted for t in words)
 
 
 def _near_same(names: Sequence[str]) -> list[list[tuple[float, int]]]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synthdiv.disambiguate.confusable import confusable_classes
+from synthdiv.disambiguate.confusable import confusable_classes, mentions_name
 from synthdiv.disambiguate.scoring import ClassImages, mean_image_embedding, sample_images, score_candidates
 from synthdiv.disambiguate.unique import make_unique, text_key
 from synthdiv.errors import InputError
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["resolve_classes", "read_classes", "Proposal", "propose"]
 
 TEMPLATE = "disambiguate.v1"
+# "[description]", "<class name>", "{name}": a small model copying the shape of an instruction.
+_PLACEHOLDER = re.compile(r"[\[<{][^\]>}]*[\]>}]")
 # Backend errors (not bad answers) on this many classes in a row, from the first class on, stop the stage.
 _FAIL_FAST = 3
 
@@ -66,6 +69,7 @@ class Proposal:
     attempts: int = 0
     error: str | None = None
     template_id: str | None = None
+    rejected: list[tuple[str, str]] = field(default_factory=list)
 
 
 def propose(llm: LLM, row: dict[str, Any], others: list[str], dcfg: DisambiguateConfig, seed: int) -> Proposal:
@@ -81,17 +85,24 @@ def propose(llm: LLM, row: dict[str, Any], others: list[str], dcfg: Disambiguate
     def validate(item: str) -> str | None:
         if not any(ch.isalpha() for ch in item):
             return "has no words"
+        if _PLACEHOLDER.search(item):
+            return "contains a template placeholder"
         if text_key(item) == text_key(name):
             return "only repeats the class name"
         if len(item.split()) > dcfg.max_words:
             return f"longer than {dcfg.max_words} words"
+        if dcfg.require_name and not mentions_name(item, name):
+            return f"does not name the class ({name})"
         return None
 
     answer = ask_list(
         llm, messages, n_items=dcfg.candidates, min_len=2, max_len=200, max_retries=dcfg.max_retries,
-        temperature=dcfg.temperature, seed=seed, max_tokens=dcfg.max_tokens, validate=validate,
+        temperature=dcfg.temperature, seed=seed, max_tokens=dcfg.max_tokens or 48 * dcfg.candidates + 32,
+        validate=validate,
     )
-    return Proposal(list(answer.items), bool(answer.items), answer.attempts, answer.error, template_id)
+    return Proposal(
+        list(answer.items), bool(answer.items), answer.attempts, answer.error, template_id, list(answer.rejected)
+    )
 
 
 def _class_seed(root: int, row: dict[str, Any]) -> int:
@@ -271,6 +282,7 @@ def resolve_classes(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
             "real_images_used": len(images[i].files),
             "llm_attempts": proposal.attempts,
             "llm_error": proposal.error,
+            "llm_rejected": [list(r) for r in proposal.rejected],
         })
     atomic_write_jsonl(run.resolved, resolved)
     stats = getattr(llm, "stats", None)
