@@ -71,7 +71,7 @@ STAGES: tuple[StageSpec, ...] = (
               sections=("plan", "prompts.proportions", "models.generator"), optional_inputs=("resolved",)),
     StageSpec(
         "generate", "synthdiv.generate:generate_images", inputs=("plan",), outputs=("shards", "manifest"),
-        sections=("generate", "models.generator"), progress="synthdiv.generate:progress",
+        sections=("generate.content", "models.generator"), progress="synthdiv.generate:progress",
         complete="synthdiv.generate:is_complete",
     ),
     StageSpec("score", "synthdiv.generate.scoring:score_images", inputs=("manifest",), outputs=("scores",),

@@ -9,11 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from synthdiv.errors import InputError
+from synthdiv.errors import ConfigError, FingerprintMismatchError, InputError
 from synthdiv.generate import is_complete, progress, read_manifest
 from synthdiv.generate.shards import part_path, tar_path
 from synthdiv.run import RunDir
-from synthdiv.stages import run_stage
+from synthdiv.stages import fingerprint, get_spec, run_stage
 
 
 def _plan(run: RunDir):
@@ -93,3 +93,21 @@ def test_plan_naming_an_unknown_prompt_is_an_input_error(gen_config):
     write_parquet_atomic(plan, run.plan)
     with pytest.raises(InputError, match="prompt_id 'nope'"):
         run_stage(cfg, "generate")
+
+
+def test_resume_may_change_how_but_not_what(gen_config):
+    cfg = gen_config(images_per_class=1, shard_size=1)
+    run = RunDir(cfg.run_dir)
+    run.begin("generate", fingerprint(cfg, get_spec("generate"), run))  # a started run, as after a kill
+    faster = cfg.model_copy(update={"generate": cfg.generate.model_copy(update={"batch_size": 4, "writer_threads": 1})})
+    assert run_stage(faster, "generate")["made_shards"] == 3  # resumed: runner settings are not in the fingerprint
+    smaller = cfg.model_copy(update={"generate": cfg.generate.model_copy(update={"quality": 50})})
+    with pytest.raises(FingerprintMismatchError, match="--redo generate"):
+        run_stage(smaller, "generate")
+
+
+def test_config_rejects_two_filters(make_config):
+    with pytest.raises(ConfigError, match="only one of min_similarity and keep_quantile"):
+        make_config(score={"min_similarity": 0.2, "keep_quantile": 0.5})
+    with pytest.raises(ConfigError, match=r"generate\.image_format"):
+        make_config(generate={"image_format": "png"})

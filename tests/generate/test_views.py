@@ -127,3 +127,14 @@ def test_cli_estimate_and_samples(generated, tmp_path, capsys):
     assert main(["show", "samples", "-c", str(config), "--class", "goldfish", "-o", str(out)]) == 0
     assert out.is_file()
     assert main(["show", "samples", "-c", str(config), "--class", "heron"]) == 2
+
+
+def test_shards_read_with_webdataset(generated):
+    import webdataset as wds
+
+    _, run = generated
+    manifest = read_manifest(run)
+    urls = [str(p) for p in sorted(run.shards.glob("shard-*.tar"))]
+    samples = list(wds.WebDataset(urls, shardshuffle=False).decode("pil"))
+    assert [s["__key__"] for s in samples] == manifest.column("image_id").to_pylist()
+    assert all(s["json"]["image_id"] == s["__key__"] and s["jpg"].size == (32, 32) for s in samples)

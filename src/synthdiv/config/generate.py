@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -31,6 +31,13 @@ class GenerateConfig(Section):
     images_per_second: float | None = Field(
         None, gt=0, description="estimate: throughput per GPU to assume when none has been measured"
     )
+
+
+    @property
+    def content(self) -> dict[str, Any]:
+        """The settings that change what is stored (the generate stage's fingerprint). How the work is run (runner,
+        batch size, threads, Ray pool, resume check) can change between a run and its resume."""
+        return {k: getattr(self, k) for k in ("image_format", "quality", "max_side", "max_retries")}
 
 
 class ScoreConfig(Section):

@@ -205,7 +205,7 @@ class ShardProducer:
             "retries": g.retries, "degenerate": g.degenerate, "generator_id": s["generator_id"],
             "revision": s.get("revision"), "scheduler": s.get("scheduler"), "steps": s.get("steps"),
             "guidance": s.get("guidance"), "generated_size": list(g.image.size), "width": width, "height": height,
-            "format": self.gcfg.image_format, "shard": rows.shard,
+            "format": self.gcfg.image_format, "batch_size": self.gcfg.batch_size, "shard": rows.shard,
         }
 
     def _manifest_rows(self, rows: ShardRows, done: list[Generated]) -> pa.Table:
