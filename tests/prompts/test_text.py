@@ -74,3 +74,22 @@ def test_token_count_and_trim():
     assert count_tokens(cut) <= 12 and long.startswith(cut) and cut.endswith(("bowl", "goldfish", "in", "a"))
     assert trim_to_tokens("short", 12) == "short"
     assert trim_to_tokens("supercalifragilisticexpialidocious", 1) == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [("# 6", False), ("1", False), ("2023-06-29 22:07:12.1292.148,49211", False), ("cartoon", True),
+     ("on a wooden table in 1990", True), ("3D render", True)],
+)
+def test_looks_like_text(text, ok):
+    from synthdiv.prompts.text import looks_like_text
+
+    assert looks_like_text(text) is ok
+
+
+@pytest.mark.parametrize("text", ["Sorry, I cannot do that", "Here are 5 scenes:", "a JSON list of strings"])
+def test_chatter(text):
+    from synthdiv.prompts.text import is_chatter
+
+    assert is_chatter(text)
+    assert not is_chatter("a goldfish in a pond")

@@ -15,7 +15,14 @@ from typing import Any
 
 from synthdiv.config.prompts import PromptsConfig
 from synthdiv.prompts.gather import Gathered, Processed, gather
-from synthdiv.prompts.text import count_tokens, is_chatter, mentions, repair_mention, trim_to_tokens
+from synthdiv.prompts.text import (
+    count_tokens,
+    is_chatter,
+    looks_like_text,
+    mentions,
+    repair_mention,
+    trim_to_tokens,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +46,8 @@ def context_processor(description: str, cfg: PromptsConfig) -> Callable[[str], P
             return None, None, "empty"
         if is_chatter(text):
             return None, None, "not an item (model chatter)"
+        if not looks_like_text(text, min_words=2):
+            return None, None, "not words"
         fix = None
         if not mentions(text, description):
             if cfg.missing_class == "reject":

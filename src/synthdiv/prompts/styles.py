@@ -21,7 +21,7 @@ from typing import Any
 from synthdiv.config.prompts import PromptsConfig
 from synthdiv.errors import InputError
 from synthdiv.prompts.gather import Gathered, Processed, gather
-from synthdiv.prompts.text import count_tokens, is_chatter, strip_article
+from synthdiv.prompts.text import count_tokens, is_chatter, looks_like_text, strip_article
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ def style_processor() -> Callable[[str], Processed]:
             return None, None, "empty"
         if is_chatter(text):
             return None, None, "not an item (model chatter)"
+        if not looks_like_text(text, min_words=1):
+            return None, None, "not words"
         if len(text.split()) > MAX_STYLE_WORDS or count_tokens(text) > MAX_STYLE_TOKENS:
             return None, None, f"longer than {MAX_STYLE_WORDS} words"
         return (text.lower() if text.istitle() else text[0].lower() + text[1:]), None, None

@@ -26,6 +26,7 @@ __all__ = [
     "count_tokens",
     "trim_to_tokens",
     "is_chatter",
+    "looks_like_text",
 ]
 
 MAX_PROMPT_TOKENS = 75  # 77 positions minus the start and end markers
@@ -86,6 +87,15 @@ def fill(template: str, values: Mapping[str, str]) -> str:
 def is_chatter(text: str) -> bool:
     """Whether a list item is the model talking ("Sorry, I cannot...", "Here are 5 scenes") rather than an item."""
     return _CHATTER.search(text.strip()) is not None
+
+
+def looks_like_text(text: str, min_words: int = 1, min_letters: float = 0.7) -> bool:
+    """Whether ``text`` is words: at least ``min_words`` words of two or more letters, and letters making up at
+    least ``min_letters`` of its non-space characters (rejects "# 6", "1", dates, numbers and code)."""
+    chars = [c for c in text if not c.isspace()]
+    if not chars or sum(c.isalpha() for c in chars) < min_letters * len(chars):
+        return False
+    return len(re.findall(r"[^\W\d_]{2,}", text)) >= min_words
 
 
 def text_key(text: str) -> str:
