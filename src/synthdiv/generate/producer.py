@@ -56,13 +56,12 @@ class PlannedWork:
     def __init__(self, run: RunDir) -> None:
         self.run = run
         plan = _read_checked(run.plan, PLAN_SCHEMA, "plan")
-        self.plan = plan
         shard_col = plan.column("shard").to_numpy()
         order = np.argsort(shard_col, kind="stable")
-        sorted_shards = shard_col[order]
-        self.shards, starts = np.unique(sorted_shards, return_index=True)
-        self._order = order
-        self._bounds = dict(zip(self.shards.tolist(), zip(starts, [*starts[1:], len(order)], strict=True), strict=True))
+        self.plan = plan.take(pa.array(order)).combine_chunks()  # grouped by shard, plan order within a shard
+        self.shards, starts = np.unique(shard_col[order], return_index=True)
+        ends = [*starts[1:].tolist(), len(order)]
+        self._bounds = dict(zip(self.shards.tolist(), zip(starts.tolist(), ends, strict=True), strict=True))
         self._prompts = _prompt_lookup(run)
         missing = set(pc.unique(plan.column("prompt_id")).to_pylist()) - self._prompts.keys()
         if missing:
@@ -74,11 +73,11 @@ class PlannedWork:
 
     def shard_size(self, shard: int) -> int:
         lo, hi = self._bounds[shard]
-        return int(hi - lo)
+        return hi - lo
 
     def rows(self, shard: int) -> ShardRows:
         lo, hi = self._bounds[shard]
-        t = self.plan.take(pa.array(self._order[lo:hi]))
+        t = self.plan.slice(lo, hi - lo)
         return ShardRows(
             shard, t.column("image_id").to_pylist(), t.column("class").to_pylist(),
             t.column("prompt_id").to_pylist(), t.column("seed").to_pylist(),
