@@ -38,7 +38,7 @@ class TrainConfig(Section):
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     ema_decay: float | None = Field(None, gt=0, lt=1, description="keep an EMA of the weights (exported if set)")
     amp: Literal["auto", "bf16", "fp16", "none"] = Field("auto", description="auto: bf16 or fp16 on GPU, off on CPU")
-    channels_last: bool = True
+    channels_last: bool = Field(True, description="channels_last memory format on GPU (CPU BatchNorm is slower in it)")
     grad_clip: float | None = Field(None, gt=0)
     # the real / synthetic mix
     synthetic_fraction: float = Field(0.5, ge=0, le=1, description="share of each batch that is synthetic")

@@ -2,7 +2,8 @@
 
 A key is ``(source, index, seed)``: which set, which sample, and the seed of its random augmentation. Seeding each
 sample's augmentation from its key makes a batch the same whichever worker builds it, and so makes resume exact.
-A sample that cannot be read or decoded yields ``None`` (the collate function drops and counts it).
+A sample that cannot be read or decoded yields ``None`` (the collate function drops and counts it). Loading in the
+main process reseeds numpy's global RNG (torch's and Python's are given back); the training loop does not use it.
 """
 
 from __future__ import annotations
@@ -63,18 +64,17 @@ class ImageDataset:
         if seed < 0:
             return self.transform(img)
         in_worker = torch.utils.data.get_worker_info() is not None
-        if not in_worker:  # the main process: leave the caller's random state as it was
-            saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        if not in_worker:  # the main process: give the caller back its torch and Python random state
+            saved = random.getstate(), torch.default_generator.get_state()
         random.seed(seed)
-        np.random.seed(seed % (1 << 32))
-        torch.manual_seed(seed)
+        np.random.seed(seed % (1 << 32))  # numpy's global state is not restored: saving it costs 0.3 ms a sample
+        torch.default_generator.manual_seed(seed)  # the CPU generator only: torch.manual_seed costs ~1 ms
         try:
             return self.transform(img)
         finally:
             if not in_worker:
                 random.setstate(saved[0])
-                np.random.set_state(saved[1])
-                torch.set_rng_state(saved[2])
+                torch.default_generator.set_state(saved[1])
 
 
 def collate_blocks(items: Sequence[tuple[Any, int, int] | None]) -> dict[str, Any]:

@@ -48,7 +48,9 @@ class AuxNorm(nn.Module):
             return self.main(x)
         if self.split <= 0:
             return self.aux(x)
-        return torch.cat([self.main(x[: self.split]), self.aux(x[self.split :])], dim=0)
+        # split (views; its backward is one cat) rather than two slices (whose backward is two zero-filled copies)
+        real, synthetic = x.split([self.split, x.shape[0] - self.split], dim=0)
+        return torch.cat([self.main(real), self.aux(synthetic)], dim=0)
 
     def extra_repr(self) -> str:
         return "main: real samples (and eval), aux: synthetic samples"

@@ -184,7 +184,7 @@ def _micro_step(
     net: nn.Module, layers: list[AuxNorm], batch: dict[str, Any], tcfg: Any, device: torch.device,
     dtype: torch.dtype | None, num_classes: int, denom: float, mixing: bool, rng: np.random.Generator,
 ) -> torch.Tensor:
-    fmt = torch.channels_last if tcfg.channels_last else torch.contiguous_format
+    fmt = torch.channels_last if tcfg.channels_last and device.type == "cuda" else torch.contiguous_format
     images = batch["images"].to(device, non_blocking=True).contiguous(memory_format=fmt)
     labels = batch["labels"].to(device, non_blocking=True)
     n_real = batch["n_real"]

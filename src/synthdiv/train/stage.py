@@ -116,7 +116,8 @@ def train_variant(cfg: Any, run: RunDir, name: str) -> dict[str, Any]:
     total = tcfg.max_steps or tcfg.epochs * plan.steps_per_epoch
     torch.manual_seed(cfg.seed)
     model = build_model(tcfg, num_classes)
-    fmt = torch.channels_last if tcfg.channels_last else torch.contiguous_format
+    cl = tcfg.channels_last and dist.device.type == "cuda"  # on CPU, channels_last BatchNorm is ~3x slower
+    fmt = torch.channels_last if cl else torch.contiguous_format
     model.to(dist.device, memory_format=fmt)
     mean, std = model.pretrained_cfg.get("mean"), model.pretrained_cfg.get("std")
     transform = build_transforms(tcfg, True, mean, std)
