@@ -70,3 +70,18 @@ def test_scheduler_by_short_name_and_size_option(tiny_model_dir):
     assert gen.settings()["scheduler"] == "EulerAncestralDiscreteScheduler"
     (img,) = gen.generate(["x"], [1], ["blurry"])
     assert img.size == (48, 40)
+
+
+def test_nan_output_becomes_black_and_is_flagged(generator):
+    from synthdiv.generate.quality import degenerate_reason, generate_with_retries
+
+    def nan_hook(module, args, output):  # what fp16 overflow does to a real model
+        (output[0] if isinstance(output, tuple) else output.sample).fill_(float("nan"))
+        return output
+
+    handle = generator.pipe.unet.register_forward_hook(nan_hook)
+    try:
+        (made,) = generate_with_retries(generator, ["a cat"], [3], None, max_retries=1)
+    finally:
+        handle.remove()
+    assert degenerate_reason(made.image) == "black" and made.degenerate == "black" and made.retries == 1

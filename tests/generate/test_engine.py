@@ -111,3 +111,26 @@ def test_config_rejects_two_filters(make_config):
         make_config(score={"min_similarity": 0.2, "keep_quantile": 0.5})
     with pytest.raises(ConfigError, match=r"generate\.image_format"):
         make_config(generate={"image_format": "png"})
+
+
+def test_degenerate_images_are_retried_and_recorded(gen_config, monkeypatch):
+    from synthdiv.generate.diffusers_backend import DiffusersGenerator
+    from synthdiv.generate.quality import derive_seed
+
+    cfg = gen_config(images_per_class=1, shard_size=3)
+    run = RunDir(cfg.run_dir)
+    planned_seed = _plan(run).column("seed")[1].as_py()
+    real = DiffusersGenerator.generate
+
+    def first_attempt_black(self, prompts, seeds, negative_prompts=None):  # a safety filter hitting one image
+        images = real(self, prompts, seeds, negative_prompts)
+        return [Image.new("RGB", im.size) if s == planned_seed else im for im, s in zip(images, seeds, strict=True)]
+
+    monkeypatch.setattr(DiffusersGenerator, "generate", first_attempt_black)
+    run_stage(cfg, "generate")
+    manifest = read_manifest(run)
+    assert manifest.column("retries").to_pylist() == [0, 1, 0]
+    assert not any(manifest.column("degenerate").to_pylist())
+    with tarfile.open(tar_path(run, 0)) as tf:
+        meta = json.loads(tf.extractfile(f"{manifest.column('image_id')[1].as_py()}.json").read())
+    assert meta["seed"] == planned_seed and meta["used_seed"] == derive_seed(planned_seed, 1) and meta["retries"] == 1

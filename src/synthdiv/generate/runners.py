@@ -152,7 +152,8 @@ def run_ray(cfg: RunConfig, run: RunDir, work: PlannedWork, todo: Sequence[int])
     start = time.perf_counter()
     if not todo:
         return {"made_images": 0, "made_shards": 0, "seconds": 0.0, "images_per_second": None}
-    if not ray.is_initialized():
+    started_here = not ray.is_initialized()
+    if started_here:
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
         if g.ray_address is None:
             kwargs["num_cpus"] = g.ray_actors * (g.torch_threads or 1) + 1
@@ -167,11 +168,15 @@ def run_ray(cfg: RunConfig, run: RunDir, work: PlannedWork, todo: Sequence[int])
     )
     total = sum(work.shard_size(s) for s in todo)
     made_shards = 0
-    with progress_bar() as bar:
-        task = bar.add_task(f"generate (ray, {g.ray_actors} actor{'s' if g.ray_actors > 1 else ''})", total=total)
-        for row in out.iter_rows():
-            made_shards += 1
-            bar.advance(task, int(row["images"]))
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task(f"generate (ray, {g.ray_actors} actor{'s' if g.ray_actors > 1 else ''})", total=total)
+            for row in out.iter_rows():
+                made_shards += 1
+                bar.advance(task, int(row["images"]))
+    finally:
+        if started_here:
+            ray.shutdown()
     elapsed = time.perf_counter() - start
     return {"made_images": total, "made_shards": made_shards, "seconds": round(elapsed, 3),
             "images_per_second": round(total / elapsed, 4) if elapsed > 0 else None}
