@@ -134,3 +134,16 @@ def test_degenerate_images_are_retried_and_recorded(gen_config, monkeypatch):
     with tarfile.open(tar_path(run, 0)) as tf:
         meta = json.loads(tf.extractfile(f"{manifest.column('image_id')[1].as_py()}.json").read())
     assert meta["seed"] == planned_seed and meta["used_seed"] == derive_seed(planned_seed, 1) and meta["retries"] == 1
+
+
+def test_the_plan_stage_feeds_the_generate_stage(gen_config):
+    pytest.importorskip("synthdiv.prompts.plan")
+    cfg = gen_config(images_per_class=1, shard_size=4)
+    cfg = cfg.model_copy(update={"plan": cfg.plan.model_copy(update={"images_per_class": 3})})
+    run = RunDir(cfg.run_dir)
+    run.plan.unlink()
+    run_stage(cfg, "plan")
+    run_stage(cfg, "generate")
+    plan, manifest = _plan(run), read_manifest(run)
+    assert sorted(manifest.column("image_id").to_pylist()) == sorted(plan.column("image_id").to_pylist())
+    assert set(manifest.column("generator_id").to_pylist()) == {f"diffusers:{cfg.models.generator.model}@main"}
