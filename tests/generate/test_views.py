@@ -79,6 +79,19 @@ def test_score_stage_and_filter_view(generated):
     assert len(list(run.shards.glob("*.tar"))) == 3  # nothing deleted
 
 
+def test_rescoring_reuses_the_scores_of_unchanged_shards(generated):
+    import os
+
+    cfg, run = generated
+    before = pq.read_table(run.scores)
+    assert run_stage(cfg, "score", redo=True)["cached_shards"] == 3
+    assert pq.read_table(run.scores).equals(before)
+    tar = sorted(run.shards.glob("*.tar"))[1]
+    os.utime(tar, ns=(tar.stat().st_atime_ns, tar.stat().st_mtime_ns + 10**9))  # as if the shard were redone
+    assert run_stage(cfg, "score", redo=True)["cached_shards"] == 2
+    assert pq.read_table(run.scores).equals(before)
+
+
 def test_estimate_from_plan_measured_size_and_rate(generated):
     cfg, _ = generated
     text = _text(estimate(cfg, 2.0))
