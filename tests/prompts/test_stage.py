@@ -25,7 +25,7 @@ def _config(make_config, **prompts):
 
 
 def _script(fake):
-    fake.enqueue('["pencil sketch", "An Oil Painting."]')  # styles.v1, k=2
+    fake.enqueue('["pencil sketch", "\\"An Oil Painting.\\" - paint on canvas"]')  # styles.v2, k=2
     fake.enqueue('["on a wooden kitchen table", "a goldfish in a pond at night", "On a wooden kitchen table."]')
     fake.enqueue('```json\n["A goldfish in a pond at night", "swimming among reeds"]\n```')
     fake.enqueue(f'["a crane standing in a marsh", "{LONG}", "under the sea"]')
@@ -71,7 +71,7 @@ def test_stage_composes_repairs_and_reports_shortfalls(make_config, write_resolv
     assert summary["fixed"] == {"repaired": 5}
     assert summary["llm_requests"] == 4
     styles = json.loads(run.styles.read_text())
-    assert styles["styles"] == ["pencil sketch", "oil painting"] and styles["template_id"] == "styles.v1"
+    assert styles["styles"] == ["pencil sketch", "oil painting"] and styles["template_id"] == "styles.v2"
 
 
 def test_shortfall_is_reported_per_class(make_config, write_resolved, scripted_llm):
@@ -143,7 +143,7 @@ def test_styles_with_contexts(make_config, write_resolved, scripted_llm):
     rows = [r for r in pq.read_table(run.prompts).to_pylist() if r["kind"] == "style"]
     assert [r["text"] for r in rows] == ["a pencil sketch of a goldfish in a pond",
                                          "a watercolor of a goldfish on a table"]
-    assert rows[0]["template_id"].startswith("styles.v1+contexts.v1+style:")
+    assert rows[0]["template_id"].startswith("styles.v2+contexts.v1+style:")
 
 
 def test_clip_near_duplicates_are_dropped(make_config, write_resolved, scripted_llm):

@@ -93,3 +93,16 @@ def test_chatter(text):
 
     assert is_chatter(text)
     assert not is_chatter("a goldfish in a pond")
+
+
+@pytest.mark.parametrize(
+    ("item", "style"),
+    [('"crystal-glass art" - Persian glass art (finely polished)', "crystal-glass art"),
+     ("An Oil Painting.", "oil painting"), ("watercolor: soft washes of colour", "watercolor"),
+     ("mosaic (small tiles)", "mosaic"), ("https://www.example.com/pencil-sketch", None), ("# 6", None),
+     ("a very long style name that goes on and on", None)],
+)
+def test_style_items_are_cleaned(item, style):
+    from synthdiv.prompts.styles import style_processor
+
+    assert style_processor()(item)[0] == style

@@ -88,6 +88,15 @@ def _styles_v1(k: int) -> str:
     )
 
 
+def _styles_v2(k: int) -> str:
+    # Example-led: SmolLM2-135M answers v1 with chatter or numbers, v2 with a list it can parse.
+    return (
+        f"List {k} art styles or materials a picture can be made in.\n"
+        'Example answer: ["pencil sketch", "oil painting", "origami", "stained glass"]\n'
+        f"Now give {k} other ones, as a JSON list of {k} strings."
+    )
+
+
 def _styles_class_v1(description: str, k: int) -> str:
     return (
         f"Object: {description}\n"
@@ -103,6 +112,7 @@ TEMPLATES: dict[str, Template] = {
         Template("disambiguate", 1, ("name", "definition", "others", "k"), _disambiguate_v1),
         Template("contexts", 1, ("description", "k"), _contexts_v1),
         Template("styles", 1, ("k",), _styles_v1),
+        Template("styles", 2, ("k",), _styles_v2),
         Template("styles.class", 1, ("description", "k"), _styles_class_v1),
     )
 }

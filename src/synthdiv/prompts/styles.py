@@ -36,20 +36,25 @@ __all__ = [
     "styles_document",
 ]
 
-STYLES_TEMPLATE = "styles.v1"
+STYLES_TEMPLATE = "styles.v2"
 CLASS_STYLES_TEMPLATE = "styles.class.v1"
 MAX_STYLE_WORDS = 6
 MAX_STYLE_TOKENS = 16
 STYLES_FORMAT = 1
 
+_QUOTED_HEAD = re.compile(r'^\s*["\u201c]([^"\u201d]{2,60})["\u201d]')
+_GLOSS = re.compile(r"\s[-\u2013\u2014:]\s|\s\(|:\s")
 _EDGE = re.compile(r"^[\s\"'`*_\-:;,.]+|[\s\"'`*_\-:;,.!]+$")
 
 
 def style_processor() -> Callable[[str], Processed]:
-    """``process(item) -> (text, fix, reason)`` for style names: a short noun phrase without a leading article."""
+    """``process(item) -> (text, fix, reason)`` for style names: a short noun phrase without a leading article (a
+    gloss after a dash, colon or parenthesis is cut off)."""
 
     def process(item: str) -> Processed:
-        text = strip_article(_EDGE.sub("", " ".join(item.split())))
+        quoted = _QUOTED_HEAD.match(item)  # '"stained glass" - coloured glass in lead' -> 'stained glass'
+        text = quoted.group(1) if quoted else _GLOSS.split(item, maxsplit=1)[0]
+        text = strip_article(_EDGE.sub("", " ".join(text.split())))
         if not text:
             return None, None, "empty"
         if is_chatter(text):

@@ -38,7 +38,7 @@ _NON_WORD = re.compile(r"[^\w]+")
 _ARTICLES = {"a", "an", "the"}
 _CHATTER = re.compile(
     r"^(?:sorry|i |i'm|i am|i can|here (?:are|is)|sure\b|certainly|of course|as an ai|note:|please|thank)"
-    r"|\b(?:json|list of|strings?)\b",
+    r"|\b(?:json|list of|strings?)\b|https?://|www\.",
     re.IGNORECASE,
 )
 _JOINS_DIRECTLY = {
