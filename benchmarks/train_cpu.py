@@ -94,7 +94,7 @@ def _make_data(root: Path, n_real: int, n_syn: int, size: int) -> tuple[Any, Any
         Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(path)
         rows.append((str(path), -1, -1, i % 10, str(path)))
     (root / "shards").mkdir()
-    with wds.ShardWriter(str(root / "shards" / "shard-%06d.tar"), maxcount=200) as sink:
+    with wds.ShardWriter(str(root / "shards" / "shard-%06d.tar"), maxcount=200, verbose=0) as sink:
         for i in range(n_syn):
             buf = io.BytesIO()
             Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(buf, format="JPEG")

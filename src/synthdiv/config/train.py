@@ -69,7 +69,7 @@ class TrainConfig(Section):
     log_every: int = Field(10, ge=1)
     tensorboard: bool = False
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch's default; 1 on a busy CPU)")
+    torch_threads: int | None = Field(None, ge=1, description="torch CPU threads (None: default; 1 on a busy CPU)")
     variants: dict[str, dict[str, Any]] | None = Field(
         None, description="name -> overrides of the other train keys; each variant is trained and exported"
     )
@@ -148,4 +148,4 @@ class EvaluateConfig(Section):
     many_shot: int = Field(100, ge=1, description="classes with more training images than this are many-shot")
     few_shot: int = Field(20, ge=1, description="classes with fewer training images than this are few-shot")
     device: str = "auto"
-    threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch's default)")
+    torch_threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch's default)")

@@ -47,10 +47,10 @@ def evaluate_variant(cfg: Any, run: RunDir, name: str, classes: list[dict[str, A
     from synthdiv.train.distributed import resolve_device
 
     ecfg = cfg.evaluate
-    if ecfg.threads:
+    if ecfg.torch_threads:
         import torch
 
-        torch.set_num_threads(ecfg.threads)
+        torch.set_num_threads(ecfg.torch_threads)
     model = timm.create_model(f"local-dir:{run.export / name}", pretrained=True)
     transform = eval_transform(model)
     device = resolve_device(ecfg.device)

@@ -105,8 +105,8 @@ def train_variant(cfg: Any, run: RunDir, name: str) -> dict[str, Any]:
 
         logger.info("train %s: done earlier; skipped", name)
         return json.loads((out / "done.json").read_text(encoding="utf-8"))
-    if tcfg.threads:
-        torch.set_num_threads(tcfg.threads)
+    if tcfg.torch_threads:
+        torch.set_num_threads(tcfg.torch_threads)
     dist = setup_distributed(tcfg.device)
     classes = load_classes(run.classes)
     num_classes = len(classes)
