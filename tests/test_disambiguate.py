@@ -333,12 +333,16 @@ def test_bad_classes_file_names_the_line(make_config, tmp_path) -> None:
                     '{"index": 1, "name": "b"}\n')
     with pytest.raises(InputError, match=r"classes\.jsonl:2: missing field\(s\) wnid, definition"):
         read_classes(path)
+    path.write_text("\n")
+    with pytest.raises(InputError, match=r"classes\.jsonl: no classes"):
+        read_classes(path)
     path.write_text("{not json\n")
     with pytest.raises(InputError, match=r"classes\.jsonl:1: not a JSON object"):
         read_classes(path)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # about 30 s on an idle 2-core machine; much more when the cores are shared
 @pytest.mark.skipif(not SMOKE_TRAIN.is_dir(), reason="the Fashion-MNIST smoke subset is not in this checkout")
 def test_real_embedded_llm_on_fashion_mnist(make_config) -> None:
     """The embedded SmolLM2 (through the transformers backend) and tiny CLIP on three real classes, then a rerun

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from synthdiv.disambiguate.confusable import confusable_classes, mentions_name
 from synthdiv.disambiguate.scoring import ClassImages, mean_image_embedding, sample_images, score_candidates
-from synthdiv.disambiguate.unique import make_unique, text_key
+from synthdiv.disambiguate.unique import Pick, make_unique, text_key
 from synthdiv.errors import InputError
 from synthdiv.run import RunDir, atomic_write_jsonl, canonical_hash
 from synthdiv.schemas import CLASS_FIELDS
@@ -57,6 +57,8 @@ def read_classes(path: Path) -> list[dict[str, Any]]:
             if not isinstance(row["name"], str) or not row["name"].strip():
                 raise InputError(f"{path}:{lineno}: field 'name' must be a non-empty string, got {row['name']!r}")
             rows.append(row)
+    if not rows:
+        raise InputError(f"{path}: no classes; run `synthdiv classes --redo` with a class list that has some")
     return rows
 
 
@@ -212,6 +214,36 @@ def _score_all(
     return out
 
 
+def _resolved_row(
+    row: dict[str, Any],
+    basis: str,
+    ranked: list[dict[str, Any]],
+    proposal: Proposal,
+    pick: Pick,
+    llm_id: str,
+    confusable: list[str],
+    images_used: int,
+) -> dict[str, Any]:
+    """One line of ``classes.resolved.jsonl``: the RESOLVED_FIELDS, then provenance of the choice."""
+    if pick.rank is None:  # a made-up unique text is recorded as a candidate too
+        ranked = [*ranked, {"text": pick.text, "source": "unique", "score": None, "rank": len(ranked)}]
+    return {
+        **{f: row.get(f) for f in CLASS_FIELDS},
+        "description": pick.text,
+        "candidates": ranked,
+        "status": "ok" if proposal.ok else "fallback",
+        "llm_id": llm_id,
+        "template_id": proposal.template_id,
+        "basis": basis,
+        "chosen_by": pick.reason,
+        "confusable": confusable,
+        "real_images_used": images_used,
+        "llm_attempts": proposal.attempts,
+        "llm_error": proposal.error,
+        "llm_rejected": [list(r) for r in proposal.rejected],
+    }
+
+
 def _disabled(rows: list[dict[str, Any]], run: RunDir) -> dict[str, Any]:
     resolved = [
         {
@@ -240,6 +272,11 @@ def resolve_classes(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     Returns:
         Counts: classes, changed (description differs from the name), fallbacks (no LLM candidates), made_unique
         (took a lower-ranked or extended text to stay unique), LLM calls and cache hits / misses.
+
+    Raises:
+        InputError: ``classes.jsonl`` is empty or a row lacks a field.
+        Exception: Whatever the LLM backend raised, when it failed on each of the first classes (it is broken,
+            not merely answering badly); later failures only make their class a fallback.
     """
     rows = read_classes(run.classes)
     if not cfg.disambiguate.enabled:
@@ -263,27 +300,11 @@ def resolve_classes(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
         [row.get("definition") for row in rows],
         [row.get("wnid") for row in rows],
     )
-    resolved = []
-    for i, row in enumerate(rows):
-        basis, ranked = scored[i]
-        proposal, pick = proposals[i], picks[i]
-        if pick.rank is None:
-            ranked = [*ranked, {"text": pick.text, "source": "unique", "score": None, "rank": len(ranked)}]
-        resolved.append({
-            **{f: row.get(f) for f in CLASS_FIELDS},
-            "description": pick.text,
-            "candidates": ranked,
-            "status": "ok" if proposal.ok else "fallback",
-            "llm_id": llm.model_id,
-            "template_id": proposal.template_id,
-            "basis": basis,
-            "chosen_by": pick.reason,
-            "confusable": [rows[j]["name"] for j in others[i]],
-            "real_images_used": len(images[i].files),
-            "llm_attempts": proposal.attempts,
-            "llm_error": proposal.error,
-            "llm_rejected": [list(r) for r in proposal.rejected],
-        })
+    resolved = [
+        _resolved_row(row, *scored[i], proposals[i], picks[i], llm.model_id, [rows[j]["name"] for j in others[i]],
+                      len(images[i].files))
+        for i, row in enumerate(rows)
+    ]
     atomic_write_jsonl(run.resolved, resolved)
     stats = getattr(llm, "stats", None)
     summary = {
