@@ -160,3 +160,12 @@ def test_a_missing_shard_skips_its_images(toy, make_config):
     (toy["run"] / "manifest.parquet" / "shard-000001.parquet").unlink()  # an incomplete shard is not in the manifest
     syn = synthetic_samples(cfg, RunDir(toy["run"]), 4)
     assert len(syn) == 22
+
+
+def test_a_damaged_shard_costs_its_images_not_the_run(toy, make_config):
+    cfg = make_config(run_dir=str(toy["run"]))
+    shard = toy["run"] / "shards" / "shard-000002.tar"
+    shard.write_bytes(b"garbage!" * (shard.stat().st_size // 8))  # same size: the manifest still lists it
+    syn = synthetic_samples(cfg, RunDir(toy["run"]), 4)
+    assert len(syn) == 22
+    assert str(shard) not in set(syn.paths.tolist())

@@ -70,7 +70,12 @@ def shard_samples(root: Path | str, num_classes: int) -> SampleSet:
     shards = sorted(root.rglob("*.tar"))
     rows = []
     for shard in shards:
-        for m in index_tar(shard):
+        try:
+            members = index_tar(shard)
+        except InputError as exc:  # a damaged shard costs its images, never the run
+            logger.warning("%s; skipped", exc)
+            continue
+        for m in members:
             label = m.meta.get("class", m.meta.get("label"))
             if not isinstance(label, int) or not 0 <= label < num_classes:
                 logger.warning("%s: sample %s has no class index in 0..%d; skipped", shard, m.key, num_classes - 1)

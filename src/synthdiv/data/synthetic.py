@@ -82,7 +82,13 @@ def synthetic_samples(cfg: Any, run: RunDir, num_classes: int, shards_dir: Path 
             logger.warning("%s: shard missing; its %d images are skipped", path, n)
             missing += n
             continue
-        members = {m.key.rsplit("/", 1)[-1]: m for m in index_tar(path)}
+        try:
+            members = {m.key.rsplit("/", 1)[-1]: m for m in index_tar(path)}
+        except InputError as exc:  # a damaged shard costs its images, never the run
+            n = int((shard_no == shard).sum())
+            logger.warning("%s; its %d images are skipped", exc, n)
+            missing += n
+            continue
         for i in np.flatnonzero(shard_no == shard):
             m = members.get(ids[i])
             if m is None:
