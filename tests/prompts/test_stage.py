@@ -20,7 +20,7 @@ LONG = "a crane in a marsh " + " ".join(["with very tall reeds"] * 8)  # < 300 c
 
 def _config(make_config, **prompts):
     base = {"contexts_per_class": 3, "styles": 2, "batch_size": 3, "max_retries": 0, "max_requests": 2,
-            "clip_dedup": False, "max_context_tokens": 20}
+            "clip_dedup": False, "max_context_tokens": 20, "max_context_words": 60}
     return make_config(prompts={**base, **prompts})
 
 

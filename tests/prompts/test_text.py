@@ -106,3 +106,19 @@ def test_style_items_are_cleaned(item, style):
     from synthdiv.prompts.styles import style_processor
 
     assert style_processor()(item)[0] == style
+
+
+@pytest.mark.parametrize("text", ["petworksImporter(", "x = [1]", "luxBritishAnim", "2 JSONs. Say it again"])
+def test_code_and_chatter_are_not_items(text):
+    from synthdiv.prompts.text import is_chatter, looks_like_text
+
+    assert is_chatter(text) or not looks_like_text(text)
+
+
+def test_rambling_context_is_rejected():
+    from synthdiv.config.prompts import PromptsConfig
+    from synthdiv.prompts.contexts import context_processor
+
+    process = context_processor("goldfish", PromptsConfig(max_context_words=8))
+    assert process("in a pond at dusk")[0] == "a goldfish in a pond at dusk"
+    assert process("the day begins with the soft glow of a sunny morning around a table")[2] == "over 8 words"

@@ -58,6 +58,9 @@ class PromptsConfig(Section):
     max_context_tokens: int = Field(
         60, ge=4, le=75, description="CLIP BPE tokens a context may have (the whole prompt is held to 77)"
     )
+    max_context_words: int = Field(
+        25, ge=2, description="contexts with more words are rejected (rambling, not a scene); trimming is by tokens"
+    )
     too_long: Literal["trim", "reject"] = Field("trim", description="what to do with a context over the token limit")
     missing_class: Literal["repair", "reject"] = Field(
         "repair", description="what to do with a context that does not name the class (repair: prefix it)"

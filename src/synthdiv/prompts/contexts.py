@@ -36,8 +36,9 @@ _EDGE = re.compile(r"^[\s\"'`*_\-:;,.]+|[\s\"'`*_\-:;,]+$")
 def context_processor(description: str, cfg: PromptsConfig) -> Callable[[str], Processed]:
     """``process(item) -> (text, fix, reason)`` for one class's contexts (see :func:`~synthdiv.prompts.gather.gather`).
 
-    Order: clean the edges and a final period; name the class (repair or reject); fit the token limit (trim or
-    reject); a trim that cuts the class out rejects the item.
+    Order: clean the edges and a final period; reject chatter, non-words and rambling (over
+    ``max_context_words``); name the class (repair or reject); fit the token limit (trim or reject); a trim that
+    cuts the class out rejects the item.
     """
 
     def process(item: str) -> Processed:
@@ -48,6 +49,8 @@ def context_processor(description: str, cfg: PromptsConfig) -> Callable[[str], P
             return None, None, "not an item (model chatter)"
         if not looks_like_text(text, min_words=2):
             return None, None, "not words"
+        if len(text.split()) > cfg.max_context_words:
+            return None, None, f"over {cfg.max_context_words} words"
         fix = None
         if not mentions(text, description):
             if cfg.missing_class == "reject":

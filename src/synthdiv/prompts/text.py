@@ -38,7 +38,7 @@ _NON_WORD = re.compile(r"[^\w]+")
 _ARTICLES = {"a", "an", "the"}
 _CHATTER = re.compile(
     r"^(?:sorry|i |i'm|i am|i can|here (?:are|is)|sure\b|certainly|of course|as an ai|note:|please|thank)"
-    r"|\b(?:json|list of|strings?)\b|https?://|www\.",
+    r"|\b(?:jsons?|list of|strings?|sentences?|revised|rewrite|say it again)\b|https?://|www\.",
     re.IGNORECASE,
 )
 _JOINS_DIRECTLY = {
@@ -89,11 +89,17 @@ def is_chatter(text: str) -> bool:
     return _CHATTER.search(text.strip()) is not None
 
 
+_CODE = re.compile(r"[{}\[\]<>=_\\|@#$%^~`]|[a-z][A-Z]|\w\(")
+
+
 def looks_like_text(text: str, min_words: int = 1, min_letters: float = 0.7) -> bool:
     """Whether ``text`` is words: at least ``min_words`` words of two or more letters, and letters making up at
-    least ``min_letters`` of its non-space characters (rejects "# 6", "1", dates, numbers and code)."""
+    least ``min_letters`` of its non-space characters, and nothing code-like (rejects "# 6", "1", dates, numbers,
+    "petworksImporter(")."""
     chars = [c for c in text if not c.isspace()]
     if not chars or sum(c.isalpha() for c in chars) < min_letters * len(chars):
+        return False
+    if _CODE.search(text):
         return False
     return len(re.findall(r"[^\W\d_]{2,}", text)) >= min_words
 
