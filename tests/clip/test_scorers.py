@@ -73,6 +73,19 @@ def test_grayscale_images_long_texts_and_empty_inputs(scorer) -> None:
         scorer.embed_texts("one string")
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dtype_from_the_spec(backend: str) -> None:
+    fp32 = create_scorer(CLIPSpec(backend=backend, model="embedded", device="cpu"))
+    bf16 = create_scorer(CLIPSpec(backend=backend, model="embedded", device="cpu", dtype="bfloat16"))
+    torch = pytest.importorskip("torch")
+    assert bf16.dtype == torch.bfloat16 and fp32.dtype == torch.float32
+    texts, images = ["a crane (the bird)", "a sweater"], _images(2)
+    pairs = [(fp32.embed_texts(texts), bf16.embed_texts(texts)), (fp32.embed_images(images), bf16.embed_images(images))]
+    for a, b in pairs:
+        assert b.dtype == np.float32
+        assert np.all(np.sum(a * b, axis=1) > 0.98)  # the same model, in lower precision
+
+
 def test_identical_specs_share_one_scorer() -> None:
     spec = CLIPSpec(backend="open_clip", model="embedded", device="cpu")
     first = create_scorer(spec)
