@@ -78,7 +78,8 @@ STAGES: tuple[StageSpec, ...] = (
               sections=("score", "models.clip")),
     StageSpec(
         "train", "synthdiv.train:fit", inputs=("classes",), outputs=("train", "export"),
-        sections=("train",), optional_inputs=("manifest", "scores"), progress="synthdiv.train:progress",
+        sections=("train", "score.min_similarity", "score.keep_quantile"), optional_inputs=("manifest", "scores"),
+        progress="synthdiv.train:progress",
     ),
     StageSpec("evaluate", "synthdiv.evaluate:evaluate_run", inputs=("train",), outputs=("eval",),
               sections=("evaluate",)),

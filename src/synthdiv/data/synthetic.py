@@ -30,27 +30,24 @@ def shard_path(shards: Path, shard: int) -> Path:
 def selected_manifest(cfg: Any, run: RunDir) -> Any:
     """The manifest rows training may use, as a pyarrow Table (``image_id``, ``class``, ``shard``, ...).
 
-    The score stage's filter view (``synthdiv.generate.filter.filtered_manifest``) when it is built, else every row
-    of the complete shards (``synthdiv.generate.shards.read_manifest``) minus images flagged degenerate.
+    The score filter's view (``synthdiv.generate.filter.filtered_manifest``: rows of complete shards that pass
+    ``score.min_similarity`` / ``score.keep_quantile``), minus images the generator flagged degenerate.
     """
     try:
         from synthdiv.generate.filter import filtered_manifest
     except ModuleNotFoundError as exc:
         if exc.name not in ("synthdiv.generate", "synthdiv.generate.filter"):
             raise
-    else:
-        return filtered_manifest(cfg, run)
-    if not run.manifest.exists():
+        filtered_manifest = None
+    if filtered_manifest is not None:
+        table = filtered_manifest(cfg, run)
+    elif not run.manifest.exists():
         raise InputError(f"{run.manifest}: no manifest; run `synthdiv generate` or set train.synthetic_fraction: 0")
-    try:
-        from synthdiv.generate.shards import read_manifest
-    except ModuleNotFoundError:
+    else:
         import pyarrow.parquet as pq
 
         table = pq.read_table(run.manifest)
-    else:
-        table = read_manifest(run)
-    if "degenerate" in table.column_names:
+    if "degenerate" in table.column_names:  # kept in the manifest for the report; never trained on
         import pyarrow.compute as pc
 
         table = table.filter(pc.invert(pc.fill_null(table.column("degenerate"), False)))
