@@ -22,6 +22,7 @@ def generator(tiny_model_dir):
         ("stable-diffusion-v1-5/stable-diffusion-v1-5", (25, 7.5)),
         ("stabilityai/stable-diffusion-xl-base-1.0", (30, 5.0)),
         ("stabilityai/sdxl-turbo", (1, 0.0)),
+        ("Lykon/dreamshaper-xl-turbo", (1, 0.0)),
         ("black-forest-labs/FLUX.1-schnell", (4, 0.0)),
         ("embedded", (4, 7.5)),
     ],

@@ -4,10 +4,14 @@ Importing this package is light (pyarrow, numpy); torch, diffusers and ray are i
 when they are used.
 """
 
+import logging
+
 from synthdiv.generate.base import Generator
 from synthdiv.generate.engine import generate_images, is_complete, pending_shards, progress
 from synthdiv.generate.registry import GENERATORS, create_generator, generator_id
 from synthdiv.generate.shards import read_manifest
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "Generator",

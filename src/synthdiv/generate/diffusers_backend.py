@@ -33,8 +33,9 @@ __all__ = [
 
 # (substring of the lower-cased model id, steps, guidance): first match wins.
 MODEL_DEFAULTS: tuple[tuple[str, int, float], ...] = (
-    ("sdxl-turbo", 1, 0.0),
-    ("sd-turbo", 1, 0.0),
+    ("turbo", 1, 0.0),  # SD-Turbo, SDXL-Turbo and their fine-tunes
+    ("lightning", 4, 0.0),
+    ("lcm", 4, 1.0),
     ("flux.1-schnell", 4, 0.0),
     ("flux", 28, 3.5),
     ("stable-diffusion-3", 28, 7.0),
