@@ -50,6 +50,13 @@ def test_then_nearest_by_text_embedding() -> None:
     assert all(sorted([*n, i]) == list(range(5)) for i, n in enumerate(confusable_classes(names, emb, k=10)))
 
 
+def test_a_very_common_word_does_not_make_names_near_same() -> None:
+    names = ["hot dog", "dog sled", *[f"breed{i} dog" for i in range(100)], "hot dog bun"]
+    near = confusable_classes(names, None, k=3)
+    assert near[0] == [102]  # "hot" is rare and shared; "dog" is in 102 names and is left to CLIP
+    assert near[5] == []
+
+
 # ---------------------------------------------------------------------------------------------- scoring
 
 

@@ -35,6 +35,10 @@ def name_words(name: str) -> frozenset[str]:
     return frozenset(w for w in normalise_name(name).split() if w not in STOP_WORDS)
 
 
+# A word shared by more names than this (or 1% of the list) does not make two names near-same on its own.
+_COMMON_MIN = 64
+
+
 def mentions_name(text: str, name: str) -> bool:
     """Whether ``text`` uses a word of ``name`` (or its plural / a longer form: "boots" for "boot").
 
@@ -51,7 +55,8 @@ def _near_same(names: Sequence[str]) -> list[list[tuple[float, int]]]:
     """For each class, ``(closeness, other)`` for the classes with the same or a near-same name.
 
     Closeness is 2 for the same normalised name, else the Jaccard overlap of the word sets, kept when it is at
-    least 0.5 or one name's words contain the other's ("tiger" in "tiger cat").
+    least 0.5 or one name's words contain the other's ("tiger" in "tiger cat"). Pairs are found through the
+    words they share, leaving out words so common that they would make the search quadratic.
     """
     normal = [normalise_name(n) for n in names]
     words = [name_words(n) for n in names]
@@ -61,11 +66,14 @@ def _near_same(names: Sequence[str]) -> list[list[tuple[float, int]]]:
         same[normal[i]].append(i)
         for w in ws:
             index[w].append(i)
+    common = max(_COMMON_MIN, len(names) // 100)
     out: list[list[tuple[float, int]]] = [[] for _ in names]
     for i, ws in enumerate(words):
         seen = set(same[normal[i]])
         out[i].extend((2.0, j) for j in same[normal[i]] if j != i)
         for w in ws:
+            if len(index[w]) > common:  # "dog" in hundreds of names says little; CLIP ranks those classes
+                continue
             for j in index[w]:
                 if j in seen:
                     continue
@@ -100,7 +108,9 @@ def confusable_classes(names: Sequence[str], name_embeddings: np.ndarray | None,
         ranked = sorted(near[i], key=lambda cj: (-cj[0], -(sims[cj[1]] if sims is not None else 0.0), cj[1]))
         chosen = [j for _, j in ranked[:k]]
         if len(chosen) < k and sims is not None:
-            order = np.argsort(-sims, kind="stable")
+            top = min(len(sims), k + len(chosen) + 1)  # enough to fill k after skipping itself and the chosen
+            head = np.argpartition(-sims, top - 1)[:top] if top < len(sims) else np.arange(len(sims))
+            order = head[np.lexsort((head, -sims[head]))]
             taken = set(chosen) | {i}
             for j in order:
                 if len(chosen) >= k:
