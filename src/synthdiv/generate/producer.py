@@ -50,6 +50,13 @@ class ShardRows:
     seed: list[int]
 
 
+@dataclass
+class _Made:
+    retries: int
+    degenerate: bool
+    size: tuple[int, int]
+
+
 class PlannedWork:
     """The plan grouped by shard (columnar; rows become Python objects one shard at a time) and prompt texts."""
 
@@ -163,7 +170,7 @@ class ShardProducer:
         rows = self.work.rows(shard)
         writer = ShardWriter(self.work.run, shard)
         self._tar.submit(writer.open).result()
-        done: list[Generated] = []
+        done: list[_Made] = []  # what the manifest needs; the images themselves go to the writer threads only
         try:
             bs = self.gcfg.batch_size
             for lo in range(0, len(rows.image_id), bs):
@@ -178,7 +185,7 @@ class ShardProducer:
                         encode_image, g.image, self.gcfg.image_format, self.gcfg.quality, self.gcfg.max_side
                     )
                     self._queue(self._tar.submit(_add, writer, key, self.gcfg.image_format, enc, meta))
-                done.extend(made)
+                done.extend(_Made(g.retries, g.degenerate is not None, g.image.size) for g in made)
                 self.on_images(len(ids))
         except BaseException:
             self._tar.submit(writer.abort).result()
@@ -207,16 +214,16 @@ class ShardProducer:
             "format": self.gcfg.image_format, "batch_size": self.gcfg.batch_size, "shard": rows.shard,
         }
 
-    def _manifest_rows(self, rows: ShardRows, done: list[Generated]) -> pa.Table:
+    def _manifest_rows(self, rows: ShardRows, done: list[_Made]) -> pa.Table:
         n = len(done)
-        stored = [self._stored(g.image.size) for g in done]
+        stored = [self._stored(g.size) for g in done]
         width, height = [w for w, _ in stored], [h for _, h in stored]
         return pa.table(
             {
                 "image_id": rows.image_id, "class": rows.cls, "prompt_id": rows.prompt_id, "seed": rows.seed,
                 "shard": [rows.shard] * n, "retries": [g.retries for g in done], "width": width, "height": height,
                 "generator_id": [self.settings["generator_id"]] * n, "tar": [f"{shard_name(rows.shard)}.tar"] * n,
-                "ext": [self.gcfg.image_format] * n, "degenerate": [g.degenerate is not None for g in done],
+                "ext": [self.gcfg.image_format] * n, "degenerate": [g.degenerate for g in done],
             },
             schema=MANIFEST_COLUMNS,
         )
