@@ -155,3 +155,29 @@ def test_ddp_with_two_gloo_processes_matches_one_process_with_the_same_global_ba
     for tag in ("accum", "ddp"):
         for key, value in runs["one"].items():
             torch.testing.assert_close(runs[tag][key], value, atol=2e-5, rtol=1e-4, msg=f"{tag}: {key}")
+
+
+def test_protocols_amp_and_unreadable_batches_through_fit(toy, make_config):
+    for p in (toy["real"] / "class3").glob("*.png"):
+        p.write_bytes(b"corrupt")
+    variants = {
+        "lt": {"long_tail": True, "long_tail_max": 12, "long_tail_min": 2, "synthetic_fraction": 0},
+        "low": {"low_data": 3, "amp": "bf16"},  # bf16 autocast runs on CPU too
+    }
+    cfg = make_config(run_dir=str(toy["run"]), train={**BASE, "max_steps": 2, "variants": variants})
+    run = RunDir(cfg.run_dir)
+    fit(cfg, run)
+    lt = json.loads((run.train / "lt" / "data.json").read_text())["real_per_class"]
+    assert max(lt) == 12 and min(lt) == 2 and sorted(lt) != lt  # a shuffled Pareto profile
+    low = json.loads((run.train / "low" / "data.json").read_text())
+    assert low["real_per_class"] == [3, 3, 3, 3] and low["block_sizes"] == [4, 4]
+    rows = read_jsonl(run.train / "low" / "metrics.jsonl")
+    assert all(np.isfinite(r["loss"]) for r in rows)
+    only_corrupt = {"bad": {"synthetic_fraction": 0, "real_root": str(toy["real"] / "class3")}}
+    (toy["real"] / "class3" / "class3").mkdir()  # an ImageFolder whose only class holds unreadable files
+    for p in (toy["real"] / "class3").glob("*.png"):
+        p.rename(toy["real"] / "class3" / "class3" / p.name)
+    cfg = make_config(run_dir=str(toy["run"]), train={**BASE, "batch_size": 4, "max_steps": 2,
+                                                       "variants": only_corrupt})
+    summary = fit(cfg, run)["bad"]
+    assert summary["corrupt"] == 8 and summary["final_loss"] == 0.0  # skipped and counted, never fatal

@@ -142,7 +142,6 @@ class EvaluateConfig(Section):
         default_factory=list, description="shifted copies of the test set used as stand-in out-of-domain sets"
     )
     ood: list[OODSetConfig] = Field(default_factory=list)
-    use_ema: bool = Field(True, description="evaluate the exported (EMA, if trained with one) weights")
     num_workers: int = Field(2, ge=0)
     max_images: int | None = Field(None, ge=1, description="evaluate at most this many images per set")
     many_shot: int = Field(100, ge=1, description="classes with more training images than this are many-shot")

@@ -73,6 +73,58 @@ def _loss(logits: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None,
     return F.cross_entropy(logits, labels, label_smoothing=smoothing, reduction="none")
 
 
+class _TrainState:
+    """Optimizer, LR schedule, grad scaler and EMA of a model: built from the config, saved and restored together."""
+
+    def __init__(self, tcfg: Any, model: nn.Module, total_steps: int, device: torch.device) -> None:
+        from timm.optim import create_optimizer_v2
+
+        self.tcfg, self.model = tcfg, model
+        self.optimizer = create_optimizer_v2(model, opt=tcfg.optimizer, lr=tcfg.lr, weight_decay=tcfg.weight_decay,
+                                             momentum=tcfg.momentum if tcfg.optimizer == "sgd" else None)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, cosine_lambda(total_steps, tcfg.warmup_steps, tcfg.min_lr_ratio)
+        )
+        self.ema = None
+        if tcfg.ema_decay:
+            from timm.utils import ModelEmaV3
+
+            self.ema = ModelEmaV3(model, decay=tcfg.ema_decay)
+        self.dtype = amp_dtype(tcfg.amp, device)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "ema": self.ema.module.state_dict() if self.ema is not None else None,
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.module.load_state_dict(state["ema"])
+
+    def step(self, step: int) -> None:
+        """Clip, step the optimizer and the schedule, update the EMA."""
+        if self.tcfg.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model, step=step)
+
+    @property
+    def final_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+
 def run_loop(
     tcfg: Any,
     model: nn.Module,
@@ -91,46 +143,26 @@ def run_loop(
     Returns:
         The result and the model to export (the EMA model when ``tcfg.ema_decay`` is set).
     """
-    from timm.optim import create_optimizer_v2
-
     device = dist.device
     layers = aux_layers(model)
-    use_aux = bool(layers)
-    optimizer = create_optimizer_v2(model, opt=tcfg.optimizer, lr=tcfg.lr, weight_decay=tcfg.weight_decay,
-                                    momentum=tcfg.momentum if tcfg.optimizer == "sgd" else None)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, cosine_lambda(total_steps, tcfg.warmup_steps, tcfg.min_lr_ratio)
-    )
-    ema = None
-    if tcfg.ema_decay:
-        from timm.utils import ModelEmaV3
-
-        ema = ModelEmaV3(model, decay=tcfg.ema_decay)
-    dtype = amp_dtype(tcfg.amp, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    state = _TrainState(tcfg, model, total_steps, device)
     ckpt_dir = out / "checkpoints"
     start, corrupt = 0, 0
     found = latest_checkpoint(ckpt_dir)
     if found:
-        state = load_checkpoint(found[1])
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        if ema is not None and state.get("ema") is not None:
-            ema.module.load_state_dict(state["ema"])
-        start, corrupt = int(state["step"]), int(state.get("corrupt", 0))
+        saved = load_checkpoint(found[1])
+        state.load(saved)
+        start, corrupt = int(saved["step"]), int(saved.get("corrupt", 0))
         logger.info("resuming %s from step %d of %d", out.name, start, total_steps)
     net: nn.Module = model
     if dist.distributed:
         net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=use_aux
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=bool(layers)
         )
     metrics = _Metrics(out / "metrics.jsonl", start, dist.is_main, tcfg.tensorboard)
     loader = make_loader(real, synthetic, plan, transform, start, total_steps, num_workers=tcfg.num_workers,
                          pin_memory=device.type == "cuda")
     denom = (plan.n_real + tcfg.synthetic_loss_weight * plan.n_syn) / dist.world_size
-    mixing = tcfg.mixup_alpha > 0 or tcfg.cutmix_alpha > 0
     model.train()
     t0, images, last_loss = time.perf_counter(), 0, None
     batches = iter(loader)
@@ -140,56 +172,50 @@ def run_loop(
             step_loss = torch.zeros((), device=device)
             for micro in range(plan.accum_steps):
                 batch = next(batches)
-                corrupt += batch["corrupt"]
                 sync = micro == plan.accum_steps - 1 or not dist.distributed
                 with nullcontext() if sync else net.no_sync():  # type: ignore[operator]
-                    if batch["images"] is None:
-                        continue
-                    loss = _micro_step(net, layers, batch, tcfg, device, dtype, num_classes, denom, mixing,
-                                       np.random.default_rng([seed, step, micro, dist.rank]))
-                    scaler.scale(loss).backward()
-                step_loss += loss.detach()
-                images += batch["images"].shape[0]
-            if tcfg.grad_clip:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
-            if ema is not None:
-                ema.update(model, step=step)
+                    rng = np.random.default_rng([seed, step, micro, dist.rank])
+                    loss = _micro_step(net, layers, batch, tcfg, state.dtype, device, num_classes, denom, rng)
+                    if loss is not None:
+                        state.scaler.scale(loss).backward()
+                        step_loss += loss.detach().float()
+                corrupt += batch["corrupt"]  # samples this rank skipped (no device sync)
+                images += batch["images"].shape[0] if batch["images"] is not None else 0
+            state.step(step)
             done = step + 1
             if done % tcfg.log_every == 0 or done == total_steps:
                 if dist.distributed:
                     torch.distributed.all_reduce(step_loss)
-                last_loss = float(step_loss) / (dist.world_size if dist.distributed else 1)
-                metrics.write({"step": done, "loss": last_loss, "lr": scheduler.get_last_lr()[0],
+                last_loss = float(step_loss) / dist.world_size
+                metrics.write({"step": done, "loss": last_loss, "lr": state.scheduler.get_last_lr()[0],
                                "epoch": step / plan.steps_per_epoch, "corrupt": corrupt,
                                "images_per_s": images * dist.world_size / max(1e-9, time.perf_counter() - t0)})
             if dist.is_main and (done % tcfg.checkpoint_every == 0 or done == total_steps):
-                save_checkpoint(ckpt_dir, done, {
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                    "ema": ema.module.state_dict() if ema is not None else None, "corrupt": corrupt,
-                })
+                save_checkpoint(ckpt_dir, done, {**state.state_dict(), "corrupt": corrupt})
                 prune_checkpoints(ckpt_dir, tcfg.keep_checkpoints)
             advance()
     metrics.close()
-    result = LoopResult(total_steps - start, images, corrupt, last_loss, time.perf_counter() - t0)
-    return result, (ema.module if ema is not None else model)
+    return LoopResult(total_steps - start, images, corrupt, last_loss, time.perf_counter() - t0), state.final_model
 
 
 def _micro_step(
-    net: nn.Module, layers: list[AuxNorm], batch: dict[str, Any], tcfg: Any, device: torch.device,
-    dtype: torch.dtype | None, num_classes: int, denom: float, mixing: bool, rng: np.random.Generator,
-) -> torch.Tensor:
+    net: nn.Module, layers: list[AuxNorm], batch: dict[str, Any], tcfg: Any, dtype: torch.dtype | None,
+    device: torch.device, num_classes: int, denom: float, rng: np.random.Generator,
+) -> torch.Tensor | None:
+    """The weighted loss of one micro-batch, divided by the nominal per-rank batch weight ``denom``."""
+    if batch["images"] is None:  # every sample was corrupt
+        if not isinstance(net, nn.parallel.DistributedDataParallel):
+            return None
+        # the other ranks wait for this one's gradients: a zero-weight forward/backward keeps them in step
+        logger.warning("a micro-batch with no readable image on this rank: zero-weight step")
+        with route(layers, 2):
+            return net(torch.zeros(2, 3, tcfg.img_size, tcfg.img_size, device=device)).float().sum() * 0.0
     fmt = torch.channels_last if tcfg.channels_last and device.type == "cuda" else torch.contiguous_format
     images = batch["images"].to(device, non_blocking=True).contiguous(memory_format=fmt)
     labels = batch["labels"].to(device, non_blocking=True)
     n_real = batch["n_real"]
     soft = None
-    if mixing:
+    if tcfg.mixup_alpha > 0 or tcfg.cutmix_alpha > 0:
         images, soft = mix_within_domains(images, labels, n_real, num_classes, tcfg.label_smoothing,
                                           tcfg.mixup_alpha, tcfg.cutmix_alpha, rng)
     with route(layers, n_real), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
