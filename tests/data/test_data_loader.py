@@ -94,7 +94,7 @@ def test_rank_and_microstep_slices_make_the_same_global_batch(toy, make_config, 
 def test_block_sizes_that_do_not_split_over_ranks_are_a_config_error():
     with pytest.raises(ConfigError, match="train.batch_size"):
         BatchPlan(10, 10, 6, 0.5, seed=0, world_size=2)
-    with pytest.raises(ConfigError, match="no synthetic images"):
+    with pytest.raises(ConfigError, match="train.synthetic_fraction > 0 but no synthetic images"):
         BatchPlan(10, 0, 8, 0.5, seed=0)
     assert block_sizes(10, 0.33) == (7, 3)
 

@@ -83,9 +83,11 @@ class BatchPlan:
     def __post_init__(self) -> None:
         self.n_real, self.n_syn = block_sizes(self.batch_size, self.synthetic_fraction)
         if self.n_real and not self.n_real_total:
-            raise ConfigError("train: no real images found, but train.synthetic_fraction < 1 asks for them")
+            raise ConfigError("train.synthetic_fraction < 1 but no real images were found (classes.jsonl has no "
+                              "real_dir, or train.real_root is empty): set train.real_root or synthetic_fraction: 1")
         if self.n_syn and not self.n_syn_total:
-            raise ConfigError("train: no synthetic images found, but train.synthetic_fraction > 0 asks for them")
+            raise ConfigError("train.synthetic_fraction > 0 but no synthetic images were found (none generated, or "
+                              "the score filter kept none): run `synthdiv generate` or set synthetic_fraction: 0")
         pieces = self.world_size * self.accum_steps
         for what, n in (("real", self.n_real), ("synthetic", self.n_syn)):
             if n % pieces:
