@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from synthdiv.prompts.text import (
     MAX_PROMPT_TOKENS,
@@ -122,3 +124,17 @@ def test_rambling_context_is_rejected():
     process = context_processor("goldfish", PromptsConfig(max_context_words=8))
     assert process("in a pond at dusk")[0] == "a goldfish in a pond at dusk"
     assert process("the day begins with the soft glow of a sunny morning around a table")[2] == "over 8 words"
+
+
+_WORDS = ["crane", "tall", "wading", "bird", "tiger", "cat", "(bird)", "a", "the", "sea-lion", "owl's", "O'Neil"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(_WORDS), min_size=1, max_size=5).map(" ".join).filter(lambda d: text_key(d)),
+    st.lists(st.sampled_from([*_WORDS, "in", "on", "marsh", "standing", ",", "at", "dawn"]), max_size=8).map(" ".join),
+)
+def test_repair_always_names_the_description(description, item):
+    fixed = repair_mention(item or "somewhere", description)
+    assert mentions(fixed, description), (description, item, fixed)
+    assert mentions(fill("a photo of a {description}", {"description": description}), description)
