@@ -86,3 +86,25 @@ def test_nan_output_becomes_black_and_is_flagged(generator):
     finally:
         handle.remove()
     assert degenerate_reason(made.image) == "black" and made.degenerate == "black" and made.retries == 1
+
+
+def test_out_of_memory_names_the_batch_size(generator, monkeypatch):
+    import torch
+
+    def oom(**kwargs):  # what a too-large batch does on a GPU
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(generator, "pipe", _PipeProxy(generator.pipe, oom))
+    with pytest.raises(ConfigError, match=r"generate\.batch_size: 2 images of .* lower generate\.batch_size"):
+        generator.generate(["a", "b"], [1, 2])
+
+
+class _PipeProxy:
+    def __init__(self, pipe, call):
+        self._pipe, self._call = pipe, call
+
+    def __call__(self, **kwargs):
+        return self._call(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._pipe, name)

@@ -101,6 +101,8 @@ def test_estimate_from_plan_measured_size_and_rate(generated):
     assert f"{6 / 2.0 / 3600:,.2f}" in text
     measured = _text(estimate(cfg))
     assert "measured in this run" in measured
+    with pytest.raises(InputError, match="--images-per-second: expected a positive number"):
+        estimate(cfg, 0.0)
 
 
 def test_estimate_before_planning(make_config):

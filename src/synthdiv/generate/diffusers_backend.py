@@ -243,8 +243,15 @@ class DiffusersGenerator:
         }
         if self._takes_negative and negative_prompts is not None and any(negative_prompts):
             kwargs["negative_prompt"] = [n or "" for n in negative_prompts]
+        try:
+            with torch.inference_mode():
+                out = self.pipe(**kwargs).images  # (B, 3, H, W) in [0, 1], still on the device
+        except torch.cuda.OutOfMemoryError:
+            raise ConfigError(
+                f"generate.batch_size: {len(prompts)} images of {self.width}x{self.height} do not fit on {self.device} "
+                "(out of memory); lower generate.batch_size"
+            ) from None
         with torch.inference_mode():
-            out = self.pipe(**kwargs).images  # (B, 3, H, W) in [0, 1], still on the device
             out = torch.nan_to_num(out.float(), nan=0.0, posinf=1.0, neginf=0.0).clamp_(0.0, 1.0)
             arr = out.mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         return [Image.fromarray(np.ascontiguousarray(a)) for a in arr]

@@ -4,6 +4,11 @@ All three take the list of shards still to make (after the resume scan), use the
 :class:`~synthdiv.generate.producer.ShardProducer`, and so form the same batches and write the same shards.
 torchrun / Slurm ranks split the plan's shards by ``shard % world_size == rank``: a rank always owns the same shards,
 even across restarts, so no two ranks ever write one shard. Ray sends each shard to exactly one actor of a pool.
+
+    torchrun --nproc-per-node 8 -m synthdiv generate -c run.yaml --set generate.runner=torchrun
+    srun --ntasks 32 --gpus-per-task 1 synthdiv generate -c run.yaml --set generate.runner=torchrun
+    synthdiv generate -c run.yaml --set generate.runner=ray --set generate.ray_actors=8  (plus, on a cluster,
+        --set generate.ray_gpus_per_actor=1 --set generate.ray_address=auto)
 """
 
 from __future__ import annotations
