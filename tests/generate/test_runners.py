@@ -81,3 +81,18 @@ def test_ray_runner_matches_the_local_runner(gen_config, tmp_path):
         ray.shutdown()
     assert summary["made_shards"] == 3 and is_complete(rcfg, run)
     _same_output(RunDir(cfg.run_dir), run, 3)
+
+
+def test_status_shows_a_partial_multi_worker_run(gen_config, monkeypatch):
+    from synthdiv.stages import run_stage, stage_status
+
+    cfg = gen_config(images_per_class=1, shard_size=1, runner="torchrun")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert run_stage(cfg, "generate")["made_shards"] == 1  # rank 1 owns shard 1 only
+    row = next(s for s in stage_status(cfg) if s.stage == "generate")
+    assert (row.state, row.detail) == ("partial", "1/3 images, 1/3 shards")
+    monkeypatch.setenv("RANK", "0")
+    run_stage(cfg, "generate")
+    row = next(s for s in stage_status(cfg) if s.stage == "generate")
+    assert (row.state, row.detail) == ("done", "3/3 images, 3/3 shards")
