@@ -172,3 +172,17 @@ def test_editing_a_reused_styles_file_changes_the_fingerprint(make_config, tmp_p
     before = fingerprint(cfg, get_spec("prompts"))
     path.write_text('{"styles": ["embroidery"]}')
     assert fingerprint(cfg, get_spec("prompts")) != before
+
+
+def test_per_class_styles_carry_their_own_template(make_config, write_resolved, scripted_llm):
+    cfg = _config(make_config, contexts_per_class=0, styles=2, styles_per_class=1, max_requests=1)
+    run = write_resolved(cfg.run_dir, CLASSES[:1])
+    scripted_llm.enqueue('["pencil sketch", "origami"]', '["goldfish-scale mosaic", "origami"]')
+    summary = build_prompts(cfg, run)
+    rows = [r for r in pq.read_table(run.prompts).to_pylist() if r["kind"] == "style"]
+    assert [r["style"] for r in rows] == ["pencil sketch", "origami", "goldfish-scale mosaic"]
+    assert rows[0]["template_id"].startswith("styles.v2+") and rows[2]["template_id"].startswith("styles.class.v1+")
+    doc = json.loads(run.styles.read_text())
+    assert doc["styles"] == ["pencil sketch", "origami"]
+    assert doc["per_class"]["goldfish"]["styles"] == ["goldfish-scale mosaic"]
+    assert summary["llm_requests"] == 2

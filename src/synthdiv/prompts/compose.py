@@ -2,7 +2,7 @@
 
 * base: each of ``prompts.base_templates`` ("a photo of a {description}");
 * context: ``prompts.context_template`` with each context ("a photo of {context}");
-* style: ``prompts.style_template`` with each style ("a {style} of a {description}"), or with
+* style: ``prompts.style_template`` with each shared and own style ("a {style} of a {description}"), or with
   ``prompts.style_contexts = k`` each style combined with k different contexts (``style_context_template``).
 
 Every prompt carries its kind's negative prompt, is held to the text encoder's 75 tokens (trimmed at a word; a
@@ -45,6 +45,9 @@ class ClassPrompts:
     contexts_template: str | None = None
     styles_llm: str | None = None
     styles_template: str | None = None
+    own_styles: list[str] = field(default_factory=list)
+    own_styles_llm: str | None = None
+    own_styles_template: str | None = None
 
 
 def _pairs(n_styles: int, n_contexts: int, per_style: int) -> list[tuple[int, int | None]]:
@@ -95,11 +98,16 @@ def compose_class(cp: ClassPrompts, cfg: PromptsConfig, dropped: Counter[str] | 
     if want["style"]:
         with_ctx = cfg.style_contexts > 0 and bool(cp.contexts)
         template = cfg.style_context_template if with_ctx else cfg.style_template
-        llm_templates = "+".join(t for t in (cp.styles_template, cp.contexts_template if with_ctx else None) if t)
-        tid = compose_template_id("style", template, llm_templates or None)
-        llm_id = cp.styles_llm
-        if with_ctx and cp.contexts_llm != cp.styles_llm:
-            llm_id = "+".join(x for x in (cp.styles_llm, cp.contexts_llm) if x) or None
-        for s, c in _pairs(len(cp.styles), len(cp.contexts), cfg.style_contexts):
-            add("style", template, tid, llm_id, cp.contexts[c] if c is not None else None, cp.styles[s])
+        own = [s for s in cp.own_styles if s not in cp.styles]
+        styles = [*cp.styles, *own]
+        origin = [(cp.styles_llm, cp.styles_template)] * len(cp.styles)
+        origin += [(cp.own_styles_llm, cp.own_styles_template)] * len(own)
+        for s, c in _pairs(len(styles), len(cp.contexts), cfg.style_contexts):
+            llm, llm_template = origin[s]
+            templates = "+".join(t for t in (llm_template, cp.contexts_template if with_ctx else None) if t)
+            llm_id = llm
+            if with_ctx and cp.contexts_llm != llm:
+                llm_id = "+".join(x for x in (llm, cp.contexts_llm) if x) or None
+            tid = compose_template_id("style", template, templates or None)
+            add("style", template, tid, llm_id, cp.contexts[c] if c is not None else None, styles[s])
     return rows

@@ -123,7 +123,8 @@ def run_prompts_stage(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
                 own = _class_styles(cfg, llm, scorer, cp, reused_per_class.get(cp.name), summary)
                 if own is not None:
                     doc["per_class"][cp.name] = own
-                    cp.styles += [s for s in own["styles"] if s not in cp.styles]
+                    cp.own_styles, cp.own_styles_llm = own["styles"], own.get("llm_id")
+                    cp.own_styles_template = own.get("template_id")
             rows.extend(compose_class(cp, p, dropped))
             progress.advance(task)
 
