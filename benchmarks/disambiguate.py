@@ -28,12 +28,12 @@ __all__ = ["main", "bench"]
 SMOKE_TRAIN = Path(__file__).resolve().parents[1] / "data" / "fashion-mnist-smoke" / "train"
 
 
-def _config(root: Path, candidates: int, max_tokens: int | None) -> Any:
+def _config(root: Path, candidates: int, max_tokens: int | None, max_retries: int) -> Any:
     from synthdiv.config import config_from_dict
 
     return config_from_dict({
         "run_dir": str(root),
-        "disambiguate": {"candidates": candidates, "confusable": 3, "images_per_class": 8, "max_retries": 1,
+        "disambiguate": {"candidates": candidates, "confusable": 3, "images_per_class": 8, "max_retries": max_retries,
                          "max_tokens": max_tokens},
         "models": {"llm": {"backend": "transformers", "model": "embedded"},
                    "clip": {"backend": "open_clip", "model": "embedded"}},
@@ -53,7 +53,9 @@ def _write_classes(root: Path, n: int) -> list[str]:
     return [f.name for f in folders]
 
 
-def bench(n_classes: int = 10, candidates: int = 3, max_tokens: int | None = None) -> dict[str, Any]:
+def bench(
+    n_classes: int = 10, candidates: int = 3, max_tokens: int | None = None, max_retries: int = 1
+) -> dict[str, Any]:
     """Run the stage cold then warm in a temporary run directory; returns timings and counts."""
     from synthdiv.disambiguate import resolve_classes
     from synthdiv.run import RunDir, read_jsonl
@@ -61,8 +63,9 @@ def bench(n_classes: int = 10, candidates: int = 3, max_tokens: int | None = Non
     with tempfile.TemporaryDirectory(prefix="synthdiv-bench-") as tmp:
         root = Path(tmp) / "run"
         _write_classes(root, n_classes)
-        cfg, run = _config(root, candidates, max_tokens), RunDir(root)
-        result: dict[str, Any] = {"classes": n_classes, "candidates": candidates, "threads": os.cpu_count()}
+        cfg, run = _config(root, candidates, max_tokens, max_retries), RunDir(root)
+        result: dict[str, Any] = {"classes": n_classes, "candidates": candidates, "max_retries": max_retries,
+                                  "max_tokens": max_tokens, "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
         for phase in ("cold", "warm"):
             start = time.perf_counter()
             summary = resolve_classes(cfg, run)
@@ -84,12 +87,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--candidates", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=None, help="LLM token budget (default: 48 per K + 32)")
+    parser.add_argument("--max-retries", type=int, default=1, help="corrective LLM retries per class")
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    result = bench(args.classes, args.candidates, args.max_tokens)
-    print(f"disambiguate, {result['classes']} classes, K={result['candidates']}, embedded SmolLM2 + tiny CLIP (CPU)")
+    result = bench(args.classes, args.candidates, args.max_tokens, args.max_retries)
+    print(f"disambiguate, {result['classes']} classes, K={result['candidates']}, embedded SmolLM2 + tiny CLIP (CPU), "
+          f"load average at start {result['load_avg_1m']:.1f} on {result['cpus']} CPUs")
     print(f"{'':6} {'wall s':>8} {'requests/class':>15} {'LLM calls/class':>16} {'cache hits':>11} {'fallbacks':>10}")
     for phase in ("cold", "warm"):
         r = result[phase]
