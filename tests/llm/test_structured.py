@@ -160,6 +160,20 @@ def test_ask_list_validator_rejects_and_explains() -> None:
     assert "contains a digit" in llm.calls[1]["messages"][-1]["content"]
 
 
+class _EchoLLM(FakeLLM):
+    """Replies "<echo>" by copying the last message back, as SmolLM2 does with corrections."""
+
+    def complete(self, messages, **kwargs):
+        return [messages[-1]["content"] if t == "<echo>" else t for t in super().complete(messages, **kwargs)]
+
+
+def test_ask_list_rejects_echoes_of_its_own_correction() -> None:
+    llm = _EchoLLM("x" * 400, "<echo>", '["real item"]')
+    ans = ask_list(llm, MESSAGES, n_items=1, max_retries=2)
+    assert ans.ok and ans.items == ["real item"] and ans.attempts == 3
+    assert ("first item", "repeats the instructions") in ans.rejected  # the example list inside the correction
+
+
 def test_ask_list_refuses_nonpositive_n() -> None:
     with pytest.raises(ValueError):
         ask_list(FakeLLM(), MESSAGES, n_items=0)

@@ -257,6 +257,7 @@ def ask_list(
     seen: set[str] = set()
     rejected: list[tuple[str, str]] = []
     problem: str | None = None
+    corrections: list[str] = []  # our own follow-ups: small models copy them back as "items"
     attempts = 0
     for attempt in range(max_retries + 1):
         attempts += 1
@@ -269,7 +270,9 @@ def ask_list(
             key = item_key(item)
             if key in seen:
                 continue
-            reason = validate(item) if validate is not None else None
+            reason = "repeats the instructions" if _echoes(key, corrections) else None
+            if reason is None and validate is not None:
+                reason = validate(item)
             if reason:
                 new_rejects.append((item, reason))
                 continue
@@ -281,9 +284,20 @@ def ask_list(
         problem = _describe_problem(parsed, new_rejects, len(items), n_items, min_len, max_len)
         logger.debug("ask_list attempt %d of %d: %s", attempts, max_retries + 1, problem)
         follow_up = _correction(problem, n_items - len(items), more=bool(items))
+        corrections.append(_words(follow_up))
         convo = [*convo, {"role": "assistant", "content": text}, {"role": "user", "content": follow_up}]
     logger.info("no complete list after %d attempts: %s", attempts, problem)
     return ListAnswer(items, False, attempts, problem, rejected)
+
+
+def _words(text: str) -> str:
+    return " " + " ".join(re.findall(r"\w+", text.casefold())) + " "
+
+
+def _echoes(key: str, texts: list[str]) -> bool:
+    """Whether an item of two or more words occurs, word for word, in one of ``texts`` (from :func:`_words`)."""
+    words = _words(key)
+    return words.count(" ") > 2 and any(words in t for t in texts)
 
 
 def _describe_problem(
