@@ -7,15 +7,15 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 
-.PHONY: quickstart test test-fast lint venv dev system-deps smoke-data clean-runs
+.PHONY: quickstart test test-fast lint venv dev system-deps test-system-deps smoke-data clean-runs
 
 quickstart: $(VENV)/.stamp-base system-deps
 	$(BIN)/synthdiv run -c examples/quickstart.yaml
 
-test: $(VENV)/.stamp-dev system-deps
+test: $(VENV)/.stamp-dev test-system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(VENV)/.stamp-dev system-deps
+test-fast: $(VENV)/.stamp-dev test-system-deps
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.stamp-dev
@@ -43,13 +43,23 @@ $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 	CMAKE_ARGS="$(LLAMA_CPP_CMAKE)" $(PIP) install -q "llama-cpp-python[server]==0.3.36"
 	touch $(VENV)/.stamp-base $@
 
-# WordNet 3.0 (definitions of synsets that timm does not describe). Installed by apt where we are root.
-system-deps:
-	@if [ ! -f /usr/share/wordnet/data.noun ]; then \
+# Debian packages, installed by apt where we are root: WordNet 3.0 (definitions of synsets that timm does not
+# describe) for every run; Chromium for the test that renders the HTML report.
+APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
+define apt_need
+	@if ! $(1) >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    (apt-get install -y -qq wordnet-base >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wordnet-base)); \
-	  else echo "note: WordNet not found (apt-get install wordnet-base); definitions fall back to timm's"; fi; \
+	    echo "installing Debian package $(2)"; \
+	    ($(APT_INSTALL) $(2) >/dev/null 2>&1 || (apt-get update -qq && $(APT_INSTALL) $(2) >/dev/null)); \
+	  else echo "note: $(2) is missing (apt-get install $(2))"; fi; \
 	fi
+endef
+
+system-deps:
+	$(call apt_need,test -f /usr/share/wordnet/data.noun,wordnet-base)
+
+test-system-deps: system-deps
+	$(call apt_need,command -v chromium,chromium)
 
 # Rebuild the committed Fashion-MNIST subset from Debian's dataset-fashion-mnist (not needed to run or test).
 smoke-data: $(VENV)/.stamp-base

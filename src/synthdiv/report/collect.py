@@ -1,0 +1,215 @@
+"""Gathering what the report shows from a run directory's artifacts; every section is optional.
+
+Each ``*_section`` function reads one stage's artifacts and returns plain data for the template, or an empty value
+when that stage has not run, so a report can be made at any point of a run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import time
+from collections import Counter, defaultdict
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from synthdiv.run import read_jsonl
+from synthdiv.schemas import PROMPT_KINDS
+
+if TYPE_CHECKING:
+    from synthdiv.config import RunConfig
+    from synthdiv.run import RunDir
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "data_uri",
+    "versions",
+    "warnings_for",
+    "stages_section",
+    "models_section",
+    "disambiguation_section",
+    "prompts_section",
+    "accuracy_section",
+    "metrics_series",
+]
+
+_PACKAGES = ("synthdiv", "torch", "torchvision", "timm", "diffusers", "transformers", "open_clip_torch", "webdataset")
+
+
+def data_uri(png: bytes, mime: str = "image/png") -> str:
+    """Inline an image so that the report is one self-contained file."""
+    return f"data:{mime};base64,{base64.b64encode(png).decode('ascii')}"
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def warnings_for(cfg: RunConfig) -> list[str]:
+    """Banners shown at the top: random embedded models make images with no class signal."""
+    random_parts = [role for role in ("generator", "clip") if getattr(cfg.models, role).model == "embedded"]
+    if not random_parts:
+        return []
+    return [
+        f"This run used the embedded, randomly initialised {' and '.join(random_parts)} model"
+        f"{'s' if len(random_parts) > 1 else ''}: its generated images carry no class signal and its CLIP scores "
+        "are meaningless. It shows the machinery of the method, not its accuracy gains; use the real models in "
+        "examples/ for that."
+    ]
+
+
+def stages_section(cfg: RunConfig) -> list[dict[str, Any]]:
+    from synthdiv.run import RunDir
+    from synthdiv.stages import stage_status
+
+    run = RunDir(cfg.run_dir)
+    rows = []
+    for status in stage_status(cfg):
+        state = run.read_state(status.stage)
+        duration = ""
+        if state is not None and state.finished_at:
+            duration = f"{state.finished_at - state.started_at:.1f} s"
+        summary = status.detail
+        if state is not None and state.summary:
+            summary = ", ".join(f"{k}={v}" for k, v in state.summary.items() if not isinstance(v, dict | list))
+        if status.stage == "report":  # running while it renders this page
+            rows.append({"stage": "report", "state": "this page", "duration": "", "summary": ""})
+            continue
+        rows.append({"stage": status.stage, "state": status.state, "duration": duration, "summary": summary})
+    return rows
+
+
+def models_section(cfg: RunConfig) -> list[dict[str, Any]]:
+    rows = []
+    for role in ("llm", "clip", "generator"):
+        spec = getattr(cfg.models, role)
+        rows.append(
+            {
+                "role": role,
+                "backend": spec.backend,
+                "model": spec.model,
+                "revision": spec.revision,
+                "options": json.dumps(spec.options, sort_keys=True) if spec.options else "",
+            }
+        )
+    return rows
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) and not isinstance(value, bool) else ""
+
+
+def disambiguation_section(run: RunDir) -> list[dict[str, Any]]:
+    if not run.resolved.exists():
+        return []
+    rows = []
+    for r in read_jsonl(run.resolved):
+        cands = sorted(r.get("candidates") or [], key=lambda c: c.get("score") or float("-inf"), reverse=True)
+        chosen = next((c for c in cands if c.get("text") == r.get("description")), None)
+        other = next((c for c in cands if c.get("text") != r.get("description")), None)
+        rows.append(
+            {
+                "index": r["index"],
+                "name": r["name"],
+                "wnid": r.get("wnid"),
+                "description": r.get("description"),
+                "score": _fmt(chosen.get("score")) if chosen else "",
+                "runner_up": other.get("text") if other else "",
+                "runner_up_score": _fmt(other.get("score")) if other else "",
+                "status": r.get("status", ""),
+            }
+        )
+    return rows
+
+
+def _distinct_word_ratio(texts: list[str]) -> float:
+    words = [w for t in texts for w in re.findall(r"[a-z0-9']+", t.lower())]
+    return len(set(words)) / len(words) if words else 0.0
+
+
+def prompts_section(run: RunDir, samples_per_kind: int = 3) -> list[dict[str, Any]]:
+    if not run.prompts.exists():
+        return []
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(run.prompts, columns=["class", "class_name", "kind", "text"]).to_pylist()
+    planned: Counter[int] = Counter()
+    if run.plan.exists():
+        import numpy as np
+
+        classes = pq.read_table(run.plan, columns=["class"]).column("class").to_numpy()
+        planned.update(dict(zip(*np.unique(classes, return_counts=True), strict=True)))
+    by_class: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in table:
+        by_class[row["class"]].append(row)
+    out = []
+    for cls in sorted(by_class):
+        rows = by_class[cls]
+        counts = Counter(r["kind"] for r in rows)
+        samples = [s for kind in PROMPT_KINDS for s in [r for r in rows if r["kind"] == kind][:samples_per_kind]]
+        out.append(
+            {
+                "class_name": rows[0]["class_name"],
+                "counts": {k: counts.get(k, 0) for k in PROMPT_KINDS},
+                "distinct_ratio": f"{_distinct_word_ratio([r['text'] for r in rows]):.2f}",
+                "planned": int(planned.get(cls, 0)),
+                "samples": [{"kind": s["kind"], "text": s["text"]} for s in samples],
+            }
+        )
+    return out
+
+
+def metrics_series(run: RunDir) -> dict[str, list[dict[str, Any]]]:
+    """``{variant: [metric rows]}`` from every ``metrics.jsonl`` under ``train/``."""
+    out = {}
+    if run.train.exists():
+        for path in sorted(run.train.rglob("metrics.jsonl")):
+            name = path.parent.name if path.parent != run.train else "model"
+            out[name] = read_jsonl(path)
+    return out
+
+
+def _top1(result: dict[str, Any]) -> float | None:
+    for key in ("top1", "top1_acc", "accuracy", "acc1"):
+        value = result.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+    return None
+
+
+def accuracy_section(run: RunDir) -> dict[str, Any]:
+    """Top-1 per model variant (rows) and eval set (columns) from ``eval/**/*.json``."""
+    if not run.eval.exists():
+        return {"rows": [], "columns": [], "note": ""}
+    table: dict[str, dict[str, float]] = defaultdict(dict)
+    for path in sorted(run.eval.rglob("*.json")):
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            logger.warning("report: cannot read %s", path)
+            continue
+        top1 = _top1(result)
+        if top1 is None:
+            continue
+        variant = str(result.get("variant") or (path.parent.name if path.parent != run.eval else "model"))
+        table[variant][str(result.get("set") or path.stem)] = top1
+    columns = sorted({c for row in table.values() for c in row}, key=lambda c: (c != "test", c))
+    rows = [
+        {"name": name, "cells": [f"{100 * row[c]:.1f}" if c in row else "" for c in columns]}
+        for name, row in sorted(table.items())
+    ]
+    return {"rows": rows, "columns": columns, "note": "top-1 accuracy (%), main (real) normalization statistics"}
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z")
+
