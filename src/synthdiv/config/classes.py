@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, ValidationInfo, field_validator
@@ -30,6 +31,6 @@ class ClassesConfig(Section):
         if isinstance(value, str) and value in IMAGENET_SOURCES:
             return value
         text = str(value)
-        if text.startswith("imagenet"):
+        if re.fullmatch(r"imagenet[-_ ]?\w+", text, flags=re.IGNORECASE) and not re.search(r"[./\\]", text):
             raise ValueError(f"unknown ImageNet source {text!r}; expected one of {', '.join(IMAGENET_SOURCES)}")
         return resolve_path(text, info)

@@ -140,6 +140,8 @@ class DiffusersGenerator:
         device: Overrides ``spec.device``.
     """
 
+    Options = DiffusersOptions
+
     def __init__(self, spec: GeneratorSpec, device: str | None = None) -> None:
         self.spec = spec
         self.options = _options(spec)
