@@ -106,3 +106,28 @@ def test_transformers_missing_model_path_is_a_config_error(tmp_path: Path) -> No
         create_llm(LLMSpec(model=str(tmp_path / "missing.gguf")))
     with pytest.raises(ConfigError, match="models.llm.model"):
         create_llm(LLMSpec(model=str(tmp_path / "no-such-dir")))
+
+
+class _BatchEcho:
+    """A scripted batch backend: answers every request with its seed, and records the batches it was sent."""
+
+    model_id = "echo:batch"
+    supports_json_schema = False
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def complete_batch(self, conversations, n=1, temperature=0.7, seeds=None, max_tokens=256):
+        self.batches.append(list(seeds))
+        return [[f"{c[-1]['content']}/{s}/{j}" for j in range(n)] for c, s in zip(conversations, seeds, strict=True)]
+
+
+def test_cached_complete_batch_sends_only_the_misses(tmp_path: Path) -> None:
+    inner = _BatchEcho()
+    llm = CachedLLM(inner, tmp_path)
+    convs = [[{"role": "user", "content": t}] for t in ("a", "b", "c")]
+    first = llm.complete_batch(convs[:2], n=2, seeds=[1, 2])
+    assert first == [["a/1/0", "a/1/1"], ["b/2/0", "b/2/1"]]
+    again = llm.complete_batch(convs, n=2, seeds=[1, 2, 3])
+    assert again == [*first, ["c/3/0", "c/3/1"]]
+    assert inner.batches == [[1, 2], [3]] and llm.stats.as_dict() == {"hits": 2, "misses": 3}

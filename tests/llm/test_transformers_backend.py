@@ -32,6 +32,13 @@ def test_sampling_is_deterministic_under_a_seed(smol: TransformersLLM) -> None:
     assert len(set(a)) > 1  # the samples of one request differ from each other
 
 
+def test_a_sample_does_not_depend_on_its_batch(smol: TransformersLLM) -> None:
+    other = [{"role": "user", "content": "Write a JSON list of two animals and nothing else."}]
+    batch = smol.complete_batch([MSG, other], n=2, temperature=0.8, seeds=[1, 2], max_tokens=5)  # 4 rows, 2 batches
+    assert batch[1] == smol.complete(other, n=2, temperature=0.8, seed=2, max_tokens=5)
+    assert batch[0][1] == smol.complete_batch([MSG], n=2, temperature=0.8, seeds=[1], max_tokens=5)[0][1]
+
+
 def test_greedy_at_temperature_zero(smol: TransformersLLM) -> None:
     a, b = smol.complete(MSG, n=2, temperature=0, seed=0, max_tokens=6)
     assert a.strip() and a == b and a == smol.complete(MSG, n=1, temperature=0, seed=99, max_tokens=6)[0]

