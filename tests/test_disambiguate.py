@@ -234,7 +234,7 @@ def test_off_topic_and_placeholder_candidates_are_rejected(make_config, monkeypa
     run = RunDir(cfg.run_dir)
     _write_classes(run, [{"name": "ankle_boot"}])
     fake = FakeLLM('["[description]", "a tall grey wading bird", "ankle boot", "a boot with a very long and winding '
-                   'description"]', '["black leather ankle boots"]')
+                   'description"]', '["Description: black leather ankle boots"]')
     _use_llm(monkeypatch, fake)
     resolve_classes(cfg, run)
     (row,) = read_jsonl(run.resolved)

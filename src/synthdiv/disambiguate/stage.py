@@ -36,6 +36,8 @@ __all__ = ["resolve_classes", "read_classes", "Proposal", "propose"]
 TEMPLATE = "disambiguate.v1"
 # "[description]", "<class name>", "{name}": a small model copying the shape of an instruction.
 _PLACEHOLDER = re.compile(r"[\[<{][^\]>}]*[\]>}]")
+# "Description: ...", "A: ...", "Answer 2: ...": a label a small model puts before its item.
+_LABEL = re.compile(r"^\s*(?:description|answer|output|item|a|q)\s*\d*\s*:\s*", re.IGNORECASE)
 # Backend errors (not bad answers) on this many classes in a row, from the first class on, stop the stage.
 _FAIL_FAST = 3
 
@@ -162,7 +164,8 @@ def _ask_all(
 def _candidate_texts(row: dict[str, Any], proposal: Proposal) -> list[tuple[str, str]]:
     """``(text, source)``: the name first, then the LLM's items that are not the name again."""
     out, seen = [(row["name"], "name")], {text_key(row["name"])}
-    for item in proposal.items:
+    for raw in proposal.items:
+        item = _LABEL.sub("", raw).strip() or raw
         if text_key(item) not in seen:
             seen.add(text_key(item))
             out.append((item, "llm"))
