@@ -27,6 +27,7 @@ PARSER_TABLE = [
     ('["complete one", "complete two", "cut off he', ["complete one", "complete two"]),  # max_tokens hit
     ('["Dup", "dup", "  DUP ", "dup."]', ["Dup"]),  # case / space / period normalised duplicates
     ('["", "  ", "ok"]', ["ok"]),
+    ('["[ ]", "...", "-", "_", "a cat"]', ["a cat"]),  # seen from SmolLM2 under a JSON grammar
     ('[1, 2, 3]\n- the fallback line', ["the fallback line"]),  # a list of numbers is not an answer
     ('["He said \\"hi\\"", "x"]', ['He said "hi"', "x"]),
     ("A crane, a tall wading bird with a long neck.", ["A crane, a tall wading bird with a long neck."]),
@@ -53,7 +54,7 @@ def test_parse_list_prefers_fenced_block_over_prose_brackets() -> None:
 def _check_items(items: list[str], min_len: int, max_len: int) -> None:
     assert isinstance(items, list)
     keys = [item_key(i) for i in items]
-    assert all(isinstance(i, str) and i.strip() for i in items)
+    assert all(isinstance(i, str) and i.strip() and any(ch.isalnum() for ch in i) for i in items)
     assert all(keys) and len(set(keys)) == len(keys)
     assert all(min_len <= len(i) <= max_len for i in items)
 

@@ -36,6 +36,7 @@ _TRAILING_COMMA = re.compile(r",\s*([\]}])")
 _MARKER = re.compile(r"^\s*(?:[-*\u2022+]|\(?\d{1,3}[.):]|\(?[a-zA-Z][.)])\s+")
 _LABEL = re.compile(r"^[A-Za-z][A-Za-z ]{0,20}\s\d{1,3}\s*[:.)-]+\s+(?=\S)")  # "Description 2: ..."
 _WS = re.compile(r"\s+")
+_WORD = re.compile(r"[^\W_]")  # an item needs at least one letter or digit: "[ ]", "...", "-" are not answers
 _STRIP_CHARS = " \t`*_,;"
 _QUOTES = ("\"", "'", "\u201c\u201d", "\u2018\u2019")
 
@@ -190,7 +191,7 @@ def _clean_all(raw: Iterable[Any], min_len: int, max_len: int) -> list[str]:
     for item in _flatten(raw):
         s = _clean(item)
         key = item_key(s)
-        if not key or key in seen or not (min_len <= len(s) <= max_len):
+        if not key or key in seen or not (min_len <= len(s) <= max_len) or not _WORD.search(s):
             continue
         seen.add(key)
         out.append(s)
