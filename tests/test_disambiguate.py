@@ -394,3 +394,22 @@ def test_show_disambiguation_cli(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["show", "disambiguation", "-c", str(config)]) == 0
     out = capsys.readouterr().out
     assert "crane" in out and "cardigan" in out and "disabled" in out
+
+
+@pytest.mark.skipif(not SMOKE_TRAIN.is_dir(), reason="the Fashion-MNIST smoke subset is not in this checkout")
+def test_after_the_real_classes_stage(make_config, monkeypatch) -> None:
+    """classes.jsonl as the catalog writes it (an ImageFolder): real_dir is read, images are sampled and scored."""
+    from synthdiv.stages import run_stage
+
+    cfg = make_config(
+        classes={"source": str(SMOKE_TRAIN), "max_classes": 3},
+        disambiguate={"candidates": 1, "max_retries": 0, "images_per_class": 5, "require_name": False},
+        models={"clip": CLIP},
+    )
+    _use_llm(monkeypatch, FakeLLM('["item one"]', '["item two"]', '["item three"]'))
+    run_stage(cfg, "classes")
+    summary = run_stage(cfg, "disambiguate")
+    rows = read_jsonl(RunDir(cfg.run_dir).resolved)
+    assert summary["classes"] == 3 and summary.get("basis_images") == 3
+    assert all(r["real_images_used"] == 5 and r["real_images"] >= 5 for r in rows)
+    assert [c["source"] for c in rows[0]["candidates"]].count("llm") == 1
