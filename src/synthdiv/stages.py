@@ -208,6 +208,8 @@ def run_all(cfg: RunConfig, redo: Sequence[str] = (), stop_after: str | None = N
             cascade = True
         if spec.name == stop_after:
             break
+    if results and all(r.get("skipped") for r in results.values()):
+        logger.info("every stage is done and unchanged: nothing to do")
     return results
 
 

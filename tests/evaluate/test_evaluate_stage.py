@@ -47,9 +47,18 @@ def test_folders_map_to_classes_by_wnid_index_or_name(tmp_path):
         Image.new("RGB", (4, 4)).save(tmp_path / folder / "x.png")
     assert folder_set(tmp_path, "wnid", classes, "t").labels.tolist() == [1]
     assert folder_set(tmp_path, "index", classes, "t").labels.tolist() == [2]
-    assert folder_set(tmp_path, "name", classes, "t").labels.tolist() == [1]
+    # by name (as the classes stage reads ImageFolder names): the wnid folder n02 and the name folder c1 are class 1
+    assert sorted(folder_set(tmp_path, "name", classes, "t").labels.tolist()) == [1, 1]
     with pytest.raises(InputError, match="evaluate.ood"):
         folder_set(tmp_path / "zzz", "wnid", classes, "evaluate.ood[x]")
+
+
+def test_name_folders_match_like_the_classes_stage(tmp_path):
+    classes = [{"index": 0, "name": "ankle boot", "wnid": None}, {"index": 1, "name": "t-shirt top", "wnid": None}]
+    for folder in ("ankle_boot", "T-shirt_top"):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (4, 4)).save(tmp_path / folder / "x.png")
+    assert sorted(folder_set(tmp_path, "name", classes, "t").labels.tolist()) == [0, 1]
 
 
 def test_imagenet_r_and_a_subsets_come_from_timms_synset_lists():

@@ -37,11 +37,18 @@ class EvalSet:
 def _folder_label(name: str, folders: str, classes: Sequence[dict[str, Any]]) -> int | None:
     if folders == "index":
         return int(name) if name.isdigit() and int(name) < len(classes) else None
-    key = "wnid" if folders == "wnid" else "name"
+    if folders == "wnid":
+        return next((int(row["index"]) for row in classes if row.get("wnid") == name), None)
+    # by name, as the classes stage names ImageFolder classes: '_' reads as a space; a wnid folder also matches
+    key = _name_key(name)
     for row in classes:
-        if row.get(key) and (row[key] == name or str(row[key]).lower() == name.lower()):
+        if row.get("wnid") == name or _name_key(str(row["name"])) == key:
             return int(row["index"])
     return None
+
+
+def _name_key(name: str) -> str:
+    return " ".join(name.replace("_", " ").casefold().split())
 
 
 def folder_set(root: Path, folders: str, classes: Sequence[dict[str, Any]], what: str) -> SampleSet:
