@@ -23,6 +23,7 @@ def _synthdiv(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_quickstart_runs_every_stage_then_does_nothing(tmp_path: Path):
     run = tmp_path / "quickstart"
     first = _synthdiv("run", "-c", "examples/quickstart.yaml", "--run-dir", str(run))
