@@ -24,6 +24,26 @@ def _model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(os.environ["SYNTHDIV_CACHE"])
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One torch thread per test: tiny models run fastest so on a shared CPU (two spinning OpenMP threads on an
+    oversubscribed machine are tens of times slower), and results do not depend on the thread count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> dict[str, Path]:
+    """A toy run for the data / train / evaluate tests (see tests/data/toydata.py)."""
+    from tests.data.toydata import make_toy_run
+
+    return make_toy_run(tmp_path)
+
+
 @pytest.fixture
 def make_config(tmp_path: Path):
     """``make_config(**sections)`` -> a validated RunConfig whose run_dir is in tmp_path."""

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from synthdiv.errors import MissingDependencyError
-from synthdiv.run import atomic_write_json, atomic_write_text, canonical_hash
+from synthdiv.run import atomic_write_json, atomic_write_text, canonical_hash, fsync_path
 
 logger = logging.getLogger(__name__)
 
@@ -233,26 +233,18 @@ def _cached_build(name: str, config: dict[str, Any], packages: tuple[str, ...], 
                 raise
             logger.debug("another process built %s first; using its copy", final)
         else:
-            _fsync_path(final.parent)
+            fsync_path(final.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_tree(root: Path) -> None:
     for folder, _, files in os.walk(root):
         for name in files:
-            _fsync_path(Path(folder) / name)
-        _fsync_path(Path(folder))
+            fsync_path(Path(folder) / name)
+        fsync_path(Path(folder))
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ __all__ = [
     "read_jsonl",
     "file_digest",
     "canonical_hash",
+    "fsync_path",
 ]
 
 TMP_MARK = ".tmp-"
@@ -52,15 +53,16 @@ def atomic_write(path: Path | str, mode: str = "wb", encoding: str | None = None
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_path(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """fsync a file or a folder (a folder's fsync makes a rename in it durable)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

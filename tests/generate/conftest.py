@@ -15,17 +15,6 @@ from synthdiv.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA
 CLASS_NAMES = ("goldfish", "crane", "tabby cat")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Two spinning OpenMP threads on a shared, oversubscribed CPU are ~50x slower than one: use one here."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
     """The embedded tiny diffusion pipeline folder (random weights), built once per session."""
