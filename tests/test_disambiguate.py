@@ -192,7 +192,7 @@ def test_stage_resolves_every_class_and_keeps_them_unique(make_config, monkeypat
         texts = [c["text"] for c in row["candidates"]]
         assert row["name"] in texts and row["description"] in texts and len(texts) == 3
         assert [c["rank"] for c in row["candidates"]] == [0, 1, 2]
-        assert row["status"] == "ok" and row["llm_id"] == "fake:scripted" and row["template_id"] == "disambiguate.v1"
+        assert row["status"] == "ok" and row["llm_id"] == "fake:scripted" and row["template_id"] == "disambiguate.v2"
     assert [r["basis"] for r in rows] == ["images", "images", "definition"]
     assert rows[0]["confusable"][0] == "crane" and rows[1]["confusable"][0] == "crane"
     assert '"crane"' in fake.calls[0]["messages"][-1]["content"]  # the LLM is told of the other crane

@@ -10,6 +10,8 @@ from synthdiv.llm import templates
 VARS = {
     "disambiguate.v1": {"name": "crane", "definition": "large long-necked wading bird", "others": ["crane", "heron"],
                         "k": 4},
+    "disambiguate.v2": {"name": "crane", "definition": "large long-necked wading bird; of marshes", "others": ["heron"],
+                        "k": 3},
     "contexts.v1": {"description": "a goldfish", "k": 7},
     "styles.v1": {"k": 9},
     "styles.class.v1": {"description": "a goldfish", "k": 3},
@@ -37,6 +39,14 @@ def test_disambiguate_names_confusable_classes_and_omits_empty_parts() -> None:
     assert '"heron"' in messages[1]["content"]
     bare, _ = templates.render("disambiguate.v1", name="drake", definition=None, others=[], k=2)
     assert "Meaning" not in bare[1]["content"] and "confuse" not in bare[1]["content"]
+
+
+def test_disambiguate_v2_example_comes_from_the_class_itself() -> None:
+    messages, _ = templates.render("disambiguate.v2", **VARS["disambiguate.v2"])
+    user = messages[1]["content"]
+    assert '"crane, large long-necked wading bird"' in user and "grey" not in user
+    bare, _ = templates.render("disambiguate.v2", name="drake", definition=None, others=[], k=2)
+    assert "form of one description" not in bare[1]["content"]
 
 
 def test_family_name_resolves_to_latest_version() -> None:

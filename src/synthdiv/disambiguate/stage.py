@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["resolve_classes", "read_classes", "Proposal", "propose"]
 
-TEMPLATE = "disambiguate.v1"
+TEMPLATE = "disambiguate.v2"
 # "[description]", "<class name>", "{name}": a small model copying the shape of an instruction.
 _PLACEHOLDER = re.compile(r"[\[<{][^\]>}]*[\]>}]")
 # "Description: ...", "A: ...", "Answer 2: ...": a label a small model puts before its item.

@@ -69,6 +69,25 @@ def _disambiguate_v1(name: str, definition: str | None, others: list[str], k: in
     return "\n".join(lines)
 
 
+def _disambiguate_v2(name: str, definition: str | None, others: list[str], k: int) -> str:
+    # v1's fixed example ("a crane, a tall grey wading bird") was copied by small models into every class; v2's
+    # example is made from the class's own definition, so a copy is still a correct description.
+    lines = [f'Class name: "{name}"']
+    if definition:
+        lines.append(f"Meaning: {definition}")
+    if others:
+        lines.append(f"Do not confuse it with: {_quote_list(others)}")
+    lines.append(
+        f"Write {k} different short descriptions (4 to 12 words each) of this class. Each one names the class and "
+        "says what it looks like, so that a picture made from it shows this class and nothing else."
+    )
+    if definition:
+        gist = " ".join(re.split(r"[;:(]", definition)[0].split()[:8])
+        lines.append(f'The form of one description: "{name}, {gist}"')
+    lines.append(f"Answer with only a JSON list of {k} strings.")
+    return "\n".join(lines)
+
+
 def _contexts_v1(description: str, k: int) -> str:
     return (
         f"Object: {description}\n"
@@ -110,6 +129,7 @@ TEMPLATES: dict[str, Template] = {
     t.id: t
     for t in (
         Template("disambiguate", 1, ("name", "definition", "others", "k"), _disambiguate_v1),
+        Template("disambiguate", 2, ("name", "definition", "others", "k"), _disambiguate_v2),
         Template("contexts", 1, ("description", "k"), _contexts_v1),
         Template("styles", 1, ("k",), _styles_v1),
         Template("styles", 2, ("k",), _styles_v2),
