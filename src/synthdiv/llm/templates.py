@@ -54,12 +54,17 @@ def _quote_list(names: Any) -> str:
     return ", ".join(f'"{n}"' for n in names)
 
 
-def _disambiguate_v1(name: str, definition: str | None, others: list[str], k: int) -> str:
+def _class_header(name: str, definition: str | None, others: list[str]) -> list[str]:
     lines = [f'Class name: "{name}"']
     if definition:
         lines.append(f"Meaning: {definition}")
     if others:
         lines.append(f"Do not confuse it with: {_quote_list(others)}")
+    return lines
+
+
+def _disambiguate_v1(name: str, definition: str | None, others: list[str], k: int) -> str:
+    lines = _class_header(name, definition, others)
     lines.append(
         f"Write {k} different short descriptions (4 to 12 words each) of this class that name it without ambiguity "
         "and say what it looks like, so that a picture made from the description shows this class and nothing "
@@ -72,11 +77,7 @@ def _disambiguate_v1(name: str, definition: str | None, others: list[str], k: in
 def _disambiguate_v2(name: str, definition: str | None, others: list[str], k: int) -> str:
     # v1's fixed example ("a crane, a tall grey wading bird") was copied by small models into every class; v2's
     # example is made from the class's own definition, so a copy is still a correct description.
-    lines = [f'Class name: "{name}"']
-    if definition:
-        lines.append(f"Meaning: {definition}")
-    if others:
-        lines.append(f"Do not confuse it with: {_quote_list(others)}")
+    lines = _class_header(name, definition, others)
     lines.append(
         f"Write {k} different short descriptions (4 to 12 words each) of this class. Each one names the class and "
         "says what it looks like, so that a picture made from it shows this class and nothing else."
