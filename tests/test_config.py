@@ -76,7 +76,7 @@ def test_good_config_loads_with_overrides_and_relative_paths(tmp_path: Path):
     assert cfg.seed == 7
     assert cfg.plan.images_per_class == 12
     assert cfg.models.llm.options == {"foo": [1, 2]}
-    assert cfg.run_dir == tmp_path / "conf" / ".." / "runs" / "x"
+    assert cfg.run_dir == tmp_path / "runs" / "x"
     assert cfg.classes.source == tmp_path / "conf" / "classes.txt"
     assert load_config(path, run_dir=tmp_path / "elsewhere").run_dir == (tmp_path / "elsewhere").resolve()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -17,12 +18,13 @@ class Section(BaseModel):
 
 
 def resolve_path(value: Path | str, info: ValidationInfo | None) -> Path:
-    """Resolve a relative path against ``context["base_dir"]`` (the config file's folder), else the cwd."""
+    """Resolve a relative path against ``context["base_dir"]`` (the config file's folder), else the cwd; ``..`` parts
+    are folded so that paths in logs and reports read plainly (symlinks are left alone)."""
     path = Path(value).expanduser()
     if path.is_absolute():
-        return path
+        return Path(os.path.normpath(path))
     base = (info.context or {}).get("base_dir") if info is not None else None
-    return (Path(base) if base else Path.cwd()) / path
+    return Path(os.path.normpath((Path(base) if base else Path.cwd()) / path))
 
 
 def _resolve(value: Path, info: ValidationInfo) -> Path:
