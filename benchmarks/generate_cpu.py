@@ -25,41 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _bench_run import write_bench_run  # benchmarks/ is the script's folder
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["main"]
-
-CLASSES = ("goldfish", "crane", "tabby cat", "school bus")
-
-
-def _inputs(run: Any, images: int, shard_size: int, gen_id: str) -> list[tuple[str, int]]:
-    """Write prompts.parquet and plan.parquet; returns the (prompt, seed) of every planned image in plan order."""
-    import hashlib
-
-    import pyarrow as pa
-
-    from synthdiv.run import write_parquet_atomic
-    from synthdiv.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA
-
-    prompts = {f.name: [] for f in PROMPTS_SCHEMA}
-    for c, name in enumerate(CLASSES):
-        for key, value in (("prompt_id", f"p{c}"), ("class", c), ("class_name", name), ("kind", "base"),
-                           ("text", f"a photo of a {name}"), ("negative", ""), ("context", None), ("style", None),
-                           ("template_id", "bench"), ("llm_id", "bench")):
-            prompts[key].append(value)
-    write_parquet_atomic(pa.table(prompts, schema=PROMPTS_SCHEMA), run.prompts)
-    plan = {f.name: [] for f in PLAN_SCHEMA}
-    out = []
-    for i in range(images):
-        c = i % len(CLASSES)
-        iid = hashlib.sha256(f"{c}|p{c}|{i}|{gen_id}".encode()).hexdigest()[:24]
-        for key, value in (("image_id", iid), ("class", c), ("prompt_id", f"p{c}"), ("seed", i),
-                           ("shard", i // shard_size)):
-            plan[key].append(value)
-        out.append((f"a photo of a {CLASSES[c]}", i))
-    write_parquet_atomic(pa.table(plan, schema=PLAN_SCHEMA), run.plan)
-    return out
-
 
 def _bare(pipe: Any, work: list[tuple[str, int]], batch: int, steps: int, guidance: float, size: int) -> float:
     import torch
@@ -109,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "plan": {"shard_size": args.shard_size},
             })
             run = RunDir(cfg.run_dir)
-            work = _inputs(run, args.images, args.shard_size, generator_id(cfg.models.generator))
+            work = write_bench_run(run, args.images, args.shard_size, generator_id(cfg.models.generator))
             if r == 0:  # warm-up of the bare loop (first calls allocate)
                 _bare(pipe, work[: args.batch_size], args.batch_size, args.steps, 7.5, 32)
             bare.append(_bare(pipe, work, args.batch_size, args.steps, 7.5, 32))

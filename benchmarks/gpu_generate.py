@@ -17,7 +17,6 @@ Full size (H100/H200): the SD 1.5 UNet (859.5M parameters), 512x512, 25 DPM-Solv
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -27,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _bench_run import write_bench_run  # benchmarks/ is the script's folder
 
 logger = logging.getLogger(__name__)
 
@@ -141,30 +142,6 @@ def _matmul_peak(device: str, dtype: Any, n: int) -> float:
     return best
 
 
-def _write_run(root: Path, images: int, shard_size: int, gen_id: str) -> None:
-    import pyarrow as pa
-
-    from synthdiv.run import RunDir, write_parquet_atomic
-    from synthdiv.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA
-
-    run = RunDir(root)
-    names = ("goldfish", "crane", "tabby cat", "school bus")
-    prompts = {f.name: [] for f in PROMPTS_SCHEMA}
-    for c, name in enumerate(names):
-        for key, value in (("prompt_id", f"p{c}"), ("class", c), ("class_name", name), ("kind", "base"),
-                           ("text", f"a photo of a {name}"), ("negative", ""), ("context", None), ("style", None),
-                           ("template_id", "bench"), ("llm_id", "bench")):
-            prompts[key].append(value)
-    write_parquet_atomic(pa.table(prompts, schema=PROMPTS_SCHEMA), run.prompts)
-    plan = {f.name: [] for f in PLAN_SCHEMA}
-    for i in range(images):
-        c = i % len(names)
-        for key, value in (("image_id", hashlib.sha256(f"{c}|{i}|{gen_id}".encode()).hexdigest()[:24]),
-                           ("class", c), ("prompt_id", f"p{c}"), ("seed", i), ("shard", i // shard_size)):
-            plan[key].append(value)
-    write_parquet_atomic(pa.table(plan, schema=PLAN_SCHEMA), run.plan)
-
-
 def _synthdiv(model_dir: Path, root: Path, args: argparse.Namespace, spec: dict[str, Any], batch: int) -> dict:
     from synthdiv.config import config_from_dict
     from synthdiv.generate import generate_images, generator_id, read_manifest
@@ -181,7 +158,7 @@ def _synthdiv(model_dir: Path, root: Path, args: argparse.Namespace, spec: dict[
                      "writer_threads": args.writer_threads, "torch_threads": args.threads},
         "plan": {"shard_size": args.shard_size},
     })
-    _write_run(root, args.images, args.shard_size, generator_id(cfg.models.generator))
+    write_bench_run(RunDir(root), args.images, args.shard_size, generator_id(cfg.models.generator))
     start = time.perf_counter()
     summary = generate_images(cfg, RunDir(root))
     wall = time.perf_counter() - start
