@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from synthdiv.config.prompts import PromptsConfig
-from synthdiv.prompts.gather import Gathered, Processed, gather
+from synthdiv.prompts.gather import Gathered, Processed, gather, gather_settings
 from synthdiv.prompts.text import (
     count_tokens,
     is_chatter,
@@ -79,11 +79,6 @@ def collect_contexts(
         cfg.contexts_per_class,
         context_processor(description, cfg),
         seed_parts=("contexts", run_seed, class_index),
-        batch_size=cfg.batch_size,
-        max_requests=cfg.max_requests,
-        temperature=cfg.temperature,
-        max_retries=cfg.max_retries,
-        scorer=scorer if cfg.clip_dedup else None,
-        threshold=cfg.dedup_threshold,
+        **gather_settings(cfg, scorer),
         tokens_per_item=24,
     )

@@ -23,7 +23,7 @@ from synthdiv.prompts.text import text_key
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Gathered", "Processed", "gather", "batch_seed", "default_max_requests"]
+__all__ = ["Gathered", "Processed", "gather", "gather_settings", "batch_seed", "default_max_requests"]
 
 Processed = tuple[str | None, str | None, str | None]  # (usable text, what was fixed, why rejected)
 
@@ -61,6 +61,18 @@ def batch_seed(*parts: Any) -> int:
 def default_max_requests(wanted: int, batch_size: int) -> int:
     """Twice the LLM calls a perfect model would need, plus one."""
     return 2 * math.ceil(wanted / batch_size) + 1
+
+
+def gather_settings(cfg: Any, scorer: Any | None) -> dict[str, Any]:
+    """The :func:`gather` keywords that a ``prompts`` config section sets (shared by contexts and styles)."""
+    return {
+        "batch_size": cfg.batch_size,
+        "max_requests": cfg.max_requests,
+        "temperature": cfg.temperature,
+        "max_retries": cfg.max_retries,
+        "scorer": scorer if cfg.clip_dedup else None,
+        "threshold": cfg.dedup_threshold,
+    }
 
 
 def gather(

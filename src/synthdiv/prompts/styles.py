@@ -20,7 +20,7 @@ from typing import Any
 
 from synthdiv.config.prompts import PromptsConfig
 from synthdiv.errors import InputError
-from synthdiv.prompts.gather import Gathered, Processed, gather
+from synthdiv.prompts.gather import Gathered, Processed, gather, gather_settings
 from synthdiv.prompts.text import count_tokens, is_chatter, looks_like_text, strip_article
 
 logger = logging.getLogger(__name__)
@@ -87,12 +87,7 @@ def collect_styles(
         wanted,
         style_processor(),
         seed_parts=("styles", run_seed, class_index if class_index is not None else "all"),
-        batch_size=cfg.batch_size,
-        max_requests=cfg.max_requests,
-        temperature=cfg.temperature,
-        max_retries=cfg.max_retries,
-        scorer=scorer if cfg.clip_dedup else None,
-        threshold=cfg.dedup_threshold,
+        **gather_settings(cfg, scorer),
         tokens_per_item=10,
     )
 
