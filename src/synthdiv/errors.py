@@ -16,6 +16,7 @@ __all__ = [
     "StageNotBuiltError",
     "StageOrderError",
     "FingerprintMismatchError",
+    "TrainingDivergedError",
 ]
 
 
@@ -54,3 +55,9 @@ class StageOrderError(SynthdivError):
 
 class FingerprintMismatchError(SynthdivError):
     """A finished stage was asked to run again with a different config or inputs, without ``--redo``."""
+
+
+class TrainingDivergedError(SynthdivError):
+    """Training gave non-finite gradients for more consecutive steps than ``train.max_nonfinite_steps`` allows."""
+
+    exit_code = 1  # a run that went wrong, not a malformed input

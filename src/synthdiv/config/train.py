@@ -40,6 +40,9 @@ class TrainConfig(Section):
     amp: Literal["auto", "bf16", "fp16", "none"] = Field("auto", description="auto: bf16 or fp16 on GPU, off on CPU")
     channels_last: bool = Field(True, description="channels_last memory format on GPU (CPU BatchNorm is slower in it)")
     grad_clip: float | None = Field(None, gt=0)
+    max_nonfinite_steps: int = Field(
+        20, ge=0, description="steps with non-finite gradients are skipped; stop after this many in a row"
+    )
     # the real / synthetic mix
     synthetic_fraction: float = Field(0.5, ge=0, le=1, description="share of each batch that is synthetic")
     synthetic_loss_weight: float = Field(1.0, ge=0, description="weight of synthetic samples in the loss")

@@ -3,6 +3,10 @@
 Every random choice is a function of (seed, step): the batch order (:class:`~synthdiv.data.mixed.BatchPlan`), each
 sample's augmentation, mixup, and the torch RNG (dropout, drop-path) reseeded at every step from (seed, rank, step).
 A run killed at any point resumes from its newest checkpoint and ends with the weights an uninterrupted run has.
+
+A step whose gradients are not finite (a bf16/fp16 overflow, a learning rate that blew up) is skipped: the weights,
+the optimizer and the norm statistics stay as they were, the loss is logged as null and counted in ``skipped``, and
+``train.max_nonfinite_steps`` such steps in a row stop the run with :class:`~synthdiv.errors.TrainingDivergedError`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthdiv.data.mixed import BatchPlan, make_loader
+from synthdiv.errors import TrainingDivergedError
 from synthdiv.train.auxnorm import AuxNorm, aux_layers, route
 from synthdiv.train.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from synthdiv.train.distributed import DistInfo
@@ -37,6 +42,7 @@ class LoopResult:
     steps: int
     images: int
     corrupt: int
+    skipped: int
     last_loss: float | None
     seconds: float
 
@@ -80,7 +86,10 @@ class _TrainState:
         from timm.optim import create_optimizer_v2
 
         self.tcfg, self.model = tcfg, model
-        self.optimizer = create_optimizer_v2(model, opt=tcfg.optimizer, lr=tcfg.lr, weight_decay=tcfg.weight_decay,
+        opt = tcfg.optimizer
+        if opt == "sgd" and tcfg.momentum == 0:
+            opt = "momentum"  # timm's "sgd" is Nesterov SGD, which torch refuses without momentum
+        self.optimizer = create_optimizer_v2(model, opt=opt, lr=tcfg.lr, weight_decay=tcfg.weight_decay,
                                              momentum=tcfg.momentum if tcfg.optimizer == "sgd" else None)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, cosine_lambda(total_steps, tcfg.warmup_steps, tcfg.min_lr_ratio)
@@ -92,6 +101,9 @@ class _TrainState:
             self.ema = ModelEmaV3(model, decay=tcfg.ema_decay)
         self.dtype = amp_dtype(tcfg.amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+        # the norm statistics a skipped step must not keep (its forward pass already updated them)
+        self.buffers = [b for b in model.buffers() if b.is_floating_point()]
+        self.saved_buffers = [b.detach().clone() for b in self.buffers]
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -108,17 +120,35 @@ class _TrainState:
         if self.ema is not None and state.get("ema") is not None:
             self.ema.module.load_state_dict(state["ema"])
 
-    def step(self, step: int) -> None:
-        """Clip, step the optimizer and the schedule, update the EMA."""
+    def save_buffers(self) -> None:
+        """Remember the norm statistics before a step's forward passes."""
+        if self.buffers:
+            torch._foreach_copy_(self.saved_buffers, self.buffers)
+
+    def step(self, step: int) -> bool:
+        """Clip, step the optimizer and the schedule, update the EMA.
+
+        Returns:
+            False if the gradients were not finite: the update is skipped (the schedule still advances, so the
+            data order and the LR stay those of the step count) and the norm statistics are restored.
+        """
+        self.scaler.unscale_(self.optimizer)  # a no-op without fp16
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if self.tcfg.grad_clip:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+            norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg.grad_clip)
+        else:
+            norm = nn.utils.get_total_norm(grads)
+        finite = bool(torch.isfinite(norm))  # one device sync per step; the fp16 scaler makes one anyway
+        if finite:
+            self.scaler.step(self.optimizer)
+        elif self.buffers:
+            torch._foreach_copy_(self.buffers, self.saved_buffers)
+        self.scaler.update()  # fp16: backs the scale off after an overflow
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        if self.ema is not None:
+        if finite and self.ema is not None:
             self.ema.update(self.model, step=step)
+        return finite
 
     @property
     def final_model(self) -> nn.Module:
@@ -147,12 +177,13 @@ def run_loop(
     layers = aux_layers(model)
     state = _TrainState(tcfg, model, total_steps, device)
     ckpt_dir = out / "checkpoints"
-    start, corrupt = 0, 0
+    start, corrupt, skipped, in_a_row = 0, 0, 0, 0
     found = latest_checkpoint(ckpt_dir)
     if found:
         saved = load_checkpoint(found[1])
         state.load(saved)
         start, corrupt = int(saved["step"]), int(saved.get("corrupt", 0))
+        skipped, in_a_row = int(saved.get("skipped", 0)), int(saved.get("nonfinite_in_a_row", 0))
         logger.info("resuming %s from step %d of %d", out.name, start, total_steps)
     net: nn.Module = model
     if dist.distributed:
@@ -170,6 +201,7 @@ def run_loop(
         for step in range(start, total_steps):
             torch.manual_seed(_step_seed(seed, dist.rank, step))
             step_loss = torch.zeros((), device=device)
+            state.save_buffers()
             for micro in range(plan.accum_steps):
                 batch = next(batches)
                 sync = micro == plan.accum_steps - 1 or not dist.distributed
@@ -181,21 +213,35 @@ def run_loop(
                         step_loss += loss.detach().float()
                 corrupt += batch["corrupt"]  # samples this rank skipped (no device sync)
                 images += batch["images"].shape[0] if batch["images"] is not None else 0
-            state.step(step)
             done = step + 1
+            if state.step(step):
+                in_a_row = 0
+            else:
+                skipped, in_a_row = skipped + 1, in_a_row + 1
+                logger.warning("step %d: non-finite gradients, update skipped (%d in a row)", done, in_a_row)
+                if in_a_row > tcfg.max_nonfinite_steps:
+                    raise TrainingDivergedError(
+                        f"train {out.name}: {in_a_row} steps in a row with non-finite gradients (the last at step "
+                        f"{done}, above train.max_nonfinite_steps={tcfg.max_nonfinite_steps}); lower train.lr, set "
+                        f"train.grad_clip or train.warmup_steps, or use train.amp=none. The run resumes from "
+                        f"{ckpt_dir}"
+                    )
             if done % tcfg.log_every == 0 or done == total_steps:
                 if dist.distributed:
                     torch.distributed.all_reduce(step_loss)
-                last_loss = float(step_loss) / dist.world_size
+                loss = float(step_loss) / dist.world_size
+                last_loss = loss if math.isfinite(loss) else None  # JSON has no NaN
                 metrics.write({"step": done, "loss": last_loss, "lr": state.scheduler.get_last_lr()[0],
-                               "epoch": step / plan.steps_per_epoch, "corrupt": corrupt,
+                               "epoch": step / plan.steps_per_epoch, "corrupt": corrupt, "skipped": skipped,
                                "images_per_s": images * dist.world_size / max(1e-9, time.perf_counter() - t0)})
             if dist.is_main and (done % tcfg.checkpoint_every == 0 or done == total_steps):
-                save_checkpoint(ckpt_dir, done, {**state.state_dict(), "corrupt": corrupt})
+                save_checkpoint(ckpt_dir, done, {**state.state_dict(), "corrupt": corrupt, "skipped": skipped,
+                                                 "nonfinite_in_a_row": in_a_row})
                 prune_checkpoints(ckpt_dir, tcfg.keep_checkpoints)
             advance()
     metrics.close()
-    return LoopResult(total_steps - start, images, corrupt, last_loss, time.perf_counter() - t0), state.final_model
+    result = LoopResult(total_steps - start, images, corrupt, skipped, last_loss, time.perf_counter() - t0)
+    return result, state.final_model
 
 
 def _micro_step(

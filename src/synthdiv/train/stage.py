@@ -133,8 +133,8 @@ def train_variant(cfg: Any, run: RunDir, name: str) -> dict[str, Any]:
     result, final = run_loop(tcfg, model, plan, real, synthetic, transform, out, dist, num_classes, total, cfg.seed)
     summary = {
         "steps": total, "real_images": len(real), "synthetic_images": len(synthetic), "corrupt": result.corrupt,
-        "final_loss": result.last_loss, "aux_norm": tcfg.aux_norm, "synthetic_fraction": tcfg.synthetic_fraction,
-        "model": tcfg.model, "export": str(run.export / name),
+        "skipped_steps": result.skipped, "final_loss": result.last_loss, "aux_norm": tcfg.aux_norm,
+        "synthetic_fraction": tcfg.synthetic_fraction, "model": tcfg.model, "export": str(run.export / name),
     }
     if dist.is_main:
         data_config = {"input_size": (3, tcfg.img_size, tcfg.img_size), "crop_pct": tcfg.eval_crop_pct,
