@@ -7,6 +7,8 @@
    seeded transform, corrupt-sample handling, collate) divided by images/s of a bare loop that reads, decodes and
    applies the same minimal transform (resize + to-tensor) to the same files in the same order, both in the main
    process. Goal: >= 0.85. The loader with worker processes is reported too.
+3. Step time with the loop's non-finite guard (saving the norm statistics, the gradient norm, and the finite check
+   that decides whether the update runs) divided by the same step with a bare optimizer update, interleaved.
 
     .venv/bin/python benchmarks/train_cpu.py [--model resnet10t] [--img-size 64] [--batch 32] [--steps 30]
 """
@@ -25,7 +27,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["main", "bench_aux_ratio", "bench_loader_ratio"]
+__all__ = ["main", "bench_aux_ratio", "bench_loader_ratio", "bench_guard_ratio"]
 
 
 def _step_fn(model: Any, n_real: int, x: Any, y: Any) -> Any:
@@ -75,6 +77,47 @@ def bench_aux_ratio(model_name: str, img_size: int, batch: int, steps: int, thre
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"model": model_name, "img_size": img_size, "batch": batch, "steps": steps, "threads": threads,
             "step_s_none": med["none"], "step_s_aux": med["aux"], "ratio": med["aux"] / med["none"], "goal": 1.05}
+
+
+def bench_guard_ratio(model_name: str, img_size: int, batch: int, steps: int, threads: int) -> dict[str, Any]:
+    """Median step time with the loop's guarded update (``_TrainState.step``) / a bare AdamW update."""
+    import timm
+    import torch
+    import torch.nn.functional as F
+
+    from synthdiv.config import TrainConfig
+    from synthdiv.train.loop import _TrainState
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    x, y = torch.randn(batch, 3, img_size, img_size), torch.randint(0, 10, (batch,))
+    tcfg = TrainConfig(model=model_name, amp="none")
+    states = {name: _TrainState(tcfg, timm.create_model(model_name, num_classes=10).train(), 10**6,
+                                torch.device("cpu")) for name in ("bare", "guarded")}
+
+    def step(name: str, i: int) -> float:
+        state = states[name]
+        t = time.perf_counter()
+        if name == "guarded":
+            state.save_buffers()
+        F.cross_entropy(state.model(x), y).backward()
+        if name == "guarded":
+            state.step(i)
+        else:
+            state.optimizer.step()
+            state.optimizer.zero_grad(set_to_none=True)
+            state.scheduler.step()
+        return time.perf_counter() - t
+
+    for i in range(3):  # warm-up
+        step("bare", i), step("guarded", i)
+    times: dict[str, list[float]] = {"bare": [], "guarded": []}
+    for i in range(steps):
+        for name in ("bare", "guarded") if i % 2 == 0 else ("guarded", "bare"):
+            times[name].append(step(name, i))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"model": model_name, "img_size": img_size, "batch": batch, "steps": steps, "threads": threads,
+            "step_s_bare": med["bare"], "step_s_guarded": med["guarded"], "ratio": med["guarded"] / med["bare"]}
 
 
 def _make_data(root: Path, n_real: int, n_syn: int, size: int) -> tuple[Any, Any]:
@@ -158,6 +201,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = {
         "aux_norm": bench_aux_ratio(args.model, args.img_size, args.batch, args.steps, args.threads),
         "loader": bench_loader_ratio(args.loader_images, args.loader_size, args.batch, args.workers),
+        "nonfinite_guard": bench_guard_ratio(args.model, args.img_size, args.batch, args.steps, args.threads),
     }
     print(json.dumps(out, indent=2))  # noqa: T201 - a benchmark script's output
     return out
