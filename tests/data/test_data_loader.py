@@ -3,6 +3,7 @@ slices, corrupt samples, and the real / synthetic sources it reads."""
 
 from __future__ import annotations
 
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -167,5 +168,25 @@ def test_a_damaged_shard_costs_its_images_not_the_run(toy, make_config):
     shard = toy["run"] / "shards" / "shard-000002.tar"
     shard.write_bytes(b"garbage!" * (shard.stat().st_size // 8))  # same size: the manifest still lists it
     syn = synthetic_samples(cfg, RunDir(toy["run"]), 4)
-    assert len(syn) == 22
-    assert str(shard) not in set(syn.paths.tolist())
+    transform = build_transforms(cfg.train, False, (0.5,) * 3, (0.5,) * 3)
+    got = [ImageDataset([syn], transform)[(0, i, 0)] for i in range(len(syn))]
+    damaged = [p == str(shard) for p in syn.paths]
+    assert sum(damaged) == 10 and [g is None for g in got] == damaged  # unreadable when read: skipped and counted
+
+
+def test_synthetic_byte_ranges_come_from_the_manifest_or_from_the_tars(toy, make_config):
+    import pyarrow.parquet as pq
+
+    cfg = make_config(run_dir=str(toy["run"]))
+    run = RunDir(toy["run"])
+    from_manifest = synthetic_samples(cfg, run, 4)
+    assert len(from_manifest) == 32 and list(from_manifest.keys) == sorted(from_manifest.keys)
+    for i in (0, 17, 31):  # the recorded range holds exactly the image the tar holds under that key
+        with tarfile.open(from_manifest.paths[i]) as tf:
+            assert from_manifest.read(i) == tf.extractfile(f"{from_manifest.keys[i]}.jpg").read()
+    for part in run.manifest.glob("*.parquet"):  # a manifest written before the byte-range columns existed
+        table = pq.read_table(part)
+        pq.write_table(table.drop_columns(["offset", "size"]).replace_schema_metadata(table.schema.metadata), part)
+    from_tars = synthetic_samples(cfg, run, 4)
+    for name in ("paths", "offsets", "sizes", "labels", "keys"):
+        assert getattr(from_tars, name).tolist() == getattr(from_manifest, name).tolist()

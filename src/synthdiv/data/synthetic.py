@@ -55,7 +55,10 @@ def selected_manifest(cfg: Any, run: RunDir) -> Any:
 
 
 def synthetic_samples(cfg: Any, run: RunDir, num_classes: int, shards_dir: Path | None = None) -> SampleSet:
-    """The synthetic training images of the run, as byte ranges in its shards.
+    """The synthetic training images of the run, as byte ranges in its shards, in ``image_id`` order.
+
+    The byte ranges come from the manifest's ``offset`` / ``size`` columns (columnar: no tar is opened); rows of
+    manifests written before those columns existed are found by indexing their shards.
 
     Args:
         cfg: The run config (passed to the filter view).
@@ -63,36 +66,69 @@ def synthetic_samples(cfg: Any, run: RunDir, num_classes: int, shards_dir: Path 
         num_classes: Number of classes (a label outside 0..N-1 is an error in the manifest).
         shards_dir: Read shards from here instead of the run's ``shards/``.
     """
+    import pyarrow.compute as pc
+
     table = selected_manifest(cfg, run)
+    table = table.take(pc.sort_indices(table, sort_keys=[("image_id", "ascending")]))  # whatever the shard layout
     shards_dir = Path(shards_dir) if shards_dir is not None else run.shards
-    ids = table.column("image_id").to_pylist()
-    labels = np.asarray(table.column("class").to_numpy(zero_copy_only=False), dtype=np.int64)
-    shard_no = np.asarray(table.column("shard").to_numpy(zero_copy_only=False), dtype=np.int64)
+    labels = _int_column(table, "class")
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise InputError(f"{run.manifest}: class {int(labels.max())} outside 0..{num_classes - 1}")
-    rows = []
-    missing = 0
-    for shard in np.unique(shard_no):
-        path = shard_path(shards_dir, int(shard))
-        if not path.exists():
-            n = int((shard_no == shard).sum())
-            logger.warning("%s: shard missing; its %d images are skipped", path, n)
-            missing += n
-            continue
+    shard_no = _int_column(table, "shard")
+    shards, which = np.unique(shard_no, return_inverse=True)
+    paths = np.array([str(shard_path(shards_dir, int(s))) for s in shards] or [""], dtype=object)
+    present = np.array([Path(p).is_file() for p in paths[: len(shards)]], dtype=bool)
+    for s in shards[~present]:
+        logger.warning("%s: shard missing; its %d images are skipped", shard_path(shards_dir, int(s)),
+                       int((shard_no == s).sum()))
+    offsets, sizes = _int_column(table, "offset", -1), _int_column(table, "size", -1)
+    unknown = np.flatnonzero(present[which] & (offsets < 0))
+    if len(unknown):
+        found = _index_shards(paths, which, table.column("image_id"), unknown)
+        offsets[unknown], sizes[unknown] = found[:, 0], found[:, 1]
+    keep = present[which] & (offsets >= 0)
+    missing = len(keep) - int(keep.sum())
+    if missing:
+        logger.warning("synthetic data: %d images named by the manifest were not found in their shards", missing)
+    idx = np.flatnonzero(keep)
+    ids = table.column("image_id").take(_indices(idx)).to_numpy(zero_copy_only=False)
+    return SampleSet(paths=paths[which[idx]], offsets=offsets[idx], sizes=sizes[idx], labels=labels[idx],
+                     keys=np.asarray(ids, dtype=object))
+
+
+def _indices(idx: np.ndarray) -> Any:
+    import pyarrow as pa
+
+    return pa.array(idx, type=pa.int64())
+
+
+def _int_column(table: Any, name: str, missing: int | None = None) -> np.ndarray:
+    """A column as an int64 numpy array (a copy); nulls, or the whole column if absent, become ``missing``."""
+    if name not in table.column_names:
+        return np.full(table.num_rows, missing, dtype=np.int64)
+    col = table.column(name)
+    if missing is not None:
+        import pyarrow.compute as pc
+
+        col = pc.fill_null(col, missing)
+    return np.array(col.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _index_shards(paths: np.ndarray, which: np.ndarray, image_ids: Any, rows: np.ndarray) -> np.ndarray:
+    """``(offset, size)`` of each row in ``rows`` found by indexing its shard; ``(-1, -1)`` where not found."""
+    out = np.full((len(rows), 2), -1, dtype=np.int64)
+    ids = image_ids.take(_indices(rows)).to_pylist()
+    order = np.argsort(which[rows], kind="stable")  # one pass per shard, not one scan of all rows per shard
+    bounds = np.flatnonzero(np.diff(which[rows][order])) + 1
+    for group in np.split(order, bounds):
+        path = paths[which[rows[group[0]]]]
         try:
             members = {m.key.rsplit("/", 1)[-1]: m for m in index_tar(path)}
         except InputError as exc:  # a damaged shard costs its images, never the run
-            n = int((shard_no == shard).sum())
-            logger.warning("%s; its %d images are skipped", exc, n)
-            missing += n
+            logger.warning("%s; its %d images are skipped", exc, len(group))
             continue
-        for i in np.flatnonzero(shard_no == shard):
-            m = members.get(ids[i])
-            if m is None:
-                missing += 1
-                continue
-            rows.append((str(path), m.offset, m.size, int(labels[i]), ids[i]))
-    if missing:
-        logger.warning("synthetic data: %d images named by the manifest were not found in their shards", missing)
-    rows.sort(key=lambda r: r[4])  # a stable order, whatever the shard layout
-    return SampleSet.from_rows(rows)
+        for g in group:
+            m = members.get(ids[g])
+            if m is not None:
+                out[g] = (m.offset, m.size)
+    return out
