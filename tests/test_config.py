@@ -24,6 +24,7 @@ MALFORMED = [
     ("seed: 1\n", [], "run_dir: required key is missing"),
     ("run_dir: {run_dir}\nseed: -1\n", [], "seed: input should be greater than or equal to 0, got -1"),
     ("run_dir: {run_dir}\nseed: abc\n", [], "seed: input should be a valid integer"),
+    ("run_dir: {run_dir}\ntrain:\n  lr: .inf\n", [], "train.lr: input should be a finite number"),
     ("run_dir: {run_dir}\nclasses:\n  sorce: x.txt\n", [], "classes.sorce: unknown key"),
     ("run_dir: {run_dir}\nclasses: [1, 2]\n", [], "classes: input should be a valid dictionary"),
     ("run_dir: {run_dir}\nclasses:\n  source: imagenet-5k\n", [], "classes.source: unknown ImageNet source"),

@@ -14,7 +14,7 @@ __all__ = ["Section", "ConfigPath", "resolve_path"]
 class Section(BaseModel):
     """A frozen config section that refuses unknown keys."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=(), allow_inf_nan=False)
 
 
 def resolve_path(value: Path | str, info: ValidationInfo | None) -> Path:
