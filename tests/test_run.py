@@ -59,6 +59,12 @@ def test_digests(tmp_path: Path):
     before = file_digest(folder)
     (folder / "other").mkdir()
     assert file_digest(folder) != before
+    f = tmp_path / "f"
+    with open(f, "r+b") as fh:  # an in-place rewrite of the same size, right after the digest was memoized
+        fh.write(b"xyz")
+    assert file_digest(f) == "3608bca1e44ea6c4d268eb6db02260269892c0b42b86bbf1e77a6fa16c3c9282"
+    atomic_write_json(f, [])  # an atomic replacement
+    assert file_digest(f) == "37517e5f3dc66819f61f5a7bb8ace1921282415f10551d2defa5c3eb0985b570"
     assert canonical_hash({"b": 1, "a": [1, 2]}) == canonical_hash({"a": [1, 2], "b": 1})
     assert canonical_hash({"a": 1}) != canonical_hash({"a": 2})
 
