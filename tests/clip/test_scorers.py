@@ -123,3 +123,33 @@ def test_importing_the_package_does_not_import_torch() -> None:
     code = "import sys, synthdiv.clip; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_siglip_through_the_transformers_backend(tmp_path) -> None:
+    """A tiny random SigLIP (the real architecture, from a config): loaded from a folder, texts padded to the full
+    context as SigLIP was trained, so a text's embedding does not depend on what else is in its batch."""
+    import torch
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor
+
+    from synthdiv.embedded import _clip_tokenizer
+
+    tok = _clip_tokenizer()
+    ids = {"vocab_size": tok.vocab_size, "pad_token_id": tok.pad_token_id, "bos_token_id": tok.bos_token_id,
+           "eos_token_id": tok.eos_token_id}
+    layers = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    config = SiglipConfig(text_config={**ids, **layers, "max_position_embeddings": 16},
+                          vision_config={**layers, "image_size": 32, "patch_size": 8})
+    torch.manual_seed(0)
+    SiglipModel(config).save_pretrained(tmp_path)
+    SiglipProcessor(image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}),
+                    tokenizer=tok).save_pretrained(tmp_path)
+
+    scorer = create_scorer(CLIPSpec(backend="transformers", model=str(tmp_path), device="cpu"))
+    assert scorer.model_id == f"transformers:{tmp_path}"
+    short, long = "a crane", "a photo of a large grey crane standing in shallow water at dawn"
+    alone, batched = scorer.embed_texts([short]), scorer.embed_texts([short, long])
+    np.testing.assert_allclose(alone[0], batched[0], atol=1e-5)
+    assert not np.allclose(batched[0], batched[1], atol=1e-3)
+    images = scorer.embed_images(_images(2))
+    assert images.shape == (2, 32) and images.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(images, axis=1), 1.0, atol=1e-5)
