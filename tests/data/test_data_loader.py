@@ -149,6 +149,37 @@ def test_real_data_from_an_imagefolder_and_from_shards(toy, tmp_path):
     assert len(shard_samples(shards, 4)) == 10
 
 
+def test_real_shard_indexes_are_kept_and_redone_when_a_shard_changes(toy, tmp_path, monkeypatch):
+    import webdataset as wds
+
+    from synthdiv.data import real as real_module
+
+    pngs = sorted(toy["real"].glob("class*/*.png"))
+    shards, index = tmp_path / "realshards", tmp_path / "index"
+    shards.mkdir()
+
+    def write(n: int) -> None:
+        with wds.TarWriter(str(shards / "real-0.tar")) as sink:
+            for i, p in enumerate(pngs[:n]):
+                sink.write({"__key__": f"s{i:03d}", "png": p.read_bytes(), "cls": int(p.parent.name[-1])})
+            sink.write({"__key__": "nolabel", "png": pngs[0].read_bytes()})
+
+    write(10)
+    cold = shard_samples(shards, 4, index)
+    assert len(cold) == 10 and len(list(index.glob("*.parquet"))) == 1
+
+    def no_scan(path):
+        raise AssertionError(f"{path} was indexed again")
+
+    monkeypatch.setattr(real_module, "index_tar", no_scan)
+    warm = shard_samples(shards, 4, index)
+    for name in ("paths", "offsets", "sizes", "labels", "keys"):
+        assert getattr(warm, name).tolist() == getattr(cold, name).tolist()
+    monkeypatch.undo()
+    write(6)  # the shard changed: its kept index no longer applies
+    assert len(shard_samples(shards, 4, index)) == 6
+
+
 def test_a_missing_real_folder_names_the_key(toy, tmp_path):
     classes = load_classes(RunDir(toy["run"]).classes)
     with pytest.raises(InputError, match="train.real_root"):

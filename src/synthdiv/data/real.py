@@ -2,7 +2,9 @@
 
 Class folders of an ImageFolder are matched to the run's classes by WordNet id or by name; a folder that matches
 no class is skipped with a warning. Shards label their samples with ``<key>.cls`` or ``"class"`` / ``"label"`` in
-``<key>.json`` (a class index).
+``<key>.json`` (a class index). Indexing a shard reads every member header; with ``index_dir`` each shard's index is
+kept there (keyed by the shard's path, size and mtime), so a second train start, or a second variant, reads one small
+Parquet file per shard instead.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from synthdiv.data.sources import IMAGE_EXTENSIONS, SampleSet, index_tar, list_images
+from synthdiv.data.sources import IMAGE_EXTENSIONS, SampleSet, TarMember, index_tar, list_images
 from synthdiv.errors import InputError
-from synthdiv.run import read_jsonl
+from synthdiv.run import read_jsonl, write_parquet_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +66,18 @@ def imagefolder_samples(
     return SampleSet.from_rows(rows)
 
 
-def shard_samples(root: Path | str, num_classes: int) -> SampleSet:
-    """Samples of every ``*.tar`` shard under ``root``, labelled by their ``.cls`` or ``.json`` class."""
+def shard_samples(root: Path | str, num_classes: int, index_dir: Path | None = None) -> SampleSet:
+    """Samples of every ``*.tar`` shard under ``root``, labelled by their ``.cls`` or ``.json`` class.
+
+    Args:
+        index_dir: Keep each shard's index here and reuse it while the shard is unchanged (None: index every time).
+    """
     root = Path(root)
     shards = sorted(root.rglob("*.tar"))
     rows = []
     for shard in shards:
         try:
-            members = index_tar(shard)
+            members = _shard_index(shard, index_dir)
         except InputError as exc:  # a damaged shard costs its images, never the run
             logger.warning("%s; skipped", exc)
             continue
@@ -84,14 +90,46 @@ def shard_samples(root: Path | str, num_classes: int) -> SampleSet:
     return SampleSet.from_rows(rows)
 
 
-def real_samples(classes: Sequence[dict[str, Any]], real_root: Path | None = None) -> SampleSet:
-    """The run's real training images: ``real_root`` (ImageFolder or shards) if given, else each class's real_dir."""
+def _shard_index(shard: Path, index_dir: Path | None) -> list[TarMember]:
+    """:func:`index_tar` of ``shard``, through the index kept in ``index_dir`` when there is one."""
+    if index_dir is None:
+        return index_tar(shard)
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    st = shard.stat()
+    key = hashlib.sha256(f"{shard.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:32]
+    cached = Path(index_dir) / f"{key}.parquet"
+    if cached.is_file():
+        t = pq.read_table(cached).to_pydict()
+        return [TarMember(k, o, n, {} if c is None else {"class": c})
+                for k, o, n, c in zip(t["key"], t["offset"], t["size"], t["class"], strict=True)]
+    members = index_tar(shard)
+    labels = [m.meta.get("class", m.meta.get("label")) for m in members]
+    write_parquet_atomic(pa.table({
+        "key": [m.key for m in members], "offset": pa.array([m.offset for m in members], pa.int64()),
+        "size": pa.array([m.size for m in members], pa.int64()),
+        "class": pa.array([int(c) if isinstance(c, int) else None for c in labels], pa.int64()),
+    }), cached)
+    return members
+
+
+def real_samples(
+    classes: Sequence[dict[str, Any]], real_root: Path | None = None, index_dir: Path | None = None
+) -> SampleSet:
+    """The run's real training images: ``real_root`` (ImageFolder or shards) if given, else each class's real_dir.
+
+    Args:
+        index_dir: Where shard indexes are kept between calls (see :func:`shard_samples`).
+    """
     if real_root is not None:
         real_root = Path(real_root)
         if not real_root.exists():
             raise InputError(f"train.real_root: {real_root} does not exist")
         if real_root.is_file() or any(real_root.glob("*.tar")):
-            return shard_samples(real_root if real_root.is_dir() else real_root.parent, len(classes))
+            return shard_samples(real_root if real_root.is_dir() else real_root.parent, len(classes), index_dir)
         return imagefolder_samples(real_root, classes)
     rows = []
     for row in classes:

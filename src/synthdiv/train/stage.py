@@ -54,7 +54,7 @@ def prepare_data(cfg: Any, tcfg: Any, run: RunDir, classes: list[dict[str, Any]]
     from synthdiv.data.mixed import block_sizes
 
     n_real, n_syn = block_sizes(tcfg.batch_size, tcfg.synthetic_fraction)
-    real = real_samples(classes, tcfg.real_root) if n_real else SampleSet.empty()
+    real = real_samples(classes, tcfg.real_root, run.cache / "tar-index") if n_real else SampleSet.empty()
     if tcfg.low_data is not None:
         real = low_data(real, len(classes), tcfg.low_data, cfg.seed)
     if tcfg.long_tail:
