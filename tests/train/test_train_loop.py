@@ -4,6 +4,7 @@ SIGKILL, and DDP (2 gloo processes) against one process with the same global bat
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -187,8 +188,12 @@ def test_protocols_amp_and_unreadable_batches_through_fit(toy, make_config):
     assert summary["corrupt"] == 8 and summary["final_loss"] == 0.0  # skipped and counted, never fatal
 
 
-def test_steps_with_non_finite_gradients_are_skipped_and_too_many_in_a_row_stop_the_run(toy, make_config, monkeypatch):
+def test_steps_with_non_finite_gradients_are_skipped_and_too_many_in_a_row_stop_the_run(
+    toy, make_config, monkeypatch, caplog
+):
     from synthdiv.train import loop
+
+    caplog.set_level(logging.INFO, logger="synthdiv")  # the step lines are formatted, as on a user's console
 
     real_micro_step, calls = loop._micro_step, []
 
@@ -206,6 +211,7 @@ def test_steps_with_non_finite_gradients_are_skipped_and_too_many_in_a_row_stop_
     rows = read_jsonl(run.train / "main" / "metrics.jsonl")
     assert np.isfinite(rows[0]["loss"]) and [r["loss"] for r in rows[1:]] == [None] * 3
     assert [r["skipped"] for r in rows] == [0, 1, 2, 3] and summary["skipped_steps"] == 3
+    assert "step 2 loss (not finite)" in caplog.text and "step 2: non-finite gradients, update skipped" in caplog.text
     ckpt = run.train / "main" / "checkpoints"
     first, last = (torch.load(ckpt / f"step-0000000{i}.pt", weights_only=False) for i in (1, 4))
     floats = [k for k, v in first["model"].items() if v.is_floating_point()]

@@ -302,9 +302,10 @@ class _Metrics:
         self.fh.flush()
         if self.tb is not None:
             for k, v in row.items():
-                if k != "step":
+                if k != "step" and v is not None:
                     self.tb.add_scalar(f"train/{k}", v, row["step"])
-        logger.info("step %d loss %.4f lr %.3g", row["step"], row["loss"], row["lr"])
+        loss = "(not finite)" if row["loss"] is None else f"{row['loss']:.4f}"
+        logger.info("step %d loss %s lr %.3g", row["step"], loss, row["lr"])
 
     def close(self) -> None:
         if self.enabled:
