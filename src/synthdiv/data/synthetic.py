@@ -76,11 +76,11 @@ def synthetic_samples(cfg: Any, run: RunDir, num_classes: int, shards_dir: Path 
         raise InputError(f"{run.manifest}: class {int(labels.max())} outside 0..{num_classes - 1}")
     shard_no = _int_column(table, "shard")
     shards, which = np.unique(shard_no, return_inverse=True)
-    paths = np.array([str(shard_path(shards_dir, int(s))) for s in shards] or [""], dtype=object)
-    present = np.array([Path(p).is_file() for p in paths[: len(shards)]], dtype=bool)
-    for s in shards[~present]:
-        logger.warning("%s: shard missing; its %d images are skipped", shard_path(shards_dir, int(s)),
-                       int((shard_no == s).sum()))
+    paths = np.array([str(shard_path(shards_dir, int(s))) for s in shards], dtype=object)
+    present = np.array([Path(p).is_file() for p in paths], dtype=bool)
+    per_shard = np.bincount(which, minlength=len(shards))
+    for i in np.flatnonzero(~present):
+        logger.warning("%s: shard missing; its %d images are skipped", paths[i], per_shard[i])
     offsets, sizes = _int_column(table, "offset", -1), _int_column(table, "size", -1)
     unknown = np.flatnonzero(present[which] & (offsets < 0))
     if len(unknown):
@@ -91,15 +91,9 @@ def synthetic_samples(cfg: Any, run: RunDir, num_classes: int, shards_dir: Path 
     if missing:
         logger.warning("synthetic data: %d images named by the manifest were not found in their shards", missing)
     idx = np.flatnonzero(keep)
-    ids = table.column("image_id").take(_indices(idx)).to_numpy(zero_copy_only=False)
+    ids = table.column("image_id").take(idx).to_numpy(zero_copy_only=False)
     return SampleSet(paths=paths[which[idx]], offsets=offsets[idx], sizes=sizes[idx], labels=labels[idx],
                      keys=np.asarray(ids, dtype=object))
-
-
-def _indices(idx: np.ndarray) -> Any:
-    import pyarrow as pa
-
-    return pa.array(idx, type=pa.int64())
 
 
 def _int_column(table: Any, name: str, missing: int | None = None) -> np.ndarray:
@@ -117,7 +111,7 @@ def _int_column(table: Any, name: str, missing: int | None = None) -> np.ndarray
 def _index_shards(paths: np.ndarray, which: np.ndarray, image_ids: Any, rows: np.ndarray) -> np.ndarray:
     """``(offset, size)`` of each row in ``rows`` found by indexing its shard; ``(-1, -1)`` where not found."""
     out = np.full((len(rows), 2), -1, dtype=np.int64)
-    ids = image_ids.take(_indices(rows)).to_pylist()
+    ids = image_ids.take(rows).to_pylist()
     order = np.argsort(which[rows], kind="stable")  # one pass per shard, not one scan of all rows per shard
     bounds = np.flatnonzero(np.diff(which[rows][order])) + 1
     for group in np.split(order, bounds):

@@ -133,11 +133,10 @@ class _TrainState:
             data order and the LR stay those of the step count) and the norm statistics are restored.
         """
         self.scaler.unscale_(self.optimizer)  # a no-op without fp16
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if self.tcfg.grad_clip:
             norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg.grad_clip)
         else:
-            norm = nn.utils.get_total_norm(grads)
+            norm = nn.utils.get_total_norm([p.grad for p in self.model.parameters() if p.grad is not None])
         finite = bool(torch.isfinite(norm))  # one device sync per step; the fp16 scaler makes one anyway
         if finite:
             self.scaler.step(self.optimizer)
@@ -223,8 +222,7 @@ def run_loop(
                     raise TrainingDivergedError(
                         f"train {out.name}: {in_a_row} steps in a row with non-finite gradients (the last at step "
                         f"{done}, above train.max_nonfinite_steps={tcfg.max_nonfinite_steps}); lower train.lr, set "
-                        f"train.grad_clip or train.warmup_steps, or use train.amp=none. The run resumes from "
-                        f"{ckpt_dir}"
+                        f"train.grad_clip or train.warmup_steps, or use train.amp=none"
                     )
             if done % tcfg.log_every == 0 or done == total_steps:
                 if dist.distributed:
