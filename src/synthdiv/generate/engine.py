@@ -12,7 +12,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from synthdiv.generate.shards import clean_shard, shard_state
 
@@ -46,8 +45,9 @@ def generate_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     run.manifest.mkdir(parents=True, exist_ok=True)
     runner = cfg.generate.runner
     env = dist_env() if runner == "torchrun" else DistEnv()
-    mine = assigned_shards(work.shards.tolist(), env)
+    mine = assigned_shards(work.shards, env)
     todo = pending_shards(run, mine, cfg.generate.verify_shards)
+    work.load(todo)  # only this worker's rows and prompts; a plan naming a missing prompt fails before any image
     logger.info(
         "generate: %d planned images in %d shards; %s%d shard(s) to make", work.total_images, len(work.shards),
         f"rank {env.rank}/{env.world_size} owns {len(mine)}, " if env.world_size > 1 else "", len(todo),
@@ -61,8 +61,9 @@ def generate_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
 
 
 def _plan_counts(run: RunDir) -> tuple[np.ndarray, np.ndarray]:
-    shard = pq.read_table(run.plan, columns=["shard"]).column("shard").to_numpy()
-    return np.unique(shard, return_counts=True)
+    from synthdiv.generate.producer import plan_shard_counts
+
+    return plan_shard_counts(run.plan)
 
 
 def progress(cfg: RunConfig, run: RunDir) -> str | None:

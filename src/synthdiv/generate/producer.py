@@ -1,9 +1,10 @@
 """Turning planned shards into written shards: the model on the calling thread, encoding and tar writing on workers.
 
-:class:`PlannedWork` holds the plan grouped by shard and the prompt texts; :class:`ShardProducer` generates a shard
-batch by batch, hands each finished batch to ``writer_threads`` encoder threads (PIL releases the GIL while it
-encodes) and to one tar thread that appends in plan order and commits the shard. The next batch is already on the
-model while the previous one is encoded and written. Every runner (local, torchrun, ray) uses these two classes, so
+:class:`PlannedWork` holds the plan's shard sizes and the rows and prompt texts of this worker's shards only (a
+rank's memory does not grow with the plan); :class:`ShardProducer` generates a shard batch by batch, hands each
+finished batch to ``writer_threads`` encoder threads (PIL releases the GIL while it encodes) and to one tar thread
+that appends in plan order and commits the shard. The next batch is already on the model while the previous one is
+encoded and written. Every runner (local, torchrun, ray) uses these two classes, so
 they form the same batches and write the same bytes.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import io
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ import pyarrow.parquet as pq
 from synthdiv.errors import InputError
 from synthdiv.generate.quality import Generated, generate_with_retries
 from synthdiv.generate.shards import MANIFEST_COLUMNS, ShardWriter, shard_name
-from synthdiv.schemas import PLAN_SCHEMA
+from synthdiv.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -36,7 +37,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PlannedWork", "ShardProducer", "encode_image"]
+_BATCH_ROWS = 1 << 16
+
+__all__ = ["PlannedWork", "ShardProducer", "encode_image", "plan_shard_counts"]
 
 
 @dataclass
@@ -58,33 +61,72 @@ class _Made:
 
 
 class PlannedWork:
-    """The plan grouped by shard (columnar; rows become Python objects one shard at a time) and prompt texts."""
+    """The plan's shard sizes, and the rows and prompt texts of the shards this worker makes.
+
+    Only the ``shard`` column of the whole plan is scanned (a few MB per million rows, one row group at a time, or
+    nothing where a row group's statistics name one shard). Rows and prompts are read for the shards passed to
+    :meth:`load` (or on first use by :meth:`rows`), skipping row groups whose ``shard`` statistics exclude them,
+    so a rank's memory grows with its own shards, not with the plan.
+    """
 
     def __init__(self, run: RunDir) -> None:
         self.run = run
-        plan = _read_checked(run.plan, PLAN_SCHEMA, "plan")
-        shard_col = plan.column("shard").to_numpy()
-        order = np.argsort(shard_col, kind="stable")
-        self.plan = plan.take(pa.array(order)).combine_chunks()  # grouped by shard, plan order within a shard
-        self.shards, starts = np.unique(shard_col[order], return_index=True)
-        ends = [*starts[1:].tolist(), len(order)]
-        self._bounds = dict(zip(self.shards.tolist(), zip(starts.tolist(), ends, strict=True), strict=True))
-        self._prompts = _prompt_lookup(run)
-        missing = set(pc.unique(plan.column("prompt_id")).to_pylist()) - self._prompts.keys()
-        if missing:
-            raise InputError(f"{run.plan}: prompt_id {sorted(missing)[0]!r} is not in {run.prompts.name}")
+        self._file = _open_checked(run.plan, PLAN_SCHEMA, "plan")
+        self.shards, self._counts = _shard_counts(self._file)
+        self._where: dict[int, tuple[pa.Table, int, int]] = {}  # shard -> (loaded table, first row, end row)
+        self._prompts: dict[str, tuple[str, str, str]] = {}
 
     @property
     def total_images(self) -> int:
-        return self.plan.num_rows
+        return int(self._counts.sum())
 
     def shard_size(self, shard: int) -> int:
-        lo, hi = self._bounds[shard]
-        return hi - lo
+        i = int(np.searchsorted(self.shards, shard))
+        if i == len(self.shards) or self.shards[i] != shard:
+            raise KeyError(shard)
+        return int(self._counts[i])
+
+    def load(self, shards: Sequence[int]) -> None:
+        """Read the rows of ``shards`` (in plan order) and the prompts they name; raises if a prompt is missing."""
+        wanted = np.unique(np.asarray([s for s in shards if s not in self._where], np.int64))
+        wanted = wanted[np.isin(wanted, self.shards)]
+        if not len(wanted):
+            return
+        parts = []
+        for rg in range(self._file.num_row_groups):
+            lo, hi = _shard_range(self._file, rg)
+            if lo is not None:
+                i = int(np.searchsorted(wanted, lo))
+                if i == len(wanted) or wanted[i] > hi:
+                    continue
+            # batch by batch: a matching row group (up to 1M rows) is never decoded whole
+            for batch in self._file.iter_batches(_BATCH_ROWS, row_groups=[rg], columns=PLAN_SCHEMA.names):
+                mask = np.isin(batch.column("shard").to_numpy(), wanted)
+                if mask.any():
+                    parts.append(pa.Table.from_batches([batch.filter(pa.array(mask))]))
+        table = _cast(pa.concat_tables(parts), PLAN_SCHEMA)
+        shard_col = table.column("shard").to_numpy()
+        order = np.argsort(shard_col, kind="stable")
+        table = table.take(order).combine_chunks()  # grouped by shard, plan order within a shard
+        found, starts = np.unique(shard_col[order], return_index=True)
+        ends = [*starts[1:].tolist(), len(order)]
+        self._load_prompts(table)
+        for shard, lo, hi in zip(found.tolist(), starts.tolist(), ends, strict=True):
+            self._where[shard] = (table, lo, hi)
+
+    def _load_prompts(self, plan: pa.Table) -> None:
+        needed = pc.unique(plan.column("prompt_id"))
+        needed = needed.filter(pc.invert(pc.is_in(needed, pa.array(list(self._prompts), pa.string()))))
+        self._prompts.update(_prompt_lookup(self.run, needed))
+        missing = set(needed.to_pylist()) - self._prompts.keys()
+        if missing:
+            raise InputError(f"{self.run.plan}: prompt_id {sorted(missing)[0]!r} is not in {self.run.prompts.name}")
 
     def rows(self, shard: int) -> ShardRows:
-        lo, hi = self._bounds[shard]
-        t = self.plan.slice(lo, hi - lo)
+        if shard not in self._where:
+            self.load([shard])
+        table, lo, hi = self._where[shard]
+        t = table.slice(lo, hi - lo)
         return ShardRows(
             shard, t.column("image_id").to_pylist(), t.column("class").to_pylist(),
             t.column("prompt_id").to_pylist(), t.column("seed").to_pylist(),
@@ -95,30 +137,72 @@ class PlannedWork:
         return self._prompts[prompt_id]
 
 
-def _read_checked(path: Any, schema: pa.Schema, what: str, columns: list[str] | None = None) -> pa.Table:
+def plan_shard_counts(path: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(shard numbers, planned images per shard) of a plan, read one row group of its ``shard`` column at a time."""
+    return _shard_counts(_open_checked(path, PLAN_SCHEMA, "plan", ["shard"]))
+
+
+def _open_checked(path: Any, schema: pa.Schema, what: str, columns: list[str] | None = None) -> pq.ParquetFile:
     try:
-        table = pq.read_table(path, columns=columns)
+        pf = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: cannot read the {what} as Parquet: {str(exc).splitlines()[0]}") from None
+    for name in columns or schema.names:
+        if name not in pf.schema_arrow.names:
+            raise InputError(f"{path}: column {name!r} is missing; expected the {what} schema")
+    return pf
+
+
+def _cast(table: pa.Table, schema: pa.Schema) -> pa.Table:
     for field in schema:
-        if columns is not None and field.name not in columns:
-            continue
-        if field.name not in table.column_names:
-            raise InputError(f"{path}: column {field.name!r} is missing; expected the {what} schema")
-        if table.schema.field(field.name).type != field.type:
-            table = table.set_column(
-                table.column_names.index(field.name), field.name, table.column(field.name).cast(field.type)
-            )
+        if field.name in table.column_names and table.schema.field(field.name).type != field.type:
+            i = table.column_names.index(field.name)
+            table = table.set_column(i, field.name, table.column(field.name).cast(field.type))
     return table
 
 
-def _prompt_lookup(run: RunDir) -> dict[str, tuple[str, str, str]]:
-    cols = ["prompt_id", "text", "negative", "class_name"]
-    table = pq.read_table(run.prompts, columns=cols) if run.prompts.exists() else None
-    if table is None:
+def _shard_range(pf: pq.ParquetFile, rg: int) -> tuple[int | None, int | None]:
+    """(min, max) shard of a row group from its statistics, or (None, None) where it has none."""
+    col = pf.metadata.row_group(rg).column(pf.metadata.schema.names.index("shard"))
+    stats = col.statistics
+    if stats is None or not stats.has_min_max:
+        return None, None
+    return int(stats.min), int(stats.max)
+
+
+def _shard_counts(pf: pq.ParquetFile) -> tuple[np.ndarray, np.ndarray]:
+    shards, counts = [], []
+    for rg in range(pf.num_row_groups):
+        lo, hi = _shard_range(pf, rg)
+        if lo is not None and lo == hi:
+            shards.append(np.array([lo], np.int64))
+            counts.append(np.array([pf.metadata.row_group(rg).num_rows], np.int64))
+            continue
+        for batch in pf.iter_batches(_BATCH_ROWS, row_groups=[rg], columns=["shard"]):
+            u, c = np.unique(batch.column("shard").to_numpy(), return_counts=True)
+            shards.append(u.astype(np.int64))
+            counts.append(c)
+    if not shards:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    uniq, inverse = np.unique(np.concatenate(shards), return_inverse=True)
+    return uniq, np.bincount(inverse, weights=np.concatenate(counts), minlength=len(uniq)).astype(np.int64)
+
+
+def _prompt_lookup(run: RunDir, wanted: pa.Array) -> dict[str, tuple[str, str, str]]:
+    """(text, negative, class_name) of the prompts in ``wanted``, read one row group at a time."""
+    if not run.prompts.exists():
         raise InputError(f"{run.prompts}: not found; the generate stage needs the prompts of the plan")
-    ids, texts, negs, names = (table.column(c).to_pylist() for c in cols)
-    return {i: (t, n or "", c or "") for i, t, n, c in zip(ids, texts, negs, names, strict=True)}
+    cols = ["prompt_id", "text", "negative", "class_name"]
+    pf = _open_checked(run.prompts, PROMPTS_SCHEMA, "prompts", cols)
+    out: dict[str, tuple[str, str, str]] = {}
+    if not len(wanted):
+        return out
+    for rg in range(pf.num_row_groups):
+        t = pf.read_row_group(rg, columns=cols)
+        t = t.filter(pc.is_in(t.column("prompt_id"), wanted))
+        ids, texts, negs, names = (t.column(c).to_pylist() for c in cols)
+        out.update({i: (x, n or "", c or "") for i, x, n, c in zip(ids, texts, negs, names, strict=True)})
+    return out
 
 
 def encode_image(image: Image.Image, fmt: str, quality: int, max_side: int | None) -> bytes:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
@@ -69,9 +70,10 @@ def dist_env(environ: dict[str, str] | None = None) -> DistEnv:
     return DistEnv()
 
 
-def assigned_shards(shards: Sequence[int], env: DistEnv) -> list[int]:
+def assigned_shards(shards: Sequence[int] | np.ndarray, env: DistEnv) -> list[int]:
     """The shards of ``env.rank``: those with ``shard % world_size == rank``."""
-    return [int(s) for s in shards if int(s) % env.world_size == env.rank]
+    arr = np.asarray(shards, dtype=np.int64)
+    return arr[arr % env.world_size == env.rank].tolist()
 
 
 class _SpeedColumn(ProgressColumn):
