@@ -62,3 +62,97 @@ def test_bad_input_file_is_one_line_exit_2(tmp_path: Path, capsys):
 def test_python_m_synthdiv():
     out = subprocess.run([sys.executable, "-m", "synthdiv", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("synthdiv ")
+
+
+def _hinted(err: str) -> list[str]:
+    """The command a one-line error tells the user to run, as argv (without 'synthdiv')."""
+    import re
+    import shlex
+
+    match = re.search(r"`(synthdiv [^`]*)`", err)
+    assert match, err
+    return shlex.split(match[1])[1:]
+
+
+def test_every_hint_is_a_command_that_works(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.txt").write_text("goldfish\ncrane\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run_dir: run\nclasses:\n  source: c.txt\n")
+    base = ["-c", str(cfg), "--set", "seed=3"]
+    # a stage run before the one it reads: the hint runs that one
+    assert main(["disambiguate", *base]) == 2
+    hint = _hinted(capsys.readouterr().err)
+    assert hint[0] == "classes" and main(hint) == 0
+    # a changed config on a single-stage command: the hint redoes that stage (--redo takes no value there)
+    changed = [*base, "--set", "classes.max_classes=1"]
+    assert main(["classes", *changed]) == 2
+    hint = _hinted(capsys.readouterr().err)
+    assert hint[:2] == ["classes", "--redo"] and main(hint) == 0
+    assert len((tmp_path / "run" / "classes.jsonl").read_text().splitlines()) == 1
+    # the same through `run`: the hint is a `run --redo <stage>`
+    assert main(["run", *base, "--until", "classes"]) == 2
+    hint = _hinted(capsys.readouterr().err)
+    assert hint[:3] == ["run", "--redo", "classes"] and "--until" in hint and main(hint) == 0
+    assert len((tmp_path / "run" / "classes.jsonl").read_text().splitlines()) == 2
+
+
+def test_run_until_an_unknown_stage_is_refused(tmp_path: Path, capsys):
+    (tmp_path / "c.txt").write_text("goldfish\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run_dir: run\nclasses:\n  source: c.txt\n")
+    for option in ("--until", "--redo"):
+        assert main(["run", "-c", str(cfg), option, "plans"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"{option}: unknown stage 'plans'" in err
+        assert "classes, disambiguate, prompts, plan, generate, score, train, evaluate, report" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_in_a_stage_says_how_to_resume(tmp_path: Path, capsys, monkeypatch):
+    import dataclasses
+
+    from synthdiv import stages
+
+    def interrupted(cfg, run):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys.modules[__name__], "interrupted", interrupted, raising=False)
+    spec = dataclasses.replace(stages.get_spec("classes"), impl=f"{__name__}:interrupted")
+    monkeypatch.setitem(stages._BY_NAME, "classes", spec)
+    (tmp_path / "c.txt").write_text("goldfish\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run_dir: run\nclasses:\n  source: c.txt\n")
+    for argv in (["classes", "-c", str(cfg)], ["run", "-c", str(cfg)]):
+        assert main(argv) == 130
+        assert capsys.readouterr().err.strip() == "synthdiv: interrupted; rerun to resume"
+
+
+def test_sigint_during_a_stage_exits_130_with_the_message(tmp_path: Path):
+    import signal
+    import time
+
+    from tests.test_lock import HOLDER, REPO, _env, _wait_for
+
+    (tmp_path / "c.txt").write_text("goldfish\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"run_dir: {tmp_path / 'run'}\nclasses:\n  source: {tmp_path / 'c.txt'}\n")
+    started = tmp_path / "started"
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(cfg), str(started), str(tmp_path / "never")],
+                            env=_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(started, proc)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "synthdiv: interrupted; rerun to resume" in err, err
+    assert "Traceback" not in err
+
+
+def test_control_characters_never_reach_the_terminal(tmp_path: Path, capsys):
+    (tmp_path / "c.txt").write_text("goldfish\n\x1b[2J\x1b]0;pwned\x07" + "x" * 10_000 + "\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run_dir: run\nclasses:\n  source: c.txt\n")
+    assert main(["classes", "-c", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and err.count("\n") == 1 and len(err) < 300
+    assert "c.txt: line 2: class name '\\x1b[2J\\x1b]0;pwned\\x07" in err

@@ -47,6 +47,14 @@ MALFORMED = [
     ("run_dir: {run_dir}\nseed: 1\n", ["seed.x=1"], "seed is not a section"),
     ("run_dir: {run_dir}\n  bad: [indent\n", [], "invalid YAML"),
     ("- just\n- a list\n", [], "expected a mapping of sections at the top level"),
+    ("run_dir: {run_dir}\nevaluate:\n  ood:\n    - {{name: ../x, root: /tmp}}\n", [],
+     "evaluate.ood.0.name: name '../x' contains '/'"),
+    ("run_dir: {run_dir}\nevaluate:\n  ood:\n    - {{name: /etc/x, root: /tmp}}\n", [], "contains '/'"),
+    ("run_dir: {run_dir}\nevaluate:\n  ood:\n    - {{name: '..', root: /tmp}}\n", [], "name '..' is '..'"),
+    ("run_dir: {run_dir}\nevaluate:\n  ood:\n    - {{name: \"a\\x1bb\", root: /tmp}}\n", [],
+     "name 'a\\x1bb' contains the control character U+001B"),
+    ("run_dir: {run_dir}\nevaluate:\n  ood:\n    - {{name: s, root: /tmp}}\n    - {{name: s, root: /tmp}}\n", [],
+     "evaluate.ood: set name 's' is taken"),
 ]
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "StageOrderError",
     "FingerprintMismatchError",
     "TrainingDivergedError",
+    "RunLockedError",
 ]
 
 
@@ -55,6 +56,10 @@ class StageOrderError(SynthdivError):
 
 class FingerprintMismatchError(SynthdivError):
     """A finished stage was asked to run again with a different config or inputs, without ``--redo``."""
+
+
+class RunLockedError(SynthdivError):
+    """Another process is writing the run directory (the message names its pid and host)."""
 
 
 class TrainingDivergedError(SynthdivError):

@@ -8,6 +8,7 @@ does nothing when a finished stage is asked again with the same fingerprint, ref
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import shutil
@@ -16,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synthdiv import aside
 from synthdiv.config import RunConfig, dump_config
-from synthdiv.errors import FingerprintMismatchError, StageNotBuiltError, StageOrderError
-from synthdiv.run import RunDir, atomic_write_text, canonical_hash, file_digest
+from synthdiv.errors import ConfigError, FingerprintMismatchError, StageNotBuiltError, StageOrderError
+from synthdiv.lock import run_lock
+from synthdiv.run import RunDir, atomic_write_bytes, atomic_write_text, canonical_hash, file_digest
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,8 @@ class StageSpec:
         progress: ``"module:function"`` of ``function(cfg, run) -> str | None``: counts for a partial stage.
         complete: ``"module:function"`` of ``function(cfg, run) -> bool``: whether the stage's work is all done
             (a multi-worker stage can return from one worker while others still work).
+        check: ``"module:function"`` of ``function(cfg, run) -> None``: refuses bad inputs (raises a SynthdivError)
+            before the engine writes anything, even the run directory.
     """
 
     name: str
@@ -52,12 +57,13 @@ class StageSpec:
     external: str | None = None
     progress: str | None = None
     complete: str | None = None
+    check: str | None = None
 
 
 STAGES: tuple[StageSpec, ...] = (
     StageSpec(
         "classes", "synthdiv.catalog:build_classes", outputs=("classes",), sections=("classes",),
-        external="synthdiv.catalog:external_inputs",
+        external="synthdiv.catalog:external_inputs", check="synthdiv.catalog:check_classes",
     ),
     StageSpec(
         "disambiguate", "synthdiv.disambiguate:resolve_classes", inputs=("classes",), outputs=("resolved",),
@@ -134,8 +140,16 @@ def fingerprint(cfg: RunConfig, spec: StageSpec, run: RunDir | None = None) -> s
     return canonical_hash(parts)
 
 
-def run_stage(cfg: RunConfig, name: str, redo: bool = False) -> dict[str, Any]:
-    """Run one stage through the engine; returns its summary (``{"skipped": True}`` for a no-op)."""
+def run_stage(
+    cfg: RunConfig, name: str, redo: bool = False, *, hold: contextlib.ExitStack | None = None
+) -> dict[str, Any]:
+    """Run one stage through the engine; returns its summary (``{"skipped": True}`` for a no-op).
+
+    Inputs and the stage's own check come first, before anything is written (a refused stage leaves no run
+    directory behind and no changed ``config.yaml``); then the run's writer lock is taken (held in ``hold`` when
+    given, so ``run`` keeps it across stages); then ``redo`` moves the old outputs aside, and they are deleted only
+    when the new stage is done, or put back when it fails before writing anything.
+    """
     spec = get_spec(name)
     run = RunDir(cfg.run_dir)
     missing = [i for i in spec.inputs if not getattr(run, i).exists()]
@@ -145,43 +159,64 @@ def run_stage(cfg: RunConfig, name: str, redo: bool = False) -> dict[str, Any]:
             f"stage {name!r} needs {getattr(run, missing[0]).name} from stage {first!r}: run `synthdiv {first}` first"
         )
     impl = _load(spec.impl, name)
+    if spec.check:
+        _load(spec.check, name)(cfg, run)
+    with contextlib.ExitStack() as local:
+        (hold or local).enter_context(run_lock(run, name))
+        return _run_locked(cfg, spec, run, impl, redo)
+
+
+def _run_locked(cfg: RunConfig, spec: StageSpec, run: RunDir, impl: Callable[..., Any], redo: bool) -> dict[str, Any]:
+    name = spec.name
     fp = fingerprint(cfg, spec, run)
     state = run.read_state(name)
-    if state is not None and state.fingerprint != fp:
-        if not redo:
-            raise FingerprintMismatchError(
-                f"stage {name!r} in {run.root} was {'run' if state.status == 'done' else 'started'} with another "
-                f"config or other inputs; pass --redo {name} to replace its outputs"
-            )
-        logger.warning("redoing stage %s: removing its earlier outputs", name)
-        _remove_outputs(run, spec)
-        run.clear_state(name)
-        state = None
-    elif redo and state is not None:
-        logger.info("redoing stage %s with the same fingerprint: removing its outputs", name)
-        _remove_outputs(run, spec)
-        run.clear_state(name)
-        state = None
+    set_aside = False
+    if state is not None and state.fingerprint != fp and not redo:
+        raise FingerprintMismatchError(
+            f"stage {name!r} in {run.root} was {'run' if state.status == 'done' else 'started'} with another "
+            f"config or other inputs; to replace its outputs run `synthdiv {name} --redo`"
+        )
+    if redo:
+        set_aside = aside.set_aside(run, name, spec.outputs)
+        state = run.read_state(name)  # None once set aside; a rank's peer may have begun the redo already
     if state is not None and state.status == "done" and all(getattr(run, o).exists() for o in spec.outputs[:1]):
         logger.info("stage %s is done and its config and inputs are unchanged: nothing to do", name)
         return {"skipped": True, **(state.summary or {})}
     if state is not None:
         logger.info("stage %s was started earlier with the same config: resuming", name)
-    run.root.mkdir(parents=True, exist_ok=True)
+    old_config = run.config.read_bytes() if run.config.is_file() else None
     atomic_write_text(run.config, dump_config(cfg))
     fresh = state is None
     state = state or run.begin(name, fp)
     try:
         summary = impl(cfg, run) or {}
     except BaseException:
-        if fresh and not any(getattr(run, o).exists() for o in spec.outputs):
-            run.clear_state(name)  # failed before writing anything: leave no trace of a start
+        if fresh and not any(aside.has_files(getattr(run, o)) for o in spec.outputs):
+            # failed before writing anything: leave no trace of a start, and put back what redo set aside
+            _remove_outputs(run, spec)
+            run.clear_state(name)
+            aside.restore(run, name, spec.outputs)
+            _restore_config(run, old_config)
+        elif aside.aside_path(run, name).exists():
+            logger.warning("stage %s stopped part-way; the outputs it replaces stay in %s until it is done",
+                           name, aside.aside_path(run, name))
         raise
     if spec.complete and not _load(spec.complete, name)(cfg, run):
         logger.info("stage %s: this worker is done; other workers still have work", name)
         return summary
     run.finish(state, summary)
+    aside.drop(run, name)
+    if set_aside:
+        logger.info("stage %s redone; its earlier outputs are deleted", name)
     return summary
+
+
+def _restore_config(run: RunDir, old: bytes | None) -> None:
+    if old is None:
+        with contextlib.suppress(FileNotFoundError):
+            run.config.unlink()
+    else:
+        atomic_write_bytes(run.config, old)
 
 
 def _remove_outputs(run: RunDir, spec: StageSpec) -> None:
@@ -194,20 +229,32 @@ def _remove_outputs(run: RunDir, spec: StageSpec) -> None:
 
 
 def run_all(cfg: RunConfig, redo: Sequence[str] = (), stop_after: str | None = None) -> dict[str, dict[str, Any]]:
-    """Run every stage in order. A stage redone here lets the later stages that read it be redone too."""
-    for name in redo:
-        get_spec(name)
+    """Run every stage in order. A stage redone here lets the later stages that read it be redone too.
+
+    The run's writer lock is held from the first stage that starts to the end, so no other writer slips in between.
+    """
+    asked = [("--redo", n) for n in redo] + ([("--until", stop_after)] if stop_after is not None else [])
+    for option, name in asked:
+        if name not in _BY_NAME:
+            raise ConfigError(f"run {option}: unknown stage {name!r}; expected one of: {', '.join(_BY_NAME)}")
     results: dict[str, dict[str, Any]] = {}
     cascade = False
-    for spec in STAGES:
-        run = RunDir(cfg.run_dir)
-        state = run.read_state(spec.name)
-        changed = cascade and state is not None and state.fingerprint != fingerprint(cfg, spec, run)
-        results[spec.name] = run_stage(cfg, spec.name, redo=spec.name in redo or changed)
-        if not results[spec.name].get("skipped"):
-            cascade = True
-        if spec.name == stop_after:
-            break
+    with contextlib.ExitStack() as hold:
+        for spec in STAGES:
+            run = RunDir(cfg.run_dir)
+            state = run.read_state(spec.name)
+            changed = cascade and state is not None and state.fingerprint != fingerprint(cfg, spec, run)
+            try:
+                results[spec.name] = run_stage(cfg, spec.name, redo=spec.name in redo or changed, hold=hold)
+            except FingerprintMismatchError as exc:
+                until = f" --until {stop_after}" if stop_after else ""
+                raise FingerprintMismatchError(
+                    str(exc).replace(f"`synthdiv {spec.name} --redo`", f"`synthdiv run --redo {spec.name}{until}`")
+                ) from None
+            if not results[spec.name].get("skipped"):
+                cascade = True
+            if spec.name == stop_after:
+                break
     if results and all(r.get("skipped") for r in results.values()):
         logger.info("every stage is done and unchanged: nothing to do")
     return results

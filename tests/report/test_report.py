@@ -80,6 +80,21 @@ def test_report_without_later_stages(make_config, tmp_path: Path):
     assert "The evaluate stage has not run." in html and "No images have been generated yet." in html
 
 
+def test_control_characters_never_reach_the_report_raw(make_config, tmp_path: Path):
+    paths = make_toy_run(tmp_path / "toy", num_classes=2, syn_per_class=0)
+    run = RunDir(paths["run"])
+    rows = [json.loads(line) for line in run.classes.read_text().splitlines()]
+    rows[0]["name"] = "gold\x1b[31mfish\u202e<b>"  # a hand-edited classes.jsonl: the report is its last guard
+    resolved = [{**r, "description": r["name"], "status": "ok", "llm_id": "fake", "template_id": "t",
+                 "candidates": []} for r in rows]
+    run.classes.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run.resolved.write_text("".join(json.dumps(r) + "\n" for r in resolved))
+    cfg = make_config(run_dir=str(paths["run"]), classes={"source": str(paths["real"])})
+    html = Path(run_stage(cfg, "report")["path"]).read_text()
+    assert "\x1b" not in html and "\u202e" not in html
+    assert "gold\\x1b[31mfish\\u202e&lt;b&gt;" in html
+
+
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthdiv.catalog.classfile import read_class_file
-from synthdiv.catalog.imagefolder import count_images, find_class_dir, imagefolder_classes
+from synthdiv.catalog.imagefolder import class_folders, count_images, find_class_dir, imagefolder_classes
 from synthdiv.catalog.imagenet import imagenet_classes
 from synthdiv.catalog.records import ClassRecord
 from synthdiv.config.classes import IMAGENET_SOURCES
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_classes", "collect_classes", "external_inputs", "load_classes", "ClassRecord"]
+__all__ = ["build_classes", "check_classes", "collect_classes", "external_inputs", "load_classes", "ClassRecord"]
 
 
 def build_classes(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
@@ -41,6 +41,17 @@ def build_classes(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     }
     logger.info("classes: %d classes, %d real images", summary["classes"], summary["real_images"])
     return summary
+
+
+def check_classes(cfg: RunConfig, run: RunDir) -> None:
+    """Refuse a bad class list before the stage writes anything (the engine calls this before it takes the lock)."""
+    section = cfg.classes
+    if section.real_root is not None and not section.real_root.is_dir():
+        raise InputError(f"classes.real_root: {section.real_root} is not a directory")
+    if not isinstance(section.source, str) and Path(section.source).is_dir():
+        class_folders(Path(section.source))  # names only: counting the images is the stage's work
+    else:
+        collect_classes(section.model_copy(update={"real_root": None}))
 
 
 def collect_classes(section: ClassesConfig) -> list[ClassRecord]:

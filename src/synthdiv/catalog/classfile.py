@@ -1,7 +1,9 @@
 """Class lists from files: ``.txt`` (one name per line, ``#`` comments) or ``.csv`` with a header.
 
 CSV columns: ``name`` (required), ``wnid`` and ``definition`` (optional). A missing definition is looked up from the
-wnid. Problems are reported with the file and line number.
+wnid. Problems are reported with the file and line number. A class name names a folder of real images
+(``classes.real_root/<name>``), so it must be one plain folder name (:func:`synthdiv.names.name_problem`: no ``/``,
+no ``..``, no NUL or control character, at most 200 characters).
 """
 
 from __future__ import annotations
@@ -15,12 +17,32 @@ from synthdiv.catalog.imagenet import describe_wnid
 from synthdiv.catalog.records import ClassRecord
 from synthdiv.catalog.wordnet import WNID_RE
 from synthdiv.errors import InputError
+from synthdiv.names import name_problem, printable, text_problem
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["read_class_file"]
 
 _CSV_COLUMNS = ("name", "wnid", "definition")
+MAX_DEFINITION_CHARS = 2000
+
+
+def _checked_name(path: Path, number: int, name: str) -> str:
+    if not name:
+        raise InputError(f"{path}: line {number}: empty class name")
+    problem = name_problem(name)
+    if problem is not None:
+        raise InputError(f"{path}: line {number}: class name '{printable(name, limit=60)}' {problem}")
+    return name
+
+
+def _checked_definition(path: Path, number: int, definition: str | None) -> str | None:
+    if definition is None:
+        return None
+    problem = text_problem(definition, MAX_DEFINITION_CHARS)
+    if problem is not None:
+        raise InputError(f"{path}: line {number}: definition '{printable(definition, limit=60)}' {problem}")
+    return definition
 
 
 def read_class_file(path: Path) -> list[ClassRecord]:
@@ -45,9 +67,7 @@ def _read_txt(path: Path, text: str) -> list[ClassRecord]:
     for number, raw in enumerate(lines, start=1):
         if raw.lstrip().startswith("#"):
             continue
-        name = " ".join(raw.split())
-        if not name:
-            raise InputError(f"{path}: line {number}: empty class name")
+        name = _checked_name(path, number, " ".join(raw.split()))
         records.append(ClassRecord(index=len(records), name=name, line=number))
     if not records:
         raise InputError(f"{path}: no class names (expected one name per line)")
@@ -68,13 +88,11 @@ def _read_csv(path: Path, text: str) -> list[ClassRecord]:
         number = reader.line_num
         if None in row:
             raise InputError(f"{path}: line {number}: more fields than the header's {len(header)}")
-        name = " ".join((row.get("name") or "").split())
-        if not name:
-            raise InputError(f"{path}: line {number}: empty class name")
+        name = _checked_name(path, number, " ".join((row.get("name") or "").split()))
         wnid = (row.get("wnid") or "").strip() or None
         if wnid is not None and not WNID_RE.match(wnid):
             raise InputError(f"{path}: line {number}: wnid {wnid!r} is not a WordNet noun id like n02012849")
-        definition = " ".join((row.get("definition") or "").split()) or None
+        definition = _checked_definition(path, number, " ".join((row.get("definition") or "").split()) or None)
         if definition is None and wnid is not None:
             definition = describe_wnid(wnid)
             if definition is None:

@@ -1,7 +1,9 @@
 """Classes from an ImageFolder (one sub-folder of images per class), and real-image counts per class folder.
 
 Folder names that are WordNet ids (``n01440764``) take their name and definition from ImageNet's metadata; other
-folder names become class names with ``_`` read as a space.
+folder names become class names with ``_`` read as a space. A class finds its real images only inside
+``classes.real_root``: names that would leave it (``../x``, ``/abs``) are refused when the class list is read and
+never joined to a path.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from synthdiv.catalog.imagenet import describe_wnid, name_of_wnid
 from synthdiv.catalog.records import ClassRecord
 from synthdiv.catalog.wordnet import WNID_RE
 from synthdiv.errors import InputError
+from synthdiv.names import name_problem, printable, safe_join
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["imagefolder_classes", "count_images", "find_class_dir"]
+__all__ = ["imagefolder_classes", "class_folders", "count_images", "find_class_dir"]
 
 
 def count_images(folder: Path, extensions: Iterable[str]) -> int:
@@ -30,13 +33,22 @@ def count_images(folder: Path, extensions: Iterable[str]) -> int:
     return total
 
 
-def imagefolder_classes(root: Path, extensions: Iterable[str]) -> list[ClassRecord]:
-    """One class per sub-folder of ``root``, sorted by folder name (torchvision's ImageFolder order)."""
+def class_folders(root: Path) -> list[Path]:
+    """The class sub-folders of ``root``, sorted by name (torchvision's ImageFolder order), their names checked."""
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise InputError(f"{root}: no class sub-folders (expected an ImageFolder: {root}/<class>/<image>)")
+    for folder in folders:
+        problem = name_problem(folder.name)
+        if problem is not None:
+            raise InputError(f"{root}: class folder '{printable(folder.name, limit=60)}' {problem}")
+    return folders
+
+
+def imagefolder_classes(root: Path, extensions: Iterable[str]) -> list[ClassRecord]:
+    """One class per sub-folder of ``root``, sorted by folder name (torchvision's ImageFolder order)."""
     records = []
-    for index, folder in enumerate(folders):
+    for index, folder in enumerate(class_folders(root)):
         wnid = folder.name if WNID_RE.match(folder.name) else None
         name = (name_of_wnid(wnid) if wnid else None) or folder.name.replace("_", " ").strip()
         records.append(
@@ -53,8 +65,13 @@ def imagefolder_classes(root: Path, extensions: Iterable[str]) -> list[ClassReco
 
 
 def find_class_dir(root: Path, record: ClassRecord) -> Path | None:
-    """The folder of ``record``'s real images under ``root``: named by its wnid, its name, or its name with ``_``."""
+    """The folder of ``record``'s real images under ``root``: named by its wnid, its name, or its name with ``_``.
+
+    A candidate that is not one plain folder name (``..``, ``a/b``, ``/abs``) is never looked up.
+    """
     for candidate in (record.wnid, record.name, record.name.replace(" ", "_")):
-        if candidate and (root / candidate).is_dir():
-            return root / candidate
+        if candidate and name_problem(candidate) is None:
+            folder = safe_join(root, candidate, what="classes.real_root")
+            if folder.is_dir():
+                return folder
     return None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
@@ -24,7 +26,25 @@ STAGE_HELP = {
 }
 
 
+INTERRUPTED = "synthdiv: interrupted; rerun to resume"
+
+
+def _interruptible(command: Callable[..., None]) -> Callable[..., None]:
+    """Ctrl-C in a stage: say how to go on and exit 130 (typer would exit 130 without a word)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except KeyboardInterrupt:
+            typer.echo(INTERRUPTED, err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
 def _stage_command(name: str):  # noqa: ANN202 - a typer command factory
+    @_interruptible
     def command(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None, redo: RedoFlag = False) -> None:
         from synthdiv.stages import run_stage
 
@@ -36,6 +56,7 @@ def _stage_command(name: str):  # noqa: ANN202 - a typer command factory
     return command
 
 
+@_interruptible
 def run(
     config: ConfigOpt,
     set_: SetOpt = None,

@@ -135,6 +135,16 @@ class OODSetConfig(Section):
     )
     max_images: int | None = Field(None, ge=1)
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        from synthdiv.names import name_problem, printable
+
+        problem = name_problem(value)  # it names the result file eval/<variant>/<name>.json
+        if problem is not None:
+            raise ValueError(f"name '{printable(value, limit=60)}' {problem}")
+        return value
+
 
 class EvaluateConfig(Section):
     batch_size: int = Field(128, ge=1)
@@ -151,3 +161,13 @@ class EvaluateConfig(Section):
     few_shot: int = Field(20, ge=1, description="classes with fewer training images than this are few-shot")
     device: str = "auto"
     torch_threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch's default)")
+
+    @field_validator("ood")
+    @classmethod
+    def _distinct_names(cls, value: list[OODSetConfig]) -> list[OODSetConfig]:
+        names = [ood.name for ood in value]
+        for name in names:
+            if names.count(name) > 1 or name == "test" or name.startswith("test-"):
+                raise ValueError(f"set name {name!r} is taken: each set writes eval/<variant>/<name>.json, so each "
+                                 "needs its own name (test and test-<shift> name the test sets)")
+        return value

@@ -16,11 +16,12 @@ from typing import Any
 
 from synthdiv.data.sources import IMAGE_EXTENSIONS, SampleSet, TarMember, index_tar, list_images
 from synthdiv.errors import InputError
+from synthdiv.names import is_within, printable
 from synthdiv.run import read_jsonl, write_parquet_atomic
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_classes", "real_samples", "imagefolder_samples", "shard_samples", "class_lookup"]
+__all__ = ["load_classes", "real_samples", "real_dir_roots", "imagefolder_samples", "shard_samples", "class_lookup"]
 
 
 def load_classes(path: Path | str) -> list[dict[str, Any]]:
@@ -116,13 +117,26 @@ def _shard_index(shard: Path, index_dir: Path | None) -> list[TarMember]:
     return members
 
 
+def real_dir_roots(cfg: Any) -> list[Path] | None:
+    """Where the classes stage may have found real images: ``classes.real_root`` or an ImageFolder source."""
+    roots = [Path(cfg.classes.real_root)] if cfg.classes.real_root is not None else []
+    if not isinstance(cfg.classes.source, str) and Path(cfg.classes.source).is_dir():
+        roots.append(Path(cfg.classes.source))
+    return roots or None
+
+
 def real_samples(
-    classes: Sequence[dict[str, Any]], real_root: Path | None = None, index_dir: Path | None = None
+    classes: Sequence[dict[str, Any]],
+    real_root: Path | None = None,
+    index_dir: Path | None = None,
+    roots: Sequence[Path] | None = None,
 ) -> SampleSet:
     """The run's real training images: ``real_root`` (ImageFolder or shards) if given, else each class's real_dir.
 
     Args:
         index_dir: Where shard indexes are kept between calls (see :func:`shard_samples`).
+        roots: The folders real images may come from (``classes.real_root``, an ImageFolder source): a real_dir
+            outside them (a hand-edited or foreign ``classes.jsonl``) is refused rather than read.
     """
     if real_root is not None:
         real_root = Path(real_root)
@@ -135,6 +149,9 @@ def real_samples(
     for row in classes:
         if row.get("real_dir"):
             folder = Path(row["real_dir"])
+            if roots is not None and not any(is_within(folder, root) for root in roots):
+                raise InputError(f"classes.jsonl: class {row['index']}: real_dir {printable(str(folder), limit=200)} "
+                                 f"is outside {' and '.join(str(r) for r in roots) or 'every real-image folder'}")
             if not folder.is_dir():
                 raise InputError(f"classes.jsonl: class {row['index']} ({row['name']}): real_dir {folder} not found")
             rows += [(str(p), -1, -1, row["index"], str(p)) for p in list_images(folder)]

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from synthdiv.names import safe_join
 from synthdiv.run import RunDir, atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def evaluate_variant(cfg: Any, run: RunDir, name: str, classes: list[dict[str, A
         if train_counts is not None:
             hit1 = topk[:, 0] == labels if len(labels) else np.zeros(0, dtype=bool)
             report["long_tail"] = long_tail_splits(hit1, labels, train_counts, ecfg.many_shot, ecfg.few_shot)
-        atomic_write_json(run.eval / name / f"{evalset.name}.json", report)
+        atomic_write_json(safe_join(run.eval, name, f"{evalset.name}.json", what="evaluate set"), report)
         logger.info("eval %s on %s: top-1 %s over %d images", name, evalset.name, report["top1"], report["images"])
         out[evalset.name] = {"top1": report["top1"], "top5": report["top5"], "images": report["images"]}
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from synthdiv.names import printable
 from synthdiv.report import collect
 from synthdiv.report.plots import curves_png, histogram_png
 from synthdiv.run import atomic_write_text
@@ -65,8 +66,19 @@ def render_report(cfg: RunConfig, run: RunDir) -> tuple[str, dict[str, Any]]:
         loader=jinja2.PackageLoader("synthdiv.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         undefined=jinja2.StrictUndefined,
+        finalize=_visible,
     )
     return env.get_template("index.html.j2").render(**context), context
+
+
+def _visible(value: Any) -> Any:
+    """Every printed string with its control characters escaped (``\\x1b``), never raw in the page (autoescape
+    then escapes the HTML)."""
+    import markupsafe
+
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return printable(value, keep="\n\t")
+    return value
 
 
 def _cache_note(run: RunDir) -> str:

@@ -52,9 +52,11 @@ def prepare_data(cfg: Any, tcfg: Any, run: RunDir, classes: list[dict[str, Any]]
     """The real set (after the low-data / long-tail protocols) and the synthetic set of one variant."""
     from synthdiv.data import SampleSet, long_tail, low_data, real_samples, synthetic_samples
     from synthdiv.data.mixed import block_sizes
+    from synthdiv.data.real import real_dir_roots
 
     n_real, n_syn = block_sizes(tcfg.batch_size, tcfg.synthetic_fraction)
-    real = real_samples(classes, tcfg.real_root, run.cache / "tar-index") if n_real else SampleSet.empty()
+    roots = real_dir_roots(cfg)  # a real_dir outside them (a foreign classes.jsonl) is refused
+    real = real_samples(classes, tcfg.real_root, run.cache / "tar-index", roots) if n_real else SampleSet.empty()
     if tcfg.low_data is not None:
         real = low_data(real, len(classes), tcfg.low_data, cfg.seed)
     if tcfg.long_tail:
