@@ -45,9 +45,9 @@ def test_fit_trains_checkpoints_and_exports_every_variant(toy, make_config):
         assert model.num_classes == 4
     data = json.loads((run.train / "real+syn" / "data.json").read_text())
     assert data["block_sizes"] == [4, 4] and data["real_per_class"] == [12] * 4
-    state = torch.load(run.train / "real+syn" / "checkpoints" / "step-00000005.pt", weights_only=False)
+    state = torch.load(run.train / "real+syn" / "checkpoints" / "step-00000005.pt", weights_only=True)
     assert any(".aux." in k for k in state["model"]) and state["ema"] is not None
-    real_state = torch.load(run.train / "real" / "checkpoints" / "step-00000005.pt", weights_only=False)
+    real_state = torch.load(run.train / "real" / "checkpoints" / "step-00000005.pt", weights_only=True)
     assert not any(".aux." in k for k in real_state["model"])  # one domain only: nothing to route
     assert progress(cfg, run) == "real: done, real+syn: done"
     stamp = (run.export / "real" / "model.safetensors").stat().st_mtime_ns
@@ -213,7 +213,7 @@ def test_steps_with_non_finite_gradients_are_skipped_and_too_many_in_a_row_stop_
     assert [r["skipped"] for r in rows] == [0, 1, 2, 3] and summary["skipped_steps"] == 3
     assert "step 2 loss (not finite)" in caplog.text and "step 2: non-finite gradients, update skipped" in caplog.text
     ckpt = run.train / "main" / "checkpoints"
-    first, last = (torch.load(ckpt / f"step-0000000{i}.pt", weights_only=False) for i in (1, 4))
+    first, last = (torch.load(ckpt / f"step-0000000{i}.pt", weights_only=True) for i in (1, 4))
     floats = [k for k, v in first["model"].items() if v.is_floating_point()]
     assert any(".aux." in k for k in floats)
     for key in floats:  # weights, main and aux BN statistics: as the one good step left them

@@ -28,7 +28,7 @@ from torch import nn
 from synthdiv.data.mixed import BatchPlan, make_loader
 from synthdiv.errors import TrainingDivergedError
 from synthdiv.train.auxnorm import AuxNorm, aux_layers, route
-from synthdiv.train.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from synthdiv.train.checkpoint import load_latest_checkpoint, prune_checkpoints, save_checkpoint
 from synthdiv.train.distributed import DistInfo
 from synthdiv.train.mix import mix_within_domains
 
@@ -177,9 +177,8 @@ def run_loop(
     state = _TrainState(tcfg, model, total_steps, device)
     ckpt_dir = out / "checkpoints"
     start, corrupt, skipped, in_a_row = 0, 0, 0, 0
-    found = latest_checkpoint(ckpt_dir)
-    if found:
-        saved = load_checkpoint(found[1])
+    saved = load_latest_checkpoint(ckpt_dir)
+    if saved is not None:
         state.load(saved)
         start, corrupt = int(saved["step"]), int(saved.get("corrupt", 0))
         skipped, in_a_row = int(saved.get("skipped", 0)), int(saved.get("nonfinite_in_a_row", 0))
