@@ -89,3 +89,15 @@ def test_printable_escapes_and_bounds():
     assert printable("a\nb\tc", keep="\n\t") == "a\nb\tc"
     assert printable("x" * 50, limit=10) == "x" * 10 + "... (40 more characters)"
     assert printable("plain text, ünïcode") == "plain text, ünïcode"
+
+
+def test_train_refuses_a_real_dir_outside_the_real_image_roots(tmp_path: Path):
+    from synthdiv.data.real import real_samples
+
+    _images(tmp_path / "real" / "goldfish")
+    _images(tmp_path / "secret")
+    rows = [{"index": 0, "name": "goldfish", "real_dir": str(tmp_path / "real" / "goldfish")},
+            {"index": 1, "name": "crane", "real_dir": str(tmp_path / "real" / ".." / "secret")}]
+    assert len(real_samples(rows[:1], roots=[tmp_path / "real"])) == 2
+    with pytest.raises(InputError, match=r"class 1: real_dir .*secret is outside .*real"):
+        real_samples(rows, roots=[tmp_path / "real"])
