@@ -202,6 +202,8 @@ def test_refused_class_file_writes_nothing(make_config, class_file, tmp_path):
     bad.write_text("goldfish\ncr\x1bane\n")
     with pytest.raises(InputError, match=r"line 2: class name 'cr\\x1bane' contains the control character U\+001B"):
         stages.run_classes(make_config(classes={"source": str(bad)}))
+    with pytest.raises(InputError, match="line 2"):
+        stages.run_all(make_config(classes={"source": str(bad)}))
     assert not (tmp_path / "run").exists()
     cfg = make_config(classes={"source": str(class_file)})
     stages.run_classes(cfg)

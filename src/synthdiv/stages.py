@@ -74,7 +74,8 @@ STAGES: tuple[StageSpec, ...] = (
         sections=("prompts", "models.llm", "models.clip"), external="synthdiv.prompts:external_inputs",
     ),
     StageSpec("plan", "synthdiv.prompts.plan:build_plan", inputs=("prompts",), outputs=("plan",),
-              sections=("plan", "prompts.proportions", "models.generator"), optional_inputs=("resolved",)),
+              sections=("plan", "prompts.proportions", "models.generator", "train.synthetic_protocols"),
+              optional_inputs=("resolved",)),
     StageSpec(
         "generate", "synthdiv.generate:generate_images", inputs=("plan",), outputs=("shards", "manifest"),
         sections=("generate.content", "models.generator"), progress="synthdiv.generate:progress",
@@ -159,11 +160,17 @@ def run_stage(
             f"stage {name!r} needs {getattr(run, missing[0]).name} from stage {first!r}: run `synthdiv {first}` first"
         )
     impl = _load(spec.impl, name)
-    if spec.check:
+    if spec.check and (redo or not _is_done(cfg, spec, run)):
         _load(spec.check, name)(cfg, run)
     with contextlib.ExitStack() as local:
         (hold or local).enter_context(run_lock(run, name))
         return _run_locked(cfg, spec, run, impl, redo)
+
+
+def _is_done(cfg: RunConfig, spec: StageSpec, run: RunDir) -> bool:
+    """Whether the stage is done with its current fingerprint (a rerun would be a no-op)."""
+    state = run.read_state(spec.name)
+    return state is not None and state.status == "done" and state.fingerprint == fingerprint(cfg, spec, run)
 
 
 def _run_locked(cfg: RunConfig, spec: StageSpec, run: RunDir, impl: Callable[..., Any], redo: bool) -> dict[str, Any]:
