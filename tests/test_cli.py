@@ -156,3 +156,20 @@ def test_control_characters_never_reach_the_terminal(tmp_path: Path, capsys):
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\x07" not in err and err.count("\n") == 1 and len(err) < 300
     assert "c.txt: line 2: class name '\\x1b[2J\\x1b]0;pwned\\x07" in err
+
+
+def test_status_escapes_control_characters_from_the_run(tmp_path: Path, capsys):
+    import json
+
+    (tmp_path / "c.txt").write_text("goldfish\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run_dir: run\nclasses:\n  source: c.txt\n")
+    assert main(["classes", "-c", str(cfg)]) == 0
+    state = tmp_path / "run" / ".synthdiv" / "stages" / "classes.json"
+    data = json.loads(state.read_text())
+    data["summary"]["note"] = "\x1b]0;pwned\x07\x1b[2J"  # a state file from someone else's run directory
+    state.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["status", "-c", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "pwned" in out

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
     from synthdiv.config import RunConfig
 
-__all__ = ["ConfigOpt", "SetOpt", "RunDirOpt", "RedoFlag", "load"]
+__all__ = ["ConfigOpt", "SetOpt", "RunDirOpt", "RedoFlag", "load", "console"]
 
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="The run config (YAML).", exists=False, dir_okay=False)
@@ -30,3 +30,17 @@ def load(config: Path, overrides: list[str] | None, run_dir: Path | None) -> Run
     from synthdiv.config import load_config
 
     return load_config(config, overrides or [], run_dir)
+
+
+def console(**kwargs: Any) -> Any:
+    """A rich Console that escapes control characters in the text it is given (a class name, an LLM answer or a
+    state file could hold ``\\x1b[...``): only rich's own styling reaches the terminal raw."""
+    from rich.console import Console
+
+    from synthdiv.names import printable
+
+    class _SafeConsole(Console):
+        def render_str(self, text: str, **kwargs: Any) -> Any:
+            return super().render_str(printable(text, keep="\n\t"), **kwargs)
+
+    return _SafeConsole(**kwargs)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from synthdiv.cli._options import ConfigOpt, RunDirOpt, SetOpt, load
+from synthdiv.cli._options import ConfigOpt, RunDirOpt, SetOpt, console, load
 
 __all__ = ["app"]
 
@@ -29,12 +29,10 @@ def disambiguation(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = 
 @app.command("prompts")
 def prompts(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None, class_: ClassOpt = None) -> None:
     """Per class: counts by kind, distinct-word ratio, mean pairwise CLIP text distance, sample prompts."""
-    from rich.console import Console
-
     from synthdiv.stages import _load
 
     cfg = load(config, set_, run_dir)
-    Console().print(_load("synthdiv.prompts.diversity:diversity_report", "prompts")(cfg, class_))
+    console().print(_load("synthdiv.prompts.diversity:diversity_report", "prompts")(cfg, class_))
 
 
 @app.command("samples")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from synthdiv.cli._options import ConfigOpt, RedoFlag, RunDirOpt, SetOpt, load
+from synthdiv.cli._options import ConfigOpt, RedoFlag, RunDirOpt, SetOpt, console, load
 
 __all__ = ["register"]
 
@@ -75,7 +75,6 @@ def run(
 
 def status(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) -> None:
     """Print each stage's state: not started, partial (with counts), done, stale."""
-    from rich.console import Console
     from rich.table import Table
 
     from synthdiv.stages import stage_status
@@ -88,7 +87,7 @@ def status(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) ->
     colours = {"done": "green", "partial": "yellow", "stale": "red", "not built": "dim"}
     for row in stage_status(cfg):
         table.add_row(row.stage, f"[{colours.get(row.state, 'white')}]{row.state}[/]", row.detail)
-    Console().print(table)
+    console().print(table)
 
 
 def estimate(
@@ -100,12 +99,10 @@ def estimate(
     ] = None,
 ) -> None:
     """Print images, shards, disk size and GPU-hours of the planned generation."""
-    from rich.console import Console
-
     from synthdiv.stages import _load
 
     cfg = load(config, set_, run_dir)
-    Console().print(_load("synthdiv.generate.estimate:estimate", "estimate")(cfg, images_per_second))
+    console().print(_load("synthdiv.generate.estimate:estimate", "estimate")(cfg, images_per_second))
 
 
 def register(app: typer.Typer) -> None:
