@@ -79,7 +79,7 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec(
         "generate", "synthdiv.generate:generate_images", inputs=("plan",), outputs=("shards", "manifest"),
         sections=("generate.content", "models.generator"), progress="synthdiv.generate:progress",
-        complete="synthdiv.generate:is_complete",
+        complete="synthdiv.generate:is_complete", check="synthdiv.generate.plan_check:check_plan",
     ),
     StageSpec("score", "synthdiv.generate.scoring:score_images", inputs=("manifest",), outputs=("scores",),
               sections=("score", "models.clip")),
@@ -187,8 +187,10 @@ def _run_locked(cfg: RunConfig, spec: StageSpec, run: RunDir, impl: Callable[...
         set_aside = aside.set_aside(run, name, spec.outputs)
         state = run.read_state(name)  # None once set aside; a rank's peer may have begun the redo already
     if state is not None and state.status == "done" and all(getattr(run, o).exists() for o in spec.outputs[:1]):
-        logger.info("stage %s is done and its config and inputs are unchanged: nothing to do", name)
-        return {"skipped": True, **(state.summary or {})}
+        if not _lost_outputs(cfg, spec, run):
+            logger.info("stage %s is done and its config and inputs are unchanged: nothing to do", name)
+            return {"skipped": True, **(state.summary or {})}
+        logger.warning("stage %s was done, but some of its outputs are missing or damaged: redoing them", name)
     if state is not None:
         logger.info("stage %s was started earlier with the same config: resuming", name)
     old_config = run.config.read_bytes() if run.config.is_file() else None
@@ -216,6 +218,11 @@ def _run_locked(cfg: RunConfig, spec: StageSpec, run: RunDir, impl: Callable[...
     if set_aside:
         logger.info("stage %s redone; its earlier outputs are deleted", name)
     return summary
+
+
+def _lost_outputs(cfg: RunConfig, spec: StageSpec, run: RunDir) -> bool:
+    """Whether a stage recorded as done has lost part of its outputs since (a deleted or truncated shard)."""
+    return spec.complete is not None and not _load(spec.complete, spec.name)(cfg, run)
 
 
 def _restore_config(run: RunDir, old: bytes | None) -> None:
@@ -293,6 +300,9 @@ def stage_status(cfg: RunConfig) -> list[StageStatus]:
             detail = _load(spec.progress, spec.name)(cfg, run) or ""
         if all(getattr(run, i).exists() for i in spec.inputs) and state.fingerprint != fingerprint(cfg, spec, run):
             rows.append(StageStatus(spec.name, "stale", "config or inputs changed since it ran"))
+        elif state.status == "done" and _lost_outputs(cfg, spec, run):
+            rows.append(StageStatus(spec.name, "partial", f"{detail}; outputs lost or damaged since it was done"
+                                    f": run `synthdiv {spec.name}` to redo them"))
         elif state.status == "done":
             summary = ", ".join(f"{k}={v}" for k, v in (state.summary or {}).items() if not isinstance(v, dict | list))
             rows.append(StageStatus(spec.name, "done", detail or summary))

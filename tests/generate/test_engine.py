@@ -102,7 +102,7 @@ def test_resume_may_change_how_but_not_what(gen_config):
     faster = cfg.model_copy(update={"generate": cfg.generate.model_copy(update={"batch_size": 4, "writer_threads": 1})})
     assert run_stage(faster, "generate")["made_shards"] == 3  # resumed: runner settings are not in the fingerprint
     smaller = cfg.model_copy(update={"generate": cfg.generate.model_copy(update={"quality": 50})})
-    with pytest.raises(FingerprintMismatchError, match="--redo generate"):
+    with pytest.raises(FingerprintMismatchError, match="synthdiv generate --redo"):
         run_stage(smaller, "generate")
 
 

@@ -7,7 +7,14 @@ when they are used.
 import logging
 
 from synthdiv.generate.base import Generator
-from synthdiv.generate.engine import generate_images, is_complete, pending_shards, progress
+from synthdiv.generate.engine import (
+    generate_images,
+    incomplete_shards,
+    is_complete,
+    pending_shards,
+    progress,
+    require_complete,
+)
 from synthdiv.generate.registry import GENERATORS, create_generator, generator_id
 from synthdiv.generate.shards import read_manifest
 
@@ -22,5 +29,7 @@ __all__ = [
     "progress",
     "is_complete",
     "pending_shards",
+    "incomplete_shards",
+    "require_complete",
     "read_manifest",
 ]

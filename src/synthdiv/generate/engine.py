@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synthdiv.generate.shards import clean_shard, shard_state
+from synthdiv.errors import InputError
+from synthdiv.generate.shards import clean_shard, shard_name, shard_state, write_wds_info
 
 if TYPE_CHECKING:
     from synthdiv.config import RunConfig
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["generate_images", "progress", "is_complete", "pending_shards"]
+__all__ = ["generate_images", "progress", "is_complete", "pending_shards", "incomplete_shards", "require_complete"]
 
 
 def pending_shards(run: RunDir, shards: list[int], verify: str) -> list[int]:
@@ -56,6 +57,8 @@ def generate_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
         made = run_ray(cfg, run, work, todo)
     else:
         made = run_local(cfg, run, work, todo, env) if todo else {"made_images": 0, "made_shards": 0}
+    if is_complete(cfg, run):  # the last worker to finish lists every shard for timm's and HF's readers
+        write_wds_info(run)
     return {"runner": runner, "rank": env.rank, "world_size": env.world_size, "planned_images": work.total_images,
             "planned_shards": len(work.shards), **made}
 
@@ -66,18 +69,51 @@ def _plan_counts(run: RunDir) -> tuple[np.ndarray, np.ndarray]:
     return plan_shard_counts(run.plan)
 
 
+def _states(run: RunDir, shards: np.ndarray) -> list[str]:
+    return [shard_state(run, int(s), "size") for s in shards]
+
+
 def progress(cfg: RunConfig, run: RunDir) -> str | None:
     """``"123/456 images, 2/5 shards"`` from the manifest parts present (cheap: a stat and a footer per shard)."""
     if not run.plan.exists():
         return None
     shards, counts = _plan_counts(run)
-    done = np.array([shard_state(run, int(s), "size") == "complete" for s in shards], dtype=bool)
+    done = np.array([s == "complete" for s in _states(run, shards)], dtype=bool)
     return f"{int(counts[done].sum())}/{int(counts.sum())} images, {int(done.sum())}/{len(shards)} shards"
 
 
 def is_complete(cfg: RunConfig, run: RunDir) -> bool:
-    """Whether every planned shard is complete (the engine marks the stage done only then)."""
+    """Whether every planned shard is complete. The engine marks the stage done only then, and redoes a done stage
+    whose shards were lost or damaged since (``status`` shows it partial)."""
     if not run.plan.exists():
         return False
-    shards, _ = _plan_counts(run)
-    return all(shard_state(run, int(s), "size") == "complete" for s in shards)
+    return not incomplete_shards(run)
+
+
+def incomplete_shards(run: RunDir) -> dict[int, str]:
+    """Shards that are not complete, with their state, by the cheap check (each tar's size against its part's).
+
+    The planned shards when there is a plan; otherwise those with a tar or a manifest part on disk.
+    """
+    if run.plan.exists():
+        shards = _plan_counts(run)[0]
+    else:
+        names = {p.name.split(".")[0] for d in (run.shards, run.manifest) if d.is_dir() for p in d.glob("shard-*")}
+        shards = np.array(sorted(int(n[6:]) for n in names if n[6:].isdigit()), dtype=np.int64)
+    return {int(s): st for s, st in zip(shards.tolist(), _states(run, shards), strict=True) if st != "complete"}
+
+
+def require_complete(run: RunDir, stage: str) -> None:
+    """Refuse to read the shards of an incomplete generate stage: ``stage`` would see only part of the images.
+
+    Raises:
+        InputError: Naming how many shards are missing or damaged and the first of them.
+    """
+    bad = incomplete_shards(run)
+    if bad:
+        total = len(_plan_counts(run)[0]) if run.plan.exists() else len(bad)
+        shard, state = next(iter(bad.items()))
+        raise InputError(
+            f"{run.manifest}: {len(bad)} of {total} planned shards are missing or damaged (first: {shard_name(shard)}: "
+            f"{state}); run `synthdiv generate` to redo them before `synthdiv {stage}`"
+        )

@@ -126,6 +126,9 @@ def score_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     """
     from rich.progress import Progress
 
+    from synthdiv.generate.engine import require_complete
+
+    require_complete(run, "score")  # never score part of the images without a word
     manifest = read_manifest(run)
     if not cfg.score.enabled or manifest.num_rows == 0:
         write_parquet_atomic(SCORES_SCHEMA.empty_table(), run.scores)
