@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from synthdiv.data import SampleSet, long_tail, low_data, pareto_profile
+from synthdiv.data import RealProtocol, SampleSet, apply_protocol, long_tail, low_data, pareto_profile, protocol_counts
 
 
 def _samples(per_class: list[int]) -> SampleSet:
@@ -45,3 +47,38 @@ def test_long_tail_subsamples_to_the_profile_within_what_each_class_has():
     assert np.array_equal(counts, pareto_profile(30, 6, 150, 3, seed=0))
     small = long_tail(_samples([10] * 30), 30, alpha=6, seed=0, max_count=150, min_count=3)
     assert small.class_counts(30).max() == 10
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(0, 60), min_size=1, max_size=12),
+    st.one_of(st.none(), st.floats(0.01, 0.99), st.integers(1, 70).map(float)),
+    st.booleans(), st.one_of(st.none(), st.integers(1, 80)), st.integers(1, 10), st.integers(0, 5),
+)
+def test_protocol_counts_are_the_counts_apply_protocol_keeps(have, keep, lt, lt_max, lt_min, seed):
+    protocol = RealProtocol(low_data=keep, long_tail=lt, long_tail_alpha=3.0, long_tail_max=lt_max,
+                            long_tail_min=lt_min)
+    counts = protocol_counts(have, protocol, seed)
+    out = apply_protocol(_samples(have), len(have), protocol, seed)
+    assert out.class_counts(len(have)).tolist() == counts.tolist()
+    assert (counts <= np.asarray(have)).all() and (counts >= 0).all()
+    assert len(set(out.keys.tolist())) == len(out)
+
+
+def test_low_data_then_long_tail_compose():
+    have = [100, 80, 60, 40]
+    protocol = RealProtocol(low_data=0.5, long_tail=True, long_tail_alpha=6, long_tail_min=2)
+    low = protocol_counts(have, RealProtocol(low_data=0.5), seed=0)
+    assert low.tolist() == [50, 40, 30, 20]
+    both = protocol_counts(have, protocol, seed=0)
+    assert np.array_equal(both, np.minimum(pareto_profile(4, 6, 50, 2, seed=0), low))
+
+
+def test_protocol_of_a_train_section():
+    from synthdiv.config import config_from_dict
+
+    cfg = config_from_dict({"run_dir": "r", "train": {"long_tail": True, "long_tail_max": 9, "low_data": 0.5}})
+    protocol = RealProtocol.from_train(cfg.train.variant("main"))
+    assert protocol == RealProtocol(low_data=0.5, long_tail=True, long_tail_max=9)
+    assert protocol.active and not RealProtocol().active
+    assert apply_protocol(_samples([3, 4]), 2, RealProtocol(), seed=0).class_counts(2).tolist() == [3, 4]

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from synthdiv.config import PlanConfig
 from synthdiv.config.prompts import DEFAULT_IMAGES_PER_CLASS
-from synthdiv.prompts.budget import cap_fairly, class_budgets, split_by_kind
+from synthdiv.prompts.budget import cap_fairly, class_budgets, split_by_kind, training_real_counts
 
 KINDS = ("base", "context", "style")
 
@@ -82,3 +82,17 @@ def test_split_rows_sum_to_budget(budgets, weights):
     counts = split_by_kind(np.array(budgets), np.ones((len(budgets), 3), int), props, KINDS)
     assert counts.sum(axis=1).tolist() == budgets
     assert (counts[:, np.array(weights) == 0] == 0).all()
+
+
+def test_training_real_counts_follow_the_synthetic_variants_protocol():
+    from synthdiv.config import TrainConfig
+    from synthdiv.data import RealProtocol, protocol_counts
+
+    real = np.array([100, 90, 80, 70, 60])
+    assert training_real_counts(TrainConfig(), real, seed=0).tolist() == real.tolist()
+    lt = TrainConfig(long_tail=True, long_tail_min=3)
+    expected = protocol_counts(real, RealProtocol(long_tail=True, long_tail_min=3), seed=4)
+    assert training_real_counts(lt, real, seed=4).tolist() == expected.tolist() != real.tolist()
+    # the protocol of a variant without synthetic images does not count
+    only_real = TrainConfig(variants={"real": {"synthetic_fraction": 0, "low_data": 0.1}, "syn": {}})
+    assert training_real_counts(only_real, real, seed=0).tolist() == real.tolist()

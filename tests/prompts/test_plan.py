@@ -184,3 +184,80 @@ def test_plan_through_the_engine_is_a_noop_the_second_time(make_config, write_re
     write_prompts(run, [{"base": 1, "context": 2}])
     assert run_stage(cfg, "plan")["images"] == 3
     assert run_stage(cfg, "plan")["skipped"] is True
+
+
+def _real_set(per_class: list[int]):
+    from synthdiv.data import SampleSet
+
+    return SampleSet.from_rows([(f"c{c}/{i}.png", -1, -1, c, f"c{c}/{i}") for c, n in enumerate(per_class)
+                                for i in range(n)])
+
+
+def test_top_up_counts_the_long_tail_real_set_training_sees(make_config, write_resolved):
+    """Issue 10: with a long-tail profile, planned synthetic + long-tail real = top_up_to for every class."""
+    from synthdiv.data import long_tail
+
+    real = [1300, 1300, 1300, 1300, 1300]
+    cfg = make_config(plan={"top_up_to": 1300},
+                      train={"long_tail": True, "long_tail_max": 1280, "long_tail_min": 5, "long_tail_alpha": 6.0})
+    run = write_resolved(cfg.run_dir, [(f"k{i}", f"k{i}", n) for i, n in enumerate(real)])
+    write_prompts(run, [{"base": 2, "context": 3}] * 5)
+    build_plan(cfg, run)
+    planned = np.bincount(pq.read_table(run.plan).column("class").to_numpy(), minlength=5)
+    lt_real = long_tail(_real_set(real), 5, 6.0, cfg.seed, 1280, 5).class_counts(5)
+    assert (lt_real < 1280).any()  # the profile really subsamples
+    assert (planned + lt_real).tolist() == [1300] * 5
+
+
+@pytest.mark.parametrize("protocol", [
+    {"long_tail": True, "long_tail_max": 40, "long_tail_min": 2, "long_tail_alpha": 3.0},
+    {"low_data": 0.3},
+    {"low_data": 7},
+    {"low_data": 0.5, "long_tail": True, "long_tail_min": 1},
+])
+def test_plan_and_train_agree_on_the_real_counts(make_config, write_resolved, tmp_path, monkeypatch, protocol):
+    """The plan's top-up and train's real set (its own prepare_data, on real files) come from one function."""
+    from synthdiv.data import SampleSet, load_classes
+    from synthdiv.train.stage import prepare_data
+
+    real = [40, 33, 40, 12, 25, 0]
+    root = tmp_path / "real"
+    for c, n in enumerate(real):
+        (root / f"k{c}").mkdir(parents=True)
+        for i in range(n):
+            (root / f"k{c}" / f"{i}.png").write_bytes(b"")
+    variants = {"real": {"synthetic_fraction": 0, "aux_norm": "none"}, "real+syn": {}}
+    cfg = make_config(plan={"top_up_to": 50}, train={**protocol, "real_root": str(root), "variants": variants})
+    run = write_resolved(cfg.run_dir, [(f"k{i}", f"k{i}", n) for i, n in enumerate(real)])
+    run.classes.write_text(run.resolved.read_text())
+    write_prompts(run, [{"base": 1, "style": 2}] * len(real))
+    build_plan(cfg, run)
+    planned = np.bincount(pq.read_table(run.plan).column("class").to_numpy(), minlength=len(real))
+    monkeypatch.setattr("synthdiv.data.synthetic_samples", lambda *a, **k: SampleSet.empty())
+    train_real, _ = prepare_data(cfg, cfg.train.variant("real+syn"), run, load_classes(run.classes))
+    seen = train_real.class_counts(len(real))
+    assert seen.sum() < sum(real)  # the protocol really subsamples
+    assert (planned + seen).tolist() == [50] * len(real)
+
+
+def test_variants_with_different_protocols_have_no_single_top_up(make_config, write_resolved):
+    variants = {"lt": {"long_tail": True}, "low": {"low_data": 0.5}, "real": {"synthetic_fraction": 0}}
+    cfg = make_config(plan={"top_up_to": 10}, train={"variants": variants})
+    run = write_resolved(cfg.run_dir, [("a", "a", 20), ("b", "b", 5)])
+    write_prompts(run, [{"base": 1}] * 2)
+    with pytest.raises(ConfigError, match="'lt' and 'low'.*different real-set protocols"):
+        build_plan(cfg, run)
+    # a real-only variant's protocol does not matter to the plan, nor does a fixed budget care
+    build_plan(make_config(plan={"images_per_class": 2}, train={"variants": variants}), run)
+    same = {"lt": {"long_tail": True}, "real": {"synthetic_fraction": 0, "low_data": 0.5}}
+    build_plan(make_config(plan={"top_up_to": 10}, train={"variants": same}), run)
+
+
+def test_a_changed_protocol_makes_the_plan_stale(make_config):
+    from synthdiv.stages import fingerprint, get_spec
+
+    spec = get_spec("plan")
+    base = fingerprint(make_config(plan={"top_up_to": 10}), spec)
+    assert fingerprint(make_config(plan={"top_up_to": 10}, train={"long_tail": True}), spec) != base
+    assert fingerprint(make_config(plan={"top_up_to": 10}, train={"long_tail_min": 3}), spec) != base
+    assert fingerprint(make_config(plan={"top_up_to": 10}, train={"lr": 0.5, "epochs": 3}), spec) == base

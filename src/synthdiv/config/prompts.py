@@ -95,8 +95,12 @@ class PlanConfig(Section):
     images_per_class: int | None = Field(
         None, ge=0, description=f"a fixed number of images per class (the default, {DEFAULT_IMAGES_PER_CLASS})"
     )
-    multiple_of_real: float | None = Field(None, gt=0, le=6, description="images per class = k x real images")
-    top_up_to: int | None = Field(None, ge=0, description="long tail: synthetic images up to N minus real count")
+    multiple_of_real: float | None = Field(
+        None, gt=0, le=6, description="images per class = k x real images (after train's low-data / long-tail protocol)"
+    )
+    top_up_to: int | None = Field(
+        None, ge=0, description="long tail: N minus the real images training sees (after train's protocol)"
+    )
     max_images: int | None = Field(None, ge=0, description="global cap on planned images, shared fairly by classes")
     shard_size: int = Field(1000, ge=1, description="images per WebDataset shard")
 

@@ -8,16 +8,18 @@ One ``train`` stage trains every variant in ``train.variants``: each variant is 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from synthdiv.config._base import ConfigPath, Section
 
-__all__ = ["TrainConfig", "EvaluateConfig", "OODSetConfig", "DEFAULT_VARIANT", "SHIFTS"]
+__all__ = ["TrainConfig", "EvaluateConfig", "OODSetConfig", "DEFAULT_VARIANT", "SHIFTS", "PROTOCOL_KEYS"]
 
 DEFAULT_VARIANT = "main"
 SHIFTS = ("edges", "inverted", "noise")
+PROTOCOL_KEYS = ("low_data", "long_tail", "long_tail_alpha", "long_tail_max", "long_tail_min")
+NormKind = Literal["batchnorm", "layernorm", "groupnorm", "rmsnorm"]
 _VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -47,8 +49,8 @@ class TrainConfig(Section):
     synthetic_fraction: float = Field(0.5, ge=0, le=1, description="share of each batch that is synthetic")
     synthetic_loss_weight: float = Field(1.0, ge=0, description="weight of synthetic samples in the loss")
     aux_norm: Literal["none", "aux"] = "aux"
-    aux_norm_layers: list[Literal["batchnorm", "layernorm", "groupnorm"]] = Field(
-        default_factory=lambda: ["batchnorm"], description="norm kinds that get an auxiliary copy for synthetic data"
+    aux_norm_layers: Literal["auto"] | Annotated[list[NormKind], Field(min_length=1)] = Field(
+        "auto", description="norm kinds that get an auxiliary copy for synthetic data; auto: every kind the model has"
     )
     # augmentation (timm)
     auto_augment: str | None = Field("rand-m9-mstd0.5", description="timm auto-augment spec, e.g. rand-m9-mstd0.5")
@@ -110,6 +112,12 @@ class TrainConfig(Section):
     def variant_names(self) -> list[str]:
         """The names of the variants this section trains, in order."""
         return list(self.variants) if self.variants else [DEFAULT_VARIANT]
+
+    @property
+    def synthetic_protocols(self) -> dict[str, dict[str, Any]]:
+        """The real-set protocol keys of each variant that trains on synthetic images (what the plan tops up from)."""
+        flat = {name: self.variant(name) for name in self.variant_names()}
+        return {name: {k: getattr(v, k) for k in PROTOCOL_KEYS} for name, v in flat.items() if v.synthetic_fraction > 0}
 
     def variant(self, name: str) -> TrainConfig:
         """The flat config of one variant: this section with the variant's overrides and no ``variants``."""

@@ -2,21 +2,58 @@
 
 All functions take and return numpy integer arrays (one entry per class), so that 1,000 or 21,000 classes cost the
 same as ten. Budgets follow the paper's scaling setups: a fixed count, a multiple (1x..6x) of the real set, or
-"top up to N" for long-tail training where tail classes get the most synthetic images.
+"top up to N" for long-tail training where tail classes get the most synthetic images. "The real set" is the one
+training will see: :func:`training_real_counts` applies the ``train`` section's low-data / long-tail protocol with
+the same seeded function training subsamples by.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from synthdiv.config.prompts import DEFAULT_IMAGES_PER_CLASS, PlanConfig
+from synthdiv.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["class_budgets", "cap_fairly", "split_by_kind"]
+__all__ = ["class_budgets", "cap_fairly", "split_by_kind", "training_real_counts"]
+
+
+def training_real_counts(train: Any, real_counts: Sequence[int] | np.ndarray, seed: int) -> np.ndarray:
+    """Real images per class that the variants training on synthetic images will see, after their protocol.
+
+    Args:
+        train: The ``train`` section (:class:`~synthdiv.config.TrainConfig`).
+        real_counts: All real images per class.
+        seed: The run seed (training subsamples with it too).
+
+    Raises:
+        ConfigError: Two such variants subsample the real set differently, so no one plan tops both up.
+    """
+    from synthdiv.data.protocols import RealProtocol, protocol_counts
+
+    protocols = train.synthetic_protocols
+    distinct = {tuple(sorted(p.items())) for p in protocols.values()}
+    if len(distinct) > 1:
+        a, b = list(protocols)[:2]
+        raise ConfigError(
+            f"train.variants: {a!r} and {b!r} train on synthetic images with different real-set protocols "
+            "(low_data / long_tail keys), so plan.top_up_to / plan.multiple_of_real has no single real count to "
+            "plan from; give them the same protocol or use one run per protocol"
+        )
+    real = np.asarray(real_counts, dtype=np.int64)
+    if not distinct:
+        return real
+    protocol = RealProtocol(**dict(distinct.pop()))
+    counts = protocol_counts(real, protocol, seed)
+    if protocol.active:
+        logger.info("plan: budgets from the real set after train's protocol: %d of %d real images",
+                    int(counts.sum()), int(real.sum()))
+    return counts
 
 
 def class_budgets(plan: PlanConfig, real_counts: Sequence[int] | np.ndarray) -> np.ndarray:

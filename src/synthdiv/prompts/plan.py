@@ -23,7 +23,7 @@ import numpy as np
 
 from synthdiv.errors import InputError
 from synthdiv.prompts import ids
-from synthdiv.prompts.budget import cap_fairly, class_budgets, split_by_kind
+from synthdiv.prompts.budget import cap_fairly, class_budgets, split_by_kind, training_real_counts
 from synthdiv.run import RunDir, atomic_write, read_jsonl
 from synthdiv.schemas import PLAN_SCHEMA, PROMPT_KINDS
 
@@ -188,6 +188,8 @@ def build_plan(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     group = np.lexsort((kind, cls))  # stable: file order within (class, kind)
     available = np.bincount(cls * len(kinds) + kind, minlength=n_cls * len(kinds)).reshape(n_cls, len(kinds))
 
+    if cfg.plan.top_up_to is not None or cfg.plan.multiple_of_real is not None:
+        real = training_real_counts(cfg.train, real, cfg.seed)  # what training will see, not all of it
     budgets = cap_fairly(class_budgets(cfg.plan, real), cfg.plan.max_images)
     counts = split_by_kind(budgets, available, cfg.prompts.proportions, kinds)
     stranded = np.flatnonzero((budgets > 0) & (counts.sum(axis=1) == 0))

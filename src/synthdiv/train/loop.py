@@ -261,7 +261,8 @@ def _micro_step(
     if tcfg.mixup_alpha > 0 or tcfg.cutmix_alpha > 0:
         images, soft = mix_within_domains(images, labels, n_real, num_classes, tcfg.label_smoothing,
                                           tcfg.mixup_alpha, tcfg.cutmix_alpha, rng)
-    with route(layers, n_real), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+    autocast = torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+    with route(layers, n_real, images.shape[0]), autocast:
         logits = net(images)
     per_sample = _loss(logits, labels, soft, tcfg.label_smoothing)
     if tcfg.synthetic_loss_weight != 1.0:

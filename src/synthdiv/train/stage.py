@@ -50,17 +50,16 @@ def progress(cfg: Any, run: RunDir) -> str | None:
 
 def prepare_data(cfg: Any, tcfg: Any, run: RunDir, classes: list[dict[str, Any]]) -> tuple[Any, Any]:
     """The real set (after the low-data / long-tail protocols) and the synthetic set of one variant."""
-    from synthdiv.data import SampleSet, long_tail, low_data, real_samples, synthetic_samples
+    from synthdiv.data import SampleSet, real_samples, synthetic_samples
     from synthdiv.data.mixed import block_sizes
+    from synthdiv.data.protocols import RealProtocol, apply_protocol
     from synthdiv.data.real import real_dir_roots
 
     n_real, n_syn = block_sizes(tcfg.batch_size, tcfg.synthetic_fraction)
     roots = real_dir_roots(cfg)  # a real_dir outside them (a foreign classes.jsonl) is refused
     real = real_samples(classes, tcfg.real_root, run.cache / "tar-index", roots) if n_real else SampleSet.empty()
-    if tcfg.low_data is not None:
-        real = low_data(real, len(classes), tcfg.low_data, cfg.seed)
-    if tcfg.long_tail:
-        real = long_tail(real, len(classes), tcfg.long_tail_alpha, cfg.seed, tcfg.long_tail_max, tcfg.long_tail_min)
+    # the plan tops up from the same seeded counts (synthdiv.prompts.budget.training_real_counts)
+    real = apply_protocol(real, len(classes), RealProtocol.from_train(tcfg), cfg.seed)
     synthetic = synthetic_samples(cfg, run, len(classes), tcfg.synthetic_root) if n_syn else SampleSet.empty()
     return real, synthetic
 
@@ -96,6 +95,7 @@ def train_variant(cfg: Any, run: RunDir, name: str) -> dict[str, Any]:
     import torch
 
     from synthdiv.data import BatchPlan, build_transforms, load_classes
+    from synthdiv.train.auxnorm import aux_norm_counts
     from synthdiv.train.distributed import setup_distributed
     from synthdiv.train.export import export_model
     from synthdiv.train.loop import run_loop
@@ -136,6 +136,7 @@ def train_variant(cfg: Any, run: RunDir, name: str) -> dict[str, Any]:
     summary = {
         "steps": total, "real_images": len(real), "synthetic_images": len(synthetic), "corrupt": result.corrupt,
         "skipped_steps": result.skipped, "final_loss": result.last_loss, "aux_norm": tcfg.aux_norm,
+        "aux_norm_layers": aux_norm_counts(model),
         "synthetic_fraction": tcfg.synthetic_fraction, "model": tcfg.model, "export": str(run.export / name),
     }
     if dist.is_main:
