@@ -188,14 +188,24 @@ def test_stage_resolves_every_class_and_keeps_them_unique(make_config, monkeypat
     assert [list(r)[: len(RESOLVED_FIELDS)] for r in rows] == [list(RESOLVED_FIELDS)] * 3
     assert summary["classes"] == 3 and summary["fallbacks"] == 0 and summary["llm_requests"] == 3
     assert len({text_key(r["description"]) for r in rows}) == 3  # the two cranes never share a description
+    # both cranes collide (and have five WordNet senses); the plain "cardigan" has two (the sweater, the corgi)
+    assert summary["ambiguous"] == 3 and summary["left_bare"] == 0 and summary["ambiguous_collision"] == 2
+    assert all(r["description"] != r["name"] for r in rows)
     for row in rows:
-        texts = [c["text"] for c in row["candidates"]]
-        assert row["name"] in texts and row["description"] in texts and len(texts) == 3
-        assert [c["rank"] for c in row["candidates"]] == [0, 1, 2]
-        assert row["status"] == "ok" and row["llm_id"] == "fake:scripted" and row["template_id"] == "disambiguate.v2"
+        by_text = {c["text"]: c for c in row["candidates"]}
+        assert by_text[row["name"]]["rejected"].startswith("ambiguous bare name")
+        assert row["description"] in by_text and by_text[row["description"]]["rejected"] is None
+        assert sorted(c["rank"] for c in row["candidates"]) == list(range(len(row["candidates"])))
+        assert row["status"] == "ok" and row["llm_id"] == "fake:scripted" and row["template_id"] == "disambiguate.v3"
+        assert row["ambiguity"]["reasons"] and row["runner_up"] != row["description"]
+    assert "crane (wading bird)" in {c["text"] for c in rows[0]["candidates"]}
+    assert "crane (lifting device)" in {c["text"] for c in rows[1]["candidates"]}
     assert [r["basis"] for r in rows] == ["images", "images", "definition"]
+    assert [r["chosen_by"].split(";")[0] for r in rows[:2]] == ["clip (signal)"] * 2  # real images: CLIP chooses
     assert rows[0]["confusable"][0] == "crane" and rows[1]["confusable"][0] == "crane"
-    assert '"crane"' in fake.calls[0]["messages"][-1]["content"]  # the LLM is told of the other crane
+    prompt = fake.calls[0]["messages"][-1]["content"]
+    assert '"crane"' in prompt and 'Other meanings of "crane" that are NOT this class' in prompt
+    assert "lifting device" in prompt  # the bird is told what the machine is
     # the scores are CLIP's: recompute the image-basis winner of the first crane independently
     scorer = create_scorer(cfg.models.clip)
     means = []
@@ -207,7 +217,8 @@ def test_stage_resolves_every_class_and_keeps_them_unique(make_config, monkeypat
     expected = t @ means[0] - t @ means[1]
     got = {c["text"]: c["score"] for c in rows[0]["candidates"]}
     np.testing.assert_allclose([got[c] for c in cands], expected, atol=1e-4)
-    assert rows[0]["candidates"][0]["text"] == cands[int(np.argmax(expected))]
+    valid = [k for k, c in enumerate(cands) if c != "crane"]  # the bare name may not win, however CLIP scores it
+    assert rows[0]["description"] == cands[max(valid, key=lambda k: expected[k])]
     assert rows[0]["candidates"][0]["other_class"] == 1
 
 
@@ -221,8 +232,10 @@ def test_a_failed_llm_answer_is_a_fallback_and_the_stage_goes_on(make_config, mo
     summary = resolve_classes(cfg, run)
     rows = read_jsonl(run.resolved)
     assert summary["fallbacks"] == 1 and summary["llm_requests"] == 3
-    assert rows[0]["status"] == "fallback" and rows[0]["description"] == "crane" and rows[0]["llm_error"]
-    assert [c["source"] for c in rows[0]["candidates"]] == ["name"] and rows[0]["llm_attempts"] == 2
+    assert rows[0]["status"] == "fallback" and rows[0]["llm_error"] and rows[0]["llm_attempts"] == 2
+    # no LLM candidate, but the grounded ones (WordNet hypernym, definition) still settle the ambiguous name
+    assert sorted(c["source"] for c in rows[0]["candidates"]) == ["definition", "hypernym", "name"]
+    assert rows[0]["description"] in ("crane (lifting device)", "crane, lifts and moves heavy objects")
     assert rows[1]["status"] == "ok"
 
 
@@ -259,14 +272,15 @@ def test_backend_errors_are_recorded_unless_the_llm_never_works(make_config, mon
 
     cfg = make_config(disambiguate={"candidates": 1, "confusable": 0}, models={"clip": CLIP})
     run = RunDir(cfg.run_dir)
-    _write_classes(run, [{"name": "cat"}, {"name": "boom"}, {"name": "dog"}])
-    _use_llm(monkeypatch, _Broken('["a tabby cat"]', '["a small dog"]'))
+    # one-sense names (WordNet), so nothing is ambiguous and the names may stay
+    _write_classes(run, [{"name": "goldfish"}, {"name": "boomslang"}, {"name": "zebra"}])
+    _use_llm(monkeypatch, _Broken('["a goldfish in orange"]', '["a striped zebra"]'))
     resolve_classes(cfg, run)
     rows = read_jsonl(run.resolved)
     assert [r["status"] for r in rows] == ["ok", "fallback", "ok"]
-    assert rows[1]["llm_error"] == "ConnectionError: server went away" and rows[1]["description"] == "boom"
+    assert rows[1]["llm_error"] == "ConnectionError: server went away" and rows[1]["description"] == "boomslang"
     assert [r["basis"] for r in rows] == ["none"] * 3  # no images, no definitions: the name stays first
-    assert [r["description"] for r in rows] == ["cat", "boom", "dog"]
+    assert [r["description"] for r in rows] == ["goldfish", "boomslang", "zebra"]
     _write_classes(run, [{"name": "boom"}, {"name": "boom box"}, {"name": "boom arm"}])
     _use_llm(monkeypatch, _Broken())
     with pytest.raises(ConnectionError):
@@ -322,14 +336,15 @@ def test_table_shows_original_chosen_and_runner_up(make_config, monkeypatch, cra
     _write_classes(run, cranes)
     _use_llm(monkeypatch, FakeLLM('["a grey crane bird"]', '["a tower crane"]', '["a wool cardigan"]'))
     resolve_classes(cfg, run)
-    console = Console(record=True, width=200)
+    console = Console(record=True, width=250)
     console.print(disambiguation_table(cfg))
     text = console.export_text()
     for row in read_jsonl(run.resolved):
-        assert row["description"] in text
-        other = next(c for c in row["candidates"] if c["text"] != row["description"])
-        assert other["text"] in text and (f"{other['score']:+.3f}" in text or other["score"] is None)
-    assert "runner-up" in text and "definition" in text
+        assert row["description"] in text and row["runner_up"] in text
+        assert f"{row['margin']:+.3f}" in text
+    assert "runner-up" in text and "definition" in text and "why ambiguous" in text
+    assert "same CLIP tokens as class" in text
+    assert "3 of 3 classes ambiguous" in text and "0 left bare" in text
 
 
 def test_bad_classes_file_names_the_line(make_config, tmp_path) -> None:
@@ -388,7 +403,7 @@ def test_show_disambiguation_cli(tmp_path: Path, capsys: pytest.CaptureFixture[s
     config = tmp_path / "run.yaml"
     config.write_text("run_dir: run\ndisambiguate:\n  enabled: false\n", encoding="utf-8")
     assert main(["show", "disambiguation", "-c", str(config)]) == 2  # nothing resolved yet: a one-line error
-    assert "run `synthdiv disambiguate` first" in capsys.readouterr().err
+    assert "run `synthdiv disambiguate" in capsys.readouterr().err
     _write_classes(RunDir(tmp_path / "run"), [{"name": "crane"}, {"name": "cardigan"}])
     assert main(["disambiguate", "-c", str(config)]) == 0
     assert main(["show", "disambiguation", "-c", str(config)]) == 0

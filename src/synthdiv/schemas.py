@@ -8,6 +8,7 @@ import pyarrow as pa
 
 __all__ = [
     "CLASS_FIELDS",
+    "CLASS_SENSE_FIELDS",
     "RESOLVED_FIELDS",
     "PROMPTS_SCHEMA",
     "PLAN_SCHEMA",
@@ -20,6 +21,9 @@ __all__ = [
 #   index: 0..N-1, the label used by training; name: the class name as given; wnid: WordNet id or null;
 #   definition: a gloss or null; real_images: number of real images found; real_dir: folder of real images or null.
 CLASS_FIELDS = ("index", "name", "wnid", "definition", "real_images", "real_dir")
+# Optional fields after them (older runs lack them; readers use .get): lemmas: every lemma of the WordNet synset,
+# the name first, or null; hypernym: the first lemma of the synset's hypernym, or null.
+CLASS_SENSE_FIELDS = ("lemmas", "hypernym")
 
 # classes.resolved.jsonl: the CLASS_FIELDS plus
 #   description: the chosen unambiguous text used by every prompt of the class;

@@ -12,6 +12,8 @@ VARS = {
                         "k": 4},
     "disambiguate.v2": {"name": "crane", "definition": "large long-necked wading bird; of marshes", "others": ["heron"],
                         "k": 3},
+    "disambiguate.v3": {"name": "crane", "definition": "lifts and moves heavy objects", "others": ["crane"],
+                        "senses": ["wading bird: large long-necked wading bird"], "k": 3},
     "contexts.v1": {"description": "a goldfish", "k": 7},
     "styles.v1": {"k": 9},
     "styles.class.v1": {"description": "a goldfish", "k": 3},
@@ -39,6 +41,15 @@ def test_disambiguate_names_confusable_classes_and_omits_empty_parts() -> None:
     assert '"heron"' in messages[1]["content"]
     bare, _ = templates.render("disambiguate.v1", name="drake", definition=None, others=[], k=2)
     assert "Meaning" not in bare[1]["content"] and "confuse" not in bare[1]["content"]
+
+
+def test_disambiguate_v3_names_the_other_senses_and_asks_for_noun_phrases() -> None:
+    messages, _ = templates.render("disambiguate.v3", **VARS["disambiguate.v3"])
+    user = messages[-1]["content"]
+    assert 'Other meanings of "crane" that are NOT this class: wading bird: large long-necked' in user
+    assert "noun phrases" in user and '"crane, lifts and moves heavy objects"' in user
+    bare, _ = templates.render("disambiguate.v3", name="drake", definition=None, others=[], senses=[], k=2)
+    assert "Other meanings" not in bare[-1]["content"] and "form of one" not in bare[-1]["content"]
 
 
 def test_disambiguate_v2_example_comes_from_the_class_itself() -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from synthdiv.catalog.classfile import read_class_file
 from synthdiv.catalog.imagefolder import class_folders, count_images, find_class_dir, imagefolder_classes
-from synthdiv.catalog.imagenet import imagenet_classes
+from synthdiv.catalog.imagenet import hypernym_name, imagenet_classes, lemmas_of_wnid
 from synthdiv.catalog.records import ClassRecord
 from synthdiv.config.classes import IMAGENET_SOURCES
 from synthdiv.errors import InputError
@@ -68,11 +68,18 @@ def collect_classes(section: ClassesConfig) -> list[ClassRecord]:
         else:
             raise InputError(f"classes.source: {path} does not exist (expected imagenet-1k, imagenet-22k, a "
                              ".txt/.csv class file or an ImageFolder directory)")
-    records = _select(records, section)
+    records = [_with_senses(r) for r in _select(records, section)]
     _check_unique(records, where)
     if section.real_root is not None:
         records = _attach_real(records, section.real_root, section.image_extensions)
     return [r.with_(index=i) for i, r in enumerate(records)]
+
+
+def _with_senses(record: ClassRecord) -> ClassRecord:
+    """The record with its synset's lemmas and hypernym, where it has a wnid (the disambiguate stage uses them)."""
+    if record.wnid is None or record.lemmas is not None:
+        return record
+    return record.with_(lemmas=lemmas_of_wnid(record.wnid), hypernym=hypernym_name(record.wnid))
 
 
 def _select(records: list[ClassRecord], section: ClassesConfig) -> list[ClassRecord]:

@@ -12,11 +12,11 @@ import logging
 import pkgutil
 
 from synthdiv.catalog.records import ClassRecord
-from synthdiv.catalog.wordnet import lookup
+from synthdiv.catalog.wordnet import hypernym_of, lookup
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["imagenet_classes", "describe_wnid", "name_of_wnid", "imagenet_wnids"]
+__all__ = ["imagenet_classes", "describe_wnid", "name_of_wnid", "lemmas_of_wnid", "hypernym_name", "imagenet_wnids"]
 
 _SYNSET_FILES = {"imagenet-1k": "imagenet_synsets.txt", "imagenet-22k": "imagenet22k_synsets.txt"}
 
@@ -49,18 +49,32 @@ def describe_wnid(wnid: str) -> str | None:
     return synset.gloss if synset else None
 
 
-def name_of_wnid(wnid: str) -> str | None:
-    """The first lemma of a WordNet id (timm's metadata, else WordNet)."""
+def lemmas_of_wnid(wnid: str) -> tuple[str, ...] | None:
+    """Every lemma of a WordNet id, the usual name first (timm's metadata, else WordNet)."""
     lemma = _table("imagenet_synset_to_lemma.txt").get(wnid)
     if lemma:
-        return lemma.split(",")[0].strip()
+        return tuple(dict.fromkeys(x.strip() for x in lemma.split(",") if x.strip()))
     synset = lookup(wnid)
-    return synset.lemmas[0] if synset else None
+    return synset.lemmas if synset else None
+
+
+def name_of_wnid(wnid: str) -> str | None:
+    """The first lemma of a WordNet id (timm's metadata, else WordNet)."""
+    lemmas = lemmas_of_wnid(wnid)
+    return lemmas[0] if lemmas else None
+
+
+def hypernym_name(wnid: str) -> str | None:
+    """The first lemma of the hypernym of a WordNet id ("wading bird" for the crane bird); None without WordNet."""
+    parent = hypernym_of(wnid)
+    return parent.lemmas[0] if parent else None
 
 
 def imagenet_classes(source: str) -> list[ClassRecord]:
     """Every class of ``imagenet-1k`` or ``imagenet-22k`` in the standard label order."""
-    return [
-        ClassRecord(index=i, name=name_of_wnid(wnid) or wnid, wnid=wnid, definition=describe_wnid(wnid))
-        for i, wnid in enumerate(imagenet_wnids(source))
-    ]
+    out = []
+    for i, wnid in enumerate(imagenet_wnids(source)):
+        lemmas = lemmas_of_wnid(wnid)
+        out.append(ClassRecord(index=i, name=lemmas[0] if lemmas else wnid, wnid=wnid, definition=describe_wnid(wnid),
+                               lemmas=lemmas, hypernym=hypernym_name(wnid)))
+    return out

@@ -18,11 +18,14 @@ class ClassRecord:
     definition: str | None = None
     real_images: int = 0
     real_dir: str | None = None
+    lemmas: tuple[str, ...] | None = None  # every lemma of the WordNet synset, the name first (wnid classes)
+    hypernym: str | None = None  # the first lemma of the synset's hypernym ("wading bird" for the crane bird)
     line: int | None = None  # where it came from in a class file (for error messages; not written)
 
     def to_json(self) -> dict[str, Any]:
         row = asdict(self)
         row.pop("line")
+        row["lemmas"] = list(self.lemmas) if self.lemmas is not None else None
         return row
 
     def with_(self, **changes: Any) -> ClassRecord:

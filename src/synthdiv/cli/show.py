@@ -18,12 +18,13 @@ ClassOpt = Annotated[str | None, typer.Option("--class", help="Only this class (
 
 @app.command("disambiguation")
 def disambiguation(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) -> None:
-    """Table of class, original name, chosen description, runner-up and scores."""
-    from rich.console import Console
-
+    """Table of class, original name, why it was ambiguous, chosen description, runner-up, margin and scores."""
     from synthdiv.stages import _load
 
-    Console().print(_load("synthdiv.disambiguate:disambiguation_table", "disambiguate")(load(config, set_, run_dir)))
+    out = console()
+    if not out.is_terminal:  # a pipe or a file: no 80-column fold of a wide table
+        out = console(width=250)
+    out.print(_load("synthdiv.disambiguate:disambiguation_table", "disambiguate")(load(config, set_, run_dir)))
 
 
 @app.command("prompts")

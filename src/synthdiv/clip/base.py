@@ -25,3 +25,6 @@ class ImageTextScorer(Protocol):
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """``(len(texts), dim)`` float32, L2-normalised."""
         ...
+
+    # Optional: ``token_ids(texts) -> list[tuple[int, ...]]``, the ids the text encoder reads (no padding). Where a
+    # backend lacks it, CLIP's own BPE tokenizer (which lower-cases) stands in: see synthdiv.disambiguate.ambiguity.

@@ -85,6 +85,11 @@ class HFScorer(BatchedScorer):
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         return _features(self.model.get_text_features(**inputs))
 
+    def token_ids(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        """The token ids the text encoder reads for each text (no padding): equal ids, equal embeddings."""
+        ids = self.processor.tokenizer(list(texts), truncation=True, max_length=self._context)["input_ids"]
+        return [tuple(row) for row in ids]
+
     def _to_device(self, value: Any) -> Any:
         if value.is_floating_point():
             return value.to(self.device, self.dtype)

@@ -84,3 +84,7 @@ class OpenCLIPScorer(BatchedScorer):
         tokens = self.tokenizer(list(texts)).to(self.device)
         return self.model.encode_text(tokens)
 
+    def token_ids(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        """The token ids the text encoder reads for each text (padding dropped): equal ids, equal embeddings."""
+        return [tuple(int(t) for t in row if t != 0) for row in self.tokenizer(list(texts))]
+

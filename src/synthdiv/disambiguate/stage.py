@@ -1,46 +1,46 @@
 """The disambiguate stage: one unambiguous description per class (Yu et al., 2023, label ambiguity resolution).
 
-For each class the LLM proposes K descriptions from the name, the definition and the names of the most confusable
-other classes; the name itself is always a candidate. CLIP scores every candidate against the class's real images
-with a margin against the other classes' images (or against the definition when there are no images), the best
-wins, and the winners are made unique across the class list. An LLM failure for a class keeps its name (status
-"fallback") and the stage goes on.
+First it finds the ambiguous names, each with its reason (:mod:`~synthdiv.disambiguate.ambiguity`: names that
+collide under the CLIP tokenizer, differ only by number, or have several WordNet senses). Every class gets LLM
+candidates, asked with its definition, the confusable classes and the name's other senses, and checked
+(:mod:`~synthdiv.disambiguate.validate`); an ambiguous class also gets grounded candidates from WordNet
+(:mod:`~synthdiv.disambiguate.grounded`). CLIP scores every candidate against the class's real images with a margin
+against the other classes' images (or against the definition when there are no images); the rule
+(:mod:`~synthdiv.disambiguate.rule`) picks, and the picks are made unique across the list, in words and in CLIP
+tokens. An ambiguous class never keeps its bare name; an unambiguous one may. An LLM failure for a class is recorded
+(status "fallback") and the stage goes on.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synthdiv.disambiguate.confusable import confusable_classes, mentions_name
+from synthdiv.disambiguate.ambiguity import Ambiguity, detect_ambiguity, number_key, token_ids_of
+from synthdiv.disambiguate.confusable import confusable_classes
+from synthdiv.disambiguate.grounded import grounded_candidates
+from synthdiv.disambiguate.propose import Proposal, ask_all, strip_label
+from synthdiv.disambiguate.rule import Choice, choose_order
 from synthdiv.disambiguate.scoring import ClassImages, mean_image_embedding, sample_images, score_candidates
-from synthdiv.disambiguate.unique import Pick, make_unique, text_key
+from synthdiv.disambiguate.unique import Pick, make_token_unique, make_unique, text_key
+from synthdiv.disambiguate.validate import CandidateCheck, ClassNames
 from synthdiv.errors import InputError
-from synthdiv.run import RunDir, atomic_write_jsonl, canonical_hash
-from synthdiv.schemas import CLASS_FIELDS
+from synthdiv.run import RunDir, atomic_write_jsonl
+from synthdiv.schemas import CLASS_FIELDS, CLASS_SENSE_FIELDS
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from synthdiv.clip import ImageTextScorer
-    from synthdiv.config import DisambiguateConfig, RunConfig
+    from synthdiv.config import RunConfig
     from synthdiv.llm import LLM
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["resolve_classes", "read_classes", "Proposal", "propose"]
-
-TEMPLATE = "disambiguate.v2"
-# "[description]", "<class name>", "{name}": a small model copying the shape of an instruction.
-_PLACEHOLDER = re.compile(r"[\[<{][^\]>}]*[\]>}]")
-# "Description: ...", "A: ...", "Answer 2: ...": a label a small model puts before its item.
-_LABEL = re.compile(r"^\s*(?:description|answer|output|item|a|q)\s*\d*\s*:\s*", re.IGNORECASE)
-# Backend errors (not bad answers) on this many classes in a row, from the first class on, stop the stage.
-_FAIL_FAST = 3
-
+__all__ = ["resolve_classes", "read_classes"]
 
 def read_classes(path: Path) -> list[dict[str, Any]]:
     """``classes.jsonl`` rows, checked for the fields of :data:`~synthdiv.schemas.CLASS_FIELDS`."""
@@ -62,55 +62,6 @@ def read_classes(path: Path) -> list[dict[str, Any]]:
     if not rows:
         raise InputError(f"{path}: no classes; run `synthdiv classes --redo` with a class list that has some")
     return rows
-
-
-@dataclass
-class Proposal:
-    """What the LLM proposed for one class."""
-
-    items: list[str] = field(default_factory=list)
-    ok: bool = False
-    attempts: int = 0
-    error: str | None = None
-    template_id: str | None = None
-    rejected: list[tuple[str, str]] = field(default_factory=list)
-
-
-def propose(llm: LLM, row: dict[str, Any], others: list[str], dcfg: DisambiguateConfig, seed: int) -> Proposal:
-    """Ask ``llm`` for ``dcfg.candidates`` descriptions of the class ``row``; never raises on a bad answer."""
-    from synthdiv.llm.structured import ask_list
-    from synthdiv.llm.templates import render
-
-    name = row["name"]
-    messages, template_id = render(
-        TEMPLATE, name=name, definition=row.get("definition"), others=others, k=dcfg.candidates
-    )
-
-    def validate(item: str) -> str | None:
-        if not any(ch.isalpha() for ch in item):
-            return "has no words"
-        if _PLACEHOLDER.search(item):
-            return "contains a template placeholder"
-        if text_key(item) == text_key(name):
-            return "only repeats the class name"
-        if len(item.split()) > dcfg.max_words:
-            return f"longer than {dcfg.max_words} words"
-        if dcfg.require_name and not mentions_name(item, name):
-            return f"does not name the class ({name})"
-        return None
-
-    answer = ask_list(
-        llm, messages, n_items=dcfg.candidates, min_len=2, max_len=200, max_retries=dcfg.max_retries,
-        temperature=dcfg.temperature, seed=seed, max_tokens=dcfg.max_tokens or 48 * dcfg.candidates + 32,
-        validate=validate,
-    )
-    return Proposal(
-        list(answer.items), bool(answer.items), answer.attempts, answer.error, template_id, list(answer.rejected)
-    )
-
-
-def _class_seed(root: int, row: dict[str, Any]) -> int:
-    return int(canonical_hash([root, row.get("wnid"), row["name"], row["index"]])[:8], 16)
 
 
 def _progress() -> Any:
@@ -137,38 +88,39 @@ def _embed_real_images(
     return out
 
 
-def _ask_all(
-    cfg: RunConfig, rows: list[dict[str, Any]], others: list[list[int]], llm: LLM, progress: Any
-) -> list[Proposal]:
-    task = progress.add_task("disambiguate: LLM candidates", total=len(rows))
-    proposals: list[Proposal] = []
-    raised = 0
-    for row, near in zip(rows, others, strict=True):
-        names = [rows[j]["name"] for j in near]
-        try:
-            proposal = propose(llm, row, names, cfg.disambiguate, _class_seed(cfg.seed, row))
-        except Exception as exc:  # a backend failure for one class is recorded; the stage goes on
-            raised += 1
-            if raised == len(proposals) + 1 and raised >= min(_FAIL_FAST, len(rows)):
-                logger.error("the LLM failed on the first %d classes: stopping", raised)
-                raise
-            logger.warning("LLM failed for class %s (%s): keeping its name", row["name"], exc)
-            proposal = Proposal(error=f"{type(exc).__name__}: {exc}", template_id=TEMPLATE)
-        if not proposal.ok:
-            logger.info("no LLM candidates for class %s: %s", row["name"], proposal.error)
-        proposals.append(proposal)
-        progress.advance(task)
-    return proposals
-
-
-def _candidate_texts(row: dict[str, Any], proposal: Proposal) -> list[tuple[str, str]]:
-    """``(text, source)``: the name first, then the LLM's items that are not the name again."""
+def _candidate_texts(
+    row: dict[str, Any], proposal: Proposal, grounded: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """``(text, source)``: the name first, then the grounded candidates, then the LLM's items, without repeats."""
     out, seen = [(row["name"], "name")], {text_key(row["name"])}
-    for raw in proposal.items:
-        item = _LABEL.sub("", raw).strip() or raw
+    items = [(text, source) for text, source in grounded]
+    items += [(strip_label(raw), "llm") for raw in proposal.items]
+    for item, source in items:
         if text_key(item) not in seen:
             seen.add(text_key(item))
-            out.append((item, "llm"))
+            out.append((item, source))
+    return out
+
+
+def _rejections(
+    cands: list[tuple[str, str]],
+    amb: Ambiguity,
+    tokens: list[tuple[int, ...]],
+    name_tokens: dict[tuple[int, ...], int],
+    index: int,
+    names: list[str],
+) -> list[str | None]:
+    """Why each candidate of an ambiguous class may not be chosen (None: it may)."""
+    out: list[str | None] = []
+    for (_, source), ids in zip(cands, tokens, strict=True):
+        if not amb.ambiguous:
+            out.append(None)
+        elif source == "name":
+            out.append("ambiguous bare name: " + "; ".join(amb.reasons))
+        elif name_tokens.get(ids, index) != index:
+            out.append(f"same CLIP tokens as the name of class {name_tokens[ids]} ({names[name_tokens[ids]]})")
+        else:
+            out.append(None)
     return out
 
 
@@ -177,9 +129,15 @@ def _score_all(
     rows: list[dict[str, Any]],
     images: list[ClassImages],
     candidates: list[list[tuple[str, str]]],
+    others: list[list[int]],
     scorer: ImageTextScorer,
 ) -> list[tuple[str, list[dict[str, Any]]]]:
-    """Per class, ``(basis, candidate records ranked best first)``."""
+    """Per class, ``(basis, candidate records ranked best first)``.
+
+    Every record has ``margin``: with images, its similarity to the own images minus the best to another class's;
+    with a definition only, its similarity to the definition minus the best to a confusable class's definition (or
+    name). The margin is what tells whether CLIP has signal for an ambiguous class.
+    """
     import numpy as np
 
     dcfg = cfg.disambiguate
@@ -190,8 +148,8 @@ def _score_all(
         for text, _ in cands
     ]
     embedded = scorer.embed_texts(flat)
-    need_def = [i for i, row in enumerate(rows) if not has_images[i] and (row.get("definition") or "").strip()]
-    definitions = dict(zip(need_def, scorer.embed_texts([rows[i]["definition"] for i in need_def]), strict=True))
+    refs = scorer.embed_texts([(row.get("definition") or "").strip() or row["name"] for row in rows])
+    has_def = [bool((row.get("definition") or "").strip()) for row in rows]
     with_images = [i for i in range(len(rows)) if has_images[i]]
     means = np.stack([images[i].mean for i in with_images]) if with_images else None
     out, start = [], 0
@@ -204,41 +162,72 @@ def _score_all(
             images[i].mean,
             means[keep] if means is not None and keep else None,
             [with_images[k] for k in keep],
-            definitions.get(i),
+            refs[i] if has_def[i] else None,
             dcfg.margin_weight,
         )
         records = [
             {"text": text, "source": source, **score.as_dict()}
             for (text, source), score in zip(cands, scores, strict=True)
         ]
+        _add_margins(records, basis, texts, refs, others[i])
         order = sorted(range(len(records)), key=lambda k: (records[k]["score"] is None, -(records[k]["score"] or 0), k))
         ranked = [{**records[k], "rank": r} for r, k in enumerate(order)]
         out.append((basis, ranked))
     return out
 
 
+def _add_margins(
+    records: list[dict[str, Any]], basis: str, texts: np.ndarray, refs: np.ndarray, confusable: list[int]
+) -> None:
+    if basis == "images":
+        for r in records:
+            other = r.get("other_similarity")
+            r["margin"] = round(r["similarity"] - other, 6) if other is not None else None
+        return
+    if basis == "definition" and confusable:
+        best_other = (texts @ refs[confusable].T).max(axis=1)
+        for r, other in zip(records, best_other, strict=True):
+            r["margin"] = round(float(r["similarity"] - other), 6)
+        return
+    for r in records:
+        r["margin"] = None
+
+
 def _resolved_row(
     row: dict[str, Any],
-    basis: str,
-    ranked: list[dict[str, Any]],
+    scored: tuple[str, list[dict[str, Any]]],
     proposal: Proposal,
+    choice: Choice,
     pick: Pick,
-    llm_id: str,
+    amb: Ambiguity,
+    llm_id: str | None,
     confusable: list[str],
     images_used: int,
 ) -> dict[str, Any]:
     """One line of ``classes.resolved.jsonl``: the RESOLVED_FIELDS, then provenance of the choice."""
+    basis, ranked = scored
     if pick.rank is None:  # a made-up unique text is recorded as a candidate too
         ranked = [*ranked, {"text": pick.text, "source": "unique", "score": None, "rank": len(ranked)}]
+    chosen = next((c for c in ranked if c["text"] == pick.text), None)
+    second = next((c for c in ranked if c["text"] != pick.text and c.get("rejected") is None), None)
+    margin = None
+    if chosen and second and chosen.get("score") is not None and second.get("score") is not None:
+        margin = round(chosen["score"] - second["score"], 6)
+    status = "ok" if proposal.ok else ("no-llm" if llm_id is None else "fallback")
     return {
         **{f: row.get(f) for f in CLASS_FIELDS},
         "description": pick.text,
         "candidates": ranked,
-        "status": "ok" if proposal.ok else "fallback",
+        "status": status,
         "llm_id": llm_id,
         "template_id": proposal.template_id,
+        **{f: row.get(f) for f in CLASS_SENSE_FIELDS},
+        "ambiguity": amb.as_dict() if amb.ambiguous else None,
         "basis": basis,
-        "chosen_by": pick.reason,
+        "chosen_by": choice.reason if pick.reason == "best" else f"{choice.reason}; {pick.reason}",
+        "runner_up": second["text"] if second else None,
+        "margin": margin,
+        "bare": amb.ambiguous and text_key(pick.text) == text_key(row["name"]),
         "confusable": confusable,
         "real_images_used": images_used,
         "llm_attempts": proposal.attempts,
@@ -274,7 +263,9 @@ def resolve_classes(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
 
     Returns:
         Counts: classes, changed (description differs from the name), fallbacks (no LLM candidates), made_unique
-        (took a lower-ranked or extended text to stay unique), LLM calls and cache hits / misses.
+        (took a lower-ranked or extended text to stay unique), ambiguous classes by reason and how they were
+        settled, ``left_bare`` (ambiguous classes that kept their name: no candidate at all), LLM calls and cache
+        hits / misses.
 
     Raises:
         InputError: ``classes.jsonl`` is empty or a row lacks a field.
@@ -285,40 +276,95 @@ def resolve_classes(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     if not cfg.disambiguate.enabled:
         return _disabled(rows, run)
     from synthdiv.clip import create_scorer
-    from synthdiv.llm import create_llm
 
     scorer = create_scorer(cfg.models.clip)
-    llm = create_llm(cfg.models.llm, cache_dir=run.cache / "llm")
+    llm = _llm(cfg, run)
+    names = [row["name"] for row in rows]
+    token_ids = token_ids_of(scorer)
+    ambiguity = detect_ambiguity(rows, token_ids)
+    checks = _checks(rows, ambiguity)
     with _progress() as progress:
         images = _embed_real_images(cfg, rows, scorer, progress)
-        names = [row["name"] for row in rows]
         name_embeddings = scorer.embed_texts(names) if cfg.disambiguate.confusable and len(rows) > 1 else None
         others = confusable_classes(names, name_embeddings, cfg.disambiguate.confusable)
-        proposals = _ask_all(cfg, rows, others, llm, progress)
-    candidates = [_candidate_texts(row, p) for row, p in zip(rows, proposals, strict=True)]
-    scored = _score_all(cfg, rows, images, candidates, scorer)
+        others = [list(dict.fromkeys([*a.with_classes, *near]))[: max(len(near), len(a.with_classes))]
+                  for a, near in zip(ambiguity, others, strict=True)]
+        proposals = ask_all(cfg, rows, others, checks, llm, progress)
+    keys = [number_key(n) for n in names]
+    candidates, grounded = [], []
+    for i, (row, amb) in enumerate(zip(rows, ambiguity, strict=True)):
+        grounded.append(grounded_candidates(row, amb, set(keys[:i] + keys[i + 1 :])) if amb.ambiguous else [])
+        candidates.append(_candidate_texts(row, proposals[i], grounded[-1]))
+    scored = _score_all(cfg, rows, images, candidates, others, scorer)
+    name_tokens: dict[tuple[int, ...], int] = {}
+    for i, ids in enumerate(token_ids(names)):
+        name_tokens.setdefault(ids, i)
+    choices = []
+    for i, (basis, ranked) in enumerate(scored):
+        tokens = token_ids([c["text"] for c in ranked])
+        cands = [(c["text"], c["source"]) for c in ranked]
+        for record, why in zip(ranked, _rejections(cands, ambiguity[i], tokens, name_tokens, i, names), strict=True):
+            record["rejected"] = why
+        choices.append(choose_order(ranked, ambiguity[i].ambiguous, basis, cfg.disambiguate.signal_margin,
+                                    [text for text, _ in grounded[i]]))
     picks = make_unique(
-        [[c["text"] for c in ranked] for _, ranked in scored],
+        [c.texts for c in choices],
         [ranked[0]["score"] for _, ranked in scored],
         [row.get("definition") for row in rows],
         [row.get("wnid") for row in rows],
     )
+    picks = make_token_unique(picks, token_ids, [row.get("wnid") for row in rows])
     resolved = [
-        _resolved_row(row, *scored[i], proposals[i], picks[i], llm.model_id, [rows[j]["name"] for j in others[i]],
+        _resolved_row(row, scored[i], proposals[i], choices[i], picks[i], ambiguity[i],
+                      llm.model_id if llm is not None else None, [rows[j]["name"] for j in others[i]],
                       len(images[i].files))
         for i, row in enumerate(rows)
     ]
     atomic_write_jsonl(run.resolved, resolved)
+    summary = _summary(resolved, picks, proposals, scored, llm, token_ids)
+    logger.info("disambiguate: %s", ", ".join(f"{k}={v}" for k, v in summary.items()))
+    return summary
+
+
+def _llm(cfg: RunConfig, run: RunDir) -> LLM | None:
+    if cfg.disambiguate.candidates == 0:
+        return None
+    from synthdiv.llm import create_llm
+
+    return create_llm(cfg.models.llm, cache_dir=run.cache / "llm")
+
+
+def _checks(rows: list[dict[str, Any]], ambiguity: list[Ambiguity]) -> list[CandidateCheck]:
+    names = [row["name"] for row in rows]
+    class_names = ClassNames(names)
+    out = []
+    for i, (row, amb) in enumerate(zip(rows, ambiguity, strict=True)):
+        own = [row["name"], *(row.get("lemmas") or []), *([row["hypernym"]] if row.get("hypernym") else [])]
+        same = {j for j in amb.with_classes if text_key(names[j]) == text_key(row["name"])}
+        out.append(CandidateCheck(i, names, class_names, list(dict.fromkeys(own)), amb, same))
+    return out
+
+
+def _summary(
+    resolved: list[dict[str, Any]], picks: list[Pick], proposals: list[Proposal],
+    scored: list[tuple[str, list[dict[str, Any]]]], llm: LLM | None, token_ids: Any,
+) -> dict[str, Any]:
     stats = getattr(llm, "stats", None)
-    summary = {
-        "classes": len(rows),
+    ambiguous = [r for r in resolved if r["ambiguity"]]
+    kinds = Counter(k for r in ambiguous for k in r["ambiguity"]["kinds"])
+    settled = Counter(r["chosen_by"].split(";")[0] for r in ambiguous)
+    return {
+        "classes": len(resolved),
         "changed": sum(r["description"] != r["name"] for r in resolved),
         "fallbacks": sum(r["status"] == "fallback" for r in resolved),
         "made_unique": sum(p.reason != "best" for p in picks),
+        "ambiguous": len(ambiguous),
+        **{f"ambiguous_{k}": v for k, v in sorted(kinds.items())},
+        **{f"settled_{k}": v for k, v in sorted(settled.items())},
+        "left_bare": sum(r["bare"] for r in resolved),
+        "distinct_token_descriptions": len(set(token_ids([r["description"] for r in resolved]))),
         "llm_requests": sum(p.attempts for p in proposals),
         "llm_cache_hits": stats.hits if stats is not None else 0,
         "llm_cache_misses": stats.misses if stats is not None else 0,
         **{f"basis_{k}": v for k, v in sorted(Counter(b for b, _ in scored).items())},
     }
-    logger.info("disambiguate: %s", ", ".join(f"{k}={v}" for k, v in summary.items()))
-    return summary

@@ -1,9 +1,16 @@
-"""``synthdiv show disambiguation``: the resolved classes as a readable table."""
+"""``synthdiv show disambiguation``: the resolved classes as a readable table, with a summary line.
+
+Per class: why its name was ambiguous, the description chosen, the runner-up, the margin between them and what
+settled the choice. The summary counts ambiguous classes by reason, how they were settled, and any left bare.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
 
 from synthdiv.errors import StageOrderError
 from synthdiv.run import RunDir, read_jsonl
@@ -15,25 +22,40 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["disambiguation_table", "runner_up"]
+__all__ = ["disambiguation_table", "runner_up", "ambiguity_summary"]
 
-_STATUS_STYLE = {"ok": "green", "fallback": "yellow", "disabled": "dim"}
+_STATUS_STYLE = {"ok": "green", "fallback": "yellow", "disabled": "dim", "no-llm": "cyan"}
 
 
 def runner_up(row: dict[str, Any]) -> dict[str, Any] | None:
-    """The best-ranked candidate that is not the chosen description, or None."""
+    """The runner-up candidate recorded for the class (else the best-ranked other one), or None."""
     others = [c for c in row.get("candidates", []) if c.get("text") != row.get("description")]
+    named = [c for c in others if c.get("text") == row.get("runner_up")]
+    if named:
+        return named[0]
     return min(others, key=lambda c: c.get("rank", 0)) if others else None
 
 
-def _score(candidate: dict[str, Any] | None) -> str:
-    if candidate is None or candidate.get("score") is None:
+def ambiguity_summary(rows: list[dict[str, Any]]) -> str:
+    """One line: ambiguous classes by reason, how they were settled, and how many kept their bare name."""
+    ambiguous = [r for r in rows if r.get("ambiguity")]
+    kinds = Counter(k for r in ambiguous for k in r["ambiguity"]["kinds"])
+    settled = Counter((r.get("chosen_by") or "").split(";")[0] for r in ambiguous)
+    bare = sum(bool(r.get("bare")) for r in rows)
+    by_kind = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"
+    how = ", ".join(f"{k} {n}" for k, n in sorted(settled.items())) or "-"
+    return f"{len(ambiguous)} of {len(rows)} classes ambiguous ({by_kind}); settled by {how}; {bare} left bare"
+
+
+def _score(value: float | None, signed: bool = True) -> str:
+    if value is None:
         return "-"
-    return f"{candidate['score']:+.3f}"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
 
 
 def disambiguation_table(cfg: RunConfig) -> Table:
-    """Class, original name, chosen description, runner-up, their scores, status and basis for every class.
+    """Class, original name, why ambiguous, chosen description, runner-up, their scores, margin, how it was settled,
+    status and basis for every class; the caption is :func:`ambiguity_summary`.
 
     Raises:
         StageOrderError: The disambiguate stage has not written ``classes.resolved.jsonl`` yet.
@@ -44,20 +66,31 @@ def disambiguation_table(cfg: RunConfig) -> Table:
     if not run.resolved.exists():
         raise StageOrderError(f"{run.resolved} does not exist: run `synthdiv disambiguate` first")
     rows = read_jsonl(run.resolved)
-    table = Table(title=f"disambiguation of {len(rows)} classes ({run.resolved})")
-    for column in ("class", "original", "chosen", "score", "runner-up", "score ", "status", "basis"):
-        table.add_column(column, justify="right" if column.startswith("score") or column == "class" else "left")
+    table = Table(title=f"disambiguation of {len(rows)} classes ({run.resolved})", caption=ambiguity_summary(rows))
+    columns = ("class", "original", "why ambiguous", "chosen", "score", "runner-up", "score ", "margin", "settled by",
+               "status", "basis")
+    widest = min(24, max(len(row["name"]) for row in rows))
+    for column in columns:
+        right = column.startswith("score") or column in ("class", "margin")
+        # the class's own name is what a reader looks for: never folded, even in an 80-column pipe
+        table.add_column(column, justify="right" if right else "left",
+                         min_width=widest if column == "original" else None)
     for row in rows:
         chosen = next((c for c in row.get("candidates", []) if c.get("text") == row["description"]), None)
         second = runner_up(row)
         status = row.get("status", "")
+        why = "; ".join((row.get("ambiguity") or {}).get("reasons", [])) or "-"
+        description = escape(row["description"])
         table.add_row(
             str(row["index"]),
-            row["name"],
-            row["description"] if row["description"] != row["name"] else f"[dim]{row['description']}[/]",
-            _score(chosen),
-            second["text"] if second else "-",
-            _score(second),
+            escape(row["name"]),
+            escape(why),
+            description if row["description"] != row["name"] else f"[dim]{description}[/]",
+            _score(chosen.get("score") if chosen else None),
+            escape(second["text"]) if second else "-",
+            _score(second.get("score") if second else None),
+            _score(row.get("margin")),
+            escape(row.get("chosen_by") or "-"),
             f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]",
             row.get("basis") or "-",
         )

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from synthdiv.disambiguate.confusable import STOP_WORDS, name_words, normalise_name
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Pick", "text_key", "distinguishing_part", "make_unique"]
+__all__ = ["Pick", "text_key", "distinguishing_part", "make_unique", "make_token_unique"]
 
 _MAX_CLAUSE_WORDS = 10
 
@@ -111,3 +111,24 @@ def _made_up(
     while text_key(f"{best} (class {i}, {n})") in owner:
         n += 1
     return Pick(f"{best} (class {i}, {n})", None, "index (unique)")
+
+
+def make_token_unique(
+    picks: list[Pick], token_ids: Callable[[list[str]], list[tuple[int, ...]]], wnids: Sequence[str | None]
+) -> list[Pick]:
+    """``picks`` with no two texts that the text encoder reads as the same tokens (a tokenizer may map different
+    words to one unknown token); a later class that collides gets its wnid, else its index, appended."""
+    out = list(picks)
+    tokens = token_ids([p.text for p in out])
+    owner: dict[tuple[int, ...], int] = {}
+    for i, ids in enumerate(tokens):
+        if ids in owner:
+            suffix = wnids[i] or f"class {i}"
+            text = f"{out[i].text} ({suffix})"
+            n = 2
+            while tuple(token_ids([text])[0]) in owner:
+                text, n = f"{out[i].text} ({suffix}, {n})", n + 1
+            out[i] = Pick(text, None, "wnid (unique tokens)" if wnids[i] else "index (unique tokens)")
+            ids = token_ids([text])[0]
+        owner[ids] = i
+    return out

@@ -89,6 +89,23 @@ def _disambiguate_v2(name: str, definition: str | None, others: list[str], k: in
     return "\n".join(lines)
 
 
+def _disambiguate_v3(name: str, definition: str | None, others: list[str], senses: list[str], k: int) -> str:
+    # v3 names the word's other meanings (WordNet senses) as well as the confusable classes, and asks for noun
+    # phrases: v2 answers included sentences ("The class is ...") that ended up inside prompts.
+    lines = _class_header(name, definition, others)
+    if senses:
+        lines.append(f'Other meanings of "{name}" that are NOT this class: ' + "; ".join(senses))
+    lines.append(
+        f"Write {k} different short noun phrases (3 to 10 words each) that name exactly this class and say what it "
+        "looks like, so that a picture made from one shows this class and nothing else. No sentences."
+    )
+    if definition:
+        gist = " ".join(re.split(r"[;:(]", definition)[0].split()[:8])
+        lines.append(f'The form of one noun phrase: "{name}, {gist}"')
+    lines.append(f"Answer with only a JSON list of {k} strings.")
+    return "\n".join(lines)
+
+
 def _contexts_v1(description: str, k: int) -> str:
     return (
         f"Object: {description}\n"
@@ -131,6 +148,7 @@ TEMPLATES: dict[str, Template] = {
     for t in (
         Template("disambiguate", 1, ("name", "definition", "others", "k"), _disambiguate_v1),
         Template("disambiguate", 2, ("name", "definition", "others", "k"), _disambiguate_v2),
+        Template("disambiguate", 3, ("name", "definition", "others", "senses", "k"), _disambiguate_v3),
         Template("contexts", 1, ("description", "k"), _contexts_v1),
         Template("styles", 1, ("k",), _styles_v1),
         Template("styles", 2, ("k",), _styles_v2),
