@@ -27,7 +27,9 @@ def _fill_run(root: Path) -> None:
         desc = f"{c['name']} <object>"
         resolved.append({**c, "description": desc, "status": "ok", "llm_id": "fake", "template_id": "t.v1",
                          "candidates": [{"text": desc, "source": "llm", "score": 0.3},
-                                        {"text": c["name"], "source": "name", "score": 0.1}]})
+                                        {"text": c["name"], "source": "name", "score": 0.1}],
+                         "ambiguity": {"kinds": ["polysemy"], "reasons": ["2 noun senses in WordNet"]},
+                         "chosen_by": "clip (signal)", "runner_up": c["name"], "margin": 0.2, "bare": False})
     run.resolved.write_text("".join(json.dumps(r) + "\n" for r in resolved))
     rows = [
         {"prompt_id": f"{c['index']}-{kind}", "class": c["index"], "class_name": c["name"], "kind": kind,
@@ -67,6 +69,8 @@ def test_report_holds_every_section(report_cfg):
         assert f'id="{section}"' in html
     assert "randomly initialised generator and clip models" in html
     assert "class0 &lt;object&gt;" in html and "<object>" not in html  # escaped
+    assert "3 of 3 classes ambiguous (polysemy 3); settled by clip (signal) 3; 0 left bare" in html
+    assert "<td class=\"muted\">2 noun senses in WordNet</td>" in html and "<td>clip (signal)</td>" in html
     assert re.search(r"<td>real\+syn</td><td class=\"num\">64\.0</td><td class=\"num\">44\.0</td>", html)
     assert html.count('src="data:image/png;base64,') == summary["sample_sheets"] + summary["plots"] == 4
     assert "http://" not in html and "https://" not in html  # opens from disk, nothing fetched

@@ -54,6 +54,7 @@ def render_report(cfg: RunConfig, run: RunDir) -> tuple[str, dict[str, Any]]:
         "seed": cfg.seed,
         "cache": _cache_note(run),
         "disambiguation": collect.disambiguation_section(run),
+        "disambiguation_summary": collect.disambiguation_summary(run),
         "prompts": collect.prompts_section(run),
         "samples": _samples(cfg, run),
         "score_plots": _score_plots(cfg, run),

@@ -31,6 +31,7 @@ __all__ = [
     "stages_section",
     "models_section",
     "disambiguation_section",
+    "disambiguation_summary",
     "prompts_section",
     "accuracy_section",
     "metrics_series",
@@ -108,23 +109,37 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, int | float) and not isinstance(value, bool) else ""
 
 
+def disambiguation_summary(run: RunDir) -> str:
+    """The one-line count of ambiguous classes, how they were settled and how many were left bare."""
+    from synthdiv.disambiguate.table import ambiguity_summary
+
+    return ambiguity_summary(read_jsonl(run.resolved)) if run.resolved.exists() else ""
+
+
 def disambiguation_section(run: RunDir) -> list[dict[str, Any]]:
+    """Per class: the chosen description, why the name was ambiguous, the runner-up, their margin and what settled
+    it (older runs without these fields show blanks)."""
+    from synthdiv.disambiguate.table import runner_up
+
     if not run.resolved.exists():
         return []
     rows = []
     for r in read_jsonl(run.resolved):
-        cands = sorted(r.get("candidates") or [], key=lambda c: c.get("score") or float("-inf"), reverse=True)
+        cands = r.get("candidates") or []
         chosen = next((c for c in cands if c.get("text") == r.get("description")), None)
-        other = next((c for c in cands if c.get("text") != r.get("description")), None)
+        other = runner_up(r)
         rows.append(
             {
                 "index": r["index"],
                 "name": r["name"],
                 "wnid": r.get("wnid"),
+                "why": "; ".join((r.get("ambiguity") or {}).get("reasons", [])),
                 "description": r.get("description"),
                 "score": _fmt(chosen.get("score")) if chosen else "",
                 "runner_up": other.get("text") if other else "",
                 "runner_up_score": _fmt(other.get("score")) if other else "",
+                "margin": _fmt(r.get("margin")),
+                "chosen_by": r.get("chosen_by") or "",
                 "status": r.get("status", ""),
             }
         )
