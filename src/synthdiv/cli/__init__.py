@@ -17,6 +17,7 @@ import typer
 from synthdiv import __version__
 from synthdiv.cli import show as _show
 from synthdiv.cli import stages as _stages
+from synthdiv.cli import verify as _verify
 from synthdiv.errors import SynthdivError
 from synthdiv.names import printable
 
@@ -59,6 +60,7 @@ def _setup_logging(level: int) -> None:
 
 
 _stages.register(app)
+_verify.register(app)
 app.add_typer(_show.app, name="show")
 
 
