@@ -1,11 +1,12 @@
 """Auxiliary norms: routing by the split point, isolation of the two domains' statistics and gradients, eval on the
-main norms, conversion of timm models (BatchNorm, BatchNormAct2d, LayerNorm, GroupNorm), and export through plain
-timm."""
+main norms, conversion of timm models (BatchNorm, BatchNormAct2d, LayerNorm, GroupNorm; ``auto`` converts every kind,
+so a ViT gets auxiliary LayerNorms), and export through plain timm."""
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
 
 import pytest
 import timm
@@ -13,12 +14,24 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from synthdiv.train.auxnorm import AuxNorm, aux_layers, convert_aux_norm, route, strip_aux_norm
+from synthdiv.train.auxnorm import (
+    NORM_KINDS,
+    AuxNorm,
+    aux_layers,
+    aux_norm_counts,
+    convert_aux_norm,
+    route,
+    strip_aux_norm,
+)
 from synthdiv.train.export import export_model
 
 
 def _bn_model(momentum: float | None = 1.0) -> nn.Module:
     return convert_aux_norm(nn.Sequential(nn.BatchNorm2d(3, momentum=momentum)))
+
+
+def _vit() -> nn.Module:
+    return timm.create_model("test_vit", num_classes=3, img_size=32, patch_size=8)
 
 
 def test_running_means_follow_the_blocks_of_known_statistics():
@@ -133,3 +146,73 @@ def test_export_round_trips_through_plain_timm(tmp_path):
         torch.testing.assert_close(loaded(x), model.eval()(x))
     export_model(model, folder)  # re-export replaces the folder atomically
     assert not list(folder.parent.glob("*.tmp-*"))
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "kind", "base"),
+    [
+        ("test_resnet", {}, "batchnorm", nn.modules.batchnorm._BatchNorm),
+        ("test_vit", {"img_size": 32}, "layernorm", nn.LayerNorm),
+        ("test_convnext", {}, "layernorm", nn.LayerNorm),
+        ("test_efficientnet_gn", {}, "groupnorm", nn.GroupNorm),
+    ],
+)
+def test_auto_converts_every_norm_the_model_has_and_says_how_many(caplog, name, kwargs, kind, base):
+    model = timm.create_model(name, num_classes=3, **kwargs)
+    expected = sum(isinstance(m, base) for m in model.modules())
+    with caplog.at_level(logging.INFO, logger="synthdiv.train.auxnorm"):
+        convert_aux_norm(model)  # the default is auto
+    assert expected > 0 and aux_norm_counts(model) == {kind: expected}
+    assert f"{kind} {expected}" in caplog.text
+    inside = {id(m) for layer in aux_layers(model) for m in layer.modules()}
+    norms = tuple(t for kinds in NORM_KINDS.values() for t in kinds)
+    assert not [m for m in model.modules() if isinstance(m, norms) and id(m) not in inside]  # none left shared
+
+
+def test_the_explicit_list_converts_only_its_kinds():
+    model = convert_aux_norm(timm.create_model("test_vit", num_classes=3, img_size=32), ["batchnorm"])
+    assert aux_layers(model) == []
+    with pytest.raises(ValueError, match="unknown norm kind 'instancenorm'"):
+        convert_aux_norm(_vit(), ["layernorm", "instancenorm"])
+
+
+def test_in_a_vit_each_domain_trains_only_its_own_layernorms():
+    torch.manual_seed(0)
+    model = convert_aux_norm(_vit()).train()
+    layers = aux_layers(model)
+    assert aux_norm_counts(model) == {"layernorm": 2 * 6 + 1}  # two per block, 6 blocks, and the final norm
+    x = torch.randn(6, 3, 32, 32)
+    for rows, own, other in ((slice(0, 4), "main", "aux"), (slice(4, 6), "aux", "main")):
+        model.zero_grad(set_to_none=True)
+        with route(layers, 4, 6):
+            model(x)[rows].sum().backward()  # the loss of one domain's samples only
+        for layer in layers:
+            assert all(p.grad is None or not p.grad.any() for p in getattr(layer, other).parameters())
+            assert all(p.grad is not None and p.grad.any() for p in getattr(layer, own).parameters())
+
+
+def test_a_batch_folded_with_windows_splits_at_the_matching_row():
+    layer = AuxNorm(nn.LayerNorm(4)).train()
+    layer.aux.weight.data.fill_(-1.0)
+    x = torch.randn(3, 2, 4).reshape(6, 4)  # 3 samples, 2 windows each, batch-major
+    with route([layer], 2, 3):
+        out = layer(x)
+    torch.testing.assert_close(out[:4], layer.main(x[:4]))
+    torch.testing.assert_close(out[4:], layer.aux(x[4:]))
+    with route([layer], 2, 4), pytest.raises(RuntimeError, match="6 rows from a batch of 4"):
+        layer(x)
+
+
+def test_a_vit_with_aux_norm_exports_as_plain_timm(tmp_path):
+    torch.manual_seed(0)
+    plain_keys = set(_vit().state_dict())
+    model = convert_aux_norm(_vit()).train()
+    with route(aux_layers(model), 4, 8):
+        model(torch.randn(8, 3, 32, 32)).sum().backward()
+    assert set(strip_aux_norm(model).state_dict()) == plain_keys
+    folder = export_model(model, tmp_path / "vit", ["a", "b", "c"], {"input_size": (3, 32, 32), "crop_pct": 1.0})
+    loaded = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    assert not any(isinstance(m, AuxNorm) for m in loaded.modules())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model.eval()(x))

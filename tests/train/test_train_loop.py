@@ -238,3 +238,20 @@ def test_sgd_without_momentum_is_plain_sgd(make_config):
         state = _TrainState(tcfg, timm.create_model("test_resnet", num_classes=4), 10, torch.device("cpu"))
         group = state.optimizer.param_groups[0]
         assert group["nesterov"] is nesterov and group["momentum"] == momentum
+
+
+def test_a_vit_trains_with_auxiliary_layernorms_and_exports_plain_timm(toy, make_config):
+    """aux_norm_layers: auto (the default) gives a ViT auxiliary LayerNorms; mixup/cutmix and RandAugment run."""
+    vit = {**BASE, "model": "test_vit", "model_kwargs": {"patch_size": 8}, "max_steps": 3, "warmup_steps": 1,
+           "mixup_alpha": 0.8, "cutmix_alpha": 1.0, "auto_augment": "rand-m9-mstd0.5-inc1"}
+    cfg = make_config(run_dir=str(toy["run"]), train=vit)
+    run = RunDir(cfg.run_dir)
+    summary = fit(cfg, run)["main"]
+    assert summary["aux_norm_layers"] == {"layernorm": 2 * 6 + 1}  # test_vit: 6 blocks of 2 norms, a final norm
+    state = torch.load(run.train / "main" / "checkpoints" / "step-00000003.pt", weights_only=False)
+    assert sum(k.endswith(".aux.weight") for k in state["model"]) == 13
+    exported = load_file(run.export / "main" / "model.safetensors")
+    plain = timm.create_model("test_vit", num_classes=4, img_size=16, patch_size=8)
+    assert set(exported) == set(plain.state_dict())
+    loaded = timm.create_model(f"local-dir:{run.export / 'main'}", pretrained=True).eval()
+    assert loaded.patch_embed.img_size == (16, 16) and loaded(torch.randn(2, 3, 16, 16)).shape == (2, 4)

@@ -72,8 +72,12 @@ def build_model(tcfg: Any, num_classes: int) -> Any:
     from synthdiv.errors import ConfigError
     from synthdiv.train.auxnorm import convert_aux_norm
 
+    kwargs = dict(tcfg.model_kwargs)
+    default = timm.models.get_pretrained_cfg(tcfg.model)
+    if default is not None and default.fixed_input_size and tuple(default.input_size[-2:]) != (tcfg.img_size,) * 2:
+        kwargs.setdefault("img_size", tcfg.img_size)  # a ViT's patch grid is fixed at build time
     try:
-        model = timm.create_model(tcfg.model, pretrained=False, num_classes=num_classes, **tcfg.model_kwargs)
+        model = timm.create_model(tcfg.model, pretrained=False, num_classes=num_classes, **kwargs)
     except RuntimeError as exc:
         if "Unknown model" in str(exc):
             raise ConfigError(f"train.model: {tcfg.model!r} is not a timm model (see timm.list_models())") from None
