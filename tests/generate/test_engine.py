@@ -33,7 +33,7 @@ def test_generate_writes_every_planned_image_once(gen_config):
     with tarfile.open(tar_path(run, 1)) as tf:
         names = tf.getnames()
         ids = manifest.filter(manifest.column("shard").to_numpy() == 1).column("image_id").to_pylist()
-        assert names == [f"{i}.{ext}" for i in ids for ext in ("jpg", "json")]
+        assert names == [f"{i}.{ext}" for i in ids for ext in ("jpg", "cls", "json")]
         meta = json.loads(tf.extractfile(f"{ids[0]}.json").read())
         img = Image.open(tf.extractfile(f"{ids[0]}.jpg"))
         img.load()

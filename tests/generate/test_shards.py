@@ -1,7 +1,10 @@
-"""The shard writer and the resume states: a shard is complete iff its tar and its manifest part agree."""
+"""The shard writer and the resume states: a shard is complete iff its tar and its manifest part agree; the shards
+are a standard classification WebDataset that timm's ``wds/`` reader and Hugging Face ``datasets`` read as they are."""
 
 from __future__ import annotations
 
+import io
+import json
 import tarfile
 
 import pyarrow as pa
@@ -9,6 +12,7 @@ import pytest
 
 from synthdiv.generate.shards import (
     MANIFEST_COLUMNS,
+    WDS_INFO,
     ShardWriter,
     clean_shard,
     complete_shards,
@@ -16,6 +20,7 @@ from synthdiv.generate.shards import (
     read_manifest,
     shard_state,
     tar_path,
+    write_wds_info,
 )
 from synthdiv.run import RunDir
 
@@ -32,7 +37,7 @@ def _rows(shard: int, keys: list[str]) -> pa.Table:
 def _write(run: RunDir, shard: int, keys: list[str]) -> None:
     w = ShardWriter(run, shard).open()
     for k in keys:
-        w.add(k, "jpg", f"image {k}".encode(), {"image_id": k})
+        w.add(k, "jpg", f"image {k}".encode(), {"image_id": k, "class": 0})
     w.commit(_rows(shard, keys))
 
 
@@ -45,8 +50,9 @@ def test_commit_writes_tar_then_part_and_reads_back(run):
     _write(run, 3, ["a", "b"])
     assert shard_state(run, 3, "members") == "complete"
     with tarfile.open(tar_path(run, 3)) as tf:
-        assert tf.getnames() == ["a.jpg", "a.json", "b.jpg", "b.json"]
+        assert tf.getnames() == ["a.jpg", "a.cls", "a.json", "b.jpg", "b.cls", "b.json"]
         assert tf.extractfile("b.jpg").read() == b"image b"
+        assert tf.extractfile("b.cls").read() == b"0"
     assert read_manifest(run).column("image_id").to_pylist() == ["a", "b"]
     assert not list(run.shards.glob("*.tmp-*"))
 
@@ -60,7 +66,7 @@ def test_same_content_gives_byte_identical_tars(tmp_path):
 
 def test_abort_leaves_nothing(run):
     w = ShardWriter(run, 0).open()
-    w.add("a", "jpg", b"x", {})
+    w.add("a", "jpg", b"x", {"class": 0})
     assert list(run.shards.glob("shard-000000.tar.tmp-*"))
     w.abort()
     assert not list(run.shards.iterdir())
@@ -97,3 +103,126 @@ def test_members_check_catches_a_same_size_tar_with_other_content(run):
 def test_empty_manifest_has_the_schema(run):
     table = read_manifest(run)
     assert table.num_rows == 0 and table.schema.names[:9] == [f.name for f in MANIFEST_COLUMNS][:9]
+
+
+def test_a_sidecar_field_keeps_the_manifest_type(run):
+    w = ShardWriter(run, 0).open()
+    with pytest.raises(TypeError, match="'degenerate' must be bool"):
+        w.add("a", "jpg", b"x", {"class": 0, "degenerate": "black"})
+    with pytest.raises(TypeError, match="'degenerate' must be bool"):
+        w.add("a", "jpg", b"x", {"class": 0, "degenerate": None})
+    with pytest.raises(TypeError, match="'class'"):
+        w.add("a", "jpg", b"x", {"image_id": "a"})
+    with pytest.raises(TypeError, match="'seed' must be int"):
+        w.add("a", "jpg", b"x", {"class": 0, "seed": True})
+    w.abort()
+
+
+def test_shards_without_cls_members_stay_complete(run):
+    """Shards written before the .cls members existed are not redone (that would regenerate every image)."""
+    import pyarrow.parquet as pq
+
+    from synthdiv.generate.shards import TAR_SIZE_KEY
+    from synthdiv.run import write_parquet_atomic
+
+    _write(run, 0, ["a", "b"])
+    legacy = tar_path(run, 0).with_suffix(".legacy")
+    with tarfile.open(tar_path(run, 0)) as src, tarfile.open(legacy, "w", format=tarfile.USTAR_FORMAT) as dst:
+        for m in src.getmembers():
+            if not m.name.endswith(".cls"):
+                dst.addfile(m, src.extractfile(m))
+    legacy.replace(tar_path(run, 0))
+    part = pq.read_table(part_path(run, 0))
+    meta = {**part.schema.metadata, TAR_SIZE_KEY: str(tar_path(run, 0).stat().st_size).encode()}
+    write_parquet_atomic(part.replace_schema_metadata(meta), part_path(run, 0))
+    assert shard_state(run, 0, "members") == "complete"
+
+
+def _jpeg(value: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (value, 255 - value, 0)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def _write_images(run: RunDir, shard: int, labels: list[int], degenerate: set[int] = frozenset()) -> None:
+    keys = [f"s{shard}i{i}" for i in range(len(labels))]
+    w = ShardWriter(run, shard).open()
+    for i, (key, label) in enumerate(zip(keys, labels, strict=True)):
+        bad = i in degenerate
+        w.add(key, "jpg", _jpeg(40 * label), {"image_id": key, "class": label, "degenerate": bad,
+                                              "degenerate_reason": "constant image" if bad else "", "shard": shard})
+    rows = _rows(shard, keys).set_column(1, "class", pa.array(labels, pa.int32()))
+    w.commit(rows.set_column(11, "degenerate", pa.array([i in degenerate for i in range(len(labels))])))
+
+
+def test_info_json_lists_the_complete_shards_and_timm_reads_them(run):
+    import timm.data
+
+    _write_images(run, 0, [0, 1, 2, 0])
+    _write_images(run, 1, [1, 2])
+    write_wds_info(run)
+    info = json.loads((run.shards / WDS_INFO).read_text())
+    assert info["splits"]["train"] == {"name": "train", "num_samples": 6, "shard_lengths": [4, 2],
+                                       "filenames": ["shard-000000.tar", "shard-000001.tar"]}
+    ds = timm.data.create_dataset("wds/synthdiv", root=str(run.shards), split="train")
+    assert len(ds) == 6
+    got = sorted((img.size, label) for img, label in ds)
+    assert got == sorted(((8, 8), c) for c in [0, 1, 2, 0, 1, 2])
+    clean_shard(run, 1, "corrupt")  # a shard to redo: the list is stale until every shard is complete again
+    assert not (run.shards / WDS_INFO).exists()
+
+
+def test_hf_datasets_reads_image_and_label_with_one_schema(run, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    _write_images(run, 0, [0, 1, 2, 0, 1, 2, 0], degenerate={6})  # past the 5 samples the schema is inferred from
+    ds = datasets.load_dataset("webdataset", data_files={"train": [str(tar_path(run, 0))]}, split="train",
+                               cache_dir=str(tmp_path / "hf"))
+    assert isinstance(ds.features["jpg"], datasets.Image)
+    assert ds["cls"] == [0, 1, 2, 0, 1, 2, 0]
+    assert [m["degenerate"] for m in ds["json"]] == [False] * 6 + [True]
+    assert ds["json"][6]["degenerate_reason"] == "constant image"
+    assert ds[0]["jpg"].size == (8, 8)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_generated_run_trains_in_timm_and_loads_in_datasets(gen_config, monkeypatch, tmp_path):
+    """The generate stage itself: one image stays degenerate, the stage lists the shards on completion, timm's
+    reader yields every image with its label, ``datasets`` one schema, and the manifest's byte ranges still point at
+    the images (synthdiv's own loader)."""
+    import timm.data
+    from PIL import Image
+
+    from synthdiv.data.synthetic import synthetic_samples
+    from synthdiv.generate.diffusers_backend import DiffusersGenerator
+    from synthdiv.stages import run_stage
+
+    datasets = pytest.importorskip("datasets")
+    cfg = gen_config(images_per_class=2, shard_size=4, max_retries=0)
+    run = RunDir(cfg.run_dir)
+    real = DiffusersGenerator.generate
+
+    def last_black(self, prompts, seeds, negative_prompts=None):
+        images = real(self, prompts, seeds, negative_prompts)
+        return [Image.new("RGB", im.size) if s == 2001 else im for im, s in zip(images, seeds, strict=True)]
+
+    monkeypatch.setattr(DiffusersGenerator, "generate", last_black)
+    run_stage(cfg, "generate")
+    manifest = read_manifest(run)
+    assert manifest.column("degenerate").to_pylist() == [False] * 5 + [True]
+    info = json.loads((run.shards / WDS_INFO).read_text())["splits"]["train"]
+    assert info["num_samples"] == 6 and info["shard_lengths"] == [4, 2]
+
+    ds = timm.data.create_dataset("wds/run", root=str(run.shards), split="train")
+    assert sorted(label for _, label in ds) == [0, 0, 1, 1, 2, 2]
+    hf = datasets.load_dataset("webdataset", data_files={"train": [str(run.shards / f) for f in info["filenames"]]},
+                               split="train", cache_dir=str(tmp_path / "hf"))
+    assert hf["cls"] == manifest.column("class").to_pylist()
+    assert [m["degenerate"] for m in hf["json"]] == manifest.column("degenerate").to_pylist()
+    assert hf["json"][5]["degenerate_reason"] == "black"
+
+    syn = synthetic_samples(cfg, run, 3)  # the degenerate image is left out of training
+    assert len(syn) == 5
+    assert all(Image.open(io.BytesIO(syn.read(i))).size == (32, 32) for i in range(len(syn)))

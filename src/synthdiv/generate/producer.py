@@ -292,7 +292,8 @@ class ShardProducer:
         return {
             "image_id": rows.image_id[i], "class": rows.cls[i], "class_name": text[2], "prompt_id": rows.prompt_id[i],
             "prompt": text[0], "negative_prompt": text[1], "seed": rows.seed[i], "used_seed": g.used_seed,
-            "retries": g.retries, "degenerate": g.degenerate, "generator_id": s["generator_id"],
+            "retries": g.retries, "degenerate": g.degenerate is not None, "degenerate_reason": g.degenerate or "",
+            "generator_id": s["generator_id"],
             "revision": s.get("revision"), "scheduler": s.get("scheduler"), "steps": s.get("steps"),
             "guidance": s.get("guidance"), "generated_size": list(g.image.size), "width": width, "height": height,
             "format": self.gcfg.image_format, "batch_size": self.gcfg.batch_size, "shard": rows.shard,

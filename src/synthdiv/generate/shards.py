@@ -1,11 +1,13 @@
 """WebDataset shards and the per-shard manifest: the exactly-once contract of the generate stage.
 
-A shard ``shards/shard-NNNNNN.tar`` holds ``<image_id>.jpg`` (or ``.webp``) and ``<image_id>.json`` per image. It is
-written under a temporary name and renamed when complete; only then is its manifest part
-``manifest.parquet/shard-NNNNNN.parquet`` written (atomically, with the tar's byte size in its metadata and the byte
-range of every image in the tar). A shard is complete iff both exist and the tar matches the part; anything else (a
-tar without a part, a part without a tar, a truncated or garbage tar, ``*.tmp-*`` leftovers of a killed process) is
-reported and redone.
+A shard ``shards/shard-NNNNNN.tar`` is a standard classification WebDataset: per image ``<image_id>.jpg`` (or
+``.webp``), ``<image_id>.cls`` (the class index as text) and ``<image_id>.json`` (its metadata, each field always of
+one type: see :data:`SIDECAR_TYPES`). It is written under a temporary name and renamed when complete; only then is
+its manifest part ``manifest.parquet/shard-NNNNNN.parquet`` written (atomically, with the tar's byte size in its
+metadata and the byte range of every image in the tar). A shard is complete iff both exist and the tar matches the
+part; anything else (a tar without a part, a part without a tar, a truncated or garbage tar, ``*.tmp-*`` leftovers
+of a killed process) is reported and redone. When every planned shard is complete, ``shards/_info.json`` lists them
+with their sample counts in the layout timm's ``wds/`` reader reads (:func:`write_wds_info`).
 Tar headers are normalised (mtime 0, uid 0, mode 0644), so the same images give byte-identical shards.
 """
 
@@ -25,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synthdiv.run import TMP_MARK, RunDir, atomic_write, write_parquet_atomic
+from synthdiv.run import TMP_MARK, RunDir, atomic_write, atomic_write_json, read_jsonl, write_parquet_atomic
 from synthdiv.schemas import MANIFEST_SCHEMA
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,9 @@ __all__ = [
     "clean_shard",
     "complete_shards",
     "read_manifest",
+    "SIDECAR_TYPES",
+    "WDS_INFO",
+    "write_wds_info",
 ]
 
 # The manifest: MANIFEST_SCHEMA, then the tar holding the image, its file extension and whether it stayed degenerate.
@@ -49,6 +54,19 @@ MANIFEST_COLUMNS = pa.schema([*MANIFEST_SCHEMA, ("tar", pa.string()), ("ext", pa
 # in), so that training reads any image directly instead of scanning 7.7k tars at every start.
 MANIFEST_PART_SCHEMA = pa.schema([*MANIFEST_COLUMNS, ("offset", pa.int64()), ("size", pa.int64())])
 TAR_SIZE_KEY = b"synthdiv.tar_size"
+WDS_INFO = "_info.json"  # the shard list timm's wds reader reads (timm/data/readers/reader_wds.py, _load_info)
+
+
+def _python_type(arrow_type: pa.DataType) -> type:
+    if pa.types.is_boolean(arrow_type):
+        return bool
+    return int if pa.types.is_integer(arrow_type) else str
+
+
+# The JSON sidecar's fields that the manifest also has, with the manifest's type, plus ``degenerate_reason`` ("" when
+# the image is fine). Readers that infer one schema from a few samples (Hugging Face ``datasets``) need each field to
+# keep one type in every sample, so the writer refuses a sidecar that breaks it (a null or a string ``degenerate``).
+SIDECAR_TYPES: dict[str, type] = {f.name: _python_type(f.type) for f in MANIFEST_COLUMNS} | {"degenerate_reason": str}
 
 
 def shard_name(shard: int) -> str:
@@ -85,11 +103,17 @@ class ShardWriter:
         return self
 
     def add(self, key: str, ext: str, data: bytes, meta: dict[str, Any]) -> None:
-        """Append ``<key>.<ext>`` (the encoded image) and ``<key>.json`` (its metadata)."""
+        """Append ``<key>.<ext>`` (the encoded image), ``<key>.cls`` (``meta["class"]``) and ``<key>.json`` (``meta``).
+
+        Raises:
+            TypeError: ``meta`` has no integer ``class``, or a field of :data:`SIDECAR_TYPES` of another type.
+        """
         if self._tar is None:
             raise RuntimeError("ShardWriter.add before open")
+        _check_sidecar(key, meta)
         blob = json.dumps(meta, sort_keys=True, ensure_ascii=False).encode("utf-8")
-        for name, payload in ((f"{key}.{ext}", data), (f"{key}.json", blob)):
+        label = str(meta["class"]).encode("ascii")
+        for name, payload in ((f"{key}.{ext}", data), (f"{key}.cls", label), (f"{key}.json", blob)):
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode, info.uid, info.gid = len(payload), 0, 0o644, 0, 0
             self._tar.addfile(info, io.BytesIO(payload))
@@ -134,6 +158,18 @@ class _Aborted(Exception):
     pass
 
 
+def _check_sidecar(key: str, meta: dict[str, Any]) -> None:
+    if "class" not in meta:
+        raise TypeError(f"sidecar of {key}: 'class' (the class index, written as {key}.cls) is missing")
+    for name, kind in SIDECAR_TYPES.items():
+        if name not in meta:
+            continue
+        value = meta[name]
+        ok = isinstance(value, int) and not isinstance(value, bool) if kind is int else isinstance(value, kind)
+        if not ok:
+            raise TypeError(f"sidecar of {key}: {name!r} must be {kind.__name__} in every sample, got {value!r}")
+
+
 def _part_tar_size(part: Path) -> int | None:
     try:
         meta = pq.read_schema(part).metadata or {}
@@ -151,7 +187,9 @@ def _tar_members_ok(tar: Path, part: Path) -> bool:
             names = tf.getnames()
     except (OSError, tarfile.TarError, pa.ArrowException, KeyError, EOFError):
         return False
-    return len(names) == len(expected) and set(names) == expected
+    labelled = expected | {f"{i}.cls" for i in ids}
+    # shards written before the .cls members existed stay complete: redoing them would regenerate every image
+    return len(names) == len(set(names)) and set(names) in (labelled, expected)
 
 
 def shard_state(run: RunDir, shard: int, verify: str = "size") -> str:
@@ -187,6 +225,7 @@ def clean_shard(run: RunDir, shard: int, state: str | None = None) -> None:
                 leftover.unlink(missing_ok=True)
     if state not in (None, "complete", "missing"):
         logger.warning("%s: %s; it will be redone", prefix, state)
+        (run.shards / WDS_INFO).unlink(missing_ok=True)  # it lists this shard; written again when all are complete
         part_path(run, shard).unlink(missing_ok=True)  # the part first: a tar alone is never read
         tar_path(run, shard).unlink(missing_ok=True)
 
@@ -207,3 +246,25 @@ def read_manifest(run: RunDir) -> pa.Table:
         return MANIFEST_PART_SCHEMA.empty_table()
     tables = [pq.read_table(part_path(run, s)).replace_schema_metadata(None) for s in shards]
     return pa.concat_tables(tables, promote_options="default")
+
+
+def write_wds_info(run: RunDir, split: str = "train") -> Path:
+    """Write ``shards/_info.json`` (atomically): the complete shards and their sample counts as one split.
+
+    The layout is the one timm's ``wds/`` reader reads, so ``timm.data.create_dataset("wds/<name>", root=<shards>,
+    split="train")`` and timm's ``train.py --data-dir <shards> --dataset wds/<name>`` train on the shards directly.
+    The split holds every image of the shards (also those the score filter or the degenerate flag leave out of
+    synthdiv's own training view: see ``synthdiv.open_run(...).manifest("train")``).
+    """
+    shards = complete_shards(run)
+    lengths = [pq.read_metadata(part_path(run, s)).num_rows for s in shards]
+    info: dict[str, Any] = {
+        "name": run.root.name,
+        "splits": {split: {"name": split, "num_samples": sum(lengths),
+                           "filenames": [tar_path(run, s).name for s in shards], "shard_lengths": lengths}},
+    }
+    if run.classes.is_file():
+        info["num_classes"] = len(read_jsonl(run.classes))
+    path = run.shards / WDS_INFO
+    atomic_write_json(path, info)
+    return path
