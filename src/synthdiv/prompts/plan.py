@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synthdiv.errors import InputError
+from synthdiv.config.prompts import DEFAULT_IMAGES_PER_CLASS
+from synthdiv.errors import ConfigError, InputError
 from synthdiv.prompts import ids
 from synthdiv.prompts.budget import cap_fairly, class_budgets, split_by_kind, training_real_counts
 from synthdiv.run import RunDir, atomic_write, read_jsonl
@@ -31,12 +32,15 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from synthdiv.config import GeneratorSpec, RunConfig
+    from synthdiv.config.prompts import PlanConfig
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["generator_id", "build_plan", "plan_batches", "image_ids", "PlanLayout", "layout_plan"]
 
 _ROW_GROUP = 1 << 20
+# The most rows a plan may hold: 13x a 6x ImageNet-1k run (7.7M rows); building the layout takes tens of bytes a row.
+MAX_PLAN_IMAGES = 100_000_000
 
 
 def generator_id(spec: GeneratorSpec) -> str:
@@ -171,6 +175,35 @@ def _read_inputs(run: RunDir) -> tuple[pa.Table, np.ndarray, list[str]]:
     return prompts, np.asarray(real, dtype=np.int64), names
 
 
+def _bounded(plan: PlanConfig, real: np.ndarray) -> tuple[PlanConfig, int]:
+    """Refuse a plan of more than :data:`MAX_PLAN_IMAGES` rows before any array of its size is allocated.
+
+    The size is computed with Python integers (``images_per_class: 10**30`` would overflow numpy's int64). Returns the
+    plan section, with a per-class count above ``max_images`` lowered to it (which plans the same images), and the
+    number of images asked before the cap.
+    """
+    n = len(real)
+    if plan.top_up_to is not None:
+        field, size = "top_up_to", sum(max(0, int(plan.top_up_to) - int(r)) for r in real.tolist())
+    elif plan.multiple_of_real is not None:
+        field, size = "multiple_of_real", int(np.floor(real * float(plan.multiple_of_real) + 0.5).sum())
+    else:
+        per = DEFAULT_IMAGES_PER_CLASS if plan.images_per_class is None else int(plan.images_per_class)
+        field, size = "images_per_class", per * n
+    requested = size
+    if plan.max_images is not None:
+        size = min(size, int(plan.max_images))
+    if size > MAX_PLAN_IMAGES:
+        raise ConfigError(
+            f"plan.{field}: the plan would hold {size:,} images, above the bound of {MAX_PLAN_IMAGES:,} rows; "
+            "lower it or set plan.max_images"
+        )
+    value = getattr(plan, field)
+    if plan.max_images is not None and field != "multiple_of_real" and value is not None and value > plan.max_images:
+        plan = plan.model_copy(update={field: int(plan.max_images)})  # every class is capped below it anyway
+    return plan, requested
+
+
 def build_plan(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     """The plan stage: read prompts.parquet and the classes' real-image counts, write plan.parquet."""
     import pyarrow as pa
@@ -190,7 +223,8 @@ def build_plan(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
 
     if cfg.plan.top_up_to is not None or cfg.plan.multiple_of_real is not None:
         real = training_real_counts(cfg.train, real, cfg.seed)  # what training will see, not all of it
-    budgets = cap_fairly(class_budgets(cfg.plan, real), cfg.plan.max_images)
+    bounded, requested = _bounded(cfg.plan, real)
+    budgets = cap_fairly(class_budgets(bounded, real), cfg.plan.max_images)
     counts = split_by_kind(budgets, available, cfg.prompts.proportions, kinds)
     stranded = np.flatnonzero((budgets > 0) & (counts.sum(axis=1) == 0))
     if len(stranded):
@@ -220,7 +254,7 @@ def build_plan(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
         "shards": shards,
         "classes": n_cls,
         "classes_without_images": int((budgets == 0).sum()),
-        "capped": bool(cfg.plan.max_images is not None and int(class_budgets(cfg.plan, real).sum()) > total),
+        "capped": requested > total,
         "by_kind": {k: int(counts[:, i].sum()) for i, k in enumerate(kinds)},
         "min_per_class": int(budgets.min()) if n_cls else 0,
         "max_per_class": int(budgets.max()) if n_cls else 0,
