@@ -2,11 +2,14 @@
 
 The auxiliary norms are stripped first, so ``timm.create_model("local-dir:<folder>", pretrained=True)`` builds the
 stock architecture and loads the weights, with no synthdiv code, and the folder can be pushed to a hub as it is.
+It also loads through transformers' timm wrapper (``AutoModelForImageClassification.from_pretrained(folder)``),
+which passes ``num_classes`` itself: the ``model_args`` timm records from ``create_model`` must not repeat it.
 The folder is written next to its final place and renamed into it, so a reader never sees half an export.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -52,6 +55,7 @@ def export_model(
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         save_for_hf(plain, str(tmp), model_config=model_config, safe_serialization=True, data_config=data_config)
+        _drop_repeated_num_classes(tmp / "config.json")
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
@@ -60,3 +64,15 @@ def export_model(
             shutil.rmtree(tmp)
     logger.info("exported %s to %s", type(plain).__name__, folder)
     return folder
+
+
+def _drop_repeated_num_classes(path: Path) -> None:
+    """Remove ``model_args.num_classes``: the root ``num_classes`` already says it, and transformers' wrapper calls
+    ``timm.create_model(..., num_classes=num_labels, **model_args)`` ("got multiple values for 'num_classes'")."""
+    config = json.loads(path.read_text(encoding="utf-8"))
+    args = config.get("model_args")
+    if isinstance(args, dict) and "num_classes" in args:
+        del args["num_classes"]
+        if not args:
+            del config["model_args"]
+        path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")  # in the temporary folder
