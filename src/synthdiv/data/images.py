@@ -4,6 +4,11 @@ A key is ``(source, index, seed)``: which set, which sample, and the seed of its
 sample's augmentation from its key makes a batch the same whichever worker builds it, and so makes resume exact.
 A sample that cannot be read or decoded yields ``None`` (the collate function drops and counts it). Loading in the
 main process reseeds numpy's global RNG (torch's and Python's are given back); the training loop does not use it.
+
+Decode as little as needed: when a training transform starts with timm's random resized crop, the crop is drawn
+from the JPEG's header (its size) before decoding, and the JPEG is decoded at the smallest DCT scale (1/2, 1/4,
+1/8; PIL's draft mode) that still leaves the crop at least as many pixels as the output. Where no scale qualifies
+(most crops of an image near the training size) the sample goes through timm's own crop, unchanged.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class ImageDataset:
     def __init__(self, sources: Sequence[SampleSet], transform: Callable[[Any], Any]) -> None:
         self.sources = list(sources)
         self.transform = transform
+        self._crop, self._rest = _split_random_crop(transform)
 
     def __len__(self) -> int:
         return sum(len(s) for s in self.sources)
@@ -72,20 +78,86 @@ class ImageDataset:
         source, index, seed = key
         samples = self.sources[source]
         try:
-            img = decode_rgb(samples.read(index))
+            if self._crop is None:
+                img = decode_rgb(samples.read(index))
+            else:
+                img = _open(samples.read(index))  # the header only: the crop is drawn before decoding
+                self._seed(seed)
+                img = self._crop(img)
         except Exception as exc:  # noqa: BLE001 - any unreadable sample is skipped, never fatal
             logger.warning("skipping unreadable image %s: %s", samples.keys[index], exc)
             return None
-        return self._transform(img, seed), int(samples.labels[index]), source
+        if self._crop is None:
+            self._seed(seed)
+            return self.transform(img), int(samples.labels[index]), source
+        return self._rest(img), int(samples.labels[index]), source
 
-    def _transform(self, img: Any, seed: int) -> Any:
+    @staticmethod
+    def _seed(seed: int) -> None:
         import torch
 
         if seed >= 0:
             random.seed(seed)
             np.random.seed(seed % (1 << 32))  # numpy's global state is not restored: saving it costs 0.3 ms a sample
             torch.default_generator.manual_seed(seed)  # the CPU generator only: torch.manual_seed costs ~1 ms
-        return self.transform(img)
+
+
+def _open(data: bytes) -> Any:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data))
+
+
+class _DraftResizedCrop:
+    """timm's ``RandomResizedCropAndInterpolation`` on an opened, not yet decoded image, decoding a JPEG at the
+    smallest DCT scale that keeps the crop at or above the output size. It draws the same random numbers in the
+    same order as the timm transform; where no reduction qualifies it calls the same torchvision function."""
+
+    def __init__(self, crop: Any) -> None:
+        self.crop = crop
+
+    def __call__(self, img: Any) -> Any:
+        from torchvision.transforms import functional as F
+
+        crop = self.crop
+        i, j, h, w = crop.get_params(img, crop.scale, crop.ratio)  # needs img.size only
+        interpolation = random.choice(crop.interpolation) if isinstance(crop.interpolation, (tuple, list)) \
+            else crop.interpolation
+        out_h, out_w = crop.size
+        reduce = 1
+        while reduce < 8 and h // (2 * reduce) >= out_h and w // (2 * reduce) >= out_w:
+            reduce *= 2
+        if reduce > 1 and img.format == "JPEG":
+            width, height = img.size
+            img.draft("RGB", (-(-width // reduce), -(-height // reduce)))
+            fx, fy = width / img.size[0], height / img.size[1]
+            if fx > 1 or fy > 1:
+                box = (j / fx, i / fy, (j + w) / fx, (i + h) / fy)
+                return img.convert("RGB").resize((out_w, out_h), _pil_resample(interpolation), box=box)
+        img.load()
+        return F.resized_crop(img.convert("RGB"), i, j, h, w, list(crop.size), interpolation)
+
+
+def _pil_resample(interpolation: Any) -> int:
+    from torchvision.transforms.functional import pil_modes_mapping
+
+    return pil_modes_mapping[interpolation]
+
+
+def _split_random_crop(transform: Any) -> tuple[_DraftResizedCrop | None, Any]:
+    """``(draft-aware crop, the rest)`` when ``transform`` is a Compose starting with timm's random resized crop."""
+    from torchvision import transforms
+
+    steps = getattr(transform, "transforms", None)
+    if not isinstance(transform, transforms.Compose) or not steps:
+        return None, transform
+    try:
+        from timm.data.transforms import RandomResizedCropAndInterpolation
+    except ImportError:
+        return None, transform
+    if type(steps[0]) is not RandomResizedCropAndInterpolation:
+        return None, transform
+    return _DraftResizedCrop(steps[0]), transforms.Compose(list(steps[1:]))
 
 
 def collate_blocks(items: Sequence[tuple[Any, int, int] | None]) -> dict[str, Any]:
