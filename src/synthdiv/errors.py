@@ -18,6 +18,7 @@ __all__ = [
     "FingerprintMismatchError",
     "TrainingDivergedError",
     "RunLockedError",
+    "DiskFullError",
 ]
 
 
@@ -64,5 +65,12 @@ class RunLockedError(SynthdivError):
 
 class TrainingDivergedError(SynthdivError):
     """Training gave non-finite gradients for more consecutive steps than ``train.max_nonfinite_steps`` allows."""
+
+    exit_code = 1  # a run that went wrong, not a malformed input
+
+
+class DiskFullError(SynthdivError):
+    """The disk filled up while a stage wrote its outputs (the message names the path and the free space); what was
+    complete is kept, and rerunning the stage after freeing space resumes it."""
 
     exit_code = 1  # a run that went wrong, not a malformed input

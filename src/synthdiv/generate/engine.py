@@ -8,12 +8,14 @@ flight, and a rerun makes exactly what is missing.
 
 from __future__ import annotations
 
+import errno
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synthdiv.errors import InputError
+from synthdiv.errors import DiskFullError, InputError
 from synthdiv.generate.shards import clean_shard, shard_name, shard_state, write_wds_info
 
 if TYPE_CHECKING:
@@ -22,7 +24,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["generate_images", "progress", "is_complete", "pending_shards", "incomplete_shards", "require_complete"]
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+__all__ = ["generate_images", "progress", "is_complete", "pending_shards", "incomplete_shards", "require_complete",
+           "disk_full"]
 
 
 def pending_shards(run: RunDir, shards: list[int], verify: str) -> list[int]:
@@ -53,14 +58,32 @@ def generate_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
         "generate: %d planned images in %d shards; %s%d shard(s) to make", work.total_images, len(work.shards),
         f"rank {env.rank}/{env.world_size} owns {len(mine)}, " if env.world_size > 1 else "", len(todo),
     )
-    if runner == "ray":
-        made = run_ray(cfg, run, work, todo)
-    else:
-        made = run_local(cfg, run, work, todo, env) if todo else {"made_images": 0, "made_shards": 0}
+    try:
+        if runner == "ray":
+            made = run_ray(cfg, run, work, todo)
+        else:
+            made = run_local(cfg, run, work, todo, env) if todo else {"made_images": 0, "made_shards": 0}
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise disk_full(exc, run.shards) from None
+        raise
     if is_complete(cfg, run):  # the last worker to finish lists every shard for timm's and HF's readers
         write_wds_info(run)
     return {"runner": runner, "rank": env.rank, "world_size": env.world_size, "planned_images": work.total_images,
             "planned_shards": len(work.shards), **made}
+
+
+def disk_full(exc: OSError, folder: Path) -> DiskFullError:
+    """The one-line error for a write that found the disk full: the path, the space left, and how to resume."""
+    import shutil
+
+    path = exc.filename or folder
+    try:
+        free = f"{shutil.disk_usage(folder).free / 2**20:,.1f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    return DiskFullError(f"{path}: {exc.strerror or 'no space left on device'} ({free} in {folder}); the complete "
+                         "shards are kept: free some space and rerun `synthdiv generate` to resume")
 
 
 def _plan_counts(run: RunDir) -> tuple[np.ndarray, np.ndarray]:
