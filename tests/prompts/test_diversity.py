@@ -92,3 +92,24 @@ def test_show_prompts_command(tmp_path, capsys):
     assert main(["show", "prompts", "-c", str(cfg), "--class", "goldfish"]) == 0
     assert "a photo of a goldfish in a pond" in capsys.readouterr().out
     assert main(["show", "prompts", "-c", str(cfg), "--class", "nope"]) == 2
+
+
+def test_show_prompts_loads_clip_only_with_the_flag(tmp_path, capsys, monkeypatch):
+    """Counts, word ratios and samples need no model; ``--clip`` adds the distance column (and loads CLIP)."""
+    import synthdiv.clip
+    from synthdiv.cli import main
+
+    _write(tmp_path / "run", ROWS)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run_dir: run\n")
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("show prompts loaded a CLIP model without --clip")
+
+    with monkeypatch.context() as m:
+        m.setattr(synthdiv.clip, "create_scorer", no_model)
+        assert main(["show", "prompts", "-c", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "a photo of a goldfish in a pond" in out and "CLIP distance" not in out
+    assert main(["show", "prompts", "-c", str(cfg), "--clip", "--class", "goldfish"]) == 0
+    assert "CLIP distance" in capsys.readouterr().out

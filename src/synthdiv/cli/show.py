@@ -14,6 +14,7 @@ __all__ = ["app"]
 app = typer.Typer(help="Show a run's artifacts.", no_args_is_help=True, rich_markup_mode=None)
 
 ClassOpt = Annotated[str | None, typer.Option("--class", help="Only this class (name or wnid).")]
+ClipOpt = Annotated[bool, typer.Option("--clip", help="Add the mean pairwise CLIP text distance (loads models.clip).")]
 
 
 @app.command("disambiguation")
@@ -28,12 +29,18 @@ def disambiguation(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = 
 
 
 @app.command("prompts")
-def prompts(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None, class_: ClassOpt = None) -> None:
-    """Per class: counts by kind, distinct-word ratio, mean pairwise CLIP text distance, sample prompts."""
+def prompts(
+    config: ConfigOpt,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    class_: ClassOpt = None,
+    clip: ClipOpt = False,
+) -> None:
+    """Per class: counts by kind, distinct-word ratio, sample prompts (and with --clip the CLIP text distance)."""
     from synthdiv.stages import _load
 
     cfg = load(config, set_, run_dir)
-    console().print(_load("synthdiv.prompts.diversity:diversity_report", "prompts")(cfg, class_))
+    console().print(_load("synthdiv.prompts.diversity:diversity_report", "prompts")(cfg, class_, clip=clip))
 
 
 @app.command("samples")

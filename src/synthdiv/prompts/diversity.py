@@ -51,13 +51,13 @@ def _spread(n: int, k: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, num=min(n, k)).round().astype(int)) if n else np.array([], int)
 
 
-def class_diversity(rows: list[dict[str, Any]], scorer: Any, max_prompts: int = 64) -> dict[str, Any]:
+def class_diversity(rows: list[dict[str, Any]], scorer: Any | None, max_prompts: int = 64) -> dict[str, Any]:
     """Diversity numbers of one class's prompt rows (``text`` and ``kind``); at most ``max_prompts`` prompts,
-    spread evenly over the class, are embedded."""
+    spread evenly over the class, are embedded (no CLIP distance without a ``scorer``)."""
     texts = [r["text"] for r in rows]
     counts = {k: sum(r["kind"] == k for r in rows) for k in PROMPT_KINDS}
     chosen = [texts[i] for i in _spread(len(texts), max_prompts)]
-    distance = mean_pairwise_distance(scorer.embed_texts(chosen)) if len(chosen) > 1 else None
+    distance = mean_pairwise_distance(scorer.embed_texts(chosen)) if scorer is not None and len(chosen) > 1 else None
     return {"counts": counts, "total": len(rows), "word_ratio": distinct_word_ratio(texts), "clip_distance": distance}
 
 
@@ -78,7 +78,8 @@ def _select(run: RunDir, table: Any, class_name: str | None) -> list[int]:
 
 
 def diversity_report(
-    cfg: RunConfig, class_name: str | None = None, scorer: Any | None = None, max_prompts: int = 64, samples: int = 3
+    cfg: RunConfig, class_name: str | None = None, scorer: Any | None = None, max_prompts: int = 64, samples: int = 3,
+    clip: bool = True,
 ) -> Any:
     """A rich renderable: one table row per class (or only ``class_name``), then sample prompts.
 
@@ -86,6 +87,7 @@ def diversity_report(
         cfg: The run config (``models.clip`` embeds the prompts).
         class_name: Only this class (its name or wnid).
         scorer: An :class:`~synthdiv.clip.base.ImageTextScorer` to use instead of creating ``models.clip``.
+        clip: Whether to add the CLIP distance column; without it (and no ``scorer``) no model is loaded.
         max_prompts: Prompts embedded per class, at most.
         samples: Sample prompts shown per class and kind (ten per kind for a single class).
     """
@@ -98,7 +100,7 @@ def diversity_report(
         raise StageOrderError(f"{run.prompts} not found: run `synthdiv prompts` first")
     table = pq.read_table(run.prompts, columns=["class", "class_name", "kind", "text"])
     selected = _select(run, table, class_name)
-    if scorer is None:
+    if scorer is None and clip:  # only now, after the arguments were checked: loading a model takes seconds
         from synthdiv.clip import create_scorer
 
         scorer = create_scorer(cfg.models.clip)
@@ -107,8 +109,8 @@ def diversity_report(
         if row["class"] in by_class:
             by_class[row["class"]].append(row)
 
-    stats = Table(title=f"prompt diversity: {run.prompts} (CLIP: {scorer.model_id})")
-    for col in ("class", *PROMPT_KINDS, "distinct words", "CLIP distance"):
+    stats = Table(title=f"prompt diversity: {run.prompts}" + (f" (CLIP: {scorer.model_id})" if scorer else ""))
+    for col in ("class", *PROMPT_KINDS, "distinct words", *(("CLIP distance",) if scorer else ())):
         stats.add_column(col, justify="left" if col == "class" else "right")
     shown = Table(title="sample prompts", show_lines=False)
     for col in ("class", "kind", "prompt"):
@@ -119,7 +121,7 @@ def diversity_report(
         d = class_diversity(rows, scorer, max_prompts)
         dist = "-" if d["clip_distance"] is None else f"{d['clip_distance']:.3f}"
         stats.add_row(rows[0]["class_name"], *(str(d["counts"][k]) for k in PROMPT_KINDS),
-                      f"{d['word_ratio']:.2f}", dist)
+                      f"{d['word_ratio']:.2f}", *((dist,) if scorer else ()))
         for kind in PROMPT_KINDS:
             of_kind = [r["text"] for r in rows if r["kind"] == kind]
             for i in _spread(len(of_kind), per_kind):
