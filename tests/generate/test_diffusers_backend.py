@@ -108,3 +108,39 @@ class _PipeProxy:
 
     def __getattr__(self, name):
         return getattr(self._pipe, name)
+
+
+# ---------------------------------------------------------------------------------------------- the fast path
+
+
+def test_fast_path_is_on_for_cuda_off_on_the_cpu_and_every_switch_can_be_set():
+    from synthdiv.generate.diffusers_backend import DiffusersOptions, fast_path
+
+    assert vars(fast_path(DiffusersOptions(), "cpu")) == dict.fromkeys(
+        ("channels_last", "fuse_qkv", "compile", "static_batch"), False)
+    assert all(vars(fast_path(DiffusersOptions(), "cuda:0")).values())
+    off = fast_path(DiffusersOptions(compile=False, fuse_qkv=False), "cuda")
+    assert (off.compile, off.static_batch, off.fuse_qkv, off.channels_last) == (False, False, False, True)
+    assert fast_path(DiffusersOptions(compile=False, static_batch=True), "cpu").static_batch
+
+
+def test_static_batches_pad_short_batches_without_a_recompile(tiny_model_dir, generator):
+    """A compiled denoiser (the eager backend: the same dynamo graphs, no kernels to build on a CPU) sees one batch
+    shape: the short batch is padded and its padding dropped, and its images equal the unpadded ones."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    spec = GeneratorSpec(model=str(tiny_model_dir), device="cpu",
+                         options={"steps": 2, "compile": True, "compile_backend": "eager", "channels_last": True})
+    fast = create_generator(spec)
+    assert fast.fast.static_batch and type(fast.pipe.unet).__name__ == "OptimizedModule"
+    torch._dynamo.reset()
+    counters.clear()
+    full = fast.generate(["a red ball", "a blue cube", "a tree"], [1, 2, 3])
+    graphs = counters["stats"]["unique_graphs"]
+    short = fast.generate(["a red ball", "a blue cube"], [1, 2])
+    assert len(full) == 3 and len(short) == 2
+    assert counters["stats"]["unique_graphs"] == graphs  # the padded batch reused the compiled graphs
+    plain = generator.generate(["a red ball", "a blue cube"], [1, 2])
+    for a, b in zip(short, plain, strict=True):
+        assert np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).max() <= 2

@@ -5,13 +5,23 @@ tiny random pipeline of :mod:`synthdiv.embedded` (its images carry no class sign
 model family (:data:`MODEL_DEFAULTS`), the size defaults to the pipeline's native one. Every image gets its own
 seeded ``torch.Generator`` (on the CPU, so a seed means the same starting noise on any device), which makes an image
 independent of the rest of its batch up to floating-point batching effects.
+
+On CUDA the fast path is on by default (each switch in ``models.generator.options``, ``null`` meaning "on for CUDA,
+off on the CPU"): SDPA attention (diffusers' default on torch 2), channels_last denoiser and VAE, fused attention QKV
+projections, ``torch.compile`` of the denoiser and the VAE decoder with a persistent compile cache, fixed batch
+shapes (a short batch is padded to the largest batch seen so far and the padding's images are dropped, so the last
+batch of a shard and a retry batch do not recompile), and uint8 pixels copied to pinned host memory without a
+strided copy. A tiny autoencoder (``tiny_vae``) is off by default because it changes the images.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,7 +38,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "DiffusersGenerator", "DiffusersOptions", "MODEL_DEFAULTS", "SCHEDULERS", "model_defaults", "resolve_device_dtype",
+    "DiffusersGenerator", "DiffusersOptions", "FastPath", "MODEL_DEFAULTS", "SCHEDULERS", "fast_path", "model_defaults",
+    "resolve_device_dtype", "pad_batch",
 ]
 
 # (substring of the lower-cased model id, steps, guidance): first match wins.
@@ -71,9 +82,23 @@ class DiffusersOptions(BaseModel):
     guidance: float | None = Field(None, ge=0)
     width: int | None = Field(None, ge=8, multiple_of=8)
     height: int | None = Field(None, ge=8, multiple_of=8)
-    channels_last: bool = Field(False, description="UNet/transformer in channels_last memory format")
-    fuse_qkv: bool = Field(False, description="fuse attention QKV projections where the pipeline supports it")
-    compile: bool = Field(False, description="torch.compile the denoiser")
+    channels_last: bool | None = Field(None, description="denoiser and VAE in channels_last (null: on for CUDA)")
+    fuse_qkv: bool | None = Field(
+        None, description="fuse attention QKV projections where the pipeline supports it (null: on for CUDA)"
+    )
+    compile: bool | None = Field(None, description="torch.compile the denoiser and VAE decoder (null: on for CUDA)")
+    compile_mode: str = Field("max-autotune-no-cudagraphs", description="torch.compile mode")
+    compile_backend: str = Field("inductor", description="torch.compile backend ('eager' checks the wiring only)")
+    compile_cache_dir: str | None = Field(
+        None, description="persistent inductor cache (default: $TORCHINDUCTOR_CACHE_DIR or ~/.cache/synthdiv/inductor)"
+    )
+    static_batch: bool | None = Field(
+        None, description="pad short batches to the largest batch size seen, so shapes stay fixed (null: when compiled)"
+    )
+    tiny_vae: str | None = Field(
+        None, description="an AutoencoderTiny model id or path (e.g. madebyollin/taesd) to decode with: faster, "
+        "changes the images; off by default"
+    )
     safety_checker: bool = Field(False, description="keep the pipeline's safety checker (black images are retried)")
 
 
@@ -86,6 +111,33 @@ def resolve_device_dtype(device: str, dtype: str) -> tuple[str, Any]:
     if dtype == "auto":
         dtype = "float16" if device.startswith("cuda") else "float32"
     return device, getattr(torch, dtype)
+
+
+@dataclass(frozen=True)
+class FastPath:
+    """The speed switches in force, after ``null`` ("auto") was resolved for the device."""
+
+    channels_last: bool
+    fuse_qkv: bool
+    compile: bool
+    static_batch: bool
+
+
+def fast_path(options: DiffusersOptions, device: str) -> FastPath:
+    """Resolve the ``null`` switches of ``options``: on for CUDA, off elsewhere; ``static_batch`` follows compile."""
+    cuda = device.startswith("cuda")
+
+    def pick(value: bool | None, default: bool) -> bool:
+        return default if value is None else value
+
+    compiled = pick(options.compile, cuda)
+    return FastPath(pick(options.channels_last, cuda), pick(options.fuse_qkv, cuda), compiled,
+                    pick(options.static_batch, compiled))
+
+
+def pad_batch(items: Sequence[Any], size: int) -> list[Any]:
+    """``items`` padded to ``size`` by repeating its last item (whose outputs are dropped afterwards)."""
+    return list(items) + [items[-1]] * max(0, size - len(items))
 
 
 def _options(spec: GeneratorSpec) -> DiffusersOptions:
@@ -147,6 +199,8 @@ class DiffusersGenerator:
         self.options = _options(spec)
         self.generator_id = generator_id(spec)
         self.device, self.dtype = resolve_device_dtype(device or spec.device, spec.dtype)
+        self._batch = 0  # the largest batch seen: short batches are padded to it under static_batch
+        self._pinned: dict[tuple[int, ...], Any] = {}  # reused pinned host buffers, by shape
         self.pipe = self._load()
         steps, guidance = model_defaults(spec.model)
         self.steps = self.options.steps or steps
@@ -186,17 +240,35 @@ class DiffusersGenerator:
             pipe.scheduler = _build_scheduler(self.options.scheduler, pipe.scheduler.config)
         pipe = pipe.to(self.device)
         pipe.set_progress_bar_config(disable=True)
+        self.fast = fast_path(self.options, self.device)
+        self._apply_fast_path(pipe, torch)
+        return pipe
+
+    def _apply_fast_path(self, pipe: Any, torch: Any) -> None:
+        fast, options = self.fast, self.options
+        if options.tiny_vae:
+            from diffusers import AutoencoderTiny
+
+            pipe.vae = AutoencoderTiny.from_pretrained(options.tiny_vae, **{_dtype_kwarg(): self.dtype}).to(self.device)
         denoiser_name = "unet" if getattr(pipe, "unet", None) is not None else "transformer"
         denoiser = getattr(pipe, denoiser_name)
-        if self.options.fuse_qkv and hasattr(pipe, "fuse_qkv_projections"):
+        if fast.fuse_qkv and hasattr(pipe, "fuse_qkv_projections"):
             pipe.fuse_qkv_projections()
-        if self.options.channels_last:
+        if fast.channels_last:
             denoiser.to(memory_format=torch.channels_last)
             if getattr(pipe, "vae", None) is not None:
                 pipe.vae.to(memory_format=torch.channels_last)
-        if self.options.compile:
-            setattr(pipe, denoiser_name, torch.compile(denoiser))
-        return pipe
+        if fast.compile:
+            cache = options.compile_cache_dir or os.environ.get("TORCHINDUCTOR_CACHE_DIR") or str(
+                Path.home() / ".cache" / "synthdiv" / "inductor")
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # a rerun, and every rank of a node, reuses the kernels
+            mode = None if options.compile_backend != "inductor" else options.compile_mode
+            setattr(pipe, denoiser_name, torch.compile(denoiser, mode=mode, backend=options.compile_backend))
+            vae = getattr(pipe, "vae", None)
+            if vae is not None and hasattr(vae, "decoder"):
+                vae.decoder = torch.compile(vae.decoder, mode=mode, backend=options.compile_backend)
+        logger.info("generator fast path on %s: %s", self.device, ", ".join(
+            f"{k}={'on' if v else 'off'}" for k, v in vars(fast).items()))
 
     def _native_size(self) -> int:
         size = getattr(self.pipe, "default_sample_size", None)
@@ -233,6 +305,11 @@ class DiffusersGenerator:
         import torch
         from PIL import Image
 
+        n = len(prompts)
+        if self.fast.static_batch:
+            self._batch = max(self._batch, n)
+            prompts, seeds = pad_batch(prompts, self._batch), pad_batch(seeds, self._batch)
+            negative_prompts = pad_batch(negative_prompts, self._batch) if negative_prompts is not None else None
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
         kwargs: dict[str, Any] = {
             "prompt": list(prompts),
@@ -244,7 +321,7 @@ class DiffusersGenerator:
             "output_type": "pt",
         }
         if self._takes_negative and negative_prompts is not None and any(negative_prompts):
-            kwargs["negative_prompt"] = [n or "" for n in negative_prompts]
+            kwargs["negative_prompt"] = [x or "" for x in negative_prompts]
         try:
             with torch.inference_mode():
                 out = self.pipe(**kwargs).images  # (B, 3, H, W) in [0, 1], still on the device
@@ -254,6 +331,18 @@ class DiffusersGenerator:
                 "(out of memory); lower generate.batch_size"
             ) from None
         with torch.inference_mode():
-            out = torch.nan_to_num(out.float(), nan=0.0, posinf=1.0, neginf=0.0).clamp_(0.0, 1.0)
-            arr = out.mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        return [Image.fromarray(np.ascontiguousarray(a)) for a in arr]
+            out = torch.nan_to_num(out[:n].float(), nan=0.0, posinf=1.0, neginf=0.0).clamp_(0.0, 1.0)
+            pixels = out.mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()  # HWC on the device
+            arr = self._to_host(pixels, torch)
+        return [Image.fromarray(a) for a in arr]
+
+    def _to_host(self, pixels: Any, torch: Any) -> np.ndarray:
+        """Device uint8 pixels to a host array: through a reused pinned buffer on CUDA (one DMA, no strided copy)."""
+        if not pixels.is_cuda:
+            return pixels.numpy()
+        host = self._pinned.get(tuple(pixels.shape))
+        if host is None:
+            host = self._pinned[tuple(pixels.shape)] = torch.empty(pixels.shape, dtype=torch.uint8, pin_memory=True)
+        host.copy_(pixels, non_blocking=True)
+        torch.cuda.current_stream(pixels.device).synchronize()
+        return host.numpy().copy()  # the buffer is reused by the next batch
