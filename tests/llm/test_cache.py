@@ -131,3 +131,19 @@ def test_cached_complete_batch_sends_only_the_misses(tmp_path: Path) -> None:
     again = llm.complete_batch(convs, n=2, seeds=[1, 2, 3])
     assert again == [*first, ["c/3/0", "c/3/1"]]
     assert inner.batches == [[1, 2], [3]] and llm.stats.as_dict() == {"hits": 2, "misses": 3}
+
+
+def test_cached_complete_many_shares_entries_with_complete(tmp_path: Path) -> None:
+    from synthdiv.llm.base import Request
+    from tests.llm.fakes import FakeLLM
+
+    fake = FakeLLM("one", "two", "three")
+    llm = CachedLLM(fake, tmp_path)
+    msgs = [[{"role": "user", "content": t}] for t in "abc"]
+    assert llm.complete(msgs[0], seed=1) == ["one"]  # the sequential path fills one entry
+    requests = [Request(msgs[0], seed=1), Request(msgs[1], seed=2), Request(msgs[1], seed=2),
+                Request(msgs[2], seed=3, json_schema={"type": "array"})]
+    assert llm.complete_many(requests) == [["one"], ["two"], ["two"], ["three"]]
+    assert [c["seed"] for c in fake.calls] == [1, 2, 3]  # a hit is not resent; a repeated request is sent once
+    assert llm.complete(msgs[2], seed=3, json_schema={"type": "array"}) == ["three"]  # and vice versa
+    assert llm.stats.as_dict() == {"hits": 3, "misses": 3}

@@ -217,3 +217,31 @@ def test_unreachable_server_names_the_url() -> None:
     url = f"http://127.0.0.1:{port}/v1"
     with pytest.raises(SynthdivError, match=rf"cannot reach the LLM server at {url}/chat/completions after 2 tries"):
         _llm(url, max_retries=1).complete(MSG)
+
+
+def test_complete_many_sends_requests_concurrently_in_order(server: tuple[str, Script], tmp_path: Path) -> None:
+    from synthdiv.llm.base import Request, complete_many
+
+    url, script = server
+    script.delay = 0.15
+    requests = [Request(MSG, seed=s) for s in range(8)]
+    start = time.perf_counter()
+    assert complete_many(_llm(url, concurrency=4), requests) == [[f"seed={s}"] for s in range(8)]
+    assert script.max_in_flight == 4 and time.perf_counter() - start < 8 * 0.15  # not one after the other
+    # behind the cache: each answer is stored under the key of the sequential path
+    cached = create_llm(LLMSpec(backend="openai", model="tiny-model", options={"base_url": url, "concurrency": 4}),
+                        cache_dir=tmp_path)
+    assert cached.complete_many(requests[:3]) == [[f"seed={s}"] for s in range(3)]
+    before = len(script.requests)
+    assert cached.complete(MSG, seed=2) == ["seed=2"] and len(script.requests) == before
+
+
+def test_complete_many_stops_sending_after_a_refusal(server: tuple[str, Script]) -> None:
+    from synthdiv.llm.base import Request
+
+    url, script = server
+    script.delay = 0.05
+    script.steps.append(("status", 400))
+    with pytest.raises(LLMServerError, match="HTTP 400"):
+        _llm(url, concurrency=2).complete_many([Request(MSG, seed=s) for s in range(40)])
+    assert len(script.requests) < 40  # the requests not yet sent were dropped

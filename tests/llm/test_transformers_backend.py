@@ -70,3 +70,15 @@ def test_ask_list_with_the_real_model(smol: TransformersLLM) -> None:
     keys = [item_key(i) for i in ans.items]
     assert len(set(keys)) == len(keys) and all(0 < len(i) <= 80 for i in ans.items)
     assert ans.ok or ans.error
+
+
+def test_complete_many_batches_requests_by_their_settings(smol: TransformersLLM) -> None:
+    from synthdiv.llm.base import Request
+
+    other = [{"role": "user", "content": "Write a JSON list of two animals and nothing else."}]
+    requests = [Request(MSG, temperature=0.8, seed=1, max_tokens=5), Request(other, temperature=0, max_tokens=4),
+                Request(other, temperature=0.8, seed=2, max_tokens=5, n=2)]
+    got = smol.complete_many(requests)
+    assert got[0] == smol.complete(MSG, temperature=0.8, seed=1, max_tokens=5)  # batched with request 2's samples
+    assert got[1] == smol.complete(other, temperature=0, max_tokens=4)
+    assert got[2] == smol.complete(other, n=2, temperature=0.8, seed=2, max_tokens=5)

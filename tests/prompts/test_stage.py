@@ -26,9 +26,10 @@ def _config(make_config, **prompts):
 
 def _script(fake):
     fake.enqueue('["pencil sketch", "\\"An Oil Painting.\\" - paint on canvas"]')  # styles.v2, k=2
+    # the classes' context requests go out together, round by round: goldfish 1, crane 1, then goldfish 2
     fake.enqueue('["on a wooden kitchen table", "a goldfish in a pond at night", "On a wooden kitchen table."]')
-    fake.enqueue('```json\n["A goldfish in a pond at night", "swimming among reeds"]\n```')
     fake.enqueue(f'["a crane standing in a marsh", "{LONG}", "under the sea"]')
+    fake.enqueue('```json\n["A goldfish in a pond at night", "swimming among reeds"]\n```')
 
 
 def test_stage_composes_repairs_and_reports_shortfalls(make_config, write_resolved, scripted_llm):

@@ -2,13 +2,19 @@
 
 A backend turns chat ``messages`` into ``n`` completions. ``seed`` makes sampling reproducible; ``json_schema``
 asks for constrained decoding where the backend supports it (``supports_json_schema``), and is ignored otherwise.
+
+Many independent requests (one per class of a stage) go through :func:`complete_many`: a backend that can serve
+them together (batched generation, concurrent HTTP requests) has a ``complete_many(requests)`` method; any other
+backend answers them one by one with ``complete``. Answers come back in request order either way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict, runtime_checkable
 
-__all__ = ["Message", "LLM"]
+__all__ = ["Message", "LLM", "Request", "complete_many"]
 
 
 class Message(TypedDict):
@@ -34,3 +40,31 @@ class LLM(Protocol):
     ) -> list[str]:
         """Return ``n`` completions of ``messages``."""
         ...
+
+
+@dataclass(frozen=True)
+class Request:
+    """The arguments of one :meth:`LLM.complete` call."""
+
+    messages: list[Message]
+    n: int = 1
+    temperature: float = 0.7
+    seed: int = 0
+    max_tokens: int = 256
+    json_schema: dict[str, Any] | None = None
+
+    def send(self, llm: LLM) -> list[str]:
+        """``llm.complete`` with these arguments."""
+        return llm.complete(self.messages, n=self.n, temperature=self.temperature, seed=self.seed,
+                            max_tokens=self.max_tokens, json_schema=self.json_schema)
+
+
+def complete_many(llm: LLM, requests: Sequence[Request]) -> list[list[str]]:
+    """The answers of ``requests``, in order: together where the backend has ``complete_many``, else one by one."""
+    requests = list(requests)
+    if not requests:
+        return []
+    batched = getattr(llm, "complete_many", None)
+    if batched is not None:
+        return [list(a) for a in batched(requests)]
+    return [r.send(llm) for r in requests]

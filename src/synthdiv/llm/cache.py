@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthdiv.llm.base import LLM, Message
+from synthdiv.llm.base import LLM, Message, Request, complete_many
 from synthdiv.run import atomic_write_json, canonical_hash
 
 logger = logging.getLogger(__name__)
@@ -112,6 +112,27 @@ class CachedLLM:
             self.stats.misses += 1
         atomic_write_json(path, {"model_id": self.model_id, "responses": list(responses)})
         return list(responses)
+
+    def complete_many(self, requests: Sequence[Request]) -> list[list[str]]:
+        """Answer each request from the cache or, for the misses, from the wrapped LLM in one
+        :func:`~synthdiv.llm.base.complete_many` call; every entry is keyed and written exactly as by
+        :meth:`complete`, so either path answers the other's requests."""
+        keys = [request_key(self.backend, self.model, r.messages, r.n, r.temperature, r.seed, r.max_tokens,
+                            r.json_schema) for r in requests]
+        answers: list[list[str] | None] = [self._read(self.path_for(k), r.n) for k, r in zip(keys, requests,
+                                                                                           strict=True)]
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}  # a request repeated in the batch is sent once
+        todo = [i for i, a in enumerate(answers) if a is None and first[keys[i]] == i]
+        if todo:
+            fresh = complete_many(self.inner, [requests[i] for i in todo])
+            for i, responses in zip(todo, fresh, strict=True):
+                atomic_write_json(self.path_for(keys[i]), {"model_id": self.model_id, "responses": list(responses)})
+                answers[i] = list(responses)
+        answers = [a if a is not None else answers[first[k]] for a, k in zip(answers, keys, strict=True)]
+        with self._lock:
+            self.stats.hits += len(keys) - len(todo)
+            self.stats.misses += len(todo)
+        return [list(a) for a in answers if a is not None]
 
     def complete_batch(
         self,

@@ -7,7 +7,8 @@ Transient failures (connection errors, timeouts, HTTP 429 and 5xx) are retried w
 (``Retry-After`` honoured) up to ``max_retries``; then, or at once for any other HTTP error,
 :class:`LLMServerError` says in one line which URL failed and how. At most ``concurrency`` requests are in flight
 per backend; the ``n`` samples of a request are sent as ``n`` requests with seeds ``seed + i`` (servers such as
-llama.cpp ignore ``n``), in parallel. Constrained decoding uses ``response_format``.
+llama.cpp ignore ``n``), in parallel; :meth:`OpenAILLM.complete_many` sends a stage's independent requests (one per
+class) the same way, ``concurrency`` at a time. Constrained decoding uses ``response_format``.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthdiv.errors import ConfigError, SynthdivError
-from synthdiv.llm.base import Message
+from synthdiv.llm.base import Message, Request
 
 if TYPE_CHECKING:
     import httpx
@@ -114,6 +116,18 @@ class OpenAILLM:
         with ThreadPoolExecutor(workers, thread_name_prefix="synthdiv-llm") as pool:
             parts = list(pool.map(lambda i: self._post({**body, "seed": seed + i}, expect=1), range(n)))
         return [p[0] for p in parts]
+
+    def complete_many(self, requests: Sequence[Request]) -> list[list[str]]:
+        """The answers of ``requests`` in order, at most ``concurrency`` requests in flight; on a failure the
+        requests not yet sent are dropped and the error raised."""
+        if len(requests) <= 1 or self.options.concurrency == 1:
+            return [r.send(self) for r in requests]
+        pool = ThreadPoolExecutor(min(len(requests), self.options.concurrency), thread_name_prefix="synthdiv-llm")
+        try:
+            futures = [pool.submit(r.send, self) for r in requests]
+            return [f.result() for f in futures]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
         """Close the HTTP connection pool (it is reopened on the next request)."""

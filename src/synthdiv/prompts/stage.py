@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from synthdiv.errors import InputError
 from synthdiv.prompts.compose import ClassPrompts, compose_class
-from synthdiv.prompts.contexts import CONTEXTS_TEMPLATE, collect_contexts
+from synthdiv.prompts.contexts import CONTEXTS_TEMPLATE, collect_contexts_many
 from synthdiv.prompts.styles import STYLES_TEMPLATE, collect_styles, load_styles, styles_document
 from synthdiv.run import RunDir, atomic_write_json, read_jsonl, write_parquet_atomic
 from synthdiv.schemas import PROMPTS_SCHEMA
@@ -103,12 +103,15 @@ def run_prompts_stage(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     short: dict[str, int] = {}
     dropped: Counter[str] = Counter()
     fixed: Counter[str] = Counter()
+    # every class's context requests go to the LLM together (batched / concurrent), round by round
+    contexts = collect_contexts_many(llm, [(r["description"].strip(), r["index"]) for r in classes], p, cfg.seed,
+                                     scorer) if want_contexts else []
     with Progress(transient=True) as progress:
         task = progress.add_task("writing prompts", total=len(classes))
-        for row in classes:
+        for k, row in enumerate(classes):
             cp = ClassPrompts(row["index"], row["name"], row["description"].strip())
             if want_contexts:
-                got = collect_contexts(llm, cp.description, cp.index, p, cfg.seed, scorer)
+                got = contexts[k]
                 cp.contexts, cp.contexts_template = got.items, CONTEXTS_TEMPLATE
                 cp.contexts_llm = llm.model_id
                 summary["llm_requests"] += got.requests

@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from synthdiv.config.prompts import PromptsConfig
 from synthdiv.errors import InputError
-from synthdiv.prompts.gather import Gathered, Processed, gather, gather_settings
+from synthdiv.prompts.gather import Family, Gathered, Processed, gather, gather_many, gather_settings
 from synthdiv.prompts.text import count_tokens, is_chatter, looks_like_text, strip_article
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ __all__ = [
     "MAX_STYLE_TOKENS",
     "style_processor",
     "collect_styles",
+    "collect_class_styles_many",
     "load_styles",
     "styles_document",
 ]
@@ -90,6 +91,19 @@ def collect_styles(
         **gather_settings(cfg, scorer),
         tokens_per_item=10,
     )
+
+
+def collect_class_styles_many(
+    llm: Any, wanted: int, classes: Sequence[tuple[str, int]], cfg: PromptsConfig, run_seed: int,
+    scorer: Any | None = None,
+) -> list[Gathered]:
+    """:func:`collect_styles` of each ``(description, class index)``, the classes' requests sent together."""
+    families = [
+        Family(CLASS_STYLES_TEMPLATE, {"description": description}, wanted, style_processor(),
+               ("styles", run_seed, class_index))
+        for description, class_index in classes
+    ]
+    return gather_many(llm, families, **gather_settings(cfg, scorer), tokens_per_item=10)
 
 
 def _string_list(value: Any, path: Path, field: str) -> list[str]:

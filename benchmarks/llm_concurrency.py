@@ -1,0 +1,144 @@
+"""Benchmark: requests/s of the openai backend against a local llama.cpp server at concurrency 1, 4 and 16.
+
+Starts llama-cpp-python's OpenAI-compatible server on a free loopback port with the embedded SmolLM2-135M GGUF
+(as tests/llm/test_llama_server.py does), then sends the same set of context-style requests (distinct seeds, no
+cache) through ``complete_many`` at each concurrency; concurrency 1 is the sequential path, the baseline of the
+same run. A second part times the same requests through the transformers backend (in process): one by one, then
+through ``complete_many`` (batched generation). Rates are medians over rounds.
+
+    .venv/bin/python benchmarks/llm_concurrency.py [--requests 16] [--max-tokens 24] [--rounds 2] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["main"]
+
+CLASSES = ("goldfish", "tabby cat", "school bus", "crane", "volcano", "espresso", "harp", "lighthouse")
+
+
+def _requests(n: int, max_tokens: int, offset: int) -> list[Any]:
+    from synthdiv.llm import templates
+    from synthdiv.llm.base import Request
+
+    out = []
+    for i in range(n):
+        messages, _ = templates.render("contexts.v1", k=3, description=CLASSES[i % len(CLASSES)])
+        out.append(Request(messages, temperature=0.8, seed=1000 * offset + i, max_tokens=max_tokens))
+    return out
+
+
+def _rate(llm: Any, requests: list[Any], batched: bool) -> float:
+    from synthdiv.llm.base import complete_many
+
+    start = time.perf_counter()
+    answers = complete_many(llm, requests) if batched else [r.send(llm) for r in requests]
+    assert len(answers) == len(requests)
+    return len(requests) / (time.perf_counter() - start)
+
+
+def _start_server(threads: int, log: Path) -> tuple[subprocess.Popen, str]:
+    import httpx
+
+    from synthdiv.embedded import smollm2_gguf
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()), "--host", "127.0.0.1",
+           "--port", str(port), "--n_ctx", "2048", "--n_threads", str(threads)]
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(1)
+    proc.terminate()
+    raise RuntimeError("llama_cpp.server did not start within 180 s")
+
+
+def bench_openai(n: int, max_tokens: int, rounds: int, threads: int, levels: list[int]) -> dict[str, Any]:
+    from synthdiv.config import LLMSpec
+    from synthdiv.llm import create_llm
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = _start_server(threads, Path(tmp) / "server.log")
+        try:
+            llms = {c: create_llm(LLMSpec(backend="openai", model="smollm2", options={
+                "base_url": url, "concurrency": c, "schema_format": "none", "timeout_s": 600})) for c in levels}
+            _rate(llms[levels[0]], _requests(2, max_tokens, 99), batched=False)  # warm-up
+            runs: dict[int, list[float]] = {c: [] for c in levels}
+            for r in range(rounds):
+                for c in levels if r % 2 == 0 else levels[::-1]:
+                    runs[c].append(_rate(llms[c], _requests(n, max_tokens, r), batched=True))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    base = statistics.median(runs[levels[0]])
+    for c in levels:
+        med = statistics.median(runs[c])
+        out[f"concurrency_{c}"] = {"requests_per_s": round(med, 3), "vs_concurrency_1": round(med / base, 3)}
+        print(f"openai -> llama-cpp-python server, concurrency {c:2d}: {med:.3f} requests/s "
+              f"({med / base:.2f}x concurrency {levels[0]})", flush=True)
+    return out
+
+
+def bench_transformers(n: int, max_tokens: int, rounds: int, threads: int) -> dict[str, Any]:
+    from synthdiv.config import LLMSpec
+    from synthdiv.llm import create_llm
+
+    llm = create_llm(LLMSpec(backend="transformers", model="embedded", device="cpu",
+                             options={"batch_size": 8, "torch_threads": threads}))
+    _rate(llm, _requests(1, 4, 99), batched=False)  # load the model outside the timing
+    runs: dict[str, list[float]] = {"one_by_one": [], "complete_many": []}
+    for r in range(rounds):
+        for name in ("one_by_one", "complete_many") if r % 2 == 0 else ("complete_many", "one_by_one"):
+            runs[name].append(_rate(llm, _requests(n, max_tokens, r), batched=name == "complete_many"))
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    ratio = med["complete_many"] / med["one_by_one"]
+    print(f"transformers in process: one by one {med['one_by_one']:.3f} requests/s, complete_many (batch 8) "
+          f"{med['complete_many']:.3f} requests/s ({ratio:.2f}x)", flush=True)
+    return {**{k: round(v, 3) for k, v in med.items()}, "ratio": round(ratio, 3)}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=16)
+    parser.add_argument("--max-tokens", type=int, default=24)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="server / torch CPU threads")
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--skip-transformers", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    logging.basicConfig(level=logging.WARNING)
+    out = {"openai": bench_openai(args.requests, args.max_tokens, args.rounds, args.threads, args.levels)}
+    if not args.skip_transformers:
+        out["transformers"] = bench_transformers(args.requests, args.max_tokens, args.rounds, args.threads)
+    print(json.dumps(out, indent=2))  # noqa: T201 - a benchmark script's output
+    return out
+
+
+if __name__ == "__main__":
+    main()
