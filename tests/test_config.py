@@ -81,10 +81,12 @@ def test_good_config_loads_with_overrides_and_relative_paths(tmp_path: Path):
     (tmp_path / "conf" / "classes.txt").write_text("a\nb\n")
     path = tmp_path / "conf" / "run.yaml"
     path.write_text("run_dir: ../runs/x\nclasses:\n  source: classes.txt\n")
-    cfg = load_config(path, ["seed=7", "plan.images_per_class=12", "models.llm.options.foo=[1, 2]"])
+    cfg = load_config(path, ["seed=7", "plan.images_per_class=12", "models.llm.options.batch_size=4",
+                             "classes.subset=[a, b]"])
     assert cfg.seed == 7
     assert cfg.plan.images_per_class == 12
-    assert cfg.models.llm.options == {"foo": [1, 2]}
+    assert cfg.models.llm.options == {"batch_size": 4}
+    assert cfg.classes.subset == ["a", "b"]
     assert cfg.run_dir == tmp_path / "runs" / "x"
     assert cfg.classes.source == tmp_path / "conf" / "classes.txt"
     assert load_config(path, run_dir=tmp_path / "elsewhere").run_dir == (tmp_path / "elsewhere").resolve()

@@ -34,7 +34,8 @@ def load(config: Path, overrides: list[str] | None, run_dir: Path | None) -> Run
 
 def console(**kwargs: Any) -> Any:
     """A rich Console that escapes control characters in the text it is given (a class name, an LLM answer or a
-    state file could hold ``\\x1b[...``): only rich's own styling reaches the terminal raw."""
+    state file could hold ``\\x1b[...``): only rich's own styling reaches the terminal raw. Written to a file or a
+    pipe, lines are not folded at 80 columns."""
     from rich.console import Console
 
     from synthdiv.names import printable
@@ -43,4 +44,7 @@ def console(**kwargs: Any) -> Any:
         def render_str(self, text: str, **kwargs: Any) -> Any:
             return super().render_str(printable(text, keep="\n\t"), **kwargs)
 
-    return _SafeConsole(**kwargs)
+    out = _SafeConsole(**kwargs)
+    if "width" not in kwargs and not out.is_terminal:
+        out.width = 400  # a file or a pipe: no folding at 80 columns (a table takes only the width it needs)
+    return out

@@ -95,10 +95,11 @@ def estimate(
     set_: SetOpt = None,
     run_dir: RunDirOpt = None,
     images_per_second: Annotated[
-        float | None, typer.Option("--images-per-second", help="Throughput per GPU to assume (else measured).")
+        float | None,
+        typer.Option("--images-per-second", help="Generation img/s per GPU to assume (else measured, set or default)."),
     ] = None,
 ) -> None:
-    """Print images, shards, disk size and GPU-hours of the planned generation."""
+    """Print the run's budget, remaining and total: images, disk, LLM calls and tokens, generation and training time."""
     from synthdiv.stages import _load
 
     cfg = load(config, set_, run_dir)

@@ -2,6 +2,7 @@
 
 from synthdiv.config.classes import ClassesConfig
 from synthdiv.config.disambiguate import DisambiguateConfig
+from synthdiv.config.estimate import EstimateConfig
 from synthdiv.config.generate import GenerateConfig, ScoreConfig
 from synthdiv.config.loader import apply_override, config_from_dict, dump_config, load_config
 from synthdiv.config.models import CLIPSpec, GeneratorSpec, LLMSpec, ModelsConfig, ModelSpec
@@ -26,6 +27,7 @@ __all__ = [
     "TrainConfig",
     "EvaluateConfig",
     "ReportConfig",
+    "EstimateConfig",
     "load_config",
     "config_from_dict",
     "apply_override",

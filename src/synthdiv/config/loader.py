@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from synthdiv.config.backends import check_backends
 from synthdiv.config.root import RunConfig
 from synthdiv.errors import ConfigError
 
@@ -55,9 +56,14 @@ def load_config(
 def config_from_dict(data: dict[str, Any], base_dir: Path | None = None, source: str = "<config>") -> RunConfig:
     """Validate a config mapping; relative paths are resolved against ``base_dir``."""
     try:
-        return RunConfig.model_validate(data, context={"base_dir": base_dir or Path.cwd()})
+        cfg = RunConfig.model_validate(data, context={"base_dir": base_dir or Path.cwd()})
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, source)) from None
+    try:
+        check_backends(cfg)  # backend options are refused like unknown keys, before any stage runs
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return cfg
 
 
 def apply_override(data: dict[str, Any], item: str, source: str = "--set") -> None:

@@ -7,6 +7,7 @@ from pydantic import Field
 from synthdiv.config._base import ConfigPath, Section
 from synthdiv.config.classes import ClassesConfig
 from synthdiv.config.disambiguate import DisambiguateConfig
+from synthdiv.config.estimate import EstimateConfig
 from synthdiv.config.generate import GenerateConfig, ScoreConfig
 from synthdiv.config.models import ModelsConfig
 from synthdiv.config.prompts import PlanConfig, PromptsConfig
@@ -31,3 +32,4 @@ class RunConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    estimate: EstimateConfig = Field(default_factory=EstimateConfig)

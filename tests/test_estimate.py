@@ -1,0 +1,92 @@
+"""``synthdiv estimate`` as a budget: remaining and total, LLM calls/tokens/cost, default rates, no data needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from synthdiv.cli import main
+from synthdiv.config import load_config
+from synthdiv.generate.estimate import IMAGENET_1K_TRAIN, budget, estimate, human_duration
+from synthdiv.run import RunDir
+
+REPO = Path(__file__).resolve().parents[1]
+SD15 = REPO / "examples" / "imagenet1k-sd15.yaml"
+
+
+def _text(renderable) -> str:
+    console = Console(record=True, width=240)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_imagenet_example_is_estimated_before_its_data_is_on_disk(tmp_path: Path):
+    cfg = load_config(SD15, run_dir=tmp_path / "run")
+    assert not cfg.classes.real_root.exists()
+    b = budget(cfg)
+    assert b.classes == 1000
+    assert b.images == 1000 * (IMAGENET_1K_TRAIN // 1000)  # multiple_of_real: 1 of ILSVRC-2012's mean class
+    assert b.images_left == b.images and b.shards == -(-b.images // 1000)
+    assert b.llm_calls > 1000 and b.llm_tokens > b.llm_calls * 100
+    assert b.llm_cost is None  # no price configured: no cost row
+    assert b.generate_rate is not None and b.generate_rate.device == "H100 (default)"
+    assert b.generate_rate.per_second == pytest.approx(6.0)  # SD 1.5, 512x512, 25 steps
+    assert b.train_rate is not None and b.train_seconds is not None and b.train_seconds > 3600
+    text = _text(estimate(cfg))
+    assert "ImageNet metadata" in text and "default for SD 1.x/2.x" in text and "0.00" not in text
+    assert "generation GPU time" in text and "training GPU time" in text and "LLM cost" not in text
+
+
+def test_price_gives_a_cost_and_done_stages_leave_nothing_to_pay(tmp_path: Path):
+    cfg = load_config(SD15, ["estimate.llm_price_per_million_tokens=0.6"], run_dir=tmp_path / "run")
+    b = budget(cfg)
+    assert b.llm_cost == pytest.approx(b.llm_tokens * 0.6 / 1e6)
+    assert b.llm_cost_left == pytest.approx(b.llm_cost)
+    run = RunDir(cfg.run_dir)
+    run.finish(run.begin("disambiguate", "f"), {})
+    after = budget(cfg)
+    assert after.llm_calls == b.llm_calls and after.llm_calls_left == b.llm_calls - 1000  # one call per class
+    assert after.llm_cost_left < b.llm_cost_left
+    assert "LLM cost" in _text(estimate(cfg))
+
+
+def test_given_and_configured_rates_win_and_are_labelled(tmp_path: Path):
+    cfg = load_config(SD15, ["generate.images_per_second=12", "estimate.device=A100"], run_dir=tmp_path / "run")
+    assert budget(cfg).generate_rate.source == "generate.images_per_second"
+    assert budget(cfg).generate_rate.device == "A100"
+    given = budget(cfg, 3.0)
+    assert given.generate_rate.per_second == 3.0 and given.generate_rate.source == "--images-per-second"
+    assert given.generate_seconds == pytest.approx(given.images / 3.0)
+
+
+def test_default_rates_scale_with_model_size_and_steps(tmp_path: Path):
+    turbo = load_config(SD15, ["models.generator.model=stabilityai/sdxl-turbo", "models.generator.options.steps=1"],
+                        run_dir=tmp_path / "a")
+    assert budget(turbo).generate_rate.per_second == pytest.approx(80.0)  # 20 img/s at 4 steps -> 1 step
+    xl = load_config(SD15, ["models.generator.model=stabilityai/stable-diffusion-xl-base-1.0",
+                            "models.generator.options={}"], run_dir=tmp_path / "b")
+    assert budget(xl).generate_rate.per_second == pytest.approx(1.0)  # 1024x1024, its default 30 steps
+    unknown = load_config(SD15, ["train.model=efficientnet_b0"], run_dir=tmp_path / "c")
+    assert budget(unknown).train_rate is None
+    assert "rate unknown: set estimate.train_images_per_second" in _text(estimate(unknown))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0 s"), (0.004, "0.004 s"), (3, "3 s"), (600, "10 min"), (7200, "2.0 h"), (3600 * 100, "100 h (4 days)")],
+)
+def test_human_duration(seconds: float, text: str):
+    assert human_duration(seconds) == text
+
+
+def test_cli_estimate_of_a_class_file(tmp_path: Path, capsys):
+    (tmp_path / "c.txt").write_text("goldfish\ntiger shark\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run_dir: run\nclasses: {source: c.txt}\nplan: {images_per_class: 5000, shard_size: 1000}\n"
+                   "models: {generator: {model: some/model}}\n")
+    assert main(["estimate", "-c", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "10,000" in out and "class source" in out
+    assert not (tmp_path / "run").exists()  # an estimate writes nothing
