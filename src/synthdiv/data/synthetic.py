@@ -19,7 +19,7 @@ from synthdiv.run import RunDir
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["selected_manifest", "synthetic_samples", "shard_path"]
+__all__ = ["selected_manifest", "synthetic_samples", "manifest_samples", "shard_path"]
 
 
 def shard_path(shards: Path, shard: int) -> Path:
@@ -66,9 +66,20 @@ def synthetic_samples(cfg: Any, run: RunDir, num_classes: int, shards_dir: Path 
         num_classes: Number of classes (a label outside 0..N-1 is an error in the manifest).
         shards_dir: Read shards from here instead of the run's ``shards/``.
     """
+    return manifest_samples(selected_manifest(cfg, run), run, num_classes, shards_dir)
+
+
+def manifest_samples(table: Any, run: RunDir, num_classes: int, shards_dir: Path | None = None) -> SampleSet:
+    """The images that the manifest rows ``table`` name, as byte ranges in their shards, in ``image_id`` order.
+
+    Args:
+        table: Manifest rows (a pyarrow Table with at least ``image_id``, ``class`` and ``shard``).
+        run: The run directory (named in errors; its ``shards/`` unless ``shards_dir``).
+        num_classes: Number of classes (a label outside 0..N-1 is an error in the manifest).
+        shards_dir: Read shards from here instead of the run's ``shards/``.
+    """
     import pyarrow.compute as pc
 
-    table = selected_manifest(cfg, run)
     table = table.take(pc.sort_indices(table, sort_keys=[("image_id", "ascending")]))  # whatever the shard layout
     shards_dir = Path(shards_dir) if shards_dir is not None else run.shards
     labels = _int_column(table, "class")
