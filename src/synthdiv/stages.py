@@ -251,6 +251,9 @@ def run_all(cfg: RunConfig, redo: Sequence[str] = (), stop_after: str | None = N
     for option, name in asked:
         if name not in _BY_NAME:
             raise ConfigError(f"run {option}: unknown stage {name!r}; expected one of: {', '.join(_BY_NAME)}")
+    from synthdiv.check import preflight
+
+    preflight(cfg, stop_after, redo)  # paths, models, devices and disk of the stages to run, before any writes
     results: dict[str, dict[str, Any]] = {}
     cascade = False
     with contextlib.ExitStack() as hold:
