@@ -1,0 +1,121 @@
+"""Adaptive budget: spend a global image budget in rounds, giving more images to the classes the model gets wrong and
+whose synthetic images the filters keep least.
+
+After a round, per-class validation error ``e_c`` (a short training run, or the real-only model) and the filter keep
+rate ``r_c`` (:func:`synthdiv.generate.filter.keep_rates`) give each class a need ``w_c = (e_c + eps)^alpha /
+max(r_c, floor)^beta``: a class twice as wrong asks for twice the images (alpha = 1), and a class whose images are
+kept half as often asks for twice as many to end with as many kept ones (beta = 1). The round's budget is split in
+proportion to ``w_c`` within per-class bounds (:func:`allocate`), and :func:`append_round` adds the rows to the plan
+after the existing ones: earlier rows, their shards and their image ids never change, and a new row's seed and id
+come from the same (class, prompt, repeat) rule as the plan's, with repeat numbers after those already used, so
+every image id stays unique and each image is still made exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from synthdiv.prompts import ids
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["class_need", "allocate", "append_round"]
+
+
+def class_need(errors: np.ndarray, keep_rates: np.ndarray, alpha: float = 1.0, beta: float = 1.0,
+               eps: float = 1e-3, floor: float = 0.05) -> np.ndarray:
+    """``(e + eps)^alpha / max(r, floor)^beta`` per class; a NaN keep rate (no image yet) counts as 1."""
+    errors = np.clip(np.asarray(errors, dtype=np.float64), 0, 1)
+    rates = np.nan_to_num(np.asarray(keep_rates, dtype=np.float64), nan=1.0)
+    return (errors + eps) ** alpha / np.maximum(rates, floor) ** beta
+
+
+def allocate(total: int, need: np.ndarray, lower: np.ndarray | int = 0, upper: np.ndarray | int | None = None
+             ) -> np.ndarray:
+    """Integer images per class summing to ``total``, proportional to ``need`` within ``[lower, upper]``.
+
+    The share of class c is ``clip(s * need_c, lower_c, upper_c)`` with the one scale s that makes the shares sum to
+    ``total`` (water-filling, found by bisection); the fractions are rounded by largest remainder within the bounds.
+    """
+    need = np.asarray(need, dtype=np.float64)
+    n = len(need)
+    lo = np.broadcast_to(np.asarray(lower, dtype=np.int64), (n,)).copy()
+    hi = np.full(n, total, dtype=np.int64) if upper is None else np.broadcast_to(np.asarray(upper, np.int64), (n,))
+    hi = np.minimum(hi, total)
+    if (need < 0).any() or not np.isfinite(need).all():
+        raise ValueError("allocate: need must be finite and non-negative")
+    if (lo > hi).any() or lo.sum() > total or hi.sum() < total:
+        raise ValueError(f"allocate: {total} images cannot be split within the bounds (sum of lower {lo.sum()}, "
+                         f"sum of upper {hi.sum()})")
+    # a tiny floor lets a class with no need still take images once every other class is at its upper bound
+    w = need + 1e-9 * (need.max() if need.max() > 0 else 1.0)
+    low, high = 0.0, 1.0
+    while np.clip(high * w, lo, hi).sum() < total:
+        high *= 2
+    for _ in range(200):  # sum(clip(scale * w, lo, hi)) grows with scale: bisect for the total
+        mid = (low + high) / 2
+        low, high = (mid, high) if np.clip(mid * w, lo, hi).sum() < total else (low, mid)
+    share = np.clip(high * w, lo, hi)
+    out = np.clip(np.floor(share + 1e-9).astype(np.int64), lo, hi)
+    rest = total - int(out.sum())
+    order = np.argsort(-(share - out), kind="stable")
+    for c in order:
+        if rest == 0:
+            break
+        if out[c] < hi[c]:
+            out[c] += 1
+            rest -= 1
+    return out
+
+
+def append_round(plan: pa.Table, prompts: pa.Table, counts: np.ndarray, run_seed: int, gen_id: str,
+                 shard_size: int) -> pa.Table:
+    """The rows of a new round: ``counts[c]`` more images of class ``c``, in new shards after the plan's last one.
+
+    Within a class the least-used prompts go first, and a prompt's repeat numbers continue after its uses in
+    ``plan``, so seeds and ids follow the plan's own rule and never repeat one. Classes are interleaved, so any
+    prefix of the round holds every class in proportion.
+    """
+    import pyarrow as pa
+
+    from synthdiv.schemas import PLAN_SCHEMA
+
+    used: dict[str, int] = {}
+    for pid, n in zip(*np.unique(np.asarray(plan.column("prompt_id").to_pylist(), dtype=object),
+                                 return_counts=True), strict=True):
+        used[str(pid)] = int(n)
+    p_cls = prompts.column("class").to_numpy()
+    p_ids = np.asarray(prompts.column("prompt_id").to_pylist(), dtype=object)
+    cls_rows, pid_rows, rep_rows, key_rows = [], [], [], []
+    for c in np.flatnonzero(np.asarray(counts) > 0):
+        mine = p_ids[p_cls == c]
+        if len(mine) == 0:
+            raise ValueError(f"append_round: class {c} has no prompts")
+        uses = np.array([used.get(p, 0) for p in mine], dtype=np.int64)
+        picks = []
+        for _ in range(int(counts[c])):  # least used first; ties in prompt-table order
+            i = int(np.argmin(uses))
+            picks.append((i, uses[i]))
+            uses[i] += 1
+        k = len(picks)
+        cls_rows.append(np.full(k, c, dtype=np.int32))
+        pid_rows.append(mine[[i for i, _ in picks]])
+        rep_rows.append(np.array([r for _, r in picks], dtype=np.int64))
+        key_rows.append((np.arange(k) + 0.5) / k)
+    if not cls_rows:
+        return PLAN_SCHEMA.empty_table()
+    cls, pid, rep = np.concatenate(cls_rows), np.concatenate(pid_rows), np.concatenate(rep_rows)
+    order = np.argsort(np.concatenate(key_rows), kind="stable")
+    cls, pid, rep = cls[order], pid[order], rep[order]
+    seeds = ids.derive_seeds(ids.prompt_keys(run_seed, cls, pid.tolist()), rep)
+    image = ids.splitmix64(ids.image_keys(cls, pid.tolist(), gen_id) ^ ids.splitmix64(seeds.astype(np.uint64)))
+    first = int(np.max(plan.column("shard").to_numpy())) + 1 if plan.num_rows else 0
+    shard = (first + np.arange(len(cls)) // shard_size).astype(np.int32)
+    return pa.table([ids.hex64(image), pa.array(cls, pa.int32()), pa.array(pid.tolist(), pa.string()),
+                     pa.array(seeds, pa.int64()), pa.array(shard, pa.int32())], schema=PLAN_SCHEMA)

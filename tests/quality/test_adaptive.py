@@ -1,0 +1,63 @@
+"""Adaptive budget: the allocation follows per-class errors and keep rates within bounds, and a round appended to
+the plan keeps every earlier row and makes exactly the ids a bigger plan would have made."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from synthdiv.prompts.adaptive import allocate, append_round, class_need
+from synthdiv.prompts.plan import layout_plan, plan_batches
+
+
+def test_allocation_follows_errors_and_keep_rates():
+    errors = np.array([0.1, 0.2, 0.4, 0.4])
+    rates = np.array([1.0, 1.0, 1.0, 0.5])
+    need = class_need(errors, rates, eps=0.0)
+    out = allocate(1500, need)
+    assert out.sum() == 1500
+    assert out.tolist() == [100, 200, 400, 400 * 2]  # twice the error, twice the images; half kept, twice again
+    assert allocate(1100, class_need(errors, np.ones(4), alpha=0.0, eps=0.0)).tolist() == [275] * 4  # alpha 0: even
+
+
+def test_allocation_respects_bounds_and_total():
+    need = np.array([100.0, 1.0, 1.0, 1.0, 0.0])
+    out = allocate(1000, need, lower=50, upper=400)
+    assert out.sum() == 1000 and out.min() >= 50 and out.max() <= 400
+    assert out[0] == 400 and out[4] == 50  # the neediest is capped, the one with no need gets its floor
+    assert sorted(out[1:4].tolist()) == [183, 183, 184]  # the equal ones share the rest, 550, evenly
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(1, 30))
+        lo, hi = rng.integers(0, 20, n), rng.integers(20, 200, n)
+        total = int(rng.integers(lo.sum(), hi.sum() + 1))
+        got = allocate(total, rng.random(n) * rng.integers(0, 2, n), lo, hi)
+        assert got.sum() == total and (got >= lo).all() and (got <= hi).all()
+    with pytest.raises(ValueError, match="cannot be split within the bounds"):
+        allocate(10, np.ones(3), lower=5)
+
+
+def _plan(counts: np.ndarray, prompts: pa.Table) -> pa.Table:
+    available = np.bincount(prompts.column("class").to_numpy(), minlength=len(counts))[:, None]
+    layout = layout_plan(counts[:, None], available)
+    batches = plan_batches(layout, prompts.column("class").to_numpy(), prompts.column("prompt_id").combine_chunks(),
+                           7, "gen", shard_size=4)
+    return pa.Table.from_batches(list(batches))
+
+
+def test_appended_round_keeps_ids_stable_and_unique():
+    prompts = pa.table({"prompt_id": ["a0", "a1", "a2", "b0", "b1"], "class": pa.array([0, 0, 0, 1, 1], pa.int32())})
+    first = _plan(np.array([5, 3]), prompts)
+    extra = np.array([4, 6])
+    added = append_round(first, prompts, extra, 7, "gen", shard_size=4)
+    assert np.bincount(added.column("class").to_numpy()).tolist() == [4, 6]
+    assert added.column("shard").to_numpy().min() == first.column("shard").to_numpy().max() + 1
+    both = pa.concat_tables([first, added])
+    assert len(set(both.column("image_id").to_pylist())) == both.num_rows  # exactly once: no id twice
+    bigger = _plan(np.array([9, 9]), prompts)  # what one plan of the whole budget names
+    assert set(both.column("image_id").to_pylist()) == set(bigger.column("image_id").to_pylist())
+    assert set(zip(both.column("prompt_id").to_pylist(), both.column("seed").to_pylist(), strict=True)) == set(
+        zip(bigger.column("prompt_id").to_pylist(), bigger.column("seed").to_pylist(), strict=True))
+    again = append_round(first, prompts, extra, 7, "gen", shard_size=4)
+    assert again.equals(added)  # a resumed round names the same images
