@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -178,3 +180,34 @@ def test_ask_list_rejects_echoes_of_its_own_correction() -> None:
 def test_ask_list_refuses_nonpositive_n() -> None:
     with pytest.raises(ValueError):
         ask_list(FakeLLM(), MESSAGES, n_items=0)
+
+
+class _SeedLists:
+    """Answers with a JSON list of ``seed % 4`` items (0 items: the caller retries with seed + 1)."""
+
+    model_id = "echo:lists"
+    supports_json_schema = True
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.rounds: list[int] = []
+
+    def complete(self, messages, n=1, temperature=0.7, seed=0, max_tokens=256, json_schema=None):
+        self.calls.append((messages[0]["content"], seed))
+        return [json.dumps([f"{messages[0]['content']} {seed} {j}" for j in range(seed % 4)])] * n
+
+    def complete_many(self, requests):
+        self.rounds.append(len(requests))
+        return [r.send(self) for r in requests]
+
+
+def test_ask_list_many_asks_what_ask_list_asks_alone():
+    from synthdiv.llm.structured import ask_list_many
+
+    calls = [{"messages": [{"role": "user", "content": f"q{i}"}], "n_items": 2, "seed": seed, "max_retries": 3}
+             for i, seed in enumerate((2, 4, 7))]  # seed 4: no item, seed 5: one, seed 6: the second
+    alone = _SeedLists()
+    expected = [ask_list(alone, **c) for c in calls]
+    together = _SeedLists()
+    assert ask_list_many(together, calls) == expected
+    assert sorted(together.calls) == sorted(alone.calls) and together.rounds == [3, 1, 1]

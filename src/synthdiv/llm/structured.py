@@ -15,15 +15,15 @@ import ast
 import json
 import logging
 import re
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthdiv.llm.base import LLM, Message, Request
+from synthdiv.llm.base import LLM, Message, Request, run_together
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LIST_SCHEMA", "ListAnswer", "ask_list", "ask_list_steps", "item_key", "parse_list"]
+__all__ = ["LIST_SCHEMA", "ListAnswer", "ask_list", "ask_list_many", "ask_list_steps", "item_key", "parse_list"]
 
 LIST_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
 
@@ -262,6 +262,14 @@ def ask_list(
             request = steps.send(request.send(llm)[0])
     except StopIteration as done:
         return done.value
+
+
+def ask_list_many(llm: LLM, calls: Sequence[dict[str, Any]]) -> list[ListAnswer]:
+    """:func:`ask_list` for each of ``calls`` (the keyword arguments of one call each, ``messages`` included), the
+    pending requests of all of them sent together round by round (:func:`~synthdiv.llm.base.run_together`); each
+    call asks exactly what it would ask alone, so cached answers are shared with :func:`ask_list`."""
+    schema = bool(getattr(llm, "supports_json_schema", False))
+    return run_together(llm, [ask_list_steps(schema, **call) for call in calls])
 
 
 def ask_list_steps(

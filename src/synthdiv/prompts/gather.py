@@ -147,7 +147,7 @@ def gather_many(
     Family ``i`` makes exactly the requests (messages, seeds, budgets) that :func:`gather` alone would make, in the
     same order; the keywords are those of :func:`gather`.
     """
-    from synthdiv.llm.base import complete_many
+    from synthdiv.llm.base import run_together
 
     supports_schema = bool(getattr(llm, "supports_json_schema", False))
     runs = [
@@ -155,26 +155,7 @@ def gather_many(
                       max_retries=max_retries, scorer=scorer, threshold=threshold, tokens_per_item=tokens_per_item)
         for f in families
     ]
-    results: list[Gathered | None] = [None] * len(runs)
-    pending: dict[int, Any] = {}
-    for i, run in enumerate(runs):
-        _advance(run, i, None, pending, results)
-    while pending:
-        order = sorted(pending)
-        answers = complete_many(llm, [pending[i] for i in order])
-        pending = {}
-        for i, answer in zip(order, answers, strict=True):
-            _advance(runs[i], i, answer[0], pending, results)
-    return [r for r in results if r is not None]
-
-
-def _advance(run: Generator[Any, str, Gathered], i: int, text: str | None, pending: dict[int, Any],
-             results: list[Gathered | None]) -> None:
-    """Send ``text`` to family ``i`` (None: start it); file its next request or its result."""
-    try:
-        pending[i] = next(run) if text is None else run.send(text)
-    except StopIteration as done:
-        results[i] = done.value
+    return run_together(llm, runs)
 
 
 def _gather_steps(
