@@ -159,6 +159,7 @@ def _write_images(run: RunDir, shard: int, labels: list[int], degenerate: set[in
 
 def test_info_json_lists_the_complete_shards_and_timm_reads_them(run):
     import timm.data
+    import torch
 
     _write_images(run, 0, [0, 1, 2, 0])
     _write_images(run, 1, [1, 2])
@@ -170,6 +171,13 @@ def test_info_json_lists_the_complete_shards_and_timm_reads_them(run):
     assert len(ds) == 6
     got = sorted((img.size, label) for img, label in ds)
     assert got == sorted(((8, 8), c) for c in [0, 1, 2, 0, 1, 2])
+    # as timm's train.py builds its training loader
+    train = timm.data.create_dataset("wds/synthdiv", root=str(run.shards), split="train", is_training=True,
+                                     batch_size=2)
+    loader = timm.data.create_loader(train, input_size=(3, 8, 8), batch_size=2, is_training=True, num_workers=0,
+                                     device=torch.device("cpu"))
+    labels = sorted(t for _, target in loader for t in target.tolist())
+    assert labels == [0, 0, 1, 1, 2, 2]
     clean_shard(run, 1, "corrupt")  # a shard to redo: the list is stale until every shard is complete again
     assert not (run.shards / WDS_INFO).exists()
 
@@ -222,6 +230,10 @@ def test_a_generated_run_trains_in_timm_and_loads_in_datasets(gen_config, monkey
     assert hf["cls"] == manifest.column("class").to_pylist()
     assert [m["degenerate"] for m in hf["json"]] == manifest.column("degenerate").to_pylist()
     assert hf["json"][5]["degenerate_reason"] == "black"
+
+    tar_path(run, 1).unlink()  # lost after the stage finished: the list goes stale, the rerun writes it again
+    run_stage(cfg, "generate")
+    assert json.loads((run.shards / WDS_INFO).read_text())["splits"]["train"] == info
 
     syn = synthetic_samples(cfg, run, 3)  # the degenerate image is left out of training
     assert len(syn) == 5
