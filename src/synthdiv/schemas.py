@@ -14,7 +14,9 @@ __all__ = [
     "PLAN_SCHEMA",
     "MANIFEST_SCHEMA",
     "SCORES_SCHEMA",
+    "CLASSIFIER_SCORES_SCHEMA",
     "PROMPT_KINDS",
+    "PLAN_SOURCE_SCHEMA",
 ]
 
 # classes.jsonl: one object per class, in class-index order.
@@ -58,6 +60,11 @@ PLAN_SCHEMA = pa.schema(
     ]
 )
 
+# Optional plan columns after PLAN_SCHEMA, written only by a plan with image-to-image rows (plan.img2img.share > 0):
+#   source: the real image a row starts from, relative to its class's real_dir (POSIX), null for text-to-image;
+#   strength: how much of it is noised away (diffusers' img2img ``strength``), null for text-to-image.
+PLAN_SOURCE_SCHEMA = pa.schema([("source", pa.string()), ("strength", pa.float32())])
+
 # manifest.parquet: one row per image present in a complete shard (a folder of per-shard Parquet parts is allowed).
 MANIFEST_SCHEMA = pa.schema(
     [
@@ -72,6 +79,8 @@ MANIFEST_SCHEMA = pa.schema(
         ("generator_id", pa.string()),
     ]
 )
+# A manifest part ends with PLAN_SOURCE_SCHEMA's columns (after the writer's own ones): each image's source real image
+# and strength as provenance, null for text-to-image (and absent from parts written before image-to-image existed).
 
 # scores.parquet: written by the score stage; joined to the manifest on image_id. Filters are views over it.
 SCORES_SCHEMA = pa.schema(
@@ -80,5 +89,27 @@ SCORES_SCHEMA = pa.schema(
         ("similarity", pa.float32()),  # cosine to its class description
         ("class_rank", pa.int32()),  # rank of its own class among all classes (0 = best)
         ("margin", pa.float32()),  # similarity minus the best other class's
+        # softmax over all class texts of logit_scale * cosine / score.temperature: the own class's probability
+        ("prob", pa.float32()),
+        ("best_other", pa.int32()),  # the most similar other class (-1 with one class)
+        # near-duplicates in CLIP image space, within the class (see synthdiv.quality.near_duplicates)
+        ("nn_id", pa.string()),  # the nearest other synthetic image of the class, or null
+        ("nn_cosine", pa.float32()),
+        ("dup_of", pa.string()),  # representative of its group of images >= score.duplicates.threshold (or itself)
+        ("real_nn", pa.string()),  # the nearest embedded real image of the class (its key), or null
+        ("real_nn_cosine", pa.float32()),
+        ("memorized", pa.bool_()),  # real_nn_cosine >= score.duplicates.real_threshold
+    ]
+)
+
+# classifier_scores.parquet: a classifier trained on real data only, on every synthetic image (score.classifier).
+CLASSIFIER_SCORES_SCHEMA = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("p_own", pa.float32()),  # the classifier's probability of the image's own class
+        ("top_class", pa.int32()),  # its most probable other class
+        ("p_other", pa.float32()),  # and that class's probability
+        ("mislabeled", pa.bool_()),  # p_other >= mislabeled_p_other and p_own <= mislabeled_p_own
+        ("easy", pa.bool_()),  # p_own >= easy_p_own
     ]
 )

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from synthdiv.config._base import Section
+from synthdiv.config.quality import ClassifierConfig, DuplicatesConfig, MetricsConfig
 
 __all__ = ["GenerateConfig", "ScoreConfig"]
 
@@ -46,6 +47,16 @@ class ScoreConfig(Section):
     template: str = Field("{description}", description="the class text CLIP compares images with")
     min_similarity: float | None = Field(None, description="filter: keep images whose CLIP similarity is at least this")
     keep_quantile: float | None = Field(None, gt=0, le=1, description="filter: keep the top fraction per class")
+    logit_scale: float | None = Field(
+        None, gt=0, description="scale of the cosine logits of the cross-class softmax (None: the CLIP model's own)"
+    )
+    temperature: float = Field(1.0, gt=0, description="softmax over classes of logit_scale * cosine / temperature")
+    real_per_class: int | None = Field(
+        200, ge=0, description="real images per class embedded for the memorization check and fidelity (None: all)"
+    )
+    duplicates: DuplicatesConfig = Field(default_factory=DuplicatesConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
 
     @model_validator(mode="after")
     def _one_filter(self) -> ScoreConfig:

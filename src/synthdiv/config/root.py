@@ -11,6 +11,7 @@ from synthdiv.config.estimate import EstimateConfig
 from synthdiv.config.generate import GenerateConfig, ScoreConfig
 from synthdiv.config.models import ModelsConfig
 from synthdiv.config.prompts import PlanConfig, PromptsConfig
+from synthdiv.config.quality import FilterSpec
 from synthdiv.config.report import ReportConfig
 from synthdiv.config.train import EvaluateConfig, TrainConfig
 
@@ -29,6 +30,9 @@ class RunConfig(Section):
     plan: PlanConfig = Field(default_factory=PlanConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
+    filters: dict[str, FilterSpec] = Field(
+        default_factory=dict, description="named filter views over the synthetic images; train.filters selects them"
+    )
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)

@@ -62,6 +62,9 @@ class TrainConfig(Section):
     # data
     real_root: ConfigPath | None = Field(None, description="ImageFolder or folder of WebDataset shards (else classes)")
     synthetic_root: ConfigPath | None = Field(None, description="folder of synthetic shards (else the run's shards/)")
+    filters: list[str] = Field(
+        default_factory=list, description="names of filters (built-in or under filters:) the synthetic images pass"
+    )
     low_data: float | None = Field(None, gt=0, description="keep this fraction (<1) or N (>=1) real images per class")
     long_tail: bool = Field(False, description="subsample real data to an ImageNet-LT Pareto profile")
     long_tail_alpha: float = Field(6.0, gt=0, description="Pareto shape of the long-tail profile")

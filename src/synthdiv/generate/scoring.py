@@ -1,6 +1,7 @@
 """The score stage: CLIP similarity of every generated image to its class description, its class's rank among all
-classes, and the margin to the best other class (``scores.parquet``). Images are never deleted; a filter is a view
-(:func:`synthdiv.generate.filter.filtered_manifest`).
+classes, the margin to the best other class and its class's softmax probability over all classes, then the
+near-duplicate columns and the quality metrics from the stored embeddings (``scores.parquet``, ``embeddings/``,
+``quality.json``). Images are never deleted; a filter is a view (:func:`synthdiv.generate.filter.filtered_manifest`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from synthdiv.errors import InputError
 from synthdiv.generate.shards import read_manifest, shard_name, tar_path
+from synthdiv.quality.embeddings import load_real, load_shard_cache, load_synthetic, save_shard_cache, write_synthetic
 from synthdiv.run import canonical_hash, read_jsonl, write_parquet_atomic
 from synthdiv.schemas import SCORES_SCHEMA
 
@@ -31,9 +34,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["score_images", "class_texts", "score_matrix", "iter_shard_images"]
 
-_KEY = b"synthdiv.tar_key"
-
-
 def class_texts(cfg: RunConfig, run: RunDir) -> list[str]:
     """One text per class index: ``score.template`` filled with the resolved description (else the class name)."""
     path = run.resolved if run.resolved.exists() else run.classes
@@ -45,8 +45,12 @@ def class_texts(cfg: RunConfig, run: RunDir) -> list[str]:
     return [cfg.score.template.format(description=r.get("description") or r["name"]) for r in rows]
 
 
-def score_matrix(image_emb: np.ndarray, text_emb: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
-    """Similarity to the own class, rank of the own class (0 = best) and margin to the best other class."""
+def score_matrix(
+    image_emb: np.ndarray, text_emb: np.ndarray, labels: np.ndarray, logit_scale: float | None = None
+) -> dict[str, np.ndarray]:
+    """Similarity to the own class, rank of the own class (0 = best) and margin to the best other class; with
+    ``logit_scale``, also the own class's softmax probability over all classes of ``logit_scale * cosine`` and the
+    best other class (-1 when there is none)."""
     sims = image_emb @ text_emb.T
     rows = np.arange(len(labels))
     own = sims[rows, labels]
@@ -54,8 +58,15 @@ def score_matrix(image_emb: np.ndarray, text_emb: np.ndarray, labels: np.ndarray
     others = sims.copy()
     others[rows, labels] = -np.inf
     best_other = others.max(axis=1) if sims.shape[1] > 1 else np.full(len(labels), np.nan, dtype=sims.dtype)
-    return {"similarity": own.astype(np.float32), "class_rank": rank.astype(np.int32),
-            "margin": (own - best_other).astype(np.float32)}
+    out = {"similarity": own.astype(np.float32), "class_rank": rank.astype(np.int32),
+           "margin": (own - best_other).astype(np.float32)}
+    if logit_scale is not None:
+        logits = logit_scale * sims.astype(np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        prob = np.exp(logits[rows, labels]) / np.exp(logits).sum(axis=1)
+        out["prob"] = prob.astype(np.float32)
+        out["best_other"] = (others.argmax(axis=1) if sims.shape[1] > 1 else np.full(len(labels), -1)).astype(np.int32)
+    return out
 
 
 def iter_shard_images(run: RunDir, shard: int, keys: list[str], ext: str) -> Iterator[Image.Image]:
@@ -73,60 +84,88 @@ def iter_shard_images(run: RunDir, shard: int, keys: list[str], ext: str) -> Ite
         yield img.convert("RGB")
 
 
-def _shard_key(run: RunDir, shard: int) -> bytes:
+def _shard_key(run: RunDir, shard: int) -> str:
     st = tar_path(run, shard).stat()
-    return f"{st.st_size}:{st.st_mtime_ns}".encode()
-
-
-def _cached(part: Path, key: bytes, ids: list[str]) -> pa.Table | None:
-    """A shard's cached scores, if they were computed from this very tar for these images."""
-    try:
-        table = pq.read_table(part)
-    except (OSError, pa.ArrowException):
-        return None
-    if (table.schema.metadata or {}).get(_KEY) != key or table.column("image_id").to_pylist() != ids:
-        return None
-    return table.replace_schema_metadata(None)
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 class _LazyScorer:
-    """Creates the CLIP scorer and embeds the class texts only when a shard is not cached."""
+    """Creates the CLIP scorer only when an image or text must be embedded (a fully cached run never loads it)."""
 
-    def __init__(self, cfg: RunConfig, texts: list[str]) -> None:
-        self.cfg, self.texts = cfg, texts
+    def __init__(self, cfg: RunConfig, texts: list[str], cache: Path) -> None:
+        self.cfg, self.texts, self.cache = cfg, texts, cache
         self.scorer: Any = None
-        self.text_emb: np.ndarray | None = None
+        self._text_emb: np.ndarray | None = None
 
-    def __call__(self, images: list[Image.Image], labels: np.ndarray) -> dict[str, np.ndarray]:
+    def _model(self) -> Any:
         if self.scorer is None:
             from synthdiv.clip import create_scorer
 
             self.scorer = create_scorer(self.cfg.models.clip)
-            self.text_emb = self.scorer.embed_texts(self.texts)
-        return score_matrix(self.scorer.embed_images(images), self.text_emb, labels)
+        return self.scorer
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+        return self._model().embed_images(images)
+
+    @property
+    def text_emb(self) -> np.ndarray:
+        if self._text_emb is None:
+            part, key = self.cache / "texts.npz", canonical_hash(self.texts)
+            self._text_emb = load_shard_cache(part, key, [key])
+            if self._text_emb is None:
+                self._text_emb = self._model().embed_texts(self.texts)
+                save_shard_cache(part, key, [key], self._text_emb)
+        return self._text_emb
+
+    def logit_scale(self) -> float:
+        """``score.logit_scale / score.temperature``; the model's own learned scale when none is set (100, CLIP's,
+        for a backend that has none)."""
+        scale = self.cfg.score.logit_scale
+        if scale is None:
+            param = getattr(self._model(), "model", None)
+            param = getattr(param, "logit_scale", None)
+            scale = float(param.detach().float().exp().item()) if param is not None else 100.0
+        return scale / self.cfg.score.temperature
 
 
-def _score_shard(run: RunDir, shard: int, rows: pa.Table, score: _LazyScorer, bs: int, advance: Any) -> pa.Table:
-    ids, labels = rows.column("image_id").to_pylist(), rows.column("class").to_numpy()
+def _shard_embeddings(run: RunDir, shard: int, rows: pa.Table, score: _LazyScorer, bs: int, advance: Any
+                      ) -> tuple[np.ndarray, bool]:
+    """A shard's image embeddings in manifest order, from the cache when the tar is unchanged; and whether cached."""
+    ids = rows.column("image_id").to_pylist()
+    part, key = score.cache / f"{shard_name(shard)}.npz", _shard_key(run, shard)
+    emb = load_shard_cache(part, key, ids)
+    if emb is not None:
+        advance(len(ids))
+        return emb, True
     images = iter_shard_images(run, shard, ids, rows.column("ext")[0].as_py())
-    parts: dict[str, list[np.ndarray]] = {"similarity": [], "class_rank": [], "margin": []}
+    parts = []
     for b in range(0, len(ids), bs):
-        batch = [next(images) for _ in range(min(bs, len(ids) - b))]
-        for key, value in score(batch, labels[b : b + len(batch)]).items():
-            parts[key].append(value)
-        advance(len(batch))
-    return pa.table({"image_id": ids, **{k: np.concatenate(v) for k, v in parts.items()}}, schema=SCORES_SCHEMA)
+        parts.append(score.embed_images([next(images) for _ in range(min(bs, len(ids) - b))]))
+        advance(len(parts[-1]))
+    emb = np.concatenate(parts)
+    save_shard_cache(part, key, ids, emb)
+    return emb, False
+
+
+def _prompt_kinds(run: RunDir, prompt_ids: pa.ChunkedArray) -> list[str]:
+    """The prompt kind (base / context / style) of each image, ``unknown`` where prompts.parquet lacks its prompt."""
+    if not run.prompts.exists():
+        return ["unknown"] * len(prompt_ids)
+    prompts = pq.read_table(run.prompts, columns=["prompt_id", "kind"])
+    idx = pc.index_in(prompt_ids, value_set=prompts.column("prompt_id"))
+    return pc.fill_null(pc.take(prompts.column("kind"), idx), "unknown").to_pylist()
 
 
 def score_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
-    """The score stage: embed every image of the manifest and its class texts; write ``scores.parquet``.
+    """The score stage: embed every image of the manifest and its class texts; write ``scores.parquet``, the stored
+    embeddings (``embeddings/``), near-duplicate columns, ``quality.json`` and, when ``score.classifier.model`` is
+    set, ``classifier_scores.parquet``.
 
-    Scores are kept per shard under ``cache/scores/<model and texts hash>/``, so an interrupted or re-run scoring
-    (after more shards were generated) only embeds the shards it has not seen.
+    Image embeddings are kept per shard under ``cache/embeddings/<model hash>/``, so an interrupted or re-run scoring
+    (after more shards were generated, or with other texts or thresholds) only embeds the shards it has not seen.
     """
-    from rich.progress import Progress
-
     from synthdiv.generate.engine import require_complete
+    from synthdiv.progress import Progress
 
     require_complete(run, "score")  # never score part of the images without a word
     manifest = read_manifest(run)
@@ -138,27 +177,52 @@ def score_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     if labels_all.max() >= len(texts):
         raise InputError(f"{run.manifest}: class {int(labels_all.max())} has no description in {run.resolved.name}")
     clip = cfg.models.clip.model_dump(mode="json")
-    cache = run.cache / "scores" / canonical_hash({"clip": clip, "texts": texts})[:16]
-    score, tables, cached = _LazyScorer(cfg, texts), [], 0
-    shard_col = manifest.column("shard").to_numpy()
+    cache = run.cache / "embeddings" / canonical_hash({"clip": clip})[:16]
+    score, cached, shard_col = _LazyScorer(cfg, texts, cache), 0, manifest.column("shard").to_numpy()
+    positions: dict[int, np.ndarray] = {}
+    tables = []
     with Progress() as bar:
         task = bar.add_task("score", total=manifest.num_rows)
         for shard in dict.fromkeys(shard_col.tolist()):
-            rows = manifest.filter(shard_col == shard)
-            part, key = cache / f"{shard_name(shard)}.parquet", _shard_key(run, shard)
-            table = _cached(part, key, rows.column("image_id").to_pylist())
-            if table is None:
-                table = _score_shard(run, shard, rows, score, cfg.score.batch_size, lambda n: bar.advance(task, n))
-                write_parquet_atomic(table.replace_schema_metadata({_KEY: key}), part)
-            else:
-                cached += 1
-                bar.advance(task, rows.num_rows)
-            tables.append(table)
+            positions[shard] = np.flatnonzero(shard_col == shard)
+            rows = manifest.take(positions[shard])
+            emb, hit = _shard_embeddings(run, shard, rows, score, cfg.score.batch_size, lambda n: bar.advance(task, n))
+            cached += hit
+            cols = score_matrix(emb, score.text_emb, rows.column("class").to_numpy(), score.logit_scale())
+            tables.append(pa.table({"image_id": rows.column("image_id"), **cols}))
+    ids = manifest.column("image_id").to_pylist()
+    dim = score.text_emb.shape[1]
+    write_synthetic(run, ids, labels_all, _prompt_kinds(run, manifest.column("prompt_id")), dim,
+                    ((positions[s], load_shard_cache(cache / f"{shard_name(s)}.npz", _shard_key(run, s),
+                                                     [ids[i] for i in positions[s]])) for s in positions))
     table = pa.concat_tables(tables)
+    table = _with_quality(cfg, run, table, score, cache)
     write_parquet_atomic(table, run.scores)
     sim = table.column("similarity").to_numpy()
     top1 = float((table.column("class_rank").to_numpy() == 0).mean())
+    dups = int(pc.sum(pc.not_equal(table.column("dup_of"), table.column("image_id"))).as_py() or 0)
     logger.info("scored %d images with %s (%d shard(s) from the cache): mean similarity %.4f, own class first for "
-                "%.1f%%", table.num_rows, cfg.models.clip.model, cached, float(sim.mean()), 100 * top1)
-    return {"scored": table.num_rows, "cached_shards": cached, "mean_similarity": round(float(sim.mean()), 6),
-            "top1": round(top1, 6)}
+                "%.1f%%, %d near-duplicate(s)", table.num_rows, cfg.models.clip.model, cached, float(sim.mean()),
+                100 * top1, dups)
+    summary = {"scored": table.num_rows, "cached_shards": cached, "mean_similarity": round(float(sim.mean()), 6),
+               "top1": round(top1, 6), "logit_scale": round(score.logit_scale(), 4), "duplicates": dups}
+    if cfg.score.classifier.model is not None:
+        from synthdiv.quality.classifier import classify_images
+
+        summary["classifier"] = classify_images(cfg, run)
+    return summary
+
+
+def _with_quality(cfg: RunConfig, run: RunDir, table: pa.Table, score: _LazyScorer, cache: Path) -> pa.Table:
+    """``table`` (manifest order) with the near-duplicate columns; writes the real embeddings and ``quality.json``."""
+    from synthdiv.quality.assess import DUPLICATE_SCHEMA, duplicate_table, embed_real, quality_metrics
+
+    embed_real(cfg, run, cache, score.embed_images)
+    syn, real = load_synthetic(run), load_real(run)
+    dups = duplicate_table(cfg, syn, real)
+    quality_metrics(cfg, run, syn, real, dups)
+    idx = pc.index_in(table.column("image_id"), value_set=dups.column("image_id"))
+    for field in DUPLICATE_SCHEMA:
+        if field.name != "image_id":
+            table = table.append_column(field, pc.take(dups.column(field.name), idx))
+    return table.cast(SCORES_SCHEMA)
