@@ -132,3 +132,36 @@ def test_rescoring_at_another_temperature_reuses_the_embeddings(scored, tiny_mod
     assert len(set(dup_of)) == 3  # every image of a class within the threshold: one representative per class
     kept = filtered_manifest(dedup_all, run, ["dedup"])
     assert sorted(kept.column("class").to_pylist()) == [0, 1, 2]
+
+
+def test_classifier_marks_mislabeled_and_easy_images(scored, tmp_path):
+    import timm
+    import torch
+
+    from synthdiv.quality.classifier import classify_images
+    from synthdiv.train.export import export_model
+
+    cfg, run, _, _ = scored
+    model = timm.create_model("test_resnet", num_classes=3)
+    head = model.get_classifier()
+    with torch.no_grad():  # a "real-data model" that is sure every image is class 0
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([12.0, 0.0, 0.0]))
+    folder = export_model(model, tmp_path / "real-model", data_config={"input_size": (3, 32, 32)})
+    sure = config_from_dict({**cfg.model_dump(mode="json"), "score": {
+        **cfg.score.model_dump(mode="json"), "classifier": {"model": str(folder), "device": "cpu"}}})
+    summary = classify_images(sure, run)
+    table = pq.read_table(run.root / "classifier_scores.parquet")
+    manifest = read_manifest(run)
+    label = dict(zip(manifest.column("image_id").to_pylist(), manifest.column("class").to_pylist(), strict=True))
+    cls = np.array([label[i] for i in table.column("image_id").to_pylist()])
+    assert summary["images"] == table.num_rows == 12
+    assert table.column("easy").to_numpy(zero_copy_only=False).tolist() == (cls == 0).tolist()
+    assert table.column("mislabeled").to_numpy(zero_copy_only=False).tolist() == (cls != 0).tolist()
+    assert (table.column("top_class").to_numpy()[cls != 0] == 0).all()
+    assert summary == classify_images(sure, run)  # the second pass reads its per-shard cache
+    view = config_from_dict({**sure.model_dump(mode="json"), "train": {"filters": ["classifier"]}})
+    assert filtered_manifest(view, run).num_rows == 0  # every image is either too easy or mislabeled
+    only_bad = config_from_dict({**sure.model_dump(mode="json"), "filters": {
+        "clf": {"kind": "classifier", "drop": ["mislabeled"]}}, "train": {"filters": ["clf"]}})
+    assert sorted(set(filtered_manifest(only_bad, run).column("class").to_pylist())) == [0]
