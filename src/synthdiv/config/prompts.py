@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from synthdiv.config._base import ConfigPath, Section
 
-__all__ = ["PromptsConfig", "PlanConfig", "DEFAULT_IMAGES_PER_CLASS"]
+__all__ = ["PromptsConfig", "PlanConfig", "Img2ImgConfig", "DEFAULT_IMAGES_PER_CLASS"]
 
 PromptKind = Literal["base", "context", "style"]
 
@@ -91,6 +91,28 @@ class PromptsConfig(Section):
         return self
 
 
+class Img2ImgConfig(Section):
+    """``plan.img2img``: a share of each class's images start from one of its real images (SDEdit-style)."""
+
+    share: float = Field(
+        0.0, ge=0, le=1, description="fraction of each class's planned images made image-to-image from its real "
+        "images (0: text-to-image only; classes without real images stay text-to-image)"
+    )
+    strengths: list[float] = Field(
+        default_factory=lambda: [0.6], min_length=1,
+        description="img2img strengths (0: the real image, 1: pure noise); several values spread evenly over the rows",
+    )
+
+    @field_validator("strengths")
+    @classmethod
+    def _strengths(cls, value: list[float]) -> list[float]:
+        if any(not 0 < v <= 1 for v in value):
+            raise ValueError("every strength must be in (0, 1]")
+        if len(set(value)) != len(value):
+            raise ValueError("strengths must be distinct")
+        return value
+
+
 class PlanConfig(Section):
     images_per_class: int | None = Field(
         None, ge=0, description=f"a fixed number of images per class (the default, {DEFAULT_IMAGES_PER_CLASS})"
@@ -103,6 +125,7 @@ class PlanConfig(Section):
     )
     max_images: int | None = Field(None, ge=0, description="global cap on planned images, shared fairly by classes")
     shard_size: int = Field(1000, ge=1, description="images per WebDataset shard")
+    img2img: Img2ImgConfig = Field(default_factory=Img2ImgConfig, description="image-to-image from real images")
 
     @model_validator(mode="after")
     def _one_budget(self) -> PlanConfig:

@@ -12,6 +12,11 @@ projections, ``torch.compile`` of the denoiser and the VAE decoder with a persis
 shapes (a short batch is padded to the largest batch seen so far and the padding's images are dropped, so the last
 batch of a shard and a retry batch do not recompile), and uint8 pixels copied to pinned host memory without a
 strided copy. A tiny autoencoder (``tiny_vae``) is off by default because it changes the images.
+
+Image-to-image rows (``plan.img2img``) go through ``AutoPipelineForImage2Image.from_pipe`` of the loaded pipeline:
+the same weights (and compiled modules), no second load; the init image is centre-cropped and resized to the output
+size, and a row of strength ``s`` runs ``int(steps * s)`` denoising steps (the schedule is lengthened so that this is
+at least one).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from synthdiv.errors import ConfigError, InputError, MissingDependencyError
+from synthdiv.generate.img2img import fit_image, img2img_steps
 from synthdiv.generate.registry import GENERATORS, generator_id
 
 if TYPE_CHECKING:
@@ -193,6 +199,7 @@ class DiffusersGenerator:
     """
 
     Options = DiffusersOptions
+    supports_img2img = True  # through AutoPipelineForImage2Image.from_pipe, where the model family has one
 
     def __init__(self, spec: GeneratorSpec, device: str | None = None) -> None:
         self.spec = spec
@@ -201,6 +208,7 @@ class DiffusersGenerator:
         self.device, self.dtype = resolve_device_dtype(device or spec.device, spec.dtype)
         self._batch = 0  # the largest batch seen: short batches are padded to it under static_batch
         self._pinned: dict[tuple[int, ...], Any] = {}  # reused pinned host buffers, by shape
+        self._img2img: Any = None  # the image-to-image pipeline over the same weights, made on first use
         self.pipe = self._load()
         steps, guidance = model_defaults(spec.model)
         self.steps = self.options.steps or steps
@@ -296,12 +304,57 @@ class DiffusersGenerator:
         }
 
     def generate(
-        self, prompts: Sequence[str], seeds: Sequence[int], negative_prompts: Sequence[str] | None = None
+        self,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        negative_prompts: Sequence[str] | None = None,
+        init_images: Sequence[Image.Image | None] | None = None,
+        strengths: Sequence[float | None] | None = None,
     ) -> list[Image.Image]:
         """One image per (prompt, seed); NaN pixels become black (and are then retried by the caller).
 
-        The conversion to 8-bit happens on the device, so only uint8 pixels cross to the host.
+        Rows with an ``init_images`` entry are made image-to-image from it (fitted to the output size) at their
+        ``strengths`` entry, through the model's image-to-image pipeline (it shares the weights); one model call per
+        distinct strength. The conversion to 8-bit happens on the device, so only uint8 pixels cross to the host.
         """
+        if init_images is None or all(im is None for im in init_images):
+            return self._generate(prompts, seeds, negative_prompts)
+        if strengths is None or len(strengths) != len(prompts) or len(init_images) != len(prompts):
+            raise ValueError("generate: init_images and strengths must have one entry per prompt")
+        out: list[Image.Image | None] = [None] * len(prompts)
+        groups: dict[float | None, list[int]] = {}
+        for i, im in enumerate(init_images):
+            groups.setdefault(None if im is None else float(strengths[i]), []).append(i)
+        for strength, rows in groups.items():
+            negs = [negative_prompts[i] for i in rows] if negative_prompts is not None else None
+            images = None if strength is None else [fit_image(init_images[i], self.width, self.height) for i in rows]
+            made = self._generate([prompts[i] for i in rows], [seeds[i] for i in rows], negs, images, strength)
+            for i, image in zip(rows, made, strict=True):
+                out[i] = image
+        return out  # type: ignore[return-value]
+
+    def _image_pipe(self) -> Any:
+        if self._img2img is None:
+            from diffusers import AutoPipelineForImage2Image
+
+            try:
+                self._img2img = AutoPipelineForImage2Image.from_pipe(self.pipe)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"models.generator.model: {type(self.pipe).__name__} has no image-to-image pipeline in diffusers "
+                    f"({exc}); set plan.img2img.share: 0"
+                ) from None
+            self._img2img.set_progress_bar_config(disable=True)
+        return self._img2img
+
+    def _generate(
+        self,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        negative_prompts: Sequence[str] | None,
+        images: list[Image.Image] | None = None,
+        strength: float | None = None,
+    ) -> list[Image.Image]:
         import torch
         from PIL import Image
 
@@ -310,6 +363,7 @@ class DiffusersGenerator:
             self._batch = max(self._batch, n)
             prompts, seeds = pad_batch(prompts, self._batch), pad_batch(seeds, self._batch)
             negative_prompts = pad_batch(negative_prompts, self._batch) if negative_prompts is not None else None
+            images = pad_batch(images, self._batch) if images is not None else None
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
         kwargs: dict[str, Any] = {
             "prompt": list(prompts),
@@ -320,11 +374,16 @@ class DiffusersGenerator:
             "generator": gens,
             "output_type": "pt",
         }
+        pipe = self.pipe
+        if images is not None and strength is not None:
+            pipe = self._image_pipe()
+            del kwargs["width"], kwargs["height"]  # the init images set the size
+            kwargs.update(image=images, strength=strength, num_inference_steps=img2img_steps(self.steps, strength))
         if self._takes_negative and negative_prompts is not None and any(negative_prompts):
             kwargs["negative_prompt"] = [x or "" for x in negative_prompts]
         try:
             with torch.inference_mode():
-                out = self.pipe(**kwargs).images  # (B, 3, H, W) in [0, 1], still on the device
+                out = pipe(**kwargs).images  # (B, 3, H, W) in [0, 1], still on the device
         except torch.cuda.OutOfMemoryError:
             raise ConfigError(
                 f"generate.batch_size: {len(prompts)} images of {self.width}x{self.height} do not fit on {self.device} "

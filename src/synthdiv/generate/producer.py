@@ -24,9 +24,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from synthdiv.errors import InputError
+from synthdiv.generate.img2img import SourceImages
 from synthdiv.generate.quality import Generated, generate_with_retries
 from synthdiv.generate.shards import MANIFEST_COLUMNS, ShardWriter, shard_name
-from synthdiv.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA
+from synthdiv.schemas import PLAN_SCHEMA, PLAN_SOURCE_SCHEMA, PROMPTS_SCHEMA
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -51,6 +52,8 @@ class ShardRows:
     cls: list[int]
     prompt_id: list[str]
     seed: list[int]
+    source: list[str | None] | None = None  # image-to-image source per row (None: a text-to-image plan)
+    strength: list[float | None] | None = None
 
 
 @dataclass
@@ -73,6 +76,8 @@ class PlannedWork:
         self.run = run
         self._file = _open_checked(run.plan, PLAN_SCHEMA, "plan")
         self.shards, self._counts = _shard_counts(self._file)
+        # image-to-image plans carry PLAN_SOURCE_SCHEMA's columns after PLAN_SCHEMA
+        self._source_cols = [c for c in PLAN_SOURCE_SCHEMA.names if c in self._file.schema_arrow.names]
         self._where: dict[int, tuple[pa.Table, int, int]] = {}  # shard -> (loaded table, first row, end row)
         self._prompts: dict[str, tuple[str, str, str]] = {}
 
@@ -100,7 +105,8 @@ class PlannedWork:
                 if i == len(wanted) or wanted[i] > hi:
                     continue
             # batch by batch: a matching row group (up to 1M rows) is never decoded whole
-            for batch in self._file.iter_batches(_BATCH_ROWS, row_groups=[rg], columns=PLAN_SCHEMA.names):
+            for batch in self._file.iter_batches(_BATCH_ROWS, row_groups=[rg],
+                                                 columns=PLAN_SCHEMA.names + self._source_cols):
                 mask = np.isin(batch.column("shard").to_numpy(), wanted)
                 if mask.any():
                     parts.append(pa.Table.from_batches([batch.filter(pa.array(mask))]))
@@ -127,9 +133,10 @@ class PlannedWork:
             self.load([shard])
         table, lo, hi = self._where[shard]
         t = table.slice(lo, hi - lo)
+        source = {c: t.column(c).to_pylist() for c in self._source_cols} if self._source_cols else {}
         return ShardRows(
             shard, t.column("image_id").to_pylist(), t.column("class").to_pylist(),
-            t.column("prompt_id").to_pylist(), t.column("seed").to_pylist(),
+            t.column("prompt_id").to_pylist(), t.column("seed").to_pylist(), **source,
         )
 
     def prompt(self, prompt_id: str) -> tuple[str, str, str]:
@@ -237,6 +244,7 @@ class ShardProducer:
         self.work, self.generator, self.gcfg = work, generator, gcfg
         self.on_images = on_images or (lambda n: None)
         self.settings = generator.settings()
+        self._sources = SourceImages(work.run)
         self._encode = ThreadPoolExecutor(gcfg.writer_threads, thread_name_prefix="synthdiv-encode")
         self._tar = ThreadPoolExecutor(1, thread_name_prefix="synthdiv-tar")
         self._inflight: deque[Future] = deque()
@@ -261,7 +269,8 @@ class ShardProducer:
                 ids, seeds = rows.image_id[lo : lo + bs], rows.seed[lo : lo + bs]
                 texts = [self.work.prompt(p) for p in rows.prompt_id[lo : lo + bs]]
                 made = generate_with_retries(
-                    self.generator, [t[0] for t in texts], seeds, [t[1] for t in texts], self.gcfg.max_retries
+                    self.generator, [t[0] for t in texts], seeds, [t[1] for t in texts], self.gcfg.max_retries,
+                    **self._init_images(rows, lo, lo + bs),
                 )
                 for j, (key, g) in enumerate(zip(ids, made, strict=True)):
                     meta = self._meta(rows, lo + j, texts[j], g)
@@ -280,6 +289,16 @@ class ShardProducer:
             shard_done, fut = self._commits.pop(0)
             self._done.append((shard_done, fut.result()))
 
+    def _init_images(self, rows: ShardRows, lo: int, hi: int) -> dict[str, Any]:
+        """The source images and strengths of rows ``lo:hi`` of an image-to-image plan, else nothing."""
+        if rows.source is None or all(s is None for s in rows.source[lo:hi]):
+            return {}
+        if not getattr(self.generator, "supports_img2img", False):
+            raise InputError(f"{self.work.run.plan}: has image-to-image rows, which generator "
+                             f"{self.settings['generator_id']} cannot make; redo the plan with plan.img2img.share: 0")
+        images = self._sources.open_rows(rows.cls[lo:hi], rows.source[lo:hi], rows.image_id[lo:hi])
+        return {"init_images": images, "strengths": (rows.strength or [None] * len(rows.source))[lo:hi]}
+
     def _queue(self, fut: Future) -> None:
         self._inflight.append(fut)
         limit = 4 * self.gcfg.batch_size + 8  # bound the images held in memory
@@ -297,13 +316,23 @@ class ShardProducer:
             "revision": s.get("revision"), "scheduler": s.get("scheduler"), "steps": s.get("steps"),
             "guidance": s.get("guidance"), "generated_size": list(g.image.size), "width": width, "height": height,
             "format": self.gcfg.image_format, "batch_size": self.gcfg.batch_size, "shard": rows.shard,
-        }
+        } | self._source_meta(rows, i)
+
+    @staticmethod
+    def _source_meta(rows: ShardRows, i: int) -> dict[str, Any]:
+        """An image-to-image plan's sidecar fields: one type in every sample ("" and 0.0 for text-to-image)."""
+        if rows.source is None:
+            return {}
+        strength = rows.strength[i] if rows.strength is not None else None
+        if rows.source[i] is None or strength is None:
+            return {"source": "", "strength": 0.0}
+        return {"source": rows.source[i], "strength": float(f"{strength:.6g}")}
 
     def _manifest_rows(self, rows: ShardRows, done: list[_Made]) -> pa.Table:
         n = len(done)
         stored = [self._stored(g.size) for g in done]
         width, height = [w for w, _ in stored], [h for _, h in stored]
-        return pa.table(
+        table = pa.table(
             {
                 "image_id": rows.image_id, "class": rows.cls, "prompt_id": rows.prompt_id, "seed": rows.seed,
                 "shard": [rows.shard] * n, "retries": [g.retries for g in done], "width": width, "height": height,
@@ -312,6 +341,10 @@ class ShardProducer:
             },
             schema=MANIFEST_COLUMNS,
         )
+        if rows.source is not None:  # image-to-image provenance: the writer adds it after its own columns
+            table = table.append_column("source", pa.array(rows.source, pa.string()))
+            table = table.append_column("strength", pa.array(rows.strength or [None] * n, pa.float32()))
+        return table
 
     def _stored(self, size: tuple[int, int]) -> tuple[int, int]:
         m = self.gcfg.max_side

@@ -66,9 +66,21 @@ def generate_with_retries(
     seeds: Sequence[int],
     negative_prompts: Sequence[str] | None,
     max_retries: int,
+    init_images: Sequence[Image.Image | None] | None = None,
+    strengths: Sequence[float | None] | None = None,
 ) -> list[Generated]:
-    """Generate one batch; regenerate its degenerate images (only those, in one smaller batch per attempt)."""
-    images = generator.generate(prompts, seeds, negative_prompts)
+    """Generate one batch; regenerate its degenerate images (only those, in one smaller batch per attempt).
+
+    ``init_images`` / ``strengths`` (image-to-image rows; None entries are text-to-image) are passed to the
+    generator only when some row has an init image, so a text-to-image generator never sees them.
+    """
+    img2img = init_images is not None and any(im is not None for im in init_images)
+    extra = {"init_images": list(init_images), "strengths": list(strengths or [])} if img2img else {}
+
+    def subset(rows: list[int]) -> dict:
+        return {k: [v[i] for i in rows] for k, v in extra.items()}
+
+    images = generator.generate(prompts, seeds, negative_prompts, **extra)
     out = [Generated(img, int(s), 0, degenerate_reason(img)) for img, s in zip(images, seeds, strict=True)]
     for attempt in range(1, max_retries + 1):
         bad = [i for i, g in enumerate(out) if g.degenerate]
@@ -77,7 +89,7 @@ def generate_with_retries(
         new_seeds = [derive_seed(seeds[i], attempt) for i in bad]
         logger.info("regenerating %d degenerate image(s) (%s), attempt %d", len(bad), out[bad[0]].degenerate, attempt)
         negs = [negative_prompts[i] for i in bad] if negative_prompts is not None else None
-        again = generator.generate([prompts[i] for i in bad], new_seeds, negs)
+        again = generator.generate([prompts[i] for i in bad], new_seeds, negs, **subset(bad))
         for i, img, s in zip(bad, again, new_seeds, strict=True):
             out[i] = Generated(img, s, attempt, degenerate_reason(img))
     for g, s in zip(out, seeds, strict=True):

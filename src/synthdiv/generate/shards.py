@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthdiv.run import TMP_MARK, RunDir, atomic_write, atomic_write_json, read_jsonl, write_parquet_atomic
-from synthdiv.schemas import MANIFEST_SCHEMA
+from synthdiv.schemas import MANIFEST_SCHEMA, PLAN_SOURCE_SCHEMA
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,9 @@ __all__ = [
 MANIFEST_COLUMNS = pa.schema([*MANIFEST_SCHEMA, ("tar", pa.string()), ("ext", pa.string()), ("degenerate", pa.bool_())])
 # What a manifest part stores: MANIFEST_COLUMNS, then where each image's bytes lie in its tar (the writer fills these
 # in), so that training reads any image directly instead of scanning 7.7k tars at every start.
-MANIFEST_PART_SCHEMA = pa.schema([*MANIFEST_COLUMNS, ("offset", pa.int64()), ("size", pa.int64())])
+# Then the image-to-image provenance (PLAN_SOURCE_SCHEMA: source, strength), null for text-to-image images.
+MANIFEST_PART_SCHEMA = pa.schema([*MANIFEST_COLUMNS, ("offset", pa.int64()), ("size", pa.int64()),
+                                  *PLAN_SOURCE_SCHEMA])
 TAR_SIZE_KEY = b"synthdiv.tar_size"
 WDS_INFO = "_info.json"  # the shard list timm's wds reader reads (timm/data/readers/reader_wds.py, _load_info)
 
@@ -60,13 +62,16 @@ WDS_INFO = "_info.json"  # the shard list timm's wds reader reads (timm/data/rea
 def _python_type(arrow_type: pa.DataType) -> type:
     if pa.types.is_boolean(arrow_type):
         return bool
+    if pa.types.is_floating(arrow_type):
+        return float
     return int if pa.types.is_integer(arrow_type) else str
 
 
 # The JSON sidecar's fields that the manifest also has, with the manifest's type, plus ``degenerate_reason`` ("" when
 # the image is fine). Readers that infer one schema from a few samples (Hugging Face ``datasets``) need each field to
 # keep one type in every sample, so the writer refuses a sidecar that breaks it (a null or a string ``degenerate``).
-SIDECAR_TYPES: dict[str, type] = {f.name: _python_type(f.type) for f in MANIFEST_COLUMNS} | {"degenerate_reason": str}
+SIDECAR_TYPES: dict[str, type] = {f.name: _python_type(f.type) for f in (*MANIFEST_COLUMNS, *PLAN_SOURCE_SCHEMA)} | {
+    "degenerate_reason": str}
 
 
 def shard_name(shard: int) -> str:
@@ -136,8 +141,13 @@ class ShardWriter:
             raise RuntimeError(f"{shard_name(self.shard)}: {rows.num_rows} manifest rows do not name the "
                                f"{len(self._names)} images written")
         spans = np.array([self._spans[i] for i in ids], dtype=np.int64).reshape(-1, 2)
+        given = rows
         rows = rows.select(MANIFEST_COLUMNS.names).cast(MANIFEST_COLUMNS)
         rows = rows.append_column("offset", pa.array(spans[:, 0])).append_column("size", pa.array(spans[:, 1]))
+        for field in PLAN_SOURCE_SCHEMA:  # image-to-image provenance, null where the caller has none
+            col = given.column(field.name).cast(field.type) if field.name in given.column_names else pa.nulls(
+                rows.num_rows, field.type)
+            rows = rows.append_column(field, col)
         self._tar.close()
         self._stack.close()  # fsync + rename into place
         self._tar = self._stack = None

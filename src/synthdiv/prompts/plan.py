@@ -25,8 +25,9 @@ from synthdiv.config.prompts import DEFAULT_IMAGES_PER_CLASS
 from synthdiv.errors import ConfigError, InputError
 from synthdiv.prompts import ids
 from synthdiv.prompts.budget import cap_fairly, class_budgets, split_by_kind, training_real_counts
+from synthdiv.prompts.img2img import SourcePlan, assign_sources, class_real_files
 from synthdiv.run import RunDir, atomic_write, read_jsonl
-from synthdiv.schemas import PLAN_SCHEMA, PROMPT_KINDS
+from synthdiv.schemas import PLAN_SCHEMA, PLAN_SOURCE_SCHEMA, PROMPT_KINDS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -41,6 +42,8 @@ __all__ = ["generator_id", "build_plan", "plan_batches", "image_ids", "PlanLayou
 _ROW_GROUP = 1 << 20
 # The most rows a plan may hold: 13x a 6x ImageNet-1k run (7.7M rows); building the layout takes tens of bytes a row.
 MAX_PLAN_IMAGES = 100_000_000
+# A plan with image-to-image rows: PLAN_SCHEMA, then PLAN_SOURCE_SCHEMA.
+_SOURCE_PLAN_SCHEMA = PLAN_SCHEMA.append(PLAN_SOURCE_SCHEMA.field(0)).append(PLAN_SOURCE_SCHEMA.field(1))
 
 
 def generator_id(spec: GeneratorSpec) -> str:
@@ -117,9 +120,15 @@ def plan_batches(
     gen_id: str,
     shard_size: int,
     rows_per_batch: int = _ROW_GROUP,
+    sources: SourcePlan | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches of :data:`PLAN_SCHEMA` for ``layout`` (seeds and image ids computed batch by batch)."""
+    """Record batches of :data:`PLAN_SCHEMA` for ``layout`` (seeds and image ids computed batch by batch).
+
+    With ``sources`` (image-to-image rows), the batches also have the :data:`PLAN_SOURCE_SCHEMA` columns and an
+    img2img row's image id mixes in its (source, strength) key.
+    """
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     pid_list = prompt_ids.to_pylist()
     seed_keys = ids.prompt_keys(run_seed, prompt_classes, pid_list)
@@ -131,6 +140,10 @@ def plan_batches(
         prompt = layout.prompt[start:stop]
         seeds = ids.derive_seeds(seed_keys[prompt], layout.repeat[start:stop])
         image = ids.splitmix64(img_keys[prompt] ^ ids.splitmix64(seeds.astype(np.uint64)))
+        if sources is not None:
+            code = sources.code[start:stop]
+            img = code >= 0
+            image[img] = ids.splitmix64(image[img] ^ sources.keys[code[img]])
         shard = (np.arange(start, stop, dtype=np.int64) // shard_size).astype(np.int32)
         columns = [
             ids.hex64(image),
@@ -139,7 +152,14 @@ def plan_batches(
             pa.array(seeds, type=pa.int64()),
             pa.array(shard, type=pa.int32()),
         ]
-        yield pa.RecordBatch.from_arrays(columns, schema=PLAN_SCHEMA)
+        if sources is None:
+            yield pa.RecordBatch.from_arrays(columns, schema=PLAN_SCHEMA)
+            continue
+        mask = pa.array(~img)
+        paths = pa.array(sources.paths, pa.string()).take(pa.array(np.where(img, code, 0)))
+        strength = pa.array(sources.strengths[np.where(img, code, 0)], pa.float32())
+        columns += [pc.if_else(mask, None, paths), pc.if_else(mask, None, strength)]
+        yield pa.RecordBatch.from_arrays(columns, schema=_SOURCE_PLAN_SCHEMA)
 
 
 def image_ids(classes: Any, prompt_ids: Any, seeds: Any, gen_id: str) -> pa.Array:
@@ -208,7 +228,8 @@ def build_plan(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     """The plan stage: read prompts.parquet and the classes' real-image counts, write plan.parquet."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from rich.progress import Progress
+
+    from synthdiv.progress import Progress
 
     prompts, real, names = _read_inputs(run)
     n_cls, kinds = len(real), list(PROMPT_KINDS)
@@ -240,16 +261,18 @@ def build_plan(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     layout = layout_plan(counts, available)
     gen = generator_id(cfg.models.generator)
     sorted_ids = prompts.column("prompt_id").take(pa.array(group)).combine_chunks()
-    batches = plan_batches(layout, cls[group], sorted_ids, cfg.seed, gen, cfg.plan.shard_size)
+    sources = _img2img_sources(cfg, run, layout)
+    batches = plan_batches(layout, cls[group], sorted_ids, cfg.seed, gen, cfg.plan.shard_size, sources=sources)
+    schema = PLAN_SCHEMA if sources is None else _SOURCE_PLAN_SCHEMA
     with Progress(transient=True) as progress, atomic_write(run.plan, "wb") as fh:
         task = progress.add_task("planning images", total=len(layout))
-        with pq.ParquetWriter(fh, PLAN_SCHEMA, compression="zstd") as writer:
+        with pq.ParquetWriter(fh, schema, compression="zstd") as writer:
             for batch in batches:
                 writer.write_batch(batch, row_group_size=len(batch))
                 progress.advance(task, len(batch))
     total, shards = len(layout), -(-len(layout) // cfg.plan.shard_size)
     logger.info("planned %d images of %d classes in %d shards (%s)", total, n_cls, shards, gen)
-    return {
+    summary = {
         "images": total,
         "shards": shards,
         "classes": n_cls,
@@ -260,3 +283,19 @@ def build_plan(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
         "max_per_class": int(budgets.max()) if n_cls else 0,
         "generator_id": gen,
     }
+    if sources is not None:
+        summary["img2img"] = sources.rows
+    return summary
+
+
+def _img2img_sources(cfg: RunConfig, run: RunDir, layout: PlanLayout) -> SourcePlan | None:
+    """The img2img rows of ``layout`` (``plan.img2img``), or None when the plan is text-to-image only."""
+    spec = cfg.plan.img2img
+    if spec.share <= 0:
+        return None
+    rows = read_jsonl(run.resolved)
+    files = [class_real_files(row.get("real_dir"), cfg.classes.image_extensions) for row in rows]
+    sources = assign_sources(layout.cls, files, spec.share, spec.strengths, cfg.seed)
+    logger.info("plan.img2img: %d of %d images start from a real image (strengths %s)", sources.rows, len(layout),
+                ", ".join(f"{x:g}" for x in spec.strengths))
+    return sources

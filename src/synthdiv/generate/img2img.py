@@ -1,0 +1,82 @@
+"""Image-to-image inputs of the generate stage: reading a plan row's source real image and fitting it to the model.
+
+A plan with image-to-image rows (:mod:`synthdiv.prompts.img2img`) names each row's source relative to its class's
+``real_dir`` (``classes.jsonl``). :class:`SourceImages` resolves and opens them, refusing a path that leaves the
+class folder or a file that is gone or unreadable, with one line naming the plan row's image, the file and the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from synthdiv.errors import InputError
+from synthdiv.names import is_within
+from synthdiv.run import read_jsonl
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from synthdiv.run import RunDir
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SourceImages", "fit_image", "img2img_steps"]
+
+
+def fit_image(image: Image.Image, width: int, height: int) -> Image.Image:
+    """``image`` in RGB, centre-cropped to the aspect ratio of ``width`` x ``height`` and resized to it."""
+    from PIL import ImageOps
+
+    return ImageOps.fit(image.convert("RGB"), (int(width), int(height)), method=3)  # 3: bicubic
+
+
+def img2img_steps(steps: int, strength: float) -> int:
+    """Scheduler steps to ask of an img2img pipeline so that ``steps * strength`` rounds to at least one step.
+
+    diffusers runs ``int(num_inference_steps * strength)`` steps and refuses zero; a 1-step model at strength 0.6
+    would otherwise fail.
+    """
+    return max(int(steps), math.ceil(1.0 / max(float(strength), 1e-6) - 1e-9))
+
+
+class SourceImages:
+    """Opens the source real images of img2img plan rows, by class and path relative to the class's ``real_dir``."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        self._dirs: dict[int, Path | None] | None = None
+
+    def _real_dir(self, cls: int) -> Path | None:
+        if self._dirs is None:
+            path = self.run.classes if self.run.classes.is_file() else self.run.resolved
+            if not path.is_file():
+                raise InputError(f"{self.run.classes}: not found; img2img rows of the plan need each class's real_dir")
+            self._dirs = {int(r["index"]): Path(r["real_dir"]) if r.get("real_dir") else None for r in read_jsonl(path)}
+        return self._dirs.get(int(cls))
+
+    def open(self, cls: int, source: str, image_id: str) -> Image.Image:
+        """The RGB source image of plan row ``image_id``."""
+        from PIL import Image, UnidentifiedImageError
+
+        folder = self._real_dir(cls)
+        if folder is None:
+            raise InputError(f"{self.run.plan}: image {image_id}: class {cls} has no real_dir for its source "
+                             f"{source!r}")
+        path = folder / source
+        if not is_within(path, folder):
+            raise InputError(f"{self.run.plan}: image {image_id}: source {source!r} leaves the class folder {folder}")
+        try:
+            with Image.open(path) as im:
+                return im.convert("RGB")
+        except FileNotFoundError:
+            raise InputError(f"{path}: the source real image of plan image {image_id} is gone; restore it or redo "
+                             "the plan stage") from None
+        except (OSError, UnidentifiedImageError) as exc:
+            raise InputError(f"{path}: cannot read the source real image of plan image {image_id}: {exc}") from None
+
+    def open_rows(self, classes: list[int], sources: list[str | None], ids: list[str]) -> list[Any]:
+        """Per row, its source image or None (text-to-image)."""
+        return [None if s is None else self.open(c, s, i) for c, s, i in zip(classes, sources, ids, strict=True)]
