@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import logging
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,9 @@ from synthdiv import aside
 from synthdiv.config import RunConfig, dump_config
 from synthdiv.errors import ConfigError, FingerprintMismatchError, StageNotBuiltError, StageOrderError
 from synthdiv.lock import run_lock
+from synthdiv.progress import heartbeat, read_heartbeats
 from synthdiv.run import RunDir, atomic_write_bytes, atomic_write_text, canonical_hash, file_digest
+from synthdiv.units import human_duration
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +88,8 @@ STAGES: tuple[StageSpec, ...] = (
               sections=("score", "models.clip")),
     StageSpec(
         "train", "synthdiv.train:fit", inputs=("classes",), outputs=("train", "export"),
-        sections=("train", "score.min_similarity", "score.keep_quantile"), optional_inputs=("manifest", "scores"),
+        sections=("train", "score.min_similarity", "score.keep_quantile", "score.classifier", "filters"),
+        optional_inputs=("manifest", "scores"),
         progress="synthdiv.train:progress",
     ),
     StageSpec("evaluate", "synthdiv.evaluate:evaluate_run", inputs=("train",), outputs=("eval",),
@@ -197,8 +201,10 @@ def _run_locked(cfg: RunConfig, spec: StageSpec, run: RunDir, impl: Callable[...
     atomic_write_text(run.config, dump_config(cfg))
     fresh = state is None
     state = state or run.begin(name, fp)
+    started = time.monotonic()
     try:
-        summary = impl(cfg, run) or {}
+        with heartbeat(run.root, name):
+            summary = impl(cfg, run) or {}
     except BaseException:
         if fresh and not any(aside.has_files(getattr(run, o)) for o in spec.outputs):
             # failed before writing anything: leave no trace of a start, and put back what redo set aside
@@ -211,13 +217,20 @@ def _run_locked(cfg: RunConfig, spec: StageSpec, run: RunDir, impl: Callable[...
                            name, aside.aside_path(run, name))
         raise
     if spec.complete and not _load(spec.complete, name)(cfg, run):
-        logger.info("stage %s: this worker is done; other workers still have work", name)
+        logger.info("stage %s: this worker is done in %s; other workers still have work (%s)", name,
+                    human_duration(time.monotonic() - started), _summary_text(summary))
         return summary
+    logger.info("stage %s done in %s: %s", name, human_duration(time.monotonic() - started), _summary_text(summary))
     run.finish(state, summary)
     aside.drop(run, name)
     if set_aside:
         logger.info("stage %s redone; its earlier outputs are deleted", name)
     return summary
+
+
+def _summary_text(summary: dict[str, Any]) -> str:
+    """The scalar entries of a stage summary, ``key=value`` on one line (nested ones are in the state file)."""
+    return ", ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, dict | list)) or "no summary"
 
 
 def _lost_outputs(cfg: RunConfig, spec: StageSpec, run: RunDir) -> bool:
@@ -310,8 +323,29 @@ def stage_status(cfg: RunConfig) -> list[StageStatus]:
             summary = ", ".join(f"{k}={v}" for k, v in (state.summary or {}).items() if not isinstance(v, dict | list))
             rows.append(StageStatus(spec.name, "done", detail or summary))
         else:
-            rows.append(StageStatus(spec.name, "partial", detail))
+            live = _live_progress(run, spec.name, state.started_at)
+            rows.append(StageStatus(spec.name, "partial", "; ".join(p for p in (detail, live) if p)))
     return rows
+
+
+def _live_progress(run: RunDir, name: str, since: float) -> str:
+    """Rate, ETA and the last sign of progress of a running stage, from its heartbeat files (all ranks)."""
+    beats = read_heartbeats(run.root, name, since)
+    tasks = [t for b in beats for t in b.get("tasks", [])[-1:]]  # each process's latest loop
+    if not tasks:
+        return ""
+    done = sum(t.get("done") or 0 for t in tasks)
+    total = sum(t.get("total") or 0 for t in tasks)
+    rate = sum(t.get("rate") or 0 for t in tasks)
+    last = max(max(t.get("last_progress") or 0 for t in tasks), 0)
+    parts = [f"{tasks[0].get('description', name)}: {done:,.0f}" + (f"/{total:,.0f}" if total else "")]
+    if rate:
+        parts.append(f"{rate:.3g}/s")
+        if total:
+            parts.append(f"ETA {human_duration(max(0.0, total - done) / rate)}")
+    parts.append(f"last progress {human_duration(max(0.0, time.time() - last))} ago"
+                 + (f" ({len(beats)} processes)" if len(beats) > 1 else ""))
+    return ", ".join(parts)
 
 
 def _entry(name: str) -> Callable[..., dict[str, Any]]:

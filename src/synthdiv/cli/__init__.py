@@ -52,12 +52,9 @@ def _root(
 
 
 def _setup_logging(level: int) -> None:
-    from rich.console import Console
-    from rich.logging import RichHandler
+    from synthdiv.logs import setup_logging
 
-    handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False, markup=False)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler], force=True)
-    logging.getLogger("synthdiv").setLevel(level)
+    setup_logging(level)  # timestamped; plain unfolded lines and quiet third-party bars when stderr is not a terminal
 
 
 _stages.register(app)

@@ -42,7 +42,8 @@ def predict(
     """
     import torch
     import torch.utils.data
-    from rich.progress import Progress
+
+    from synthdiv.progress import Progress
 
     dataset = ImageDataset([evalset.samples], _Shifted(evalset.shift, transform))
     keys = [(0, i, -1) for i in range(len(evalset.samples))]

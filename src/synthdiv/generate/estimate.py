@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from synthdiv.errors import InputError
 from synthdiv.rates import Rate, generation_rate, training_rate
 from synthdiv.run import RunDir, read_jsonl
+from synthdiv.units import human_bytes, human_duration
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -298,26 +299,6 @@ def _time_rows(what: str, rate: Rate | None, left: float | None, total: float | 
 
 def _rate_text(per_second: float) -> str:
     return f"{per_second:,.0f} img/s" if per_second >= 100 else f"{per_second:.3g} img/s"
-
-
-def human_duration(seconds: float) -> str:
-    """``"45 s"``, ``"12 min"``, ``"3.4 h"``, ``"2,140 h (89 days)"``: never ``"0.00 h"``."""
-    if seconds < 90:
-        return f"{seconds:.0f} s" if seconds >= 1 or seconds == 0 else f"{seconds:.2g} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    hours = seconds / 3600
-    if hours < 48:
-        return f"{hours:.1f} h"
-    return f"{hours:,.0f} h ({hours / 24:,.0f} days)"
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000:
-            return f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} PB"
 
 
 def budget_table(b: Budget, title: str) -> Table:

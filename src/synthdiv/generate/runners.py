@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
 from synthdiv.errors import ConfigError, MissingDependencyError
 from synthdiv.generate.producer import PlannedWork, ShardProducer
 from synthdiv.generate.registry import create_generator
+from synthdiv.progress import Progress
 
 if TYPE_CHECKING:
     from rich.progress import Task

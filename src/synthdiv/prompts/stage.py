@@ -75,7 +75,8 @@ def _reasons(counter: Counter[str]) -> str:
 def run_prompts_stage(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     """Build ``styles.json`` and ``prompts.parquet`` for every resolved class; returns the stage summary."""
     import pyarrow as pa
-    from rich.progress import Progress
+
+    from synthdiv.progress import Progress
 
     classes = read_resolved(run)
     p = cfg.prompts

@@ -321,7 +321,7 @@ class _progress:
     def __enter__(self) -> Any:
         if not self.enabled:
             return lambda: None
-        from rich.progress import Progress
+        from synthdiv.progress import Progress
 
         self.bar = Progress(transient=True)
         self.bar.__enter__()
