@@ -48,6 +48,9 @@ __all__ = [
     "TINY_OPEN_CLIP_CONFIG",
     "TINY_HF_CLIP_CONFIG",
     "TINY_DIFFUSION_CONFIG",
+    "TINY_CAPTIONER_ID",
+    "TINY_CAPTIONER_CONFIG",
+    "tiny_captioner_dir",
     "cache_root",
     "smollm2_gguf",
     "tiny_open_clip",
@@ -71,6 +74,7 @@ SMOLLM2_ID = "embedded:smollm2-135m-instruct-q4_1"
 TINY_OPEN_CLIP_ID = "embedded:tiny-open-clip"
 TINY_HF_CLIP_ID = "embedded:tiny-hf-clip"
 TINY_DIFFUSION_ID = "embedded:tiny-diffusion"
+TINY_CAPTIONER_ID = "embedded:tiny-captioner"
 
 _MARKER = "synthdiv_embedded.json"  # written last inside the temporary folder: its presence means "complete"
 _FORMAT = 2  # bump when the folder layout changes
@@ -157,6 +161,17 @@ TINY_DIFFUSION_CONFIG: dict[str, Any] = {
         "beta_schedule": "scaled_linear",
         "steps_offset": 1,
     },
+}
+
+
+# A transformers VisionEncoderDecoderModel (ViT encoder + GPT-2 decoder over the CLIP BPE): an image-to-text model of
+# a real architecture, as BLIP / GIT / TrOCR are loaded, whose RANDOM captions are gibberish.
+TINY_CAPTIONER_CONFIG: dict[str, Any] = {
+    "encoder": {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                "intermediate_size": 64},
+    "decoder": {"vocab_size": CLIP_VOCAB_SIZE, "n_positions": 32, "n_embd": 32, "n_layer": 2, "n_head": 2,
+                "bos_token_id": 49406, "eos_token_id": 49407, "add_cross_attention": True, "is_decoder": True},
+    "max_new_tokens": 12,
 }
 
 
@@ -413,3 +428,47 @@ def tiny_diffusion_dir() -> Path:
     """
     packages = ("torch", "diffusers", "transformers", "open_clip_torch")
     return _cached_build("tiny-diffusion", TINY_DIFFUSION_CONFIG, packages, _build_diffusion)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# transformers image-to-text (captions)
+
+
+def _build_captioner(folder: Path) -> None:
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPProcessor,
+        GPT2Config,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+    )
+
+    cfg = TINY_CAPTIONER_CONFIG
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(ViTConfig(**cfg["encoder"]),
+                                                                   GPT2Config(**cfg["decoder"]))
+    config.decoder_start_token_id, config.pad_token_id, config.eos_token_id = 49406, 49407, 49407
+    with _seeded(EMBEDDED_SEED):
+        model = VisionEncoderDecoderModel(config)
+    gen = model.generation_config
+    gen.decoder_start_token_id, gen.pad_token_id, gen.eos_token_id = 49406, 49407, 49407
+    gen.max_new_tokens = cfg["max_new_tokens"]
+    model.save_pretrained(folder)
+    size = cfg["encoder"]["image_size"]
+    images = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
+                                image_mean=list(_OPENAI_MEAN), image_std=list(_OPENAI_STD))
+    CLIPProcessor(image_processor=images, tokenizer=_clip_tokenizer()).save_pretrained(folder)
+    _write_bpe_files(folder)
+
+
+def tiny_captioner_dir() -> Path:
+    """A folder with a tiny transformers image-to-text model whose weights are RANDOM (its captions are gibberish).
+
+    ``AutoModelForImageTextToText.from_pretrained(folder)`` loads it offline as a ``VisionEncoderDecoderModel``: a ViT
+    encoder (32x32 input, 8-pixel patches, width 32, 2 layers) and a GPT-2 decoder with cross-attention (width 32,
+    2 layers) over the real CLIP BPE; ``AutoProcessor`` loads its ``CLIPProcessor``. It exercises the captioning path
+    (batching, decoding, the cache, the LLM summaries) the way BLIP or GIT would. Built once with a fixed seed and
+    cached under :func:`cache_root`.
+    """
+    packages = ("torch", "transformers", "open_clip_torch")
+    return _cached_build("tiny-captioner", TINY_CAPTIONER_CONFIG, packages, _build_captioner)

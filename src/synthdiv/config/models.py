@@ -13,7 +13,7 @@ from pydantic import Field
 
 from synthdiv.config._base import Section
 
-__all__ = ["ModelSpec", "LLMSpec", "CLIPSpec", "GeneratorSpec", "ModelsConfig"]
+__all__ = ["ModelSpec", "LLMSpec", "CLIPSpec", "GeneratorSpec", "CaptionerSpec", "ModelsConfig"]
 
 Device = str  # "auto", "cpu", "cuda", "cuda:1", ...
 DType = Literal["auto", "float32", "float16", "bfloat16"]
@@ -40,7 +40,14 @@ class GeneratorSpec(ModelSpec):
     backend: str = "diffusers"
 
 
+class CaptionerSpec(ModelSpec):
+    """An image-to-text model (BLIP, GIT, ...) or a vision-language model behind an OpenAI-compatible server."""
+
+    backend: str = "transformers"
+
+
 class ModelsConfig(Section):
     llm: LLMSpec = Field(default_factory=LLMSpec)
     clip: CLIPSpec = Field(default_factory=CLIPSpec)
     generator: GeneratorSpec = Field(default_factory=GeneratorSpec)
+    captioner: CaptionerSpec = Field(default_factory=CaptionerSpec, description="captions of real / target images")
