@@ -33,7 +33,9 @@ CLASS_SENSE_FIELDS = ("lemmas", "hypernym")
 #   status: "ok" | "fallback" (LLM failed, name kept) | "disabled"; llm_id, template_id: provenance.
 RESOLVED_FIELDS = (*CLASS_FIELDS, "description", "candidates", "status", "llm_id", "template_id")
 
-PROMPT_KINDS = ("base", "context", "style")
+# caption-context: scenes the LLM wrote from captions of the class's real images; target-style: styles it summarised
+# from captions of unlabeled target-domain images (prompts.target_images).
+PROMPT_KINDS = ("base", "context", "style", "caption-context", "target-style")
 
 PROMPTS_SCHEMA = pa.schema(
     [

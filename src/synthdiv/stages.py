@@ -74,7 +74,8 @@ STAGES: tuple[StageSpec, ...] = (
     ),
     StageSpec(
         "prompts", "synthdiv.prompts:build_prompts", inputs=("resolved",), outputs=("prompts", "styles"),
-        sections=("prompts", "models.llm", "models.clip"), external="synthdiv.prompts:external_inputs",
+        sections=("prompts", "models.llm", "models.clip", "models.captioner"),
+        external="synthdiv.prompts:external_inputs",
     ),
     StageSpec("plan", "synthdiv.prompts.plan:build_plan", inputs=("prompts",), outputs=("plan",),
               sections=("plan", "prompts.proportions", "models.generator", "train.synthetic_protocols"),

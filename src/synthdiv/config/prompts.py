@@ -10,7 +10,7 @@ from synthdiv.config._base import ConfigPath, Section
 
 __all__ = ["PromptsConfig", "PlanConfig", "Img2ImgConfig", "DEFAULT_IMAGES_PER_CLASS"]
 
-PromptKind = Literal["base", "context", "style"]
+PromptKind = Literal["base", "context", "style", "caption-context", "target-style"]
 
 DEFAULT_IMAGES_PER_CLASS = 100
 
@@ -66,6 +66,17 @@ class PromptsConfig(Section):
         "repair", description="what to do with a context that does not name the class (repair: prefix it)"
     )
     max_retries: int = Field(2, ge=0, description="corrective retries of one LLM call (they count in max_requests)")
+    captions_per_class: int = Field(
+        16, ge=1, description="real images captioned per class (seeded sample) for the caption-context kind"
+    )
+    caption_contexts_per_class: int = Field(
+        20, ge=0, description="scenes the LLM writes per class from its captions (kind caption-context)"
+    )
+    target_images: ConfigPath | None = Field(
+        None, description="a folder of unlabeled target-domain images (sketches, renditions...) for target-style"
+    )
+    target_captions: int = Field(32, ge=1, description="target-domain images captioned (seeded sample)")
+    target_styles: int = Field(10, ge=0, description="style phrases the LLM summarises from the target captions")
 
     @field_validator("proportions")
     @classmethod

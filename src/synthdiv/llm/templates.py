@@ -143,6 +143,30 @@ def _styles_class_v1(description: str, k: int) -> str:
     )
 
 
+def _captions_block(captions: list[str]) -> str:
+    return "\n".join(f"- {c}" for c in captions)
+
+
+def _caption_contexts_v1(description: str, captions: list[str], k: int) -> str:
+    return (
+        f"Object: {description}\n"
+        f"Captions of real photos of this object:\n{_captions_block(captions)}\n"
+        f"Write {k} short, different scenes (5 to 15 words each) like the ones in these photos, each naming the "
+        "object: keep their kinds of places, backgrounds and lighting, and vary them. "
+        'For example: "on a wooden kitchen table in morning light".\n'
+        f"Answer with only a JSON list of {k} strings."
+    )
+
+
+def _target_styles_v1(captions: list[str], k: int) -> str:
+    return (
+        f"Captions of images from one visual domain:\n{_captions_block(captions)}\n"
+        f"Write {k} different visual styles or renditions (1 to 5 words each) that describe how these images look "
+        '(the medium, the technique, the rendering), for example: "pencil sketch", "toy figurine", "cartoon".\n'
+        f"Answer with only a JSON list of {k} strings."
+    )
+
+
 TEMPLATES: dict[str, Template] = {
     t.id: t
     for t in (
@@ -153,6 +177,8 @@ TEMPLATES: dict[str, Template] = {
         Template("styles", 1, ("k",), _styles_v1),
         Template("styles", 2, ("k",), _styles_v2),
         Template("styles.class", 1, ("description", "k"), _styles_class_v1),
+        Template("caption_contexts", 1, ("description", "captions", "k"), _caption_contexts_v1),
+        Template("target_styles", 1, ("captions", "k"), _target_styles_v1),
     )
 }
 

@@ -30,4 +30,7 @@ def build_prompts(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
 def external_inputs(cfg: RunConfig) -> list[Path]:
     """Files outside the run that the prompts stage reads (a reused ``prompts.styles_file``): their bytes enter
     the stage's fingerprint, so an edited styles file makes the stage stale."""
-    return [cfg.prompts.styles_file] if cfg.prompts.styles_file is not None else []
+    paths = [cfg.prompts.styles_file] if cfg.prompts.styles_file is not None else []
+    if cfg.prompts.target_images is not None:  # a folder: its listing (names, sizes, mtimes) enters the fingerprint
+        paths.append(cfg.prompts.target_images)
+    return paths

@@ -3,7 +3,9 @@
 * base: each of ``prompts.base_templates`` ("a photo of a {description}");
 * context: ``prompts.context_template`` with each context ("a photo of {context}");
 * style: ``prompts.style_template`` with each shared and own style ("a {style} of a {description}"), or with
-  ``prompts.style_contexts = k`` each style combined with k different contexts (``style_context_template``).
+  ``prompts.style_contexts = k`` each style combined with k different contexts (``style_context_template``);
+* caption-context: ``prompts.context_template`` with each scene the LLM wrote from the class's real-image captions;
+* target-style: ``prompts.style_template`` with each style summarised from the target-domain images' captions.
 
 Every prompt carries its kind's negative prompt, is held to the text encoder's 75 tokens (trimmed at a word; a
 prompt that loses the class in the trim is dropped) and gets ``prompt_id`` = hash of (class, kind, text).
@@ -48,6 +50,16 @@ class ClassPrompts:
     own_styles: list[str] = field(default_factory=list)
     own_styles_llm: str | None = None
     own_styles_template: str | None = None
+    caption_contexts: list[str] = field(default_factory=list)
+    caption_contexts_llm: str | None = None
+    caption_contexts_template: str | None = None
+    target_styles: list[str] = field(default_factory=list)
+    target_styles_llm: str | None = None
+    target_styles_template: str | None = None
+
+
+# The grounded kinds take the negative prompt of the kind they extend, unless prompts.negative names them.
+_NEGATIVE_OF = {"caption-context": "context", "target-style": "style"}
 
 
 def _pairs(n_styles: int, n_contexts: int, per_style: int) -> list[tuple[int, int | None]]:
@@ -67,7 +79,7 @@ def compose_class(cp: ClassPrompts, cfg: PromptsConfig, dropped: Counter[str] | 
     dropped = dropped if dropped is not None else Counter()
     rows: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
-    want = {k: cfg.proportions.get(k, 0.0) > 0 for k in ("base", "context", "style")}
+    want = {k: cfg.proportions.get(k, 0.0) > 0 for k in ("base", "context", "style", "caption-context", "target-style")}
 
     def add(kind: str, template: str, tid: str, llm_id: str | None, context: str | None, style: str | None) -> None:
         values = {"description": cp.description, "context": context or "", "style": style or ""}
@@ -84,7 +96,8 @@ def compose_class(cp: ClassPrompts, cfg: PromptsConfig, dropped: Counter[str] | 
         seen.add((kind, text))
         rows.append({
             "prompt_id": prompt_id(cp.index, kind, text), "class": cp.index, "class_name": cp.name, "kind": kind,
-            "text": text, "negative": cfg.negative.get(kind, ""), "context": context, "style": style,
+            "text": text, "negative": cfg.negative.get(kind, cfg.negative.get(_NEGATIVE_OF.get(kind, kind), "")),
+            "context": context, "style": style,
             "template_id": tid, "llm_id": llm_id,
         })
 
@@ -110,4 +123,12 @@ def compose_class(cp: ClassPrompts, cfg: PromptsConfig, dropped: Counter[str] | 
                 llm_id = "+".join(x for x in (llm, cp.contexts_llm) if x) or None
             tid = compose_template_id("style", template, templates or None)
             add("style", template, tid, llm_id, cp.contexts[c] if c is not None else None, styles[s])
+    if want["caption-context"]:
+        tid = compose_template_id("caption-context", cfg.context_template, cp.caption_contexts_template)
+        for context in cp.caption_contexts:
+            add("caption-context", cfg.context_template, tid, cp.caption_contexts_llm, context, None)
+    if want["target-style"]:
+        tid = compose_template_id("target-style", cfg.style_template, cp.target_styles_template)
+        for style in cp.target_styles:
+            add("target-style", cfg.style_template, tid, cp.target_styles_llm, None, style)
     return rows

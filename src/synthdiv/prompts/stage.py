@@ -17,9 +17,16 @@ from typing import TYPE_CHECKING, Any
 from synthdiv.errors import InputError
 from synthdiv.prompts.compose import ClassPrompts, compose_class
 from synthdiv.prompts.contexts import CONTEXTS_TEMPLATE, collect_contexts_many
+from synthdiv.prompts.grounded import (
+    CAPTION_CONTEXTS_TEMPLATE,
+    TARGET_STYLES_TEMPLATE,
+    caption_contexts_many,
+    collect_target_styles,
+    grounded_needs,
+)
 from synthdiv.prompts.styles import STYLES_TEMPLATE, collect_styles, load_styles, styles_document
 from synthdiv.run import RunDir, atomic_write_json, read_jsonl, write_parquet_atomic
-from synthdiv.schemas import PROMPTS_SCHEMA
+from synthdiv.schemas import PROMPT_KINDS, PROMPTS_SCHEMA
 
 if TYPE_CHECKING:
     from synthdiv.config import RunConfig
@@ -81,7 +88,9 @@ def run_prompts_stage(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     classes = read_resolved(run)
     p = cfg.prompts
     want_contexts, want_styles = _needs(cfg)
+    want_cc, want_ts = grounded_needs(cfg)  # caption-context, target-style (captioner + LLM)
     asks_llm = want_contexts or (want_styles and ((p.styles > 0 and p.styles_file is None) or p.styles_per_class))
+    asks_llm = asks_llm or want_cc or want_ts
     llm = scorer = None
     if asks_llm:
         from synthdiv.llm import create_llm
@@ -107,6 +116,10 @@ def run_prompts_stage(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     # every class's context requests go to the LLM together (batched / concurrent), round by round
     contexts = collect_contexts_many(llm, [(r["description"].strip(), r["index"]) for r in classes], p, cfg.seed,
                                      scorer) if want_contexts else []
+    grounded, target = _grounded(cfg, run, llm, scorer, classes, want_cc, want_ts, summary)
+    if target is not None:
+        doc["target_styles"] = {"styles": target.items, "llm_id": llm.model_id, "template_id": TARGET_STYLES_TEMPLATE,
+                                "images": str(cfg.prompts.target_images)}
     with Progress(transient=True) as progress:
         task = progress.add_task("writing prompts", total=len(classes))
         for k, row in enumerate(classes):
@@ -129,6 +142,12 @@ def run_prompts_stage(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
                     doc["per_class"][cp.name] = own
                     cp.own_styles, cp.own_styles_llm = own["styles"], own.get("llm_id")
                     cp.own_styles_template = own.get("template_id")
+            if grounded and grounded[k] is not None:
+                cp.caption_contexts, cp.caption_contexts_template = grounded[k].items, CAPTION_CONTEXTS_TEMPLATE
+                cp.caption_contexts_llm = llm.model_id
+            if target is not None:
+                cp.target_styles, cp.target_styles_llm = list(target.items), llm.model_id
+                cp.target_styles_template = TARGET_STYLES_TEMPLATE
             rows.extend(compose_class(cp, p, dropped))
             progress.advance(task)
 
@@ -141,7 +160,8 @@ def run_prompts_stage(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
                        len(classes), p.contexts_per_class, sum(short.values()))
     summary.update({
         "prompts": len(rows),
-        "by_kind": {k: kinds.get(k, 0) for k in ("base", "context", "style")},
+        # the grounded kinds are listed when the config gives them a share (older summaries keep their three keys)
+        "by_kind": {k: kinds.get(k, 0) for k in PROMPT_KINDS if k in PROMPT_KINDS[:3] or p.proportions.get(k, 0) > 0},
         "classes_short": len(short),
         "contexts_missing": short,
         "dropped": dict(sorted(dropped.items())),
@@ -150,6 +170,30 @@ def run_prompts_stage(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     })
     logger.info("wrote %d prompts for %d classes (%s)", len(rows), len(classes), summary["by_kind"])
     return summary
+
+
+def _grounded(
+    cfg: RunConfig, run: RunDir, llm: Any, scorer: Any, classes: list[dict[str, Any]], want_cc: bool, want_ts: bool,
+    summary: dict[str, Any],
+) -> tuple[list[Any], Any]:
+    """Caption-grounded contexts per class and target-domain styles (:mod:`synthdiv.prompts.grounded`)."""
+    if not (want_cc or want_ts):
+        return [], None
+    from synthdiv.captions import create_captioner
+
+    captioner = create_captioner(cfg.models.captioner)
+    grounded = caption_contexts_many(llm, captioner, classes, cfg, run, scorer) if want_cc else []
+    target = collect_target_styles(llm, captioner, cfg, run, scorer) if want_ts else None
+    summary["llm_requests"] += sum(g.requests for g in grounded if g is not None) + (target.requests if target else 0)
+    if want_cc:
+        summary["caption_contexts"] = sum(len(g.items) for g in grounded if g is not None)
+    if target is not None:
+        summary["target_styles"] = len(target.items)
+        if target.shortfall:
+            logger.warning("target styles: %d of %d (%s)", len(target.items), cfg.prompts.target_styles,
+                           _reasons(target.dropped))
+    summary["captioner_id"] = captioner.captioner_id
+    return grounded, target
 
 
 def _class_styles(
