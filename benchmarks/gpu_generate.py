@@ -1,7 +1,12 @@
-"""GPU benchmark of generation: Stable Diffusion 1.5's architecture with random weights, measured three ways in ONE run.
+"""GPU benchmark of generation: Stable Diffusion 1.5's architecture with random weights, measured in ONE run.
 
-(a) plain diffusers, one prompt per call; (b) plain diffusers at the fastest batch size; (c) synthdiv ``generate``
-end to end (plan -> checked images -> JPEG -> shards + manifest). Every rate is set against a FLOP bound measured in
+(a) plain diffusers, one prompt per call; (b) plain diffusers at the fastest batch size (same dtype, SDPA: diffusers'
+default attention); (c) synthdiv ``generate`` end to end (plan -> checked images -> JPEG -> shards + manifest) in
+several arms: its default (on CUDA: channels_last, fused QKV, compiled denoiser and VAE decoder, fixed batch shapes),
+everything off, and each optimisation alone. Each arm first makes a warm-up run of two batches in its own run
+directory (compilation happens there and is reported separately, as ``compile_s``); the timed run that follows
+reuses the persistent compile cache, and the dynamo graphs it compiles are counted (a recompile from a changed shape
+would show as extra graphs). Every rate is set against a FLOP bound measured in
 the same run: FLOPs per image counted with ``torch.utils.flop_counter`` over one pipeline call (text encoder, 2 x
 steps UNet passes for classifier-free guidance, VAE decode), and the matmul peak of this device timed on a large
 matmul in the benchmark dtype. Random weights can overflow in float16, so the default dtype is bfloat16 (retries stay
@@ -10,8 +15,8 @@ on and their count is printed; ``--no-retries`` switches them off).
 Full size (H100/H200): the SD 1.5 UNet (859.5M parameters), 512x512, 25 DPM-Solver++ steps, guidance 7.5.
 ``--small`` builds a scaled-down model of the same layout (64x64 images, few steps) so the script runs on a CPU.
 
-    python benchmarks/gpu_generate.py [--images 256] [--batch-sizes 1,4,8,16,32,48] [--channels-last] [--fuse-qkv]
-    python benchmarks/gpu_generate.py --small --device cpu   # a CPU check of the script itself
+    python benchmarks/gpu_generate.py [--images 256] [--batch-sizes 1,4,8,16,32,48] [--arms default,none,compile]
+    python benchmarks/gpu_generate.py --small --device cpu --compile-backend eager   # a CPU check of the script
 """
 
 from __future__ import annotations
@@ -142,14 +147,26 @@ def _matmul_peak(device: str, dtype: Any, n: int) -> float:
     return best
 
 
-def _synthdiv(model_dir: Path, root: Path, args: argparse.Namespace, spec: dict[str, Any], batch: int) -> dict:
+ARMS: dict[str, dict[str, Any]] = {
+    "default": {},  # every switch on its device default (all on for CUDA)
+    "none": {"channels_last": False, "fuse_qkv": False, "compile": False, "static_batch": False},
+    "channels_last": {"channels_last": True, "fuse_qkv": False, "compile": False, "static_batch": False},
+    "fuse_qkv": {"channels_last": False, "fuse_qkv": True, "compile": False, "static_batch": False},
+    "compile": {"channels_last": False, "fuse_qkv": False, "compile": True, "static_batch": True},
+}
+
+
+def _synthdiv_run(model_dir: Path, root: Path, args: argparse.Namespace, spec: dict[str, Any], batch: int,
+                  switches: dict[str, Any], images: int) -> tuple[dict[str, Any], float, int]:
+    """One ``generate`` stage of ``images``; returns (its summary, wall seconds, dynamo graphs compiled in it)."""
+    from torch._dynamo.utils import counters
+
     from synthdiv.config import config_from_dict
-    from synthdiv.generate import generate_images, generator_id, read_manifest
+    from synthdiv.generate import generate_images, generator_id
     from synthdiv.run import RunDir
 
     options = {"steps": spec["steps"], "guidance": 7.5, "width": spec["size"], "height": spec["size"],
-               "scheduler": "dpm++", "channels_last": args.channels_last, "fuse_qkv": args.fuse_qkv,
-               "compile": args.compile}
+               "scheduler": "dpm++", "compile_backend": args.compile_backend, **switches}
     cfg = config_from_dict({
         "run_dir": str(root),
         "models": {"generator": {"model": str(model_dir), "device": args.device, "dtype": args.dtype,
@@ -158,14 +175,28 @@ def _synthdiv(model_dir: Path, root: Path, args: argparse.Namespace, spec: dict[
                      "writer_threads": args.writer_threads, "torch_threads": args.threads},
         "plan": {"shard_size": args.shard_size},
     })
-    write_bench_run(RunDir(root), args.images, args.shard_size, generator_id(cfg.models.generator))
+    write_bench_run(RunDir(root), images, args.shard_size, generator_id(cfg.models.generator))
+    graphs = counters["stats"]["unique_graphs"]
     start = time.perf_counter()
     summary = generate_images(cfg, RunDir(root))
-    wall = time.perf_counter() - start
-    manifest = read_manifest(RunDir(root))
-    return {"images_per_second": summary["images_per_second"], "with_model_load": args.images / wall,
-            "images": manifest.num_rows, "retries": int(sum(manifest.column("retries").to_pylist())),
-            "batch_size": batch}
+    return summary, time.perf_counter() - start, counters["stats"]["unique_graphs"] - graphs
+
+
+def _synthdiv(model_dir: Path, root: Path, args: argparse.Namespace, spec: dict[str, Any], batch: int,
+              arm: str) -> dict[str, Any]:
+    from synthdiv.generate import read_manifest
+    from synthdiv.run import RunDir
+
+    switches = ARMS[arm]
+    _, warm_wall, warm_graphs = _synthdiv_run(model_dir, root / "warmup", args, spec, batch, switches, 2 * batch)
+    summary, wall, graphs = _synthdiv_run(model_dir, root / "timed", args, spec, batch, switches, args.images)
+    rate = summary["images_per_second"]
+    manifest = read_manifest(RunDir(root / "timed"))
+    return {"images_per_second": rate, "with_model_load": args.images / wall, "images": manifest.num_rows,
+            "retries": int(sum(manifest.column("retries").to_pylist())), "batch_size": batch,
+            # the warm-up's wall time beyond what its two batches take at the steady rate: loading + compiling
+            "compile_s": round(max(0.0, warm_wall - 2 * batch / rate), 2) if rate else None,
+            "graphs_in_warmup": warm_graphs, "graphs_in_timed_run": graphs}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -178,9 +209,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--batch-sizes", default="1,4,8,16,32,48")
     ap.add_argument("--calls", type=int, default=4, help="timed calls per batch size in (b); (a) uses 4x as many")
     ap.add_argument("--synthdiv-batch", type=int, default=None, help="batch of (c); default: the fastest of (b)")
-    ap.add_argument("--channels-last", action="store_true")
-    ap.add_argument("--fuse-qkv", action="store_true")
-    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--arms", default="default,none,channels_last,fuse_qkv,compile",
+                    help=f"synthdiv arms of (c), from {','.join(ARMS)}")
+    ap.add_argument("--compile-backend", default="inductor", help="torch.compile backend ('eager' for a CPU check)")
     ap.add_argument("--no-retries", action="store_true")
     ap.add_argument("--writer-threads", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -200,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"device": torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device,
                            "dtype": args.dtype, "small": args.small, "size": spec["size"], "steps": spec["steps"],
                            "retries": "off" if args.no_retries else "on (counted)", "guidance": 7.5,
-                           "channels_last": args.channels_last, "fuse_qkv": args.fuse_qkv, "compile": args.compile}
+                           "compile_backend": args.compile_backend}
     try:
         model_dir = tmp / "sd15-random"
         out["unet_parameters"] = build_pipeline(model_dir, spec)
@@ -225,20 +256,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         del pipe
         if args.device.startswith("cuda"):
             torch.cuda.empty_cache()
-        out["c_synthdiv"] = _synthdiv(model_dir, tmp / "run", args, spec, args.synthdiv_batch or best)
+        arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+        unknown = [a for a in arms if a not in ARMS]
+        if unknown:
+            raise SystemExit(f"--arms: unknown arm {unknown[0]!r}; expected some of {', '.join(ARMS)}")
+        out["c_synthdiv"] = {arm: _synthdiv(model_dir, tmp / arm, args, spec, args.synthdiv_batch or best, arm)
+                             for arm in arms}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    c = out["c_synthdiv"]["images_per_second"]
-    rows = [("(a) plain, 1 prompt/call", out["a_plain_batch1"]),
-            (f"(b) plain, batch {best}", per_batch[best]),
-            (f"(c) synthdiv generate, batch {out['c_synthdiv']['batch_size']}", c)]
+    rows = [("(a) plain, 1 prompt/call", out["a_plain_batch1"], ""), (f"(b) plain, batch {best}", per_batch[best], "")]
+    for arm, r in out["c_synthdiv"].items():
+        note = (f"compile+load {r['compile_s']} s, graphs {r['graphs_in_warmup']} warm-up / "
+                f"{r['graphs_in_timed_run']} timed, retries {r['retries']}")
+        rows.append((f"(c) synthdiv {arm}, batch {r['batch_size']}", r["images_per_second"] or 0.0, note))
     print(f"\n{out['device']} {args.dtype} {spec['size']}x{spec['size']} {spec['steps']} steps, UNet "
           f"{out['unet_parameters'] / 1e6:.1f}M params; {_si(out['flops_per_image'])}FLOP/image; matmul peak "
           f"{_si(out['matmul_peak_flops'])}FLOP/s -> bound {bound:.2f} img/s")
-    for name, rate in rows:
-        print(f"  {name:<40} {rate:8.3f} img/s   {100 * rate / bound:5.1f}% of bound")
-    print(f"  synthdiv with model load: {out['c_synthdiv']['with_model_load']:.3f} img/s; "
-          f"retries: {out['c_synthdiv']['retries']} ({out['retries']})")
+    for name, rate, note in rows:
+        ratio = rate / per_batch[best] if per_batch[best] else 0.0
+        print(f"  {name:<40} {rate:8.3f} img/s  {100 * rate / bound:5.1f}% of bound  {ratio:5.2f}x plain best  {note}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, default=str) + "\n")
     return out

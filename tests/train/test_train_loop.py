@@ -55,6 +55,19 @@ def test_fit_trains_checkpoints_and_exports_every_variant(toy, make_config):
     assert (run.export / "real" / "model.safetensors").stat().st_mtime_ns == stamp
 
 
+def test_training_refuses_a_run_whose_shards_are_not_all_there(toy, make_config):
+    from synthdiv.errors import InputError
+
+    run = RunDir(toy["run"])
+    next(iter(sorted(run.manifest.glob("shard-*")))).unlink()  # a lost manifest part: half the images unlisted
+    cfg = make_config(run_dir=str(toy["run"]), train={**BASE, "max_steps": 1})
+    with pytest.raises(InputError, match=r"1 of \d+ found shards are missing or damaged .*synthdiv generate"):
+        fit(cfg, run)
+    real_only = make_config(run_dir=str(toy["run"]), train={**BASE, "max_steps": 1, "synthetic_fraction": 0})
+    (summary,) = fit(real_only, run).values()
+    assert summary["synthetic_images"] == 0  # no synthetic images asked: nothing to check
+
+
 def test_an_unknown_timm_model_is_a_config_error(toy, make_config):
     cfg = make_config(run_dir=str(toy["run"]), train={**BASE, "model": "no_such_net", "max_steps": 1})
     with pytest.raises(ConfigError, match="train.model"):

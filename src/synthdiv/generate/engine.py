@@ -118,12 +118,16 @@ def incomplete_shards(run: RunDir) -> dict[int, str]:
 
     The planned shards when there is a plan; otherwise those with a tar or a manifest part on disk.
     """
-    if run.plan.exists():
-        shards = _plan_counts(run)[0]
-    else:
-        names = {p.name.split(".")[0] for d in (run.shards, run.manifest) if d.is_dir() for p in d.glob("shard-*")}
-        shards = np.array(sorted(int(n[6:]) for n in names if n[6:].isdigit()), dtype=np.int64)
+    shards = _known_shards(run)
     return {int(s): st for s, st in zip(shards.tolist(), _states(run, shards), strict=True) if st != "complete"}
+
+
+def _known_shards(run: RunDir) -> np.ndarray:
+    """The planned shards when there is a plan; otherwise those with a tar or a manifest part on disk."""
+    if run.plan.exists():
+        return _plan_counts(run)[0]
+    names = {p.name.split(".")[0] for d in (run.shards, run.manifest) if d.is_dir() for p in d.glob("shard-*")}
+    return np.array(sorted(int(n[6:]) for n in names if n[6:].isdigit()), dtype=np.int64)
 
 
 def require_complete(run: RunDir, stage: str) -> None:
@@ -134,9 +138,10 @@ def require_complete(run: RunDir, stage: str) -> None:
     """
     bad = incomplete_shards(run)
     if bad:
-        total = len(_plan_counts(run)[0]) if run.plan.exists() else len(bad)
+        total = len(_known_shards(run))
         shard, state = next(iter(bad.items()))
+        known = "planned" if run.plan.exists() else "found"
         raise InputError(
-            f"{run.manifest}: {len(bad)} of {total} planned shards are missing or damaged (first: {shard_name(shard)}: "
+            f"{run.manifest}: {len(bad)} of {total} {known} shards are missing or damaged (first: {shard_name(shard)}: "
             f"{state}); run `synthdiv generate` to redo them before `synthdiv {stage}`"
         )

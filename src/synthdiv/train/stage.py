@@ -60,6 +60,10 @@ def prepare_data(cfg: Any, tcfg: Any, run: RunDir, classes: list[dict[str, Any]]
     real = real_samples(classes, tcfg.real_root, run.cache / "tar-index", roots) if n_real else SampleSet.empty()
     # the plan tops up from the same seeded counts (synthdiv.prompts.budget.training_real_counts)
     real = apply_protocol(real, len(classes), RealProtocol.from_train(tcfg), cfg.seed)
+    if n_syn and tcfg.synthetic_root is None:
+        from synthdiv.generate.engine import require_complete
+
+        require_complete(run, "train")  # a lost or damaged shard would silently shrink the synthetic set
     synthetic = synthetic_samples(cfg, run, len(classes), tcfg.synthetic_root) if n_syn else SampleSet.empty()
     return real, synthetic
 
