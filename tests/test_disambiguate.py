@@ -348,7 +348,7 @@ def test_table_shows_original_chosen_and_runner_up(make_config, monkeypatch, cra
 
 
 def test_bad_classes_file_names_the_line(make_config, tmp_path) -> None:
-    from synthdiv.disambiguate.stage import read_classes
+    from synthdiv.catalog import read_classes
 
     path = tmp_path / "classes.jsonl"
     path.write_text('{"index": 0, "name": "a", "wnid": null, "definition": null, "real_images": 0, "real_dir": null}\n'

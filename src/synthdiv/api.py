@@ -211,11 +211,11 @@ class Run:
         return make_loader(real, synthetic, plan, transform, start_step, start_step + steps, num_workers=num_workers)
 
     def _class_rows(self) -> list[dict[str, Any]]:
-        from synthdiv.data.real import load_classes
+        from synthdiv.catalog.reader import read_classes
 
         if not self.dir.classes.is_file():
             raise StageOrderError(f"{self.dir.classes} not found: run `synthdiv classes` first")
-        return load_classes(self.dir.classes)
+        return read_classes(self.dir.classes)
 
     @staticmethod
     def _parquet(path: Path, stage: str) -> pa.Table:

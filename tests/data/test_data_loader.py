@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from synthdiv.catalog import read_classes
 from synthdiv.data import (
     BatchPlan,
     ImageDataset,
     build_transforms,
     imagefolder_samples,
-    load_classes,
     make_loader,
     real_samples,
     shard_samples,
@@ -28,7 +28,7 @@ from synthdiv.run import RunDir
 
 def _sets(toy: dict[str, Path], make_config):
     cfg = make_config(run_dir=str(toy["run"]), train={"img_size": 16, "auto_augment": None})
-    classes = load_classes(RunDir(toy["run"]).classes)
+    classes = read_classes(RunDir(toy["run"]).classes)
     return cfg, classes, real_samples(classes), synthetic_samples(cfg, RunDir(toy["run"]), len(classes))
 
 
@@ -134,7 +134,7 @@ def test_corrupt_samples_are_skipped_and_counted(toy, make_config):
 def test_real_data_from_an_imagefolder_and_from_shards(toy, tmp_path):
     import webdataset as wds
 
-    classes = load_classes(RunDir(toy["run"]).classes)
+    classes = read_classes(RunDir(toy["run"]).classes)
     (toy["real"] / "unknown-class").mkdir()
     folder = imagefolder_samples(toy["real"], classes)
     assert len(folder) == 48
@@ -181,7 +181,7 @@ def test_real_shard_indexes_are_kept_and_redone_when_a_shard_changes(toy, tmp_pa
 
 
 def test_a_missing_real_folder_names_the_key(toy, tmp_path):
-    classes = load_classes(RunDir(toy["run"]).classes)
+    classes = read_classes(RunDir(toy["run"]).classes)
     with pytest.raises(InputError, match="train.real_root"):
         real_samples(classes, tmp_path / "nope")
 

@@ -217,7 +217,8 @@ def test_top_up_counts_the_long_tail_real_set_training_sees(make_config, write_r
 ])
 def test_plan_and_train_agree_on_the_real_counts(make_config, write_resolved, tmp_path, monkeypatch, protocol):
     """The plan's top-up and train's real set (its own prepare_data, on real files) come from one function."""
-    from synthdiv.data import SampleSet, load_classes
+    from synthdiv.catalog import read_classes
+    from synthdiv.data import SampleSet
     from synthdiv.train.stage import prepare_data
 
     real = [40, 33, 40, 12, 25, 0]
@@ -235,7 +236,7 @@ def test_plan_and_train_agree_on_the_real_counts(make_config, write_resolved, tm
     planned = np.bincount(pq.read_table(run.plan).column("class").to_numpy(), minlength=len(real))
     monkeypatch.setattr("synthdiv.data.synthetic_samples", lambda *a, **k: SampleSet.empty())
     monkeypatch.setattr("synthdiv.generate.engine.require_complete", lambda *a: None)  # nothing generated here
-    train_real, _ = prepare_data(cfg, cfg.train.variant("real+syn"), run, load_classes(run.classes))
+    train_real, _ = prepare_data(cfg, cfg.train.variant("real+syn"), run, read_classes(run.classes))
     seen = train_real.class_counts(len(real))
     assert seen.sum() < sum(real)  # the protocol really subsamples
     assert (planned + seen).tolist() == [50] * len(real)

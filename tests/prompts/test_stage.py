@@ -160,7 +160,7 @@ def test_clip_near_duplicates_are_dropped(make_config, write_resolved, scripted_
 def test_resolved_without_description_is_an_input_error(make_config, write_resolved):
     cfg = _config(make_config)
     run = write_resolved(cfg.run_dir, [("a", "", 0)])
-    with pytest.raises(InputError, match="line 1: expected a non-empty string 'description'"):
+    with pytest.raises(InputError, match=r"classes\.resolved\.jsonl:1: expected a non-empty string 'description'"):
         build_prompts(cfg, run)
 
 

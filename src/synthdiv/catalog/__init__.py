@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 from synthdiv.catalog.classfile import read_class_file
 from synthdiv.catalog.imagefolder import class_folders, count_images, find_class_dir, imagefolder_classes
 from synthdiv.catalog.imagenet import hypernym_name, imagenet_classes, lemmas_of_wnid
+from synthdiv.catalog.reader import read_classes
 from synthdiv.catalog.records import ClassRecord
 from synthdiv.config.classes import IMAGENET_SOURCES
 from synthdiv.errors import InputError
-from synthdiv.run import atomic_write_jsonl, read_jsonl
+from synthdiv.run import atomic_write_jsonl
 
 if TYPE_CHECKING:
     from synthdiv.config import ClassesConfig, RunConfig
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_classes", "check_classes", "collect_classes", "external_inputs", "load_classes", "ClassRecord"]
+__all__ = ["build_classes", "check_classes", "collect_classes", "external_inputs", "read_classes", "ClassRecord"]
 
 
 def build_classes(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
@@ -147,10 +148,3 @@ def external_inputs(cfg: RunConfig) -> list[Path]:
     if cfg.classes.real_root is not None:
         paths.append(cfg.classes.real_root)
     return paths
-
-
-def load_classes(run: RunDir) -> list[dict[str, Any]]:
-    """The rows of ``classes.jsonl`` (fields in :data:`synthdiv.schemas.CLASS_FIELDS`)."""
-    if not run.classes.exists():
-        raise InputError(f"{run.classes} not found: run `synthdiv classes` first")
-    return read_jsonl(run.classes)

@@ -6,7 +6,7 @@ Importing this package does not import torch; the loader imports it when built.
 from synthdiv.data.images import ImageDataset, build_transforms, collate_blocks, decode_rgb
 from synthdiv.data.mixed import BatchPlan, block_sizes, make_loader
 from synthdiv.data.protocols import RealProtocol, apply_protocol, long_tail, low_data, pareto_profile, protocol_counts
-from synthdiv.data.real import class_lookup, imagefolder_samples, load_classes, real_samples, shard_samples
+from synthdiv.data.real import class_lookup, imagefolder_samples, real_samples, shard_samples
 from synthdiv.data.sources import SampleSet, index_tar, list_images
 from synthdiv.data.synthetic import selected_manifest, shard_path, synthetic_samples
 
@@ -14,7 +14,6 @@ __all__ = [
     "SampleSet",
     "index_tar",
     "list_images",
-    "load_classes",
     "class_lookup",
     "real_samples",
     "imagefolder_samples",

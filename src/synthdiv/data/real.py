@@ -17,25 +17,11 @@ from typing import Any
 from synthdiv.data.sources import IMAGE_EXTENSIONS, SampleSet, TarMember, index_tar, list_images
 from synthdiv.errors import InputError
 from synthdiv.names import is_within, printable
-from synthdiv.run import read_jsonl, write_parquet_atomic
+from synthdiv.run import write_parquet_atomic
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_classes", "real_samples", "real_dir_roots", "imagefolder_samples", "shard_samples", "class_lookup"]
-
-
-def load_classes(path: Path | str) -> list[dict[str, Any]]:
-    """Rows of ``classes.jsonl``, checked to be indexed 0..N-1 in order."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: classes.jsonl not found; run `synthdiv classes` first")
-    rows = read_jsonl(path)
-    for i, row in enumerate(rows):
-        if row.get("index") != i:
-            raise InputError(f"{path}: line {i + 1}: expected index {i}, got {row.get('index')!r}")
-    if not rows:
-        raise InputError(f"{path}: no classes")
-    return rows
+__all__ = ["real_samples", "real_dir_roots", "imagefolder_samples", "shard_samples", "class_lookup"]
 
 
 def class_lookup(classes: Sequence[dict[str, Any]]) -> dict[str, int]:

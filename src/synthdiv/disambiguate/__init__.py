@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 
+from synthdiv.disambiguate.reader import read_resolved
 from synthdiv.disambiguate.stage import resolve_classes
 from synthdiv.disambiguate.table import disambiguation_table
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["resolve_classes", "disambiguation_table"]
+__all__ = ["resolve_classes", "disambiguation_table", "read_resolved"]

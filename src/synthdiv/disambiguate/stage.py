@@ -13,12 +13,11 @@ tokens. An ambiguous class never keeps its bare name; an unambiguous one may. An
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synthdiv.catalog.reader import read_classes
 from synthdiv.disambiguate.ambiguity import Ambiguity, detect_ambiguity, number_key, token_ids_of
 from synthdiv.disambiguate.confusable import confusable_classes
 from synthdiv.disambiguate.grounded import grounded_candidates
@@ -27,7 +26,6 @@ from synthdiv.disambiguate.rule import Choice, choose_order
 from synthdiv.disambiguate.scoring import ClassImages, mean_image_embedding, sample_images, score_candidates
 from synthdiv.disambiguate.unique import Pick, make_token_unique, make_unique, text_key
 from synthdiv.disambiguate.validate import CandidateCheck, ClassNames
-from synthdiv.errors import InputError
 from synthdiv.run import RunDir, atomic_write_jsonl
 from synthdiv.schemas import CLASS_FIELDS, CLASS_SENSE_FIELDS
 
@@ -40,29 +38,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["resolve_classes", "read_classes"]
-
-def read_classes(path: Path) -> list[dict[str, Any]]:
-    """``classes.jsonl`` rows, checked for the fields of :data:`~synthdiv.schemas.CLASS_FIELDS`."""
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: not a JSON object ({exc.msg})") from None
-            missing = [f for f in CLASS_FIELDS if not isinstance(row, dict) or f not in row]
-            if missing:
-                raise InputError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}; expected {CLASS_FIELDS}")
-            if not isinstance(row["name"], str) or not row["name"].strip():
-                raise InputError(f"{path}:{lineno}: field 'name' must be a non-empty string, got {row['name']!r}")
-            rows.append(row)
-    if not rows:
-        raise InputError(f"{path}: no classes; run `synthdiv classes --redo` with a class list that has some")
-    return rows
-
+__all__ = ["resolve_classes"]
 
 def _progress() -> Any:
     from rich.console import Console

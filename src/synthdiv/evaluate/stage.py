@@ -23,11 +23,11 @@ __all__ = ["evaluate_run", "evaluate_variant"]
 
 def evaluate_run(cfg: Any, run: RunDir) -> dict[str, Any]:
     """Evaluate every trained variant of the run (stage entry point); returns ``{variant: {set: top1}}``."""
-    from synthdiv.data.real import load_classes
+    from synthdiv.catalog.reader import read_classes
     from synthdiv.errors import InputError
     from synthdiv.evaluate.sets import build_eval_sets
 
-    classes = load_classes(run.classes)
+    classes = read_classes(run.classes)
     sets = build_eval_sets(cfg.evaluate, classes, cfg.seed)
     variants = [v for v in cfg.train.variant_names() if (run.export / v / "config.json").exists()]
     if not variants:

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from synthdiv.errors import InputError
 from synthdiv.generate.shards import read_manifest, shard_name, tar_path
 from synthdiv.quality.embeddings import load_real, load_shard_cache, load_synthetic, save_shard_cache, write_synthetic
-from synthdiv.run import canonical_hash, read_jsonl, write_parquet_atomic
+from synthdiv.run import canonical_hash, write_parquet_atomic
 from synthdiv.schemas import SCORES_SCHEMA
 
 if TYPE_CHECKING:
@@ -36,12 +36,10 @@ __all__ = ["score_images", "class_texts", "score_matrix", "iter_shard_images"]
 
 def class_texts(cfg: RunConfig, run: RunDir) -> list[str]:
     """One text per class index: ``score.template`` filled with the resolved description (else the class name)."""
-    path = run.resolved if run.resolved.exists() else run.classes
-    if not path.exists():
-        raise InputError(f"{run.resolved}: not found; scoring needs the class descriptions (run `synthdiv classes`)")
-    rows = sorted(read_jsonl(path), key=lambda r: r["index"])
-    if [r["index"] for r in rows] != list(range(len(rows))):
-        raise InputError(f"{path}: class indices are not 0..{len(rows) - 1}")
+    from synthdiv.catalog.reader import read_classes
+    from synthdiv.disambiguate.reader import read_resolved
+
+    rows = read_resolved(run.resolved) if run.resolved.exists() else read_classes(run.classes)
     return [cfg.score.template.format(description=r.get("description") or r["name"]) for r in rows]
 
 

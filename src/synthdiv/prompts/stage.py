@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from synthdiv.errors import InputError
+from synthdiv.disambiguate.reader import read_resolved
 from synthdiv.prompts.compose import ClassPrompts, compose_class
 from synthdiv.prompts.contexts import CONTEXTS_TEMPLATE, collect_contexts_many
 from synthdiv.prompts.grounded import (
@@ -25,7 +25,7 @@ from synthdiv.prompts.grounded import (
     grounded_needs,
 )
 from synthdiv.prompts.styles import STYLES_TEMPLATE, collect_styles, load_styles, styles_document
-from synthdiv.run import RunDir, atomic_write_json, read_jsonl, write_parquet_atomic
+from synthdiv.run import RunDir, atomic_write_json, write_parquet_atomic
 from synthdiv.schemas import PROMPT_KINDS, PROMPTS_SCHEMA
 
 if TYPE_CHECKING:
@@ -33,19 +33,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["run_prompts_stage", "read_resolved"]
-
-
-def read_resolved(run: RunDir) -> list[dict[str, Any]]:
-    """The resolved classes, checked: index i on line i+1, a non-empty ``description`` and ``name``."""
-    rows = read_jsonl(run.resolved)
-    for line, row in enumerate(rows, start=1):
-        if row.get("index") != line - 1:
-            raise InputError(f"{run.resolved}: line {line}: expected index {line - 1}, got {row.get('index')!r}")
-        for key in ("name", "description"):
-            if not isinstance(row.get(key), str) or not row[key].strip():
-                raise InputError(f"{run.resolved}: line {line}: expected a non-empty string '{key}'")
-    return rows
+__all__ = ["run_prompts_stage"]
 
 
 def _needs(cfg: RunConfig) -> tuple[bool, bool]:
@@ -85,7 +73,7 @@ def run_prompts_stage(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
 
     from synthdiv.progress import Progress
 
-    classes = read_resolved(run)
+    classes = read_resolved(run.resolved)
     p = cfg.prompts
     want_contexts, want_styles = _needs(cfg)
     want_cc, want_ts = grounded_needs(cfg)  # caption-context, target-style (captioner + LLM)

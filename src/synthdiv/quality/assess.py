@@ -39,13 +39,15 @@ def quality_path(run: RunDir) -> Path:
 def embed_real(cfg: RunConfig, run: RunDir, cache: Path, embed: Callable[[list[Any]], np.ndarray]) -> int:
     """Embed up to ``score.real_per_class`` real images of each class (a seeded sample) into ``embeddings/real.*``;
     the embeddings are cached under ``cache`` by the sample's paths and byte ranges. Returns the number embedded."""
+    from synthdiv.catalog.reader import read_classes
     from synthdiv.data.images import decode_rgb
-    from synthdiv.data.real import load_classes, real_dir_roots, real_samples
+    from synthdiv.data.real import real_dir_roots, real_samples
+    from synthdiv.disambiguate.reader import read_resolved
 
     per_class = cfg.score.real_per_class
     samples = None
     if per_class != 0:
-        classes = load_classes(run.resolved if run.resolved.exists() else run.classes)
+        classes = read_resolved(run.resolved) if run.resolved.exists() else read_classes(run.classes)
         samples = real_samples(classes, cfg.train.real_root, run.cache / "tar-index",
                                real_dir_roots(cfg))
     if samples is None or len(samples) == 0:

@@ -102,7 +102,8 @@ def train_variant(cfg: Any, run: RunDir, name: str) -> dict[str, Any]:
     """Train, checkpoint and export one variant; a finished variant returns its recorded summary."""
     import torch
 
-    from synthdiv.data import BatchPlan, build_transforms, load_classes
+    from synthdiv.catalog.reader import read_classes
+    from synthdiv.data import BatchPlan, build_transforms
     from synthdiv.train.auxnorm import aux_norm_counts
     from synthdiv.train.distributed import setup_distributed
     from synthdiv.train.export import export_model
@@ -118,7 +119,7 @@ def train_variant(cfg: Any, run: RunDir, name: str) -> dict[str, Any]:
     if tcfg.torch_threads:
         torch.set_num_threads(tcfg.torch_threads)
     dist = setup_distributed(tcfg.device)
-    classes = load_classes(run.classes)
+    classes = read_classes(run.classes)
     num_classes = len(classes)
     real, synthetic = prepare_data(cfg, tcfg, run, classes)
     plan = BatchPlan(len(real), len(synthetic), tcfg.batch_size, tcfg.synthetic_fraction, cfg.seed,
