@@ -63,9 +63,9 @@ def test_report_with_the_embedded_clip(make_config):
     out = _text(diversity_report(cfg))
     line = next(li for li in out.splitlines() if li.strip().startswith("│ goldfish") or "goldfish  " in li)
     cells = [c.strip() for c in line.strip("│ ").split("│")]
-    assert cells[:4] == ["goldfish", "1", "2", "1"]
-    assert float(cells[4]) == pytest.approx(distinct_word_ratio([r[3] for r in ROWS[:4]]), abs=0.005)
-    assert 0 < float(cells[5]) <= 2
+    assert cells[:6] == ["goldfish", "1", "2", "1", "0", "0"]  # base, context, style, caption-context, target-style
+    assert float(cells[6]) == pytest.approx(distinct_word_ratio([r[3] for r in ROWS[:4]]), abs=0.005)
+    assert 0 < float(cells[7]) <= 2
     assert "an origami of a goldfish" in out and "crane" in out
 
 

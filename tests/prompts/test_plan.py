@@ -165,9 +165,10 @@ def test_class_with_budget_but_no_prompts_is_an_input_error(make_config, write_r
 def test_bad_resolved_file_names_the_line(make_config, write_resolved):
     cfg = make_config()
     run = write_resolved(cfg.run_dir, [("a", "a", 1)])
-    run.resolved.write_text(run.resolved.read_text() + '{"index": 1, "real_images": -3}\n')
+    run.resolved.write_text(run.resolved.read_text() + '{"index": 1, "name": "b", "wnid": null, "definition": null, '
+                            '"real_images": -3, "real_dir": null, "description": "b"}\n')
     write_prompts(run, [{"base": 1}])
-    with pytest.raises(InputError, match="line 2"):
+    with pytest.raises(InputError, match=r"classes\.resolved\.jsonl:2: expected a non-negative integer real_images"):
         build_plan(cfg, run)
 
 

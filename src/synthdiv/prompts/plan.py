@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from synthdiv.config.prompts import DEFAULT_IMAGES_PER_CLASS
+from synthdiv.disambiguate.reader import read_resolved
 from synthdiv.errors import ConfigError, InputError
 from synthdiv.prompts import ids
 from synthdiv.prompts.budget import cap_fairly, class_budgets, split_by_kind, training_real_counts
 from synthdiv.prompts.img2img import SourcePlan, assign_sources, class_real_files
-from synthdiv.run import RunDir, atomic_write, read_jsonl
+from synthdiv.run import RunDir, atomic_write
 from synthdiv.schemas import PLAN_SCHEMA, PLAN_SOURCE_SCHEMA, PROMPT_KINDS
 
 if TYPE_CHECKING:
@@ -180,17 +181,9 @@ def image_ids(classes: Any, prompt_ids: Any, seeds: Any, gen_id: str) -> pa.Arra
 def _read_inputs(run: RunDir) -> tuple[pa.Table, np.ndarray, list[str]]:
     import pyarrow.parquet as pq
 
-    if not run.resolved.exists():
-        raise InputError(f"{run.resolved}: not found; run `synthdiv disambiguate` first")
-    real, names = [], []
-    for line, row in enumerate(read_jsonl(run.resolved), start=1):
-        count = row.get("real_images") or 0
-        if not isinstance(count, int) or count < 0 or row.get("index") != line - 1:
-            raise InputError(
-                f"{run.resolved}: line {line}: expected index {line - 1} and a non-negative integer real_images"
-            )
-        real.append(count)
-        names.append(str(row.get("name")))
+    rows = read_resolved(run.resolved)
+    real = [row.get("real_images") or 0 for row in rows]
+    names = [row["name"] for row in rows]
     prompts = pq.read_table(run.prompts, columns=["prompt_id", "class", "kind"])
     return prompts, np.asarray(real, dtype=np.int64), names
 
@@ -293,7 +286,7 @@ def _img2img_sources(cfg: RunConfig, run: RunDir, layout: PlanLayout) -> SourceP
     spec = cfg.plan.img2img
     if spec.share <= 0:
         return None
-    rows = read_jsonl(run.resolved)
+    rows = read_resolved(run.resolved)
     files = [class_real_files(row.get("real_dir"), cfg.classes.image_extensions) for row in rows]
     sources = assign_sources(layout.cls, files, spec.share, spec.strengths, cfg.seed)
     logger.info("plan.img2img: %d of %d images start from a real image (strengths %s)", sources.rows, len(layout),
