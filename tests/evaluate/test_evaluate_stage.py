@@ -15,7 +15,7 @@ from synthdiv.errors import InputError
 from synthdiv.evaluate import accuracy_report, folder_set, long_tail_splits, shift_transform, subset_classes
 from synthdiv.evaluate.predict import eval_transform, predict
 from synthdiv.evaluate.sets import EvalSet
-from synthdiv.run import RunDir
+from synthdiv.run import RunDir, read_jsonl
 
 
 def test_top1_top5_and_per_class_accuracy():
@@ -103,8 +103,9 @@ def test_the_evaluate_stage_measures_the_exported_models(toy, make_config):
     summary = run_stage(cfg, "evaluate")
     run = RunDir(cfg.run_dir)
     for variant in ("real", "real+syn"):
-        assert sorted(p.name for p in (run.eval / variant).iterdir()) == [
+        assert sorted(p.name for p in (run.eval / variant).glob("*.json")) == [
             "sketchy.json", "test-edges.json", "test-inverted.json", "test-noise.json", "test.json"]
+        assert len(list((run.eval / variant).glob("*.npz"))) == 5
         report = json.loads((run.eval / variant / "test.json").read_text())
         assert report["images"] == 20 and report["corrupt"] == 0
         assert set(report["per_class"]) == {"class0", "class1", "class2", "class3"}
@@ -116,6 +117,17 @@ def test_the_evaluate_stage_measures_the_exported_models(toy, make_config):
         assert report["top1"] == pytest.approx(float((topk[:, 0] == labels).mean()))
         assert summary[variant]["test"] == report["top1"]
         assert summary[variant]["sketchy"] == report["top1"]  # the same images under another name
+        # the predictions are kept for the report's intervals and confusions, in the set's order
+        with np.load(run.eval / variant / "test.npz") as kept:
+            assert np.array_equal(kept["topk"], topk) and np.array_equal(kept["labels"], labels)
+        wrong = int((topk[:, 0] != labels).sum())
+        assert sum(p["count"] for p in report["confused"]) == wrong
+        assert all(p["true_name"] == f"class{p['true']}" for p in report["confused"])
+        # validation at each epoch's end on the test set (train.val_batches, default on with evaluate.test_root)
+        spe = json.loads((run.train / variant / "data.json").read_text())["steps_per_epoch"]
+        val = [r for r in read_jsonl(run.train / variant / "metrics.jsonl") if r.get("split") == "val"]
+        assert [r["step"] for r in val] == sorted({*range(spe, 13, spe), 12})
+        assert all(r["val_images"] == 20 and 0 <= r["val_top1"] <= r["val_top5"] <= 1 for r in val)
     assert summary["real"]["test"] > 0.25  # better than chance on 4 separable colours
     assert json.loads((run.eval / "summary.json").read_text())["real"]["test"]["images"] == 20
 

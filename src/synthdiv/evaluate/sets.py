@@ -21,7 +21,7 @@ from synthdiv.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EvalSet", "folder_set", "subset_classes", "shift_transform", "build_eval_sets"]
+__all__ = ["EvalSet", "folder_set", "test_samples", "subset_classes", "shift_transform", "build_eval_sets"]
 
 
 @dataclass
@@ -113,9 +113,7 @@ def build_eval_sets(ecfg: Any, classes: Sequence[dict[str, Any]], seed: int) -> 
     """Every set of the ``evaluate`` section: ``test``, ``test-<shift>`` and each OOD set."""
     sets: list[EvalSet] = []
     if ecfg.test_root is not None:
-        test = _limit(folder_set(ecfg.test_root, "wnid", classes, "evaluate.test_root")
-                      if _by_wnid(ecfg.test_root, classes)
-                      else folder_set(ecfg.test_root, "name", classes, "evaluate.test_root"), ecfg.max_images, seed)
+        test = _limit(test_samples(ecfg, classes), ecfg.max_images, seed)
         sets.append(EvalSet("test", test))
         sets += [EvalSet(f"test-{kind}", test, shift=shift_transform(kind, seed)) for kind in ecfg.shifts]
     elif ecfg.shifts:
@@ -128,6 +126,12 @@ def build_eval_sets(ecfg: Any, classes: Sequence[dict[str, Any]], seed: int) -> 
     if not sets:
         raise InputError("evaluate: no evaluation sets; set evaluate.test_root and/or evaluate.ood")
     return sets
+
+
+def test_samples(ecfg: Any, classes: Sequence[dict[str, Any]]) -> SampleSet:
+    """Every image of ``evaluate.test_root``, its class folders named by wnid or by class name."""
+    by = "wnid" if _by_wnid(ecfg.test_root, classes) else "name"
+    return folder_set(ecfg.test_root, by, classes, "evaluate.test_root")
 
 
 def _by_wnid(root: Path, classes: Sequence[dict[str, Any]]) -> bool:

@@ -2,7 +2,9 @@
 
 The model evaluated is the exported plain timm model, loaded with ``timm.create_model("local-dir:...")``: what a
 user downloads is what was measured, and auxiliary norms cannot take part. ``eval/summary.json`` gathers top-1 /
-top-5 of every (variant, set).
+top-5 of every (variant, set). Next to each result, ``eval/<variant>/<set>.npz`` keeps the predictions themselves
+(``labels`` (N,) and ``topk`` (N, k), int32, in the set's image order, the same for every variant): the report
+bootstraps its confidence intervals and builds its confusion counts from them.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from synthdiv.names import safe_join
-from synthdiv.run import RunDir, atomic_write_json
+from synthdiv.run import RunDir, atomic_write_bytes, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["evaluate_run", "evaluate_variant"]
+__all__ = ["evaluate_run", "evaluate_variant", "read_predictions"]
 
 
 def evaluate_run(cfg: Any, run: RunDir) -> dict[str, Any]:
@@ -43,9 +45,9 @@ def evaluate_variant(cfg: Any, run: RunDir, name: str, classes: list[dict[str, A
     """Evaluate one exported variant on ``sets``; writes ``eval/<name>/<set>.json`` and returns top-1/top-5."""
     import timm
 
-    from synthdiv.evaluate.metrics import accuracy_report, long_tail_splits
+    from synthdiv.devices import resolve_device
+    from synthdiv.evaluate.metrics import accuracy_report, confused_pairs, long_tail_splits
     from synthdiv.evaluate.predict import eval_transform, predict
-    from synthdiv.train.distributed import resolve_device
 
     ecfg = cfg.evaluate
     if ecfg.torch_threads:
@@ -54,7 +56,7 @@ def evaluate_variant(cfg: Any, run: RunDir, name: str, classes: list[dict[str, A
         torch.set_num_threads(ecfg.torch_threads)
     model = timm.create_model(f"local-dir:{run.export / name}", pretrained=True)
     transform = eval_transform(model)
-    device = resolve_device(ecfg.device)
+    device = resolve_device(ecfg.device, "evaluate.device")
     data_json = run.train / name / "data.json"
     train_counts = json.loads(data_json.read_text())["real_per_class"] if data_json.exists() else None
     names = [c["name"] for c in classes]
@@ -64,10 +66,31 @@ def evaluate_variant(cfg: Any, run: RunDir, name: str, classes: list[dict[str, A
         report = {"variant": name, "set": evalset.name, **accuracy_report(topk, labels, names), "corrupt": corrupt}
         if evalset.class_mask is not None:
             report["classes_in_subset"] = int(evalset.class_mask.sum())
+        hit1 = topk[:, 0] == labels if len(labels) else np.zeros(0, dtype=bool)
+        report["confused"] = [{**p, "true_name": names[p["true"]], "pred_name": names[p["pred"]]}
+                              for p in confused_pairs(topk[:, 0], labels, 20)] if len(labels) else []
         if train_counts is not None:
-            hit1 = topk[:, 0] == labels if len(labels) else np.zeros(0, dtype=bool)
             report["long_tail"] = long_tail_splits(hit1, labels, train_counts, ecfg.many_shot, ecfg.few_shot)
+        _write_predictions(safe_join(run.eval, name, f"{evalset.name}.npz", what="evaluate set"), topk, labels)
         atomic_write_json(safe_join(run.eval, name, f"{evalset.name}.json", what="evaluate set"), report)
         logger.info("eval %s on %s: top-1 %s over %d images", name, evalset.name, report["top1"], report["images"])
         out[evalset.name] = {"top1": report["top1"], "top5": report["top5"], "images": report["images"]}
     return out
+
+
+def _write_predictions(path: Any, topk: np.ndarray, labels: np.ndarray) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, labels=labels.astype(np.int32), topk=topk.astype(np.int32))
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_predictions(path: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(topk (N, k), labels (N,))`` of one ``eval/<variant>/<set>.npz``, or None when it is absent or unreadable
+    (results written before predictions were kept)."""
+    try:
+        with np.load(path) as data:
+            return data["topk"], data["labels"]
+    except (OSError, KeyError, ValueError):
+        return None

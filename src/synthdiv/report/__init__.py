@@ -1,18 +1,21 @@
 """The report stage: ``report/index.html``, one self-contained page (images inlined) that opens from disk.
 
-It shows the run's provenance (config, versions, models, seeds, cache use), the disambiguation table, prompts by
-class and kind with diversity figures, a contact sheet of generated images per class, CLIP score histograms,
-training curves and the accuracy table. A banner says so when random embedded models made the images.
+It reads as results first: accuracy per variant and test set with the real+syn minus real delta and bootstrap
+intervals, top-5, long-tail splits, the classes that gained and lost most and the most confused pairs; training and
+validation curves by epoch; sample grids per class and prompt kind; CLIP scores, filter keep rates and image-level
+diversity and fidelity per class and kind. Then the run's provenance (config, versions, models, seeds, cache use),
+the disambiguation table and the prompts. A banner says so when random embedded models made the images.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 from synthdiv.names import printable
 from synthdiv.report import collect
-from synthdiv.report.plots import curves_png, histogram_png
+from synthdiv.report.plots import curves_png
 from synthdiv.run import atomic_write_text
 
 if TYPE_CHECKING:
@@ -28,12 +31,13 @@ def build_report(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     """Stage implementation: write ``report/index.html`` and return what it holds."""
     html, context = render_report(cfg, run)
     atomic_write_text(run.report / "index.html", html)
-    logger.info("report: %s", run.report / "index.html")
+    logger.info("report: %s (%.0f kB)", run.report / "index.html", len(html.encode()) / 1e3)
     return {
         "path": str(run.report / "index.html"),
         "classes_shown": len(context["disambiguation"]),
-        "sample_sheets": len(context["samples"]),
-        "plots": len(context["score_plots"]) + len(context["train_plots"]),
+        "sample_images": sum(len(k["images"]) for c in context["samples"]["classes"] for k in c["kinds"]),
+        "plots": len(context["scores"].get("plots", [])) + len(context["train_plots"]),
+        "bytes": len(html.encode()),
     }
 
 
@@ -42,7 +46,10 @@ def render_report(cfg: RunConfig, run: RunDir) -> tuple[str, dict[str, Any]]:
     import jinja2
 
     from synthdiv.config import dump_config
+    from synthdiv.report import quality, results, samples
 
+    evals = results.load_results(run)
+    baseline = results.pick_baseline(cfg, sorted(evals))
     context = {
         "title": run.root.name,
         "run_dir": str(run.root),
@@ -53,14 +60,15 @@ def render_report(cfg: RunConfig, run: RunDir) -> tuple[str, dict[str, Any]]:
         "models": collect.models_section(cfg),
         "seed": cfg.seed,
         "cache": _cache_note(run),
+        "results": results.results_section(cfg, evals),
         "disambiguation": collect.disambiguation_section(run),
         "disambiguation_summary": collect.disambiguation_summary(run),
         "prompts": collect.prompts_section(run),
-        "samples": _samples(cfg, run),
-        "score_plots": _score_plots(cfg, run),
+        "samples": samples.sample_grids(cfg, run, results.grid_order(evals, baseline)),
+        "scores": quality.score_tables(cfg, run),
         "score_note": _score_note(cfg),
+        "quality": quality.quality_tables(cfg, run),
         "train_plots": _train_plots(run),
-        "accuracy": collect.accuracy_section(run),
         "config_text": dump_config(cfg),
     }
     env = jinja2.Environment(
@@ -92,56 +100,52 @@ def _cache_note(run: RunDir) -> str:
     return f"{hits} hits, {misses} misses" if hits or misses else ""
 
 
-def _samples(cfg: RunConfig, run: RunDir) -> list[dict[str, Any]]:
-    """The contact sheet (one row per class) written next to the page and inlined into it."""
-    if not run.manifest.exists() or cfg.report.samples_per_class == 0:
-        return []
-    from synthdiv.generate.samples import contact_sheet
-
-    path = contact_sheet(cfg, None, out=run.report / "samples.png")
-    from PIL import Image
-
-    with Image.open(path) as img:
-        width = img.width
-    return [{"class_name": "every class", "count": cfg.report.samples_per_class, "width": width,
-             "src": collect.data_uri(path.read_bytes())}]
-
-
-def _score_plots(cfg: RunConfig, run: RunDir) -> list[str]:
-    if not run.scores.exists():
-        return []
-    import pyarrow.parquet as pq
-
-    scores = pq.read_table(run.scores, columns=["similarity", "margin"])
-    sim = scores.column("similarity").to_numpy(zero_copy_only=False)
-    margin = scores.column("margin").to_numpy(zero_copy_only=False)
-    return [
-        collect.data_uri(histogram_png({"all images": sim}, "CLIP similarity to the class description", "cosine",
-                                       threshold=cfg.score.min_similarity)),
-        collect.data_uri(histogram_png({"all images": margin}, "Margin to the best other class", "cosine difference",
-                                       threshold=0.0, threshold_label="own class is best")),
-    ]
-
-
 def _score_note(cfg: RunConfig) -> str:
+    notes = []
     if cfg.score.min_similarity is not None:
-        return f"Filter: similarity >= {cfg.score.min_similarity:g} (a view; no image is deleted)."
+        notes.append(f"score filter: similarity >= {cfg.score.min_similarity:g}")
     if cfg.score.keep_quantile is not None:
-        return f"Filter: the top {cfg.score.keep_quantile:.0%} of each class (a view; no image is deleted)."
-    return "No filter: training uses every generated image."
+        notes.append(f"score filter: the top {cfg.score.keep_quantile:.0%} of each class")
+    for name in cfg.train.variant_names():
+        if filters := cfg.train.variant(name).filters:
+            notes.append(f"{name} trains on the images kept by {' and '.join(filters)}")
+    if not notes:
+        return "No filter: training uses every generated image."
+    return "Filters are views; no image is deleted. " + "; ".join(notes) + "."
+
+
+def _epoch_length(run: RunDir, variant: str) -> int | None:
+    path = run.train / variant / "data.json"
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get("steps_per_epoch") if path.exists() else None
+    except (OSError, ValueError):
+        return None
+    return int(value) if isinstance(value, int) and value > 0 else None
 
 
 def _train_plots(run: RunDir) -> list[str]:
+    """Training loss, validation top-1 and validation loss of every variant against epochs (steps / steps per
+    epoch), so arms with different step counts line up; steps when a run recorded no epoch length."""
     series = collect.metrics_series(run)
     if not series:
         return []
+    xs: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+    by_epoch = True
+    for variant, rows in series.items():
+        spe = _epoch_length(run, variant)
+        by_epoch &= spe is not None
+        xs[variant] = [(r["step"] / spe if spe else r.get("step", i), r) for i, r in enumerate(rows)
+                       if isinstance(r.get("step"), int | float)]
     plots = []
-    for metric, title in (("loss", "Training loss"), ("top1", "Validation top-1")):
+    for metric, split, title, scale in (("loss", None, "Training loss", 1), ("val_top1", "val", "Validation top-1",
+                                        100), ("val_loss", "val", "Validation loss", 1)):
         lines = {}
-        for variant, rows in series.items():
-            pts = [(r.get("step", i), r[metric]) for i, r in enumerate(rows) if isinstance(r.get(metric), int | float)]
-            if pts:
-                lines[variant] = ([p[0] for p in pts], [p[1] for p in pts])
+        for variant, pts in xs.items():
+            got = [(x, r[metric] * scale) for x, r in pts
+                   if r.get("split") == split and isinstance(r.get(metric), int | float)]
+            if got:
+                lines[variant] = ([p[0] for p in got], [p[1] for p in got])
         if lines:
-            plots.append(collect.data_uri(curves_png(lines, title, "step", metric)))
+            ylabel = "top-1 (%)" if metric == "val_top1" else "cross-entropy"
+            plots.append(collect.data_uri(curves_png(lines, title, "epoch" if by_epoch else "step", ylabel)))
     return plots

@@ -33,7 +33,6 @@ __all__ = [
     "disambiguation_section",
     "disambiguation_summary",
     "prompts_section",
-    "accuracy_section",
     "metrics_series",
 ]
 
@@ -184,45 +183,14 @@ def prompts_section(run: RunDir, samples_per_kind: int = 3) -> list[dict[str, An
 
 
 def metrics_series(run: RunDir) -> dict[str, list[dict[str, Any]]]:
-    """``{variant: [metric rows]}`` from every ``metrics.jsonl`` under ``train/``."""
+    """``{variant: [metric rows]}`` from every ``metrics.jsonl`` under ``train/`` (training rows and, with
+    ``"split": "val"``, the validation rows of each epoch's end)."""
     out = {}
     if run.train.exists():
         for path in sorted(run.train.rglob("metrics.jsonl")):
             name = path.parent.name if path.parent != run.train else "model"
             out[name] = read_jsonl(path)
     return out
-
-
-def _top1(result: dict[str, Any]) -> float | None:
-    for key in ("top1", "top1_acc", "accuracy", "acc1"):
-        value = result.get(key)
-        if isinstance(value, int | float):
-            return float(value)
-    return None
-
-
-def accuracy_section(run: RunDir) -> dict[str, Any]:
-    """Top-1 per model variant (rows) and eval set (columns) from ``eval/**/*.json``."""
-    if not run.eval.exists():
-        return {"rows": [], "columns": [], "note": ""}
-    table: dict[str, dict[str, float]] = defaultdict(dict)
-    for path in sorted(run.eval.rglob("*.json")):
-        try:
-            result = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            logger.warning("report: cannot read %s", path)
-            continue
-        top1 = _top1(result)
-        if top1 is None:
-            continue
-        variant = str(result.get("variant") or (path.parent.name if path.parent != run.eval else "model"))
-        table[variant][str(result.get("set") or path.stem)] = top1
-    columns = sorted({c for row in table.values() for c in row}, key=lambda c: (c != "test", c))
-    rows = [
-        {"name": name, "cells": [f"{100 * row[c]:.1f}" if c in row else "" for c in columns]}
-        for name, row in sorted(table.items())
-    ]
-    return {"rows": rows, "columns": columns, "note": "top-1 accuracy (%), main (real) normalization statistics"}
 
 
 def now() -> str:

@@ -11,7 +11,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["histogram_png", "curves_png"]
 
 
-def _figure(width: float = 6.0, height: float = 3.2):  # noqa: ANN202 - (figure, axes)
+def _figure(width: float = 5.3, height: float = 3.0):  # noqa: ANN202 - (figure, axes)
     import matplotlib
 
     matplotlib.use("Agg", force=True)

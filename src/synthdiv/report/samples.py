@@ -1,0 +1,149 @@
+"""Sample grids for the report: per class and prompt kind, images at a legible size with the class name and the
+prompt under each one.
+
+Images are read straight from the shards by their manifest byte range, shrunk to ``report.thumb_size`` and inlined
+as JPEG data URIs. Only ``report.grid_classes`` classes get a grid (those that gained and lost most first, then a
+seeded sample), so the page stays small at 1,000 classes.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from synthdiv.run import read_jsonl
+from synthdiv.schemas import PROMPT_KINDS
+
+if TYPE_CHECKING:
+    from synthdiv.config import RunConfig
+    from synthdiv.run import RunDir
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["sample_grids", "pick_classes"]
+
+_PROMPT_CHARS = 160
+
+
+def pick_classes(first: list[int], candidates: list[int], count: int, seed: int) -> list[int]:
+    """``first`` (in order, those among ``candidates``), then a seeded sample of the other candidates, ``count`` in
+    all; the sample is sorted by class index."""
+    allowed = set(candidates)
+    chosen = list(dict.fromkeys(c for c in first if c in allowed))[:count]
+    rest = [c for c in candidates if c not in set(chosen)]
+    extra = max(0, count - len(chosen))
+    if extra and rest:
+        picked = np.random.default_rng(seed).choice(len(rest), min(extra, len(rest)), replace=False)
+        chosen += sorted(rest[i] for i in picked)
+    return chosen
+
+
+def _thumb(data: bytes, size: int) -> tuple[str, int, int]:
+    from PIL import Image
+
+    from synthdiv.report.collect import data_uri
+
+    with Image.open(io.BytesIO(data)) as img:
+        img = img.convert("RGB")
+        w, h = img.size
+        if max(w, h) > size:
+            img.thumbnail((size, size))
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=82)
+    scale = size / max(w, h)  # small images are enlarged by the browser, pixelated
+    return data_uri(buf.getvalue(), "image/jpeg"), round(w * scale), round(h * scale)
+
+
+def _read(run: RunDir, rows: list[dict[str, Any]]) -> dict[str, bytes]:
+    """Encoded bytes of each row's image: by its byte range, or by scanning its shard when the range is unknown."""
+    from synthdiv.data.sources import read_bytes
+    from synthdiv.generate.shards import tar_path
+
+    out: dict[str, bytes] = {}
+    scan: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if (r.get("offset") or -1) >= 0 and r.get("size"):
+            out[r["image_id"]] = read_bytes(str(tar_path(run, r["shard"])), r["offset"], r["size"])
+        else:
+            scan[r["shard"]].append(r)
+    if scan:
+        import tarfile
+
+        for shard, group in scan.items():
+            wanted = {f"{r['image_id']}.{r.get('ext') or 'jpg'}": r["image_id"] for r in group}
+            with tarfile.open(tar_path(run, shard)) as tf:
+                for member in tf:
+                    if member.name in wanted:
+                        out[wanted[member.name]] = tf.extractfile(member).read()  # type: ignore[union-attr]
+    return out
+
+
+def _scores(run: RunDir) -> dict[str, dict[str, float]]:
+    if not run.scores.exists():
+        return {}
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(run.scores).names
+    cols = [c for c in ("image_id", "similarity", "prob") if c in names]
+    return {r["image_id"]: r for r in pq.read_table(run.scores, columns=cols).to_pylist()}
+
+
+def sample_grids(cfg: RunConfig, run: RunDir, first: list[str]) -> dict[str, Any]:
+    """``{"classes": [{name, index, kinds: [{kind, images: [{src, w, h, prompt, title, score}]}]}], "note"}``."""
+    per_class = cfg.report.samples_per_class
+    if per_class == 0 or cfg.report.grid_classes == 0 or not run.manifest.exists():
+        return {"classes": [], "note": ""}
+    from synthdiv.generate.shards import read_manifest
+
+    manifest = read_manifest(run)
+    if manifest.num_rows == 0:
+        return {"classes": [], "note": ""}
+    classes = {r["index"]: r["name"] for r in read_jsonl(run.classes)} if run.classes.exists() else {}
+    prompts = {}
+    if run.prompts.exists():
+        import pyarrow.parquet as pq
+
+        prompts = {r["prompt_id"]: r for r in pq.read_table(run.prompts, columns=["prompt_id", "kind", "text"])
+                   .to_pylist()}
+    labels = manifest.column("class").to_numpy()
+    present = sorted(int(c) for c in np.unique(labels))
+    by_name = {n: i for i, n in classes.items()}
+    chosen = pick_classes([by_name[n] for n in first if n in by_name], present, cfg.report.grid_classes, cfg.seed)
+    cols = [c for c in ("image_id", "class", "prompt_id", "shard", "offset", "size", "ext") if c in
+            manifest.column_names]
+    picked: dict[int, list[dict[str, Any]]] = {}
+    for cls in chosen:
+        rows = manifest.filter(labels == cls).select(cols).to_pylist()
+        by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            by_kind[(prompts.get(r["prompt_id"]) or {}).get("kind") or "unknown"].append(r)
+        kinds = sorted(by_kind, key=lambda k: (PROMPT_KINDS.index(k) if k in PROMPT_KINDS else len(PROMPT_KINDS), k))
+        take: list[dict[str, Any]] = []
+        for i in range(per_class):  # round-robin over the kinds: every kind shows, then more of each
+            group = by_kind[kinds[i % len(kinds)]]
+            if i // len(kinds) < len(group):
+                take.append(group[i // len(kinds)])
+        picked[cls] = take
+    blobs = _read(run, [r for rows in picked.values() for r in rows])
+    scores = _scores(run)
+    out = []
+    for cls, rows in picked.items():
+        name = classes.get(cls, str(cls))
+        kinds: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            prompt = prompts.get(r["prompt_id"]) or {}
+            kind, text = prompt.get("kind") or "unknown", prompt.get("text") or ""
+            src, w, h = _thumb(blobs[r["image_id"]], cfg.report.thumb_size)
+            s = scores.get(r["image_id"]) or {}
+            score = " · ".join(f"{k} {s[k]:.2f}" for k in ("similarity", "prob") if s.get(k) is not None)
+            kinds[kind].append({"src": src, "w": w, "h": h, "title": text, "score": score,
+                                "prompt": text if len(text) <= _PROMPT_CHARS else text[: _PROMPT_CHARS - 1] + "…"})
+        out.append({"name": name, "index": cls, "kinds": [{"kind": k, "images": v} for k, v in kinds.items()]})
+    note = f"{len(chosen)} of {len(present)} classes"
+    if first:
+        note += ": those that gained and lost most first, then a seeded sample"
+    return {"classes": out, "note": note}
