@@ -75,6 +75,9 @@ class TrainConfig(Section):
     checkpoint_every: int = Field(500, ge=1, description="save a checkpoint every N optimizer steps (and at the end)")
     keep_checkpoints: int = Field(2, ge=1)
     log_every: int = Field(10, ge=1)
+    val_batches: int = Field(
+        16, ge=0, description="at each epoch's end, validate on this many batches of evaluate.test_root (0 = off)"
+    )
     tensorboard: bool = False
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     torch_threads: int | None = Field(None, ge=1, description="torch CPU threads (None: default; 1 on a busy CPU)")

@@ -166,8 +166,12 @@ def run_loop(
     num_classes: int,
     total_steps: int,
     seed: int,
+    validate: Any = None,
 ) -> tuple[LoopResult, nn.Module]:
     """Train ``model`` for ``total_steps`` optimizer steps from the newest checkpoint in ``out/checkpoints``.
+
+    ``validate`` (a :class:`~synthdiv.train.validate.Validator`), when given, measures the model to export at each
+    epoch's end and at the last step, on the main rank, and writes a ``val`` row to ``metrics.jsonl``.
 
     Returns:
         The result and the model to export (the EMA model when ``tcfg.ema_decay`` is set).
@@ -231,6 +235,9 @@ def run_loop(
                 metrics.write({"step": done, "loss": last_loss, "lr": state.scheduler.get_last_lr()[0],
                                "epoch": step / plan.steps_per_epoch, "corrupt": corrupt, "skipped": skipped,
                                "images_per_s": images * dist.world_size / max(1e-9, time.perf_counter() - t0)})
+            if validate is not None and dist.is_main and (done % plan.steps_per_epoch == 0 or done == total_steps):
+                metrics.write({"step": done, "epoch": done / plan.steps_per_epoch, "split": "val",
+                               **validate(state.final_model, device, state.dtype)})
             if dist.is_main and (done % tcfg.checkpoint_every == 0 or done == total_steps):
                 save_checkpoint(ckpt_dir, done, {**state.state_dict(), "corrupt": corrupt, "skipped": skipped,
                                                  "nonfinite_in_a_row": in_a_row})
@@ -300,8 +307,11 @@ class _Metrics:
         self.fh.flush()
         if self.tb is not None:
             for k, v in row.items():
-                if k != "step" and v is not None:
+                if k not in ("step", "split") and v is not None:
                     self.tb.add_scalar(f"train/{k}", v, row["step"])
+        if row.get("split") == "val":
+            logger.info("step %d validation top-1 %s over %d images", row["step"], row["val_top1"], row["val_images"])
+            return
         loss = "(not finite)" if row["loss"] is None else f"{row['loss']:.4f}"
         logger.info("step %d loss %s lr %.3g", row["step"], loss, row["lr"])
 

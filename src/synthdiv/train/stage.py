@@ -3,7 +3,7 @@
 Layout in the run directory, per variant ``V``::
 
     train/V/checkpoints/step-NNNNNNNN.pt   resumable checkpoints (newest kept)
-    train/V/metrics.jsonl                   one row per logged step
+    train/V/metrics.jsonl                   one row per logged step; a "split": "val" row at each epoch's end
     train/V/data.json                       real / synthetic counts, per-class real counts (long-tail splits)
     train/V/done.json                       the variant's summary, written last: the variant is finished
     export/V/{config.json,model.safetensors}  the plain timm model (aux norms stripped)
@@ -141,7 +141,11 @@ def train_variant(cfg: Any, run: RunDir, name: str) -> dict[str, Any]:
         })
     logger.info("train %s: %d real + %d synthetic images, blocks %d+%d, %d steps", name, len(real), len(synthetic),
                 plan.n_real, plan.n_syn, total)
-    result, final = run_loop(tcfg, model, plan, real, synthetic, transform, out, dist, num_classes, total, cfg.seed)
+    from synthdiv.train.validate import build_validator
+
+    validate = build_validator(cfg, tcfg, classes, build_transforms(tcfg, False, mean, std))
+    result, final = run_loop(tcfg, model, plan, real, synthetic, transform, out, dist, num_classes, total, cfg.seed,
+                             validate)
     summary = {
         "steps": total, "real_images": len(real), "synthetic_images": len(synthetic), "corrupt": result.corrupt,
         "skipped_steps": result.skipped, "final_loss": result.last_loss, "aux_norm": tcfg.aux_norm,
