@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from synthdiv.devices import resolve_device, resolve_dtype
 from synthdiv.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -51,7 +52,6 @@ class HFCaptioner:
         self.model, self.processor, self.device = self._load()
 
     def _load(self) -> tuple[Any, Any, str]:
-        import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         path = self.spec.model
@@ -59,14 +59,12 @@ class HFCaptioner:
             from synthdiv.embedded import tiny_captioner_dir
 
             path = str(tiny_captioner_dir())
-        device = self.spec.device if self.spec.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = self.spec.dtype
-        if dtype == "auto":
-            dtype = "float16" if device.startswith("cuda") else "float32"
+        device = resolve_device(self.spec.device, "models.captioner.device")
+        dtype = resolve_dtype(self.spec.dtype, device, "models.captioner.dtype")
         kwargs: dict[str, Any] = {"revision": self.spec.revision} if self.spec.revision else {}
         try:
             processor = AutoProcessor.from_pretrained(path, **kwargs)
-            model = AutoModelForImageTextToText.from_pretrained(path, dtype=getattr(torch, dtype), **kwargs)
+            model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, **kwargs)
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InputError(f"models.captioner.model: cannot load {path!r} as an image-to-text model: {first}") \

@@ -24,8 +24,6 @@ __all__ = [
     "BatchedScorer",
     "ScorerOptions",
     "parse_options",
-    "resolve_device",
-    "resolve_dtype",
     "batches",
     "to_rgb",
     "l2_normalise",
@@ -53,26 +51,6 @@ def parse_options(cls: type[OptionsT], options: dict[str, Any], where: str = "mo
             allowed = ", ".join(sorted(cls.model_fields))
             raise ConfigError(f"{where}.{loc}: unknown option; expected one of: {allowed}") from None
         raise ConfigError(f"{where}.{loc}: {first['msg']}, got {first.get('input')!r}") from None
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when a CUDA device is available, else ``"cpu"``; other values are kept."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"models.clip.device: {device!r} was asked for but no CUDA device is available")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """``"auto"`` -> float16 on CUDA, float32 elsewhere; otherwise the named dtype."""
-    import torch
-
-    if dtype == "auto":
-        return torch.float16 if device.startswith("cuda") else torch.float32
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
 
 
 T = TypeVar("T")

@@ -9,7 +9,8 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from synthdiv.clip._common import BatchedScorer, ScorerOptions, parse_options, resolve_device, resolve_dtype
+from synthdiv.clip._common import BatchedScorer, ScorerOptions, parse_options
+from synthdiv.devices import resolve_device, resolve_dtype
 from synthdiv.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -44,8 +45,8 @@ class HFScorer(BatchedScorer):
         from transformers import AutoModel, AutoProcessor
 
         self.options = parse_options(HFOptions, spec.options)
-        self.device = resolve_device(spec.device)
-        self.dtype = resolve_dtype(spec.dtype, self.device)
+        self.device = resolve_device(spec.device, "models.clip.device")
+        self.dtype = resolve_dtype(spec.dtype, self.device, "models.clip.dtype")
         if spec.model == "embedded":
             from synthdiv import embedded
 

@@ -8,7 +8,8 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from synthdiv.clip._common import BatchedScorer, ScorerOptions, parse_options, resolve_device, resolve_dtype
+from synthdiv.clip._common import BatchedScorer, ScorerOptions, parse_options
+from synthdiv.devices import resolve_device, resolve_dtype
 from synthdiv.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -42,8 +43,8 @@ class OpenCLIPScorer(BatchedScorer):
 
     def __init__(self, spec: CLIPSpec) -> None:
         self.options = parse_options(OpenCLIPOptions, spec.options)
-        self.device = resolve_device(spec.device)
-        self.dtype = resolve_dtype(spec.dtype, self.device)
+        self.device = resolve_device(spec.device, "models.clip.device")
+        self.dtype = resolve_dtype(spec.dtype, self.device, "models.clip.dtype")
         self.model, self.preprocess, self.tokenizer, self.model_id = self._load(spec)
         self.model = self.model.to(device=self.device, dtype=self.dtype).eval()
         logger.info("loaded CLIP %s on %s (%s)", self.model_id, self.device, self.dtype)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from synthdiv.devices import resolve_device, resolve_dtype
 from synthdiv.errors import ConfigError, InputError, MissingDependencyError
 from synthdiv.generate.img2img import fit_image, img2img_steps
 from synthdiv.generate.registry import GENERATORS, generator_id
@@ -45,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "DiffusersGenerator", "DiffusersOptions", "FastPath", "MODEL_DEFAULTS", "SCHEDULERS", "fast_path", "model_defaults",
-    "resolve_device_dtype", "pad_batch",
+    "pad_batch",
 ]
 
 # (substring of the lower-cased model id, steps, guidance): first match wins.
@@ -106,17 +107,6 @@ class DiffusersOptions(BaseModel):
         "changes the images; off by default"
     )
     safety_checker: bool = Field(False, description="keep the pipeline's safety checker (black images are retried)")
-
-
-def resolve_device_dtype(device: str, dtype: str) -> tuple[str, Any]:
-    """``auto`` device: CUDA when present, else CPU; ``auto`` dtype: float16 on CUDA, float32 on CPU."""
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if dtype == "auto":
-        dtype = "float16" if device.startswith("cuda") else "float32"
-    return device, getattr(torch, dtype)
 
 
 @dataclass(frozen=True)
@@ -205,7 +195,8 @@ class DiffusersGenerator:
         self.spec = spec
         self.options = _options(spec)
         self.generator_id = generator_id(spec)
-        self.device, self.dtype = resolve_device_dtype(device or spec.device, spec.dtype)
+        self.device = resolve_device(device or spec.device, "models.generator.device")
+        self.dtype = resolve_dtype(spec.dtype, self.device, "models.generator.dtype")
         self._batch = 0  # the largest batch seen: short batches are padded to it under static_batch
         self._pinned: dict[tuple[int, ...], Any] = {}  # reused pinned host buffers, by shape
         self._img2img: Any = None  # the image-to-image pipeline over the same weights, made on first use

@@ -89,16 +89,16 @@ def _score_shard(model: Any, samples: Any, transform: Any, cfg: RunConfig, devic
 def classify_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     """Score every manifest image with ``score.classifier.model``; write ``classifier_scores.parquet``."""
     from synthdiv.data.synthetic import manifest_samples
+    from synthdiv.devices import resolve_device
     from synthdiv.evaluate.predict import eval_transform
     from synthdiv.generate.filter import classifier_scores_path
     from synthdiv.generate.shards import read_manifest
-    from synthdiv.quality.near_duplicates import resolve_device
 
     c = cfg.score.classifier
     name, digest = model_name(str(c.model), run)
     manifest = read_manifest(run)
     model = _load(name)
-    device = resolve_device(c.device)
+    device = resolve_device(c.device, "score.classifier.device")
     model.eval().to(device)
     samples = manifest_samples(manifest, run, int(model.num_classes))
     transform = eval_transform(model)

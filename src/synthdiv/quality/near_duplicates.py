@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from synthdiv.devices import resolve_device
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["Neighbours", "nearest_within", "nearest_in", "duplicate_groups", "resolve_device"]
+__all__ = ["Neighbours", "nearest_within", "nearest_in", "duplicate_groups"]
 
 
 @dataclass
@@ -26,15 +28,6 @@ class Neighbours:
 
     index: np.ndarray
     cosine: np.ndarray
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def _tensor(x: np.ndarray, device: str) -> Any:
@@ -79,13 +72,14 @@ def nearest_within(emb: np.ndarray, threshold: float, block_size: int = 4096,
                    device: str = "cpu") -> tuple[Neighbours, np.ndarray]:
     """The nearest other row of each row of ``emb`` and the duplicate group of each row (see
     :func:`duplicate_groups`)."""
-    nn, pairs = _search(emb, emb, block_size, resolve_device(device), threshold, self_search=True)
+    device = resolve_device(device, "score.duplicates.device")
+    nn, pairs = _search(emb, emb, block_size, device, threshold, self_search=True)
     return nn, duplicate_groups(len(emb), pairs)
 
 
 def nearest_in(query: np.ndarray, ref: np.ndarray, block_size: int = 4096, device: str = "cpu") -> Neighbours:
     """The nearest row of ``ref`` for each row of ``query``."""
-    nn, _ = _search(query, ref, block_size, resolve_device(device), None, self_search=False)
+    nn, _ = _search(query, ref, block_size, resolve_device(device, "score.duplicates.device"), None, self_search=False)
     return nn
 
 

@@ -1,22 +1,23 @@
-"""Process group and device set-up for training under ``torchrun`` (NCCL on GPU, gloo on CPU) or alone.
+"""Process group and device set-up for training under ``torchrun`` or Slurm (NCCL on GPU, gloo on CPU), or alone.
 
-``torchrun`` sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``; with ``WORLD_SIZE > 1`` the process group is
-initialised once per process and each rank uses ``cuda:LOCAL_RANK`` (or the CPU).
+The ranks come from :func:`synthdiv.devices.dist_env` (torchrun's ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK``, or
+Slurm's ``SLURM_PROCID`` / ``SLURM_NTASKS`` / ``SLURM_LOCALID``, as for generation); with more than one the process
+group is initialised once per process and each rank uses ``cuda:LOCAL_RANK`` (or the CPU). Under Slurm, export
+``MASTER_ADDR`` (the first node) and ``MASTER_PORT`` before ``srun``, as torch's env:// rendezvous needs them.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 import torch
 
-from synthdiv.errors import ConfigError
+from synthdiv.devices import dist_env, resolve_device
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DistInfo", "setup_distributed", "resolve_device"]
+__all__ = ["DistInfo", "setup_distributed"]
 
 
 @dataclass(frozen=True)
@@ -35,31 +36,17 @@ class DistInfo:
         return self.world_size > 1
 
 
-def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:LOCAL_RANK`` when CUDA is available, else the CPU; other values as given."""
-    if spec == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise ConfigError(f"train.device: {spec!r} is not a device; expected auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device: {spec!r} asked for, but CUDA is not available")
-    return device
-
-
 def setup_distributed(device_spec: str) -> DistInfo:
     """Join the ``torchrun`` process group if there is one; returns this process's rank, world size and device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_spec, local_rank)
+    env = dist_env()
+    world, rank, local_rank = env.world_size, env.rank, env.local_rank
+    device = torch.device(resolve_device(device_spec, "train.device", local_rank))
     if world > 1:
         import torch.distributed as dist
 
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        if not dist.is_initialized():  # rank and size given: Slurm's srun sets no RANK / WORLD_SIZE
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world)
         logger.info("distributed training: rank %d of %d on %s", rank, world, device)
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=device)
