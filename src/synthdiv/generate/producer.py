@@ -261,7 +261,7 @@ class ShardProducer:
         """Generate every image of ``shard`` and queue its writing; the commit finishes in the background."""
         rows = self.work.rows(shard)
         writer = ShardWriter(self.work.run, shard)
-        self._tar.submit(writer.open).result()
+        self._queue(self._tar.submit(writer.open))  # not awaited: the model starts while the last shard commits
         done: list[_Made] = []  # what the manifest needs; the images themselves go to the writer threads only
         try:
             bs = self.gcfg.batch_size
