@@ -180,7 +180,7 @@ def class_deltas(variant: dict[str, Any], base: dict[str, Any]) -> list[dict[str
     images = variant.get("per_class_images") or {}
     rows = [{"class": c, "base": pb[c], "acc": a, "delta": a - pb[c], "images": images.get(c, "")}
             for c, a in pv.items() if a is not None and pb.get(c) is not None]
-    return sorted(rows, key=lambda r: (-r["delta"], r["class"]))
+    return sorted(rows, key=lambda r: (-round(r["delta"], 9), r["class"]))  # equal deltas tie despite float noise
 
 
 def _deltas_block(cfg: RunConfig, results: dict[str, dict[str, EvalResult]], variant: str, name: str | None,
