@@ -3,6 +3,10 @@
 A backend registers under ``name`` with :meth:`Registry.register`; :meth:`Registry.create` builds it from keyword
 arguments, dropping ``None`` values, and an unknown name raises :class:`~synthdiv.errors.UnknownBackendError` that
 lists the valid names. Registering the same name twice warns and replaces.
+
+A backend class carries a pydantic ``Options`` model (``extra="forbid"``) for ``models.<role>.options``;
+:func:`parse_options` is the one validator of them, used when the config loads and when the backend is built, so a
+bad option reads the same for every role: ``models.<role>.options.<key>: ...``.
 """
 
 from __future__ import annotations
@@ -13,13 +17,43 @@ import logging
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from synthdiv.errors import UnknownBackendError
+from synthdiv.errors import ConfigError, UnknownBackendError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "parse_options"]
 
 T = TypeVar("T")
+OptionsT = TypeVar("OptionsT")
+
+
+def parse_options(model: type[OptionsT], options: dict[str, Any] | None, where: str) -> OptionsT:
+    """``options`` validated by a backend's pydantic ``Options`` ``model``.
+
+    Args:
+        model: The backend's options model.
+        options: The raw ``models.<role>.options`` mapping.
+        where: The config path of the mapping ("models.clip.options").
+
+    Raises:
+        ConfigError: One line: ``<where>.<key>: unknown key; expected one of: ...`` or ``<where>.<key>: <what is
+            wrong>, got <value>`` (and how many more problems there are).
+    """
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(options or {})  # type: ignore[attr-defined]
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        loc = ".".join([where, *(str(p) for p in first["loc"])])
+        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        if first["type"] == "extra_forbidden":
+            allowed = ", ".join(sorted(model.model_fields))  # type: ignore[attr-defined]
+            raise ConfigError(f"{loc}: unknown key; expected one of: {allowed}{more}") from None
+        shown = repr(first.get("input"))
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise ConfigError(f"{loc}: {first['msg'][:1].lower()}{first['msg'][1:]}, got {shown}{more}") from None
 
 
 class Registry(Generic[T]):

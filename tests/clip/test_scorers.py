@@ -100,7 +100,7 @@ def test_unknown_backend_names_the_field_and_the_choices() -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_bad_option_is_a_config_error(backend: str) -> None:
-    with pytest.raises(ConfigError, match=r"models\.clip\.options\.colour: unknown option; expected one of: "):
+    with pytest.raises(ConfigError, match=r"models\.clip\.options\.colour: unknown key; expected one of: "):
         create_scorer(CLIPSpec(backend=backend, options={"colour": "red"}))
     with pytest.raises(ConfigError, match=r"models\.clip\.options\.batch_size"):
         create_scorer(CLIPSpec(backend=backend, options={"batch_size": 0}))

@@ -91,7 +91,8 @@ def test_status_shows_a_partial_multi_worker_run(gen_config, monkeypatch):
     monkeypatch.setenv("RANK", "1")
     assert run_stage(cfg, "generate")["made_shards"] == 1  # rank 1 owns shard 1 only
     row = next(s for s in stage_status(cfg) if s.stage == "generate")
-    assert (row.state, row.detail) == ("partial", "1/3 images, 1/3 shards")
+    assert row.state == "partial" and row.detail.startswith("1/3 images, 1/3 shards")
+    assert "generate (rank 1/2): 1/1" in row.detail  # the rank's heartbeat: its rate, ETA and last progress
     monkeypatch.setenv("RANK", "0")
     run_stage(cfg, "generate")
     row = next(s for s in stage_status(cfg) if s.stage == "generate")

@@ -11,10 +11,11 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from synthdiv._registry import parse_options
 from synthdiv.devices import resolve_device, resolve_dtype
-from synthdiv.errors import ConfigError, InputError
+from synthdiv.errors import InputError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -42,11 +43,7 @@ class HFCaptioner:
     Options = HFCaptionerOptions
 
     def __init__(self, spec: CaptionerSpec) -> None:
-        try:
-            self.options = HFCaptionerOptions.model_validate(spec.options)
-        except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            raise ConfigError(f"models.captioner.options.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        self.options = parse_options(HFCaptionerOptions, spec.options, "models.captioner.options")
         self.spec = spec
         self.captioner_id = f"transformers:{spec.model}@{spec.revision or 'main'}"
         self.model, self.processor, self.device = self._load()

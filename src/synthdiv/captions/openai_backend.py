@@ -14,9 +14,9 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from synthdiv.errors import ConfigError
+from synthdiv._registry import parse_options
 from synthdiv.llm.openai_backend import OpenAILLM, OpenAIOptions
 
 if TYPE_CHECKING:
@@ -53,11 +53,7 @@ class OpenAICaptioner:
     Options = OpenAICaptionerOptions
 
     def __init__(self, spec: CaptionerSpec) -> None:
-        try:
-            self.options = OpenAICaptionerOptions.model_validate(spec.options)
-        except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            raise ConfigError(f"models.captioner.options.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        self.options = parse_options(OpenAICaptionerOptions, spec.options, "models.captioner.options")
         llm_options = OpenAIOptions.model_validate(
             self.options.model_dump(exclude={"instruction", "max_tokens"}) | {"schema_format": "none"})
         self.llm = OpenAILLM(spec, llm_options)  # type: ignore[arg-type]  # same fields as an LLMSpec

@@ -9,9 +9,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from synthdiv.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,7 +21,6 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "BatchedScorer",
     "ScorerOptions",
-    "parse_options",
     "batches",
     "to_rgb",
     "l2_normalise",
@@ -38,19 +35,6 @@ class ScorerOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     batch_size: int = Field(32, ge=1, description="images or texts per forward pass")
-
-
-def parse_options(cls: type[OptionsT], options: dict[str, Any], where: str = "models.clip.options") -> OptionsT:
-    """Validate ``options`` with the backend's pydantic model; a bad key or value is a one-line ConfigError."""
-    try:
-        return cls.model_validate(options or {})
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        if first["type"] == "extra_forbidden":
-            allowed = ", ".join(sorted(cls.model_fields))
-            raise ConfigError(f"{where}.{loc}: unknown option; expected one of: {allowed}") from None
-        raise ConfigError(f"{where}.{loc}: {first['msg']}, got {first.get('input')!r}") from None
 
 
 T = TypeVar("T")

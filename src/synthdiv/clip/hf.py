@@ -9,7 +9,8 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from synthdiv.clip._common import BatchedScorer, ScorerOptions, parse_options
+from synthdiv._registry import parse_options
+from synthdiv.clip._common import BatchedScorer, ScorerOptions
 from synthdiv.devices import resolve_device, resolve_dtype
 from synthdiv.errors import ConfigError
 
@@ -44,7 +45,7 @@ class HFScorer(BatchedScorer):
     def __init__(self, spec: CLIPSpec) -> None:
         from transformers import AutoModel, AutoProcessor
 
-        self.options = parse_options(HFOptions, spec.options)
+        self.options = parse_options(HFOptions, spec.options, "models.clip.options")
         self.device = resolve_device(spec.device, "models.clip.device")
         self.dtype = resolve_dtype(spec.dtype, self.device, "models.clip.dtype")
         if spec.model == "embedded":

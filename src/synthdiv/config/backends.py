@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
+from synthdiv._registry import parse_options
 from synthdiv.errors import ConfigError, UnknownBackendError
 
 if TYPE_CHECKING:
@@ -53,26 +52,10 @@ def backend_options(cfg: RunConfig, role: str) -> Any:
     options_model = getattr(cls, "Options", None)
     if options_model is None:
         return None
-    try:
-        return options_model.model_validate(spec.options)
-    except ValidationError as exc:
-        raise ConfigError(_explain(exc, role, options_model)) from None
+    return parse_options(options_model, spec.options, f"models.{role}.options")
 
 
 def check_backends(cfg: RunConfig) -> None:
     """Validate every ``models.<role>`` backend name and its options (see :func:`backend_options`)."""
     for role in ROLES:
         backend_options(cfg, role)
-
-
-def _explain(exc: ValidationError, role: str, options_model: Any) -> str:
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    loc = ".".join(["models", role, "options", *(str(p) for p in first["loc"])])
-    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-    if first["type"] == "extra_forbidden":
-        allowed = ", ".join(sorted(options_model.model_fields))
-        return f"{loc}: unknown key; expected one of: {allowed}{more}"
-    shown = repr(first.get("input"))
-    shown = shown if len(shown) <= 60 else shown[:57] + "..."
-    return f"{loc}: {first['msg'][:1].lower()}{first['msg'][1:]}, got {shown}{more}"

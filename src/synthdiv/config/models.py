@@ -13,7 +13,7 @@ from pydantic import Field
 
 from synthdiv.config._base import Section
 
-__all__ = ["ModelSpec", "LLMSpec", "CLIPSpec", "GeneratorSpec", "CaptionerSpec", "ModelsConfig"]
+__all__ = ["ModelSpec", "LLMSpec", "CLIPSpec", "GeneratorSpec", "CaptionerSpec", "ModelsConfig", "generator_id"]
 
 Device = str  # "auto", "cpu", "cuda", "cuda:1", ...
 DType = Literal["auto", "float32", "float16", "bfloat16"]
@@ -38,6 +38,14 @@ class CLIPSpec(ModelSpec):
 
 class GeneratorSpec(ModelSpec):
     backend: str = "diffusers"
+
+
+def generator_id(spec: GeneratorSpec) -> str:
+    """The generator's part of every image id: ``"{backend}:{model}@{revision or 'main'}"``.
+
+    The plan names its images with it and the generator stamps it on what it makes, so both read it from here.
+    """
+    return f"{spec.backend}:{spec.model}@{spec.revision or 'main'}"
 
 
 class CaptionerSpec(ModelSpec):

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from synthdiv._registry import parse_options
 from synthdiv.devices import resolve_device, resolve_dtype
 from synthdiv.errors import ConfigError, InputError, MissingDependencyError
 from synthdiv.generate.img2img import fit_image, img2img_steps
@@ -136,15 +137,6 @@ def pad_batch(items: Sequence[Any], size: int) -> list[Any]:
     return list(items) + [items[-1]] * max(0, size - len(items))
 
 
-def _options(spec: GeneratorSpec) -> DiffusersOptions:
-    try:
-        return DiffusersOptions.model_validate(spec.options)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        key = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"models.generator.options.{key}: {err['msg']}") from None
-
-
 def _model_path(spec: GeneratorSpec) -> str:
     if spec.model == "embedded":
         from synthdiv.embedded import tiny_diffusion_dir
@@ -193,7 +185,7 @@ class DiffusersGenerator:
 
     def __init__(self, spec: GeneratorSpec, device: str | None = None) -> None:
         self.spec = spec
-        self.options = _options(spec)
+        self.options = parse_options(DiffusersOptions, spec.options, "models.generator.options")
         self.generator_id = generator_id(spec)
         self.device = resolve_device(device or spec.device, "models.generator.device")
         self.dtype = resolve_dtype(spec.dtype, self.device, "models.generator.dtype")

@@ -9,6 +9,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from synthdiv._registry import Registry
+from synthdiv.config.models import generator_id
+from synthdiv.errors import UnknownBackendError
 
 if TYPE_CHECKING:
     from synthdiv.config import GeneratorSpec
@@ -16,24 +18,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GENERATORS", "create_generator", "generator_id"]
+__all__ = ["GENERATORS", "create_generator", "generator_id", "list_generators", "register_generator"]
 
 GENERATORS: Registry[Generator] = Registry(
     "generator backend", {"diffusers": "synthdiv.generate.diffusers_backend:DiffusersGenerator"}
 )
 
 
-def generator_id(spec: GeneratorSpec) -> str:
-    """The id every image_id of the plan is hashed with: ``backend:model@revision``.
+register_generator = GENERATORS.register
 
-    The plan stage owns the format (:func:`synthdiv.prompts.plan.generator_id`); this is the same string, so the
-    generator never disagrees with the plan that named its images.
-    """
-    try:
-        from synthdiv.prompts.plan import generator_id as plan_generator_id
-    except ImportError:
-        return f"{spec.backend}:{spec.model}@{spec.revision or 'main'}"
-    return plan_generator_id(spec)
+
+def list_generators(pattern: str | None = None) -> list[str]:
+    """Names of the registered generator backends, optionally filtered by a shell-style wildcard."""
+    return GENERATORS.names(pattern)
 
 
 def create_generator(spec: GeneratorSpec, device: str | None = None) -> Generator:
@@ -43,5 +40,8 @@ def create_generator(spec: GeneratorSpec, device: str | None = None) -> Generato
         spec: ``models.generator`` of the run config; ``spec.options`` are validated by the backend.
         device: Overrides ``spec.device`` (a torchrun rank picks its own GPU).
     """
-    factory = GENERATORS.get(spec.backend)
+    try:
+        factory = GENERATORS.get(spec.backend)
+    except UnknownBackendError as exc:
+        raise UnknownBackendError(f"models.generator.backend: {exc}") from None
     return factory(spec, device=device)

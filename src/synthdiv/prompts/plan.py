@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from synthdiv.config.models import generator_id
 from synthdiv.config.prompts import DEFAULT_IMAGES_PER_CLASS
 from synthdiv.disambiguate.reader import read_resolved
 from synthdiv.errors import ConfigError, InputError
@@ -33,7 +34,7 @@ from synthdiv.schemas import PLAN_SCHEMA, PLAN_SOURCE_SCHEMA, PROMPT_KINDS
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from synthdiv.config import GeneratorSpec, RunConfig
+    from synthdiv.config import RunConfig
     from synthdiv.config.prompts import PlanConfig
 
 logger = logging.getLogger(__name__)
@@ -45,11 +46,6 @@ _ROW_GROUP = 1 << 20
 MAX_PLAN_IMAGES = 100_000_000
 # A plan with image-to-image rows: PLAN_SCHEMA, then PLAN_SOURCE_SCHEMA.
 _SOURCE_PLAN_SCHEMA = PLAN_SCHEMA.append(PLAN_SOURCE_SCHEMA.field(0)).append(PLAN_SOURCE_SCHEMA.field(1))
-
-
-def generator_id(spec: GeneratorSpec) -> str:
-    """The generator's part of every image id: ``"{backend}:{model}@{revision or 'main'}"``."""
-    return f"{spec.backend}:{spec.model}@{spec.revision or 'main'}"
 
 
 class PlanLayout:
