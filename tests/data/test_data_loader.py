@@ -221,3 +221,33 @@ def test_synthetic_byte_ranges_come_from_the_manifest_or_from_the_tars(toy, make
     from_tars = synthetic_samples(cfg, run, 4)
     for name in ("paths", "offsets", "sizes", "labels", "keys"):
         assert getattr(from_tars, name).tolist() == getattr(from_manifest, name).tolist()
+
+
+def test_tar_members_named_outside_the_shard_are_read_in_place_never_extracted(tmp_path):
+    """A real shard whose members are named ``../x``, ``/abs/x`` or ``a/../../x``: its images are read by byte range
+    from inside the tar; nothing is written next to it or anywhere else."""
+    import io
+
+    from PIL import Image
+
+    from synthdiv.data.sources import read_bytes
+
+    shard_dir = tmp_path / "shards"
+    shard_dir.mkdir()
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 10, 10)).save(png, format="PNG")
+    names = ["../escape", "/abs/escape", "a/../../deep"]
+    with tarfile.open(shard_dir / "evil.tar", "w") as tar:
+        for name in names:
+            for ext, data in (("png", png.getvalue()), ("cls", b"1")):
+                info = tarfile.TarInfo(f"{name}.{ext}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    samples = shard_samples(shard_dir, num_classes=2)
+    assert len(samples) == 3 and set(samples.labels.tolist()) == {1}
+    for path, offset, size in zip(samples.paths, samples.offsets, samples.sizes, strict=True):
+        assert Path(path) == shard_dir / "evil.tar"
+        assert read_bytes(path, int(offset), int(size)) == png.getvalue()
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert not Path("/abs").exists()
