@@ -42,13 +42,14 @@ def _requests(n: int, max_tokens: int, offset: int) -> list[Any]:
     return out
 
 
-def _rate(llm: Any, requests: list[Any], batched: bool) -> float:
+def _rate(llm: Any, requests: list[Any], batched: bool) -> tuple[float, float]:
+    """(requests/s, mean characters per answer: the answers must be as long on every path)."""
     from synthdiv.llm.base import complete_many
 
     start = time.perf_counter()
     answers = complete_many(llm, requests) if batched else [r.send(llm) for r in requests]
     assert len(answers) == len(requests)
-    return len(requests) / (time.perf_counter() - start)
+    return len(requests) / (time.perf_counter() - start), statistics.mean(len(a[0]) for a in answers)
 
 
 def _start_server(threads: int, log: Path) -> tuple[subprocess.Popen, str]:
@@ -88,19 +89,20 @@ def bench_openai(n: int, max_tokens: int, rounds: int, threads: int, levels: lis
             llms = {c: create_llm(LLMSpec(backend="openai", model="smollm2", options={
                 "base_url": url, "concurrency": c, "schema_format": "none", "timeout_s": 600})) for c in levels}
             _rate(llms[levels[0]], _requests(2, max_tokens, 99), batched=False)  # warm-up
-            runs: dict[int, list[float]] = {c: [] for c in levels}
+            runs: dict[int, list[tuple[float, float]]] = {c: [] for c in levels}
             for r in range(rounds):
                 for c in levels if r % 2 == 0 else levels[::-1]:
                     runs[c].append(_rate(llms[c], _requests(n, max_tokens, r), batched=True))
         finally:
             proc.terminate()
             proc.wait(30)
-    base = statistics.median(runs[levels[0]])
+    base = statistics.median(x for x, _ in runs[levels[0]])
     for c in levels:
-        med = statistics.median(runs[c])
-        out[f"concurrency_{c}"] = {"requests_per_s": round(med, 3), "vs_concurrency_1": round(med / base, 3)}
+        med, chars = statistics.median(x for x, _ in runs[c]), statistics.mean(y for _, y in runs[c])
+        out[f"concurrency_{c}"] = {"requests_per_s": round(med, 3), "vs_concurrency_1": round(med / base, 3),
+                                   "mean_answer_chars": round(chars, 1)}
         print(f"openai -> llama-cpp-python server, concurrency {c:2d}: {med:.3f} requests/s "
-              f"({med / base:.2f}x concurrency {levels[0]})", flush=True)
+              f"({med / base:.2f}x concurrency {levels[0]}), {chars:.0f} characters per answer", flush=True)
     return out
 
 
@@ -111,14 +113,16 @@ def bench_transformers(n: int, max_tokens: int, rounds: int, threads: int) -> di
     llm = create_llm(LLMSpec(backend="transformers", model="embedded", device="cpu",
                              options={"batch_size": 8, "torch_threads": threads}))
     _rate(llm, _requests(1, 4, 99), batched=False)  # load the model outside the timing
-    runs: dict[str, list[float]] = {"one_by_one": [], "complete_many": []}
+    runs: dict[str, list[tuple[float, float]]] = {"one_by_one": [], "complete_many": []}
     for r in range(rounds):
         for name in ("one_by_one", "complete_many") if r % 2 == 0 else ("complete_many", "one_by_one"):
             runs[name].append(_rate(llm, _requests(n, max_tokens, r), batched=name == "complete_many"))
-    med = {k: statistics.median(v) for k, v in runs.items()}
+    med = {k: statistics.median(x for x, _ in v) for k, v in runs.items()}
+    chars = {k: statistics.mean(y for _, y in v) for k, v in runs.items()}
     ratio = med["complete_many"] / med["one_by_one"]
-    print(f"transformers in process: one by one {med['one_by_one']:.3f} requests/s, complete_many (batch 8) "
-          f"{med['complete_many']:.3f} requests/s ({ratio:.2f}x)", flush=True)
+    print(f"transformers in process: one by one {med['one_by_one']:.3f} requests/s ({chars['one_by_one']:.0f} "
+          f"characters per answer), complete_many (batch 8) {med['complete_many']:.3f} requests/s "
+          f"({chars['complete_many']:.0f} characters) ({ratio:.2f}x)", flush=True)
     return {**{k: round(v, 3) for k, v in med.items()}, "ratio": round(ratio, 3)}
 
 
