@@ -141,7 +141,9 @@ def filter_masks(cfg: RunConfig, run: RunDir, manifest: pa.Table, names: Sequenc
         if not run.scores.exists():
             raise InputError(f"{run.scores}: not found; the filters {', '.join(names) or 'of score'} need `synthdiv "
                              "score`")
-        scores = pq.read_table(run.scores)
+        from synthdiv.generate.scoring import read_scores
+
+        scores = read_scores(run)
         cols = _joined(scores, ids, [c for c in scores.column_names if c != "image_id"])
         missing = int(np.isnan(cols["similarity"]).sum())
         if missing:

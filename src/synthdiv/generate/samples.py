@@ -63,8 +63,7 @@ def contact_sheet(cfg: RunConfig, class_name: str | None = None, out: Path | str
         col = 0
         for shard in sorted(set(picked.column("shard").to_pylist())):
             sub = picked.filter(picked.column("shard").to_numpy() == shard)
-            keys, ext = sub.column("image_id").to_pylist(), sub.column("ext")[0].as_py()
-            for img in iter_shard_images(run, shard, keys, ext):
+            for img in iter_shard_images(run, sub):
                 img.thumbnail((_CELL - 4, _CELL - 4))
                 sheet.paste(img, (_LABEL + col * _CELL + 2, row * _CELL + 2))
                 col += 1

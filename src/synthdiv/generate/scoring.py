@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import logging
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from synthdiv.errors import InputError
-from synthdiv.generate.shards import read_manifest, shard_name, tar_path
+from synthdiv.generate.shards import image_bytes, read_manifest, shard_name, tar_path
 from synthdiv.quality.embeddings import load_real, load_shard_cache, load_synthetic, save_shard_cache, write_synthetic
-from synthdiv.run import canonical_hash, write_parquet_atomic
+from synthdiv.run import canonical_hash, read_parquet_artifact, write_parquet_atomic
 from synthdiv.schemas import SCORES_SCHEMA
 
 if TYPE_CHECKING:
@@ -32,7 +30,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["score_images", "class_texts", "score_matrix", "iter_shard_images"]
+__all__ = ["score_images", "class_texts", "score_matrix", "iter_shard_images", "read_scores"]
 
 def class_texts(cfg: RunConfig, run: RunDir) -> list[str]:
     """One text per class index: ``score.template`` filled with the resolved description (else the class name)."""
@@ -67,19 +65,18 @@ def score_matrix(
     return out
 
 
-def iter_shard_images(run: RunDir, shard: int, keys: list[str], ext: str) -> Iterator[Image.Image]:
-    """The images ``keys`` of one shard, in that order."""
+def read_scores(run: RunDir, columns: list[str] | None = None) -> pa.Table:
+    """``scores.parquet`` (:data:`~synthdiv.schemas.SCORES_SCHEMA`), only ``columns`` when given: the one reader of
+    the score stage's artifact (see :func:`synthdiv.run.read_parquet_artifact` for what it raises)."""
+    return read_parquet_artifact(run.scores, "score", columns)
+
+
+def iter_shard_images(run: RunDir, rows: pa.Table) -> Iterator[Image.Image]:
+    """The images of the manifest ``rows``, in row order, read by their byte ranges (:func:`image_bytes`)."""
     from PIL import Image
 
-    wanted = {f"{k}.{ext}" for k in keys}
-    blobs: dict[str, bytes] = {}
-    with tarfile.open(tar_path(run, shard)) as tf:
-        for member in tf:
-            if member.name in wanted:
-                blobs[member.name] = tf.extractfile(member).read()
-    for k in keys:
-        img = Image.open(io.BytesIO(blobs[f"{k}.{ext}"]))
-        yield img.convert("RGB")
+    for blob in image_bytes(run, rows):
+        yield Image.open(io.BytesIO(blob)).convert("RGB")
 
 
 def _shard_key(run: RunDir, shard: int) -> str:
@@ -135,7 +132,7 @@ def _shard_embeddings(run: RunDir, shard: int, rows: pa.Table, score: _LazyScore
     if emb is not None:
         advance(len(ids))
         return emb, True
-    images = iter_shard_images(run, shard, ids, rows.column("ext")[0].as_py())
+    images = iter_shard_images(run, rows)
     parts = []
     for b in range(0, len(ids), bs):
         parts.append(score.embed_images([next(images) for _ in range(min(bs, len(ids) - b))]))
@@ -149,7 +146,9 @@ def _prompt_kinds(run: RunDir, prompt_ids: pa.ChunkedArray) -> list[str]:
     """The prompt kind (base / context / style) of each image, ``unknown`` where prompts.parquet lacks its prompt."""
     if not run.prompts.exists():
         return ["unknown"] * len(prompt_ids)
-    prompts = pq.read_table(run.prompts, columns=["prompt_id", "kind"])
+    from synthdiv.prompts.artifacts import read_prompts
+
+    prompts = read_prompts(run, ["prompt_id", "kind"])
     idx = pc.index_in(prompt_ids, value_set=prompts.column("prompt_id"))
     return pc.fill_null(pc.take(prompts.column("kind"), idx), "unknown").to_pylist()
 

@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from synthdiv.errors import InputError
 from synthdiv.run import TMP_MARK, RunDir, atomic_write, atomic_write_json, read_jsonl, write_parquet_atomic
 from synthdiv.schemas import MANIFEST_SCHEMA, PLAN_SOURCE_SCHEMA
 
@@ -43,6 +44,7 @@ __all__ = [
     "clean_shard",
     "complete_shards",
     "read_manifest",
+    "image_bytes",
     "SIDECAR_TYPES",
     "WDS_INFO",
     "write_wds_info",
@@ -256,6 +258,36 @@ def read_manifest(run: RunDir) -> pa.Table:
         return MANIFEST_PART_SCHEMA.empty_table()
     tables = [pq.read_table(part_path(run, s)).replace_schema_metadata(None) for s in shards]
     return pa.concat_tables(tables, promote_options="default")
+
+
+def image_bytes(run: RunDir, rows: pa.Table) -> list[bytes]:
+    """The encoded image of each manifest row, in row order: read at the byte range the manifest records (one seek
+    per image, no tar scanned), or, for rows of a manifest written before byte ranges were kept, found in its tar.
+
+    Raises:
+        InputError: A row's image is not in its shard (the shard changed after the manifest was written).
+    """
+    from synthdiv.data.sources import read_bytes
+
+    names = set(rows.column_names)
+    data = rows.select([c for c in ("image_id", "shard", "ext", "offset", "size") if c in names]).to_pylist()
+    out: list[bytes | None] = [None] * len(data)
+    scan: dict[int, dict[str, int]] = {}
+    for i, r in enumerate(data):
+        if (r.get("offset") if r.get("offset") is not None else -1) >= 0 and r.get("size"):
+            out[i] = read_bytes(str(tar_path(run, r["shard"])), r["offset"], r["size"])
+        else:
+            scan.setdefault(r["shard"], {})[f"{r['image_id']}.{r.get('ext') or 'jpg'}"] = i
+    for shard, wanted in scan.items():
+        with tarfile.open(tar_path(run, shard)) as tf:
+            for member in tf:
+                if member.name in wanted:
+                    out[wanted[member.name]] = tf.extractfile(member).read()  # type: ignore[union-attr]
+    missing = [data[i]["image_id"] for i, blob in enumerate(out) if blob is None]
+    if missing:
+        raise InputError(f"{tar_path(run, data[0]['shard'])}: image {missing[0]} is not in its shard; run "
+                         "`synthdiv verify --repair`, then `synthdiv generate`")
+    return [blob for blob in out if blob is not None]
 
 
 def write_wds_info(run: RunDir, split: str = "train") -> Path:

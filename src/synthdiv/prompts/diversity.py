@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synthdiv.errors import InputError, StageOrderError
+from synthdiv.errors import InputError
+from synthdiv.prompts.artifacts import read_prompts
 from synthdiv.run import RunDir, read_jsonl
 from synthdiv.schemas import PROMPT_KINDS
 
@@ -91,14 +92,11 @@ def diversity_report(
         max_prompts: Prompts embedded per class, at most.
         samples: Sample prompts shown per class and kind (ten per kind for a single class).
     """
-    import pyarrow.parquet as pq
     from rich.console import Group
     from rich.table import Table
 
     run = RunDir(cfg.run_dir)
-    if not run.prompts.exists():
-        raise StageOrderError(f"{run.prompts} not found: run `synthdiv prompts` first")
-    table = pq.read_table(run.prompts, columns=["class", "class_name", "kind", "text"])
+    table = read_prompts(run, ["class", "class_name", "kind", "text"])
     selected = _select(run, table, class_name)
     if scorer is None and clip:  # only now, after the arguments were checked: loading a model takes seconds
         from synthdiv.clip import create_scorer

@@ -26,6 +26,7 @@ from synthdiv.config.prompts import DEFAULT_IMAGES_PER_CLASS
 from synthdiv.disambiguate.reader import read_resolved
 from synthdiv.errors import ConfigError, InputError
 from synthdiv.prompts import ids
+from synthdiv.prompts.artifacts import read_prompts
 from synthdiv.prompts.budget import cap_fairly, class_budgets, split_by_kind, training_real_counts
 from synthdiv.prompts.img2img import SourcePlan, assign_sources, class_real_files
 from synthdiv.run import RunDir, atomic_write
@@ -175,12 +176,11 @@ def image_ids(classes: Any, prompt_ids: Any, seeds: Any, gen_id: str) -> pa.Arra
 
 
 def _read_inputs(run: RunDir) -> tuple[pa.Table, np.ndarray, list[str]]:
-    import pyarrow.parquet as pq
 
     rows = read_resolved(run.resolved)
     real = [row.get("real_images") or 0 for row in rows]
     names = [row["name"] for row in rows]
-    prompts = pq.read_table(run.prompts, columns=["prompt_id", "class", "kind"])
+    prompts = read_prompts(run, ["prompt_id", "class", "kind"])
     return prompts, np.asarray(real, dtype=np.int64), names
 
 

@@ -153,14 +153,14 @@ def _distinct_word_ratio(texts: list[str]) -> float:
 def prompts_section(run: RunDir, samples_per_kind: int = 3) -> list[dict[str, Any]]:
     if not run.prompts.exists():
         return []
-    import pyarrow.parquet as pq
+    from synthdiv.prompts.artifacts import read_plan, read_prompts
 
-    table = pq.read_table(run.prompts, columns=["class", "class_name", "kind", "text"]).to_pylist()
+    table = read_prompts(run, ["class", "class_name", "kind", "text"]).to_pylist()
     planned: Counter[int] = Counter()
     if run.plan.exists():
         import numpy as np
 
-        classes = pq.read_table(run.plan, columns=["class"]).column("class").to_numpy()
+        classes = read_plan(run, ["class"]).column("class").to_numpy()
         planned.update(dict(zip(*np.unique(classes, return_counts=True), strict=True)))
     by_class: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in table:

@@ -38,9 +38,9 @@ def image_kinds(run: RunDir, manifest: pa.Table) -> np.ndarray:
     """The prompt kind of each manifest row (``unknown`` when its prompt is not in prompts.parquet)."""
     if not run.prompts.exists():
         return np.full(manifest.num_rows, "unknown", dtype=object)
-    import pyarrow.parquet as pq
+    from synthdiv.prompts.artifacts import read_prompts
 
-    kinds = dict(zip(*pq.read_table(run.prompts, columns=["prompt_id", "kind"]).to_pydict().values(), strict=True))
+    kinds = dict(zip(*read_prompts(run, ["prompt_id", "kind"]).to_pydict().values(), strict=True))
     return np.array([kinds.get(p, "unknown") for p in manifest.column("prompt_id").to_pylist()], dtype=object)
 
 
@@ -98,14 +98,13 @@ def score_tables(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     """CLIP score and keep-rate tables per prompt kind and per class, and per-kind histograms (as PNG data URIs)."""
     if not run.scores.exists() or not run.manifest.exists():
         return {}
-    import pyarrow.parquet as pq
-
+    from synthdiv.generate.scoring import read_scores
     from synthdiv.generate.shards import read_manifest
 
     manifest = read_manifest(run)
     if manifest.num_rows == 0:
         return {}
-    scores = pq.read_table(run.scores)
+    scores = read_scores(run)
     pos = {k: i for i, k in enumerate(scores.column("image_id").to_pylist())}
     idx = np.array([pos.get(k, -1) for k in manifest.column("image_id").to_pylist()])
     cols: dict[str, np.ndarray] = {}

@@ -59,27 +59,15 @@ def _thumb(data: bytes, size: int) -> tuple[str, int, int]:
 
 
 def _read(run: RunDir, rows: list[dict[str, Any]]) -> dict[str, bytes]:
-    """Encoded bytes of each row's image: by its byte range, or by scanning its shard when the range is unknown."""
-    from synthdiv.data.sources import read_bytes
-    from synthdiv.generate.shards import tar_path
+    """Encoded bytes of each row's image, by its byte range (:func:`synthdiv.generate.shards.image_bytes`)."""
+    import pyarrow as pa
 
-    out: dict[str, bytes] = {}
-    scan: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        if (r.get("offset") or -1) >= 0 and r.get("size"):
-            out[r["image_id"]] = read_bytes(str(tar_path(run, r["shard"])), r["offset"], r["size"])
-        else:
-            scan[r["shard"]].append(r)
-    if scan:
-        import tarfile
+    from synthdiv.generate.shards import image_bytes
 
-        for shard, group in scan.items():
-            wanted = {f"{r['image_id']}.{r.get('ext') or 'jpg'}": r["image_id"] for r in group}
-            with tarfile.open(tar_path(run, shard)) as tf:
-                for member in tf:
-                    if member.name in wanted:
-                        out[wanted[member.name]] = tf.extractfile(member).read()  # type: ignore[union-attr]
-    return out
+    if not rows:
+        return {}
+    table = pa.Table.from_pylist(rows)
+    return dict(zip(table.column("image_id").to_pylist(), image_bytes(run, table), strict=True))
 
 
 def _scores(run: RunDir) -> dict[str, dict[str, float]]:
@@ -105,10 +93,9 @@ def sample_grids(cfg: RunConfig, run: RunDir, first: list[str]) -> dict[str, Any
     classes = {r["index"]: r["name"] for r in read_jsonl(run.classes)} if run.classes.exists() else {}
     prompts = {}
     if run.prompts.exists():
-        import pyarrow.parquet as pq
+        from synthdiv.prompts.artifacts import read_prompts
 
-        prompts = {r["prompt_id"]: r for r in pq.read_table(run.prompts, columns=["prompt_id", "kind", "text"])
-                   .to_pylist()}
+        prompts = {r["prompt_id"]: r for r in read_prompts(run, ["prompt_id", "kind", "text"]).to_pylist()}
     labels = manifest.column("class").to_numpy()
     present = sorted(int(c) for c in np.unique(labels))
     by_name = {n: i for i, n in classes.items()}
