@@ -21,14 +21,9 @@ import argparse
 import json
 import logging
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,47 +78,10 @@ def _measure(cfg: Any) -> dict[str, Any]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def _llama_server(startup_s: float = 300) -> Iterator[str]:
-    import httpx
-
-    from synthdiv.embedded import smollm2_gguf
-
-    port = _free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()), "--host", "127.0.0.1",
-           "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + startup_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}")
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"llama_cpp.server did not start in {startup_s:.0f}s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 def bench(only: list[str], llm_classes: int, candidates: int) -> dict[str, Any]:
     """Run each setting in its own temporary run directory; returns the counts and timings per setting."""
+    from synthdiv.llm.llama_server import serve_embedded
+
     subset = {"source": "imagenet-1k", "subset": SUBSET[:llm_classes]}
     result: dict[str, Any] = {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="synthdiv-bench-") as tmp:
@@ -133,7 +91,7 @@ def bench(only: list[str], llm_classes: int, candidates: int) -> dict[str, Any]:
             llm = {"backend": "transformers", "model": "embedded", "device": "cpu"}
             result["transformers"] = _measure(_config(Path(tmp) / "tf", subset, llm, candidates))
         if "llama.cpp" in only:
-            with _llama_server() as url:
+            with serve_embedded(Path(tmp) / "llama-server.log") as url:
                 llm = {"backend": "openai", "model": "smollm2",
                        "options": {"base_url": url, "schema_format": "json_object", "timeout_s": 300}}
                 result["llama.cpp"] = _measure(_config(Path(tmp) / "llama", subset, llm, candidates))

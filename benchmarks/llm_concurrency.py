@@ -15,10 +15,7 @@ import argparse
 import json
 import logging
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -52,50 +49,21 @@ def _rate(llm: Any, requests: list[Any], batched: bool) -> tuple[float, float]:
     return len(requests) / (time.perf_counter() - start), statistics.mean(len(a[0]) for a in answers)
 
 
-def _start_server(threads: int, log: Path) -> tuple[subprocess.Popen, str]:
-    import httpx
-
-    from synthdiv.embedded import smollm2_gguf
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()), "--host", "127.0.0.1",
-           "--port", str(port), "--n_ctx", "2048", "--n_threads", str(threads)]
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(1)
-    proc.terminate()
-    raise RuntimeError("llama_cpp.server did not start within 180 s")
-
-
 def bench_openai(n: int, max_tokens: int, rounds: int, threads: int, levels: list[int]) -> dict[str, Any]:
     from synthdiv.config import LLMSpec
     from synthdiv.llm import create_llm
 
     out: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, url = _start_server(threads, Path(tmp) / "server.log")
-        try:
-            llms = {c: create_llm(LLMSpec(backend="openai", model="smollm2", options={
-                "base_url": url, "concurrency": c, "schema_format": "none", "timeout_s": 600})) for c in levels}
-            _rate(llms[levels[0]], _requests(2, max_tokens, 99), batched=False)  # warm-up
-            runs: dict[int, list[tuple[float, float]]] = {c: [] for c in levels}
-            for r in range(rounds):
-                for c in levels if r % 2 == 0 else levels[::-1]:
-                    runs[c].append(_rate(llms[c], _requests(n, max_tokens, r), batched=True))
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    from synthdiv.llm.llama_server import serve_embedded
+
+    with tempfile.TemporaryDirectory() as tmp, serve_embedded(Path(tmp) / "server.log", threads=threads) as url:
+        llms = {c: create_llm(LLMSpec(backend="openai", model="smollm2", options={
+            "base_url": url, "concurrency": c, "schema_format": "none", "timeout_s": 600})) for c in levels}
+        _rate(llms[levels[0]], _requests(2, max_tokens, 99), batched=False)  # warm-up
+        runs: dict[int, list[tuple[float, float]]] = {c: [] for c in levels}
+        for r in range(rounds):
+            for c in levels if r % 2 == 0 else levels[::-1]:
+                runs[c].append(_rate(llms[c], _requests(n, max_tokens, r), batched=True))
     base = statistics.median(x for x, _ in runs[levels[0]])
     for c in levels:
         med, chars = statistics.median(x for x, _ in runs[c]), statistics.mean(y for _, y in runs[c])

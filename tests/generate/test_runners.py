@@ -7,21 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from synthdiv.errors import ConfigError
+from synthdiv.devices import DistEnv
 from synthdiv.generate import generate_images, is_complete, read_manifest
-from synthdiv.generate.runners import DistEnv, assigned_shards, dist_env
+from synthdiv.generate.runners import assigned_shards
 from synthdiv.generate.shards import tar_path
 from synthdiv.run import RunDir
-
-
-def test_dist_env_from_torchrun_slurm_or_nothing():
-    assert dist_env({}) == DistEnv(0, 1, 0)
-    assert dist_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) == DistEnv(3, 4, 1)
-    assert dist_env({"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1"}) == DistEnv(5, 8, 1)
-    with pytest.raises(ConfigError, match="expected 0 <= rank < world"):
-        dist_env({"RANK": "4", "WORLD_SIZE": "4"})
-    with pytest.raises(ConfigError, match="expected integers"):
-        dist_env({"RANK": "x", "WORLD_SIZE": "4"})
 
 
 def test_shard_assignment_is_a_partition():

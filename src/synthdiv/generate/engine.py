@@ -43,8 +43,9 @@ def pending_shards(run: RunDir, shards: list[int], verify: str) -> list[int]:
 
 def generate_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     """The generate stage: make every planned image of this worker's shards that is not already in the manifest."""
+    from synthdiv.devices import DistEnv, dist_env
     from synthdiv.generate.producer import PlannedWork
-    from synthdiv.generate.runners import DistEnv, assigned_shards, dist_env, run_local, run_ray
+    from synthdiv.generate.runners import assigned_shards, run_local, run_ray
 
     work = PlannedWork(run)
     run.shards.mkdir(parents=True, exist_ok=True)

@@ -14,16 +14,15 @@ even across restarts, so no two ranks ever write one shard. Ray sends each shard
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from synthdiv.errors import ConfigError, MissingDependencyError
+from synthdiv.devices import DistEnv, resolve_device
+from synthdiv.errors import MissingDependencyError
 from synthdiv.generate.producer import PlannedWork, ShardProducer
 from synthdiv.generate.registry import create_generator
 from synthdiv.progress import Progress
@@ -36,39 +35,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DistEnv", "dist_env", "assigned_shards", "run_local", "run_ray", "progress_bar"]
-
-
-@dataclass(frozen=True)
-class DistEnv:
-    """This process's place among the workers."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-
-def dist_env(environ: dict[str, str] | None = None) -> DistEnv:
-    """Rank and world size from torchrun (``RANK``/``WORLD_SIZE``/``LOCAL_RANK``) or Slurm (``SLURM_PROCID``/
-    ``SLURM_NTASKS``/``SLURM_LOCALID``); a single worker when neither is set."""
-    env = os.environ if environ is None else environ
-    for rank_key, world_key, local_key in (
-        ("RANK", "WORLD_SIZE", "LOCAL_RANK"),
-        ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"),
-    ):
-        if rank_key in env or world_key in env:
-            try:
-                rank, world = int(env.get(rank_key, "0")), int(env.get(world_key, "1"))
-                local = int(env.get(local_key, "0"))
-            except ValueError:
-                raise ConfigError(
-                    f"environment: {rank_key}={env.get(rank_key)!r} / {world_key}={env.get(world_key)!r}: "
-                    "expected integers"
-                ) from None
-            if world < 1 or not 0 <= rank < world:
-                raise ConfigError(f"environment: {rank_key}={rank} {world_key}={world}: expected 0 <= rank < world")
-            return DistEnv(rank, world, local)
-    return DistEnv()
+__all__ = ["assigned_shards", "run_local", "run_ray", "progress_bar"]
 
 
 def assigned_shards(shards: Sequence[int] | np.ndarray, env: DistEnv) -> list[int]:
@@ -92,11 +59,10 @@ def progress_bar() -> Progress:
 
 
 def _device_for(cfg: RunConfig, env: DistEnv) -> str | None:
+    """A rank's own GPU (``cuda:LOCAL_RANK``) when the generator's device is ``auto`` and there are several ranks."""
     if env.world_size == 1 or cfg.models.generator.device != "auto":
         return None
-    import torch
-
-    return f"cuda:{env.local_rank}" if torch.cuda.is_available() else None
+    return resolve_device("auto", "models.generator.device", env.local_rank)
 
 
 def _set_torch_threads(n: int | None) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from synthdiv.devices import dist_env, resolve_device
+from synthdiv.devices import DistEnv, dist_env, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -21,19 +21,10 @@ __all__ = ["DistInfo", "setup_distributed"]
 
 
 @dataclass(frozen=True)
-class DistInfo:
-    rank: int
-    world_size: int
-    local_rank: int
-    device: torch.device
+class DistInfo(DistEnv):
+    """This process's place among the training ranks, and its device."""
 
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
+    device: torch.device = torch.device("cpu")
 
 
 def setup_distributed(device_spec: str) -> DistInfo:
