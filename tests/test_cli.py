@@ -112,14 +112,13 @@ def test_run_until_an_unknown_stage_is_refused(tmp_path: Path, capsys):
 def test_ctrl_c_in_a_stage_says_how_to_resume(tmp_path: Path, capsys, monkeypatch):
     import dataclasses
 
-    from synthdiv import stages
+    from synthdiv import pipeline
 
     def interrupted(cfg, run):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sys.modules[__name__], "interrupted", interrupted, raising=False)
-    spec = dataclasses.replace(stages.get_spec("classes"), impl=f"{__name__}:interrupted")
-    monkeypatch.setitem(stages._BY_NAME, "classes", spec)
+    spec = dataclasses.replace(pipeline.get_spec("classes"), impl=interrupted)
+    monkeypatch.setitem(pipeline._BY_NAME, "classes", spec)
     (tmp_path / "c.txt").write_text("goldfish\n")
     cfg = tmp_path / "c.yaml"
     cfg.write_text("run_dir: run\nclasses:\n  source: c.txt\n")

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 HOLDER = """
 import dataclasses, sys, time
 from pathlib import Path
-from synthdiv import stages
+from synthdiv import pipeline
 from synthdiv.catalog import build_classes
 
 def slow(cfg, run):
@@ -32,8 +32,7 @@ def slow(cfg, run):
         time.sleep(0.02)
     return build_classes(cfg, run)
 
-sys.modules["__main__"].slow = slow
-stages._BY_NAME["classes"] = dataclasses.replace(stages.get_spec("classes"), impl="__main__:slow")
+pipeline._BY_NAME["classes"] = dataclasses.replace(pipeline.get_spec("classes"), impl=slow)
 from synthdiv.cli import main
 sys.exit(main(["classes", "-c", sys.argv[1]]))
 """

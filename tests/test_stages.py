@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from synthdiv import stages
+from synthdiv import pipeline, stages
 from synthdiv.cli import main
-from synthdiv.errors import FingerprintMismatchError, InputError, StageNotBuiltError, StageOrderError
+from synthdiv.errors import FingerprintMismatchError, InputError, StageOrderError
 from synthdiv.run import RunDir
 
 
@@ -56,18 +56,6 @@ def test_stage_order_is_enforced(make_config, class_file):
     assert not (Path(cfg.run_dir) / ".synthdiv").exists()
 
 
-def test_unbuilt_stage_says_so(make_config, class_file, monkeypatch, capsys, tmp_path):
-    fake = dataclasses.replace(stages.get_spec("classes"), impl="synthdiv.not_a_module:run")
-    monkeypatch.setitem(stages._BY_NAME, "classes", fake)
-    cfg = make_config(classes={"source": str(class_file)})
-    with pytest.raises(StageNotBuiltError, match="not built"):
-        stages.run_classes(cfg)
-    cfg_path = tmp_path / "c.yaml"
-    cfg_path.write_text(f"run_dir: {tmp_path / 'r'}\nclasses:\n  source: {class_file}\n")
-    assert main(["classes", "-c", str(cfg_path)]) == 2
-    assert "stage 'classes' is not built" in capsys.readouterr().err
-
-
 def test_status_reports_each_stage(make_config, class_file):
     cfg = make_config(classes={"source": str(class_file)})
     before = {row.stage: row.state for row in stages.stage_status(cfg)}
@@ -108,7 +96,7 @@ def test_refused_classes_redo_leaves_outputs_and_states_intact(make_config, clas
     stages.run_classes(cfg)
     run = RunDir(cfg.run_dir)
     later = stages.get_spec("disambiguate")
-    monkeypatch.setitem(stages._BY_NAME, "disambiguate", dataclasses.replace(later, impl="tests.test_stages:_touch"))
+    monkeypatch.setitem(pipeline._BY_NAME, "disambiguate", dataclasses.replace(later, impl=_touch))
     stages.run_stage(cfg, "disambiguate")
     before = _snapshot(run)
     class_file.write_text("goldfish\n../secret\n")
@@ -129,19 +117,19 @@ def test_redo_failing_before_writing_restores_and_a_finished_redo_deletes(make_c
     run = RunDir(cfg.run_dir)
     before = _snapshot(run)
     spec = stages.get_spec("classes")
-    monkeypatch.setitem(stages._BY_NAME, "classes", dataclasses.replace(spec, impl="tests.test_stages:_refuse"))
+    monkeypatch.setitem(pipeline._BY_NAME, "classes", dataclasses.replace(spec, impl=_refuse))
     with pytest.raises(InputError, match="refused"):
         stages.run_classes(make_config(classes={"source": str(class_file), "max_classes": 1}), redo=True)
     assert _snapshot(run) == before  # outputs, state and config.yaml as they were
     assert not (run.root / ".synthdiv" / "redo").exists()
 
-    monkeypatch.setitem(stages._BY_NAME, "classes", dataclasses.replace(spec, impl="tests.test_stages:_half"))
+    monkeypatch.setitem(pipeline._BY_NAME, "classes", dataclasses.replace(spec, impl=_half))
     with pytest.raises(KeyboardInterrupt):
         stages.run_classes(cfg, redo=True)
     aside = run.root / ".synthdiv" / "redo" / "classes"
     assert (aside / "classes").read_bytes() == before["classes.jsonl"]  # kept until the redo is done
     assert run.read_state("classes").status == "running"
-    monkeypatch.setitem(stages._BY_NAME, "classes", spec)
+    monkeypatch.setitem(pipeline._BY_NAME, "classes", spec)
     stages.run_classes(cfg)  # resumes the redo, and only then deletes the old outputs
     assert run.read_state("classes").status == "done" and not aside.exists()
 
@@ -220,7 +208,7 @@ def test_refused_stage_keeps_the_recorded_config(make_config, class_file, monkey
     run = RunDir(cfg.run_dir)
     recorded = run.config.read_bytes()
     spec = stages.get_spec("disambiguate")
-    monkeypatch.setitem(stages._BY_NAME, "disambiguate", dataclasses.replace(spec, impl="tests.test_stages:_refuse"))
+    monkeypatch.setitem(pipeline._BY_NAME, "disambiguate", dataclasses.replace(spec, impl=_refuse))
     with pytest.raises(InputError):
         stages.run_stage(make_config(classes={"source": str(class_file)}, seed=5), "disambiguate")
     assert run.config.read_bytes() == recorded

@@ -13,7 +13,6 @@ __all__ = [
     "InputError",
     "UnknownBackendError",
     "MissingDependencyError",
-    "StageNotBuiltError",
     "StageOrderError",
     "FingerprintMismatchError",
     "TrainingDivergedError",
@@ -45,10 +44,6 @@ class UnknownBackendError(SynthdivError, KeyError):
 
 class MissingDependencyError(SynthdivError, ImportError):
     """An optional dependency is missing; the message says what to pip install."""
-
-
-class StageNotBuiltError(SynthdivError):
-    """A stage exists in the design but is not implemented in this version."""
 
 
 class StageOrderError(SynthdivError):

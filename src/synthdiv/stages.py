@@ -1,4 +1,5 @@
-"""The stage engine: stage specs in pipeline order, fingerprints, no-op / refuse / redo, and status.
+"""The stage engine: fingerprints, no-op / refuse / redo, locking and status, over the stages of
+:mod:`synthdiv.pipeline`.
 
 A stage's implementation is a function ``impl(cfg, run) -> summary`` in its own module, imported only when the stage
 runs. The engine wraps it: it checks the inputs exist, fingerprints the stage's config sections and input artifacts,
@@ -9,7 +10,6 @@ does nothing when a finished stage is asked again with the same fingerprint, ref
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import shutil
 import time
@@ -20,8 +20,9 @@ from typing import Any
 
 from synthdiv import aside
 from synthdiv.config import RunConfig, dump_config
-from synthdiv.errors import ConfigError, FingerprintMismatchError, StageNotBuiltError, StageOrderError
+from synthdiv.errors import ConfigError, FingerprintMismatchError, StageOrderError
 from synthdiv.lock import run_lock
+from synthdiv.pipeline import STAGE_NAMES, STAGES, StageSpec, get_spec, producer_of
 from synthdiv.progress import heartbeat, read_heartbeats
 from synthdiv.run import RunDir, atomic_write_bytes, atomic_write_text, canonical_hash, file_digest
 from synthdiv.units import human_duration
@@ -29,99 +30,6 @@ from synthdiv.units import human_duration
 logger = logging.getLogger(__name__)
 
 __all__ = ["STAGES", "StageSpec", "StageStatus", "get_spec", "run_stage", "run_all", "stage_status", "fingerprint"]
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    """What the engine knows of one stage.
-
-    Attributes:
-        name: The stage name (also the config section and CLI command).
-        impl: ``"module:function"`` of ``function(cfg, run) -> dict``.
-        inputs: RunDir attributes of artifacts that must exist before the stage runs.
-        outputs: RunDir attributes of artifacts the stage writes (removed by ``redo``).
-        sections: Config key paths whose values enter the fingerprint.
-        optional_inputs: RunDir attributes that enter the fingerprint when present.
-        external: ``"module:function"`` of ``function(cfg) -> list[Path]``: files outside the run that enter the
-            fingerprint (a class file, real-image folders).
-        progress: ``"module:function"`` of ``function(cfg, run) -> str | None``: counts for a partial stage.
-        complete: ``"module:function"`` of ``function(cfg, run) -> bool``: whether the stage's work is all done
-            (a multi-worker stage can return from one worker while others still work).
-        check: ``"module:function"`` of ``function(cfg, run) -> None``: refuses bad inputs (raises a SynthdivError)
-            before the engine writes anything, even the run directory.
-    """
-
-    name: str
-    impl: str
-    inputs: tuple[str, ...] = ()
-    outputs: tuple[str, ...] = ()
-    sections: tuple[str, ...] = ()
-    optional_inputs: tuple[str, ...] = ()
-    external: str | None = None
-    progress: str | None = None
-    complete: str | None = None
-    check: str | None = None
-
-
-STAGES: tuple[StageSpec, ...] = (
-    StageSpec(
-        "classes", "synthdiv.catalog:build_classes", outputs=("classes",), sections=("classes",),
-        external="synthdiv.catalog:external_inputs", check="synthdiv.catalog:check_classes",
-    ),
-    StageSpec(
-        "disambiguate", "synthdiv.disambiguate:resolve_classes", inputs=("classes",), outputs=("resolved",),
-        sections=("disambiguate", "models.llm", "models.clip"),
-    ),
-    StageSpec(
-        "prompts", "synthdiv.prompts:build_prompts", inputs=("resolved",), outputs=("prompts", "styles"),
-        sections=("prompts", "models.llm", "models.clip", "models.captioner"),
-        external="synthdiv.prompts:external_inputs",
-    ),
-    StageSpec("plan", "synthdiv.prompts.plan:build_plan", inputs=("prompts",), outputs=("plan",),
-              sections=("plan", "prompts.proportions", "models.generator", "train.synthetic_protocols"),
-              optional_inputs=("resolved",)),
-    StageSpec(
-        "generate", "synthdiv.generate:generate_images", inputs=("plan",), outputs=("shards", "manifest"),
-        sections=("generate.content", "models.generator"), progress="synthdiv.generate:progress",
-        complete="synthdiv.generate:is_complete", check="synthdiv.generate.plan_check:check_plan",
-    ),
-    StageSpec("score", "synthdiv.generate.scoring:score_images", inputs=("manifest",), outputs=("scores",),
-              sections=("score", "models.clip")),
-    StageSpec(
-        "train", "synthdiv.train:fit", inputs=("classes",), outputs=("train", "export"),
-        sections=("train", "score.min_similarity", "score.keep_quantile", "score.classifier", "filters"),
-        optional_inputs=("manifest", "scores"),
-        progress="synthdiv.train:progress",
-    ),
-    StageSpec("evaluate", "synthdiv.evaluate:evaluate_run", inputs=("train",), outputs=("eval",),
-              sections=("evaluate",)),
-    StageSpec(
-        "report", "synthdiv.report:build_report", inputs=("classes",), outputs=("report",), sections=("report",),
-        optional_inputs=("resolved", "prompts", "plan", "manifest", "scores", "train", "eval"),
-    ),
-)
-
-_BY_NAME = {spec.name: spec for spec in STAGES}
-_PRODUCER = {out: spec.name for spec in STAGES for out in spec.outputs}
-
-
-def get_spec(name: str) -> StageSpec:
-    if name not in _BY_NAME:
-        raise StageNotBuiltError(f"unknown stage {name!r}; expected one of: {', '.join(_BY_NAME)}")
-    return _BY_NAME[name]
-
-
-def _load(ref: str, stage: str) -> Callable[..., Any]:
-    module, _, attr = ref.partition(":")
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and (exc.name == module or module.startswith(exc.name + ".")):
-            raise StageNotBuiltError(f"stage {stage!r} is not built in this version of synthdiv") from None
-        raise
-    if not hasattr(mod, attr):
-        raise StageNotBuiltError(f"stage {stage!r} is not built in this version of synthdiv ({ref} missing)")
-    return getattr(mod, attr)
 
 
 def _section(cfg: RunConfig, key: str) -> Any:
@@ -142,7 +50,7 @@ def fingerprint(cfg: RunConfig, spec: StageSpec, run: RunDir | None = None) -> s
             inputs[name] = file_digest(path)
     parts["inputs"] = inputs
     if spec.external:
-        parts["external"] = {str(p): file_digest(p) for p in _load(spec.external, spec.name)(cfg) if Path(p).exists()}
+        parts["external"] = {str(p): file_digest(p) for p in spec.external(cfg) if Path(p).exists()}
     return canonical_hash(parts)
 
 
@@ -160,16 +68,15 @@ def run_stage(
     run = RunDir(cfg.run_dir)
     missing = [i for i in spec.inputs if not getattr(run, i).exists()]
     if missing:
-        first = _PRODUCER.get(missing[0], missing[0])
+        first = producer_of(missing[0])
         raise StageOrderError(
             f"stage {name!r} needs {getattr(run, missing[0]).name} from stage {first!r}: run `synthdiv {first}` first"
         )
-    impl = _load(spec.impl, name)
     if spec.check and (redo or not _is_done(cfg, spec, run)):
-        _load(spec.check, name)(cfg, run)
+        spec.check(cfg, run)
     with contextlib.ExitStack() as local:
         (hold or local).enter_context(run_lock(run, name))
-        return _run_locked(cfg, spec, run, impl, redo)
+        return _run_locked(cfg, spec, run, redo)
 
 
 def _is_done(cfg: RunConfig, spec: StageSpec, run: RunDir) -> bool:
@@ -178,7 +85,7 @@ def _is_done(cfg: RunConfig, spec: StageSpec, run: RunDir) -> bool:
     return state is not None and state.status == "done" and state.fingerprint == fingerprint(cfg, spec, run)
 
 
-def _run_locked(cfg: RunConfig, spec: StageSpec, run: RunDir, impl: Callable[..., Any], redo: bool) -> dict[str, Any]:
+def _run_locked(cfg: RunConfig, spec: StageSpec, run: RunDir, redo: bool) -> dict[str, Any]:
     name = spec.name
     fp = fingerprint(cfg, spec, run)
     state = run.read_state(name)
@@ -205,7 +112,7 @@ def _run_locked(cfg: RunConfig, spec: StageSpec, run: RunDir, impl: Callable[...
     started = time.monotonic()
     try:
         with heartbeat(run.root, name):
-            summary = impl(cfg, run) or {}
+            summary = spec.impl(cfg, run) or {}
     except BaseException:
         if fresh and not any(aside.has_files(getattr(run, o)) for o in spec.outputs):
             # failed before writing anything: leave no trace of a start, and put back what redo set aside
@@ -217,7 +124,7 @@ def _run_locked(cfg: RunConfig, spec: StageSpec, run: RunDir, impl: Callable[...
             logger.warning("stage %s stopped part-way; the outputs it replaces stay in %s until it is done",
                            name, aside.aside_path(run, name))
         raise
-    if spec.complete and not _load(spec.complete, name)(cfg, run):
+    if spec.complete and not spec.complete(cfg, run):
         logger.info("stage %s: this worker is done in %s; other workers still have work (%s)", name,
                     human_duration(time.monotonic() - started), _summary_text(summary))
         return summary
@@ -236,7 +143,7 @@ def _summary_text(summary: dict[str, Any]) -> str:
 
 def _lost_outputs(cfg: RunConfig, spec: StageSpec, run: RunDir) -> bool:
     """Whether a stage recorded as done has lost part of its outputs since (a deleted or truncated shard)."""
-    return spec.complete is not None and not _load(spec.complete, spec.name)(cfg, run)
+    return spec.complete is not None and not spec.complete(cfg, run)
 
 
 def _restore_config(run: RunDir, old: bytes | None) -> None:
@@ -263,8 +170,8 @@ def run_all(cfg: RunConfig, redo: Sequence[str] = (), stop_after: str | None = N
     """
     asked = [("--redo", n) for n in redo] + ([("--until", stop_after)] if stop_after is not None else [])
     for option, name in asked:
-        if name not in _BY_NAME:
-            raise ConfigError(f"run {option}: unknown stage {name!r}; expected one of: {', '.join(_BY_NAME)}")
+        if name not in STAGE_NAMES:
+            raise ConfigError(f"run {option}: unknown stage {name!r}; expected one of: {', '.join(STAGE_NAMES)}")
     from synthdiv.check import preflight
 
     preflight(cfg, stop_after, redo)  # paths, models, devices and disk of the stages to run, before any writes
@@ -294,7 +201,7 @@ def run_all(cfg: RunConfig, redo: Sequence[str] = (), stop_after: str | None = N
 @dataclass
 class StageStatus:
     stage: str
-    state: str  # not started | partial | done | stale | not built
+    state: str  # not started | partial | done | stale
     detail: str = ""
 
 
@@ -303,18 +210,13 @@ def stage_status(cfg: RunConfig) -> list[StageStatus]:
     run = RunDir(cfg.run_dir)
     rows = []
     for spec in STAGES:
-        try:
-            _load(spec.impl, spec.name)
-        except StageNotBuiltError:
-            rows.append(StageStatus(spec.name, "not built"))
-            continue
         state = run.read_state(spec.name)
         if state is None:
             rows.append(StageStatus(spec.name, "not started"))
             continue
         detail = ""
         if spec.progress:
-            detail = _load(spec.progress, spec.name)(cfg, run) or ""
+            detail = spec.progress(cfg, run) or ""
         if all(getattr(run, i).exists() for i in spec.inputs) and state.fingerprint != fingerprint(cfg, spec, run):
             rows.append(StageStatus(spec.name, "stale", "config or inputs changed since it ran"))
         elif state.status == "done" and _lost_outputs(cfg, spec, run):

@@ -20,12 +20,12 @@ ClipOpt = Annotated[bool, typer.Option("--clip", help="Add the mean pairwise CLI
 @app.command("disambiguation")
 def disambiguation(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) -> None:
     """Table of class, original name, why it was ambiguous, chosen description, runner-up, margin and scores."""
-    from synthdiv.stages import _load
+    from synthdiv.disambiguate import disambiguation_table
 
     out = console()
     if not out.is_terminal:  # a pipe or a file: no 80-column fold of a wide table
         out = console(width=250)
-    out.print(_load("synthdiv.disambiguate:disambiguation_table", "disambiguate")(load(config, set_, run_dir)))
+    out.print(disambiguation_table(load(config, set_, run_dir)))
 
 
 @app.command("prompts")
@@ -37,10 +37,10 @@ def prompts(
     clip: ClipOpt = False,
 ) -> None:
     """Per class: counts by kind, distinct-word ratio, sample prompts (and with --clip the CLIP text distance)."""
-    from synthdiv.stages import _load
+    from synthdiv.prompts.diversity import diversity_report
 
     cfg = load(config, set_, run_dir)
-    console().print(_load("synthdiv.prompts.diversity:diversity_report", "prompts")(cfg, class_, clip=clip))
+    console().print(diversity_report(cfg, class_, clip=clip))
 
 
 @app.command("samples")
@@ -52,8 +52,8 @@ def samples(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG to write (default: in the run dir).")] = None,
 ) -> None:
     """Write a contact sheet PNG of generated images."""
-    from synthdiv.stages import _load
+    from synthdiv.generate.samples import contact_sheet
 
     cfg = load(config, set_, run_dir)
-    path = _load("synthdiv.generate.samples:contact_sheet", "generate")(cfg, class_, out)
+    path = contact_sheet(cfg, class_, out)
     typer.echo(str(path))

@@ -9,22 +9,9 @@ from typing import Annotated, Any
 import typer
 
 from synthdiv.cli._options import ConfigOpt, RedoFlag, RunDirOpt, SetOpt, console, load
+from synthdiv.pipeline import STAGES
 
 __all__ = ["register"]
-
-STAGE_NAMES = ("classes", "disambiguate", "prompts", "plan", "generate", "score", "train", "evaluate", "report")
-STAGE_HELP = {
-    "classes": "Build classes.jsonl from ImageNet ids, a class file or an ImageFolder.",
-    "disambiguate": "Give each class one unambiguous description (LLM candidates, chosen by CLIP).",
-    "prompts": "Write diverse contexts and styles with the LLM and compose prompts.parquet.",
-    "plan": "Assign images to prompts, seeds and shards: plan.parquet.",
-    "generate": "Generate the planned images into WebDataset shards (resumable).",
-    "score": "Score every generated image with CLIP; filters are views, nothing is deleted.",
-    "train": "Train a timm classifier on real + synthetic images with auxiliary normalization.",
-    "evaluate": "Evaluate the trained model in-domain, out-of-domain and on long-tail splits.",
-    "report": "Write report/index.html.",
-}
-
 
 INTERRUPTED = "synthdiv: interrupted; rerun to resume"
 
@@ -43,7 +30,7 @@ def _interruptible(command: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-def _stage_command(name: str):  # noqa: ANN202 - a typer command factory
+def _stage_command(name: str, help_text: str):  # noqa: ANN202 - a typer command factory
     @_interruptible
     def command(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None, redo: RedoFlag = False) -> None:
         from synthdiv.stages import run_stage
@@ -52,7 +39,7 @@ def _stage_command(name: str):  # noqa: ANN202 - a typer command factory
         run_stage(cfg, name, redo=redo)
 
     command.__name__ = f"{name}_command"
-    command.__doc__ = STAGE_HELP[name]
+    command.__doc__ = help_text
     return command
 
 
@@ -84,7 +71,7 @@ def status(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) ->
     table.add_column("stage")
     table.add_column("state")
     table.add_column("detail")
-    colours = {"done": "green", "partial": "yellow", "stale": "red", "not built": "dim"}
+    colours = {"done": "green", "partial": "yellow", "stale": "red"}
     for row in stage_status(cfg):
         table.add_row(row.stage, f"[{colours.get(row.state, 'white')}]{row.state}[/]", row.detail)
     console().print(table)
@@ -100,15 +87,15 @@ def estimate(
     ] = None,
 ) -> None:
     """Print the run's budget, remaining and total: images, disk, LLM calls and tokens, generation and training time."""
-    from synthdiv.stages import _load
+    from synthdiv.generate.estimate import estimate as budget
 
     cfg = load(config, set_, run_dir)
-    console().print(_load("synthdiv.generate.estimate:estimate", "estimate")(cfg, images_per_second))
+    console().print(budget(cfg, images_per_second))
 
 
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
-    for name in STAGE_NAMES:
-        app.command(name, help=STAGE_HELP[name])(_stage_command(name))
+    for spec in STAGES:
+        app.command(spec.name, help=spec.help)(_stage_command(spec.name, spec.help))
     app.command("status")(status)
     app.command("estimate")(estimate)
