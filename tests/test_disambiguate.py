@@ -167,9 +167,12 @@ def cranes(tmp_path: Path) -> list[dict[str, Any]]:
 
 
 def _use_llm(monkeypatch: pytest.MonkeyPatch, llm: Any) -> None:
+    """The stage gets ``llm`` behind the real response cache, as it gets any backend."""
     import synthdiv.llm
+    from synthdiv.llm.cache import CachedLLM
 
-    monkeypatch.setattr(synthdiv.llm, "create_llm", lambda spec, cache_dir=None: llm)
+    monkeypatch.setattr(synthdiv.llm, "create_llm",
+                        lambda spec, cache_dir=None: CachedLLM(llm, cache_dir, "fake", "scripted") if cache_dir else llm)
 
 
 def test_stage_resolves_every_class_and_keeps_them_unique(make_config, monkeypatch, cranes) -> None:
@@ -228,7 +231,8 @@ def test_a_failed_llm_answer_is_a_fallback_and_the_stage_goes_on(make_config, mo
     cfg = make_config(disambiguate={"candidates": 2, "max_retries": 1}, models={"clip": CLIP})
     run = RunDir(cfg.run_dir)
     _write_classes(run, cranes[1:])
-    _use_llm(monkeypatch, FakeLLM('["crane", "[]"]', "", '["a wool cardigan", "a knitted cardigan sweater"]'))
+    # the classes are asked together, round by round: crane, cardigan, then crane's corrective retry
+    _use_llm(monkeypatch, FakeLLM('["crane", "[]"]', '["a wool cardigan", "a knitted cardigan sweater"]', ""))
     summary = resolve_classes(cfg, run)
     rows = read_jsonl(run.resolved)
     assert summary["fallbacks"] == 1 and summary["llm_requests"] == 3
@@ -428,3 +432,35 @@ def test_after_the_real_classes_stage(make_config, monkeypatch) -> None:
     assert summary["classes"] == 3 and summary.get("basis_images") == 3
     assert all(r["real_images_used"] == 5 and r["real_images"] >= 5 for r in rows)
     assert [c["source"] for c in rows[0]["candidates"]].count("llm") == 1
+
+
+def test_the_classes_are_asked_together_round_by_round(make_config, monkeypatch, cranes) -> None:
+    """One batch per round (a batching backend's whole point), and the same answers as asking class by class."""
+    from synthdiv.disambiguate import resolve_classes
+
+    class Batching(FakeLLM):
+        def __init__(self, *replies: str) -> None:
+            super().__init__(*replies)
+            self.batches: list[int] = []
+
+        def complete_many(self, requests):  # noqa: ANN001, ANN201
+            self.batches.append(len(requests))
+            return [r.send(self) for r in requests]
+
+    replies = ['["a grey crane bird", "a crane wading"]', '["a tower crane", "a crane lifting steel"]',
+               '["a wool cardigan", "a knitted cardigan sweater"]']
+    cfg = make_config(disambiguate={"candidates": 2}, models={"clip": CLIP})
+    run = RunDir(cfg.run_dir)
+    _write_classes(run, cranes)
+    together = Batching(*replies)
+    _use_llm(monkeypatch, together)
+    resolve_classes(cfg, run)
+    assert together.batches == [3]
+    batched = run.resolved.read_text()
+    _use_llm(monkeypatch, FakeLLM(*replies))
+    monkeypatch.setattr("synthdiv.llm.structured.ask_list_many", lambda llm, calls: 1 / 0)  # force class by class
+    import shutil
+
+    shutil.rmtree(run.cache)
+    resolve_classes(cfg, run)
+    assert run.resolved.read_text() == batched

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TEMPLATE", "Proposal", "propose", "ask_all", "strip_label"]
+__all__ = ["TEMPLATE", "Proposal", "request", "propose", "ask_all", "strip_label"]
 
 TEMPLATE = "disambiguate.v3"
 # "[description]", "<class name>", "{name}": a small model copying the shape of an instruction.
@@ -48,16 +48,15 @@ class Proposal:
     rejected: list[tuple[str, str]] = field(default_factory=list)
 
 
-def propose(
-    llm: LLM, row: dict[str, Any], others: list[str], dcfg: DisambiguateConfig, seed: int,
-    check: CandidateCheck | None = None,
-) -> Proposal:
-    """Ask ``llm`` for ``dcfg.candidates`` descriptions of the class ``row``; never raises on a bad answer.
+def request(
+    row: dict[str, Any], others: list[str], dcfg: DisambiguateConfig, seed: int, check: CandidateCheck | None = None
+) -> tuple[dict[str, Any], str]:
+    """The :func:`~synthdiv.llm.structured.ask_list` keywords (``messages`` included) that ask for ``dcfg.candidates``
+    descriptions of the class ``row``, and the template id.
 
     ``check`` (when given) rejects sentences, candidates naming another class and candidates about another sense of
     the name; the name's other senses are told to the LLM.
     """
-    from synthdiv.llm.structured import ask_list
     from synthdiv.llm.templates import render
 
     name = row["name"]
@@ -82,11 +81,24 @@ def propose(
             return f"does not name the class ({name})"
         return check.reason(strip_label(item)) if check is not None else None
 
-    answer = ask_list(
-        llm, messages, n_items=dcfg.candidates, min_len=2, max_len=200, max_retries=dcfg.max_retries,
-        temperature=dcfg.temperature, seed=seed, max_tokens=dcfg.max_tokens or 48 * dcfg.candidates + 32,
-        validate=validate,
-    )
+    call = {"messages": messages, "n_items": dcfg.candidates, "min_len": 2, "max_len": 200,
+            "max_retries": dcfg.max_retries, "temperature": dcfg.temperature, "seed": seed,
+            "max_tokens": dcfg.max_tokens or 48 * dcfg.candidates + 32, "validate": validate}
+    return call, template_id
+
+
+def propose(
+    llm: LLM, row: dict[str, Any], others: list[str], dcfg: DisambiguateConfig, seed: int,
+    check: CandidateCheck | None = None,
+) -> Proposal:
+    """Ask ``llm`` for the candidates of one class (see :func:`request`); never raises on a bad answer."""
+    from synthdiv.llm.structured import ask_list
+
+    call, template_id = request(row, others, dcfg, seed, check)
+    return _proposal(ask_list(llm, **call), template_id)
+
+
+def _proposal(answer: Any, template_id: str) -> Proposal:
     return Proposal(
         list(answer.items), bool(answer.items), answer.attempts, answer.error, template_id, list(answer.rejected)
     )
@@ -105,9 +117,37 @@ def ask_all(
     cfg: RunConfig, rows: list[dict[str, Any]], others: list[list[int]], checks: list[CandidateCheck], llm: LLM | None,
     progress: Any,
 ) -> list[Proposal]:
+    """Every class's proposal. The classes' requests go to the LLM together, round by round (one batch for the
+    transformers backend, concurrent requests for an openai server); when that fails, the classes are asked one by
+    one, so that a backend failure costs only its class (see :func:`_one_by_one`)."""
     if llm is None:  # disambiguate.candidates: 0 -- grounded candidates and CLIP only
         return [Proposal(template_id=None) for _ in rows]
+    from synthdiv.llm.structured import ask_list_many
+
     task = progress.add_task("disambiguate: LLM candidates", total=len(rows))
+    calls = [request(row, [rows[j]["name"] for j in near], cfg.disambiguate, _class_seed(cfg.seed, row), check)
+             for row, near, check in zip(rows, others, checks, strict=True)]
+    try:
+        answers = ask_list_many(llm, [call for call, _ in calls])
+    except Exception as exc:  # answered ones are cached: asking class by class repeats no LLM work
+        logger.warning("asking the LLM for all classes together failed (%s: %s); asking class by class",
+                       type(exc).__name__, exc)
+        return _one_by_one(cfg, rows, others, checks, llm, progress, task)
+    proposals = [_proposal(answer, template_id) for answer, (_, template_id) in zip(answers, calls, strict=True)]
+    for row, proposal in zip(rows, proposals, strict=True):
+        if not proposal.ok:
+            logger.info("no LLM candidates for class %s: %s", row["name"], proposal.error)
+    progress.update(task, completed=len(rows))
+    return proposals
+
+
+def _one_by_one(
+    cfg: RunConfig, rows: list[dict[str, Any]], others: list[list[int]], checks: list[CandidateCheck], llm: LLM,
+    progress: Any, task: Any,
+) -> list[Proposal]:
+    """Ask class by class: a backend failure for one class is recorded and the stage goes on, unless the backend
+    fails on each of the first classes (it is broken, not merely answering badly)."""
+    progress.update(task, completed=0)
     proposals: list[Proposal] = []
     raised = 0
     for row, near, check in zip(rows, others, checks, strict=True):

@@ -116,7 +116,10 @@ class CachedLLM:
     def complete_many(self, requests: Sequence[Request]) -> list[list[str]]:
         """Answer each request from the cache or, for the misses, from the wrapped LLM in one
         :func:`~synthdiv.llm.base.complete_many` call; every entry is keyed and written exactly as by
-        :meth:`complete`, so either path answers the other's requests."""
+        :meth:`complete`, so either path answers the other's requests. A backend without a batch path is asked
+        one request at a time, each answer cached as it comes, so a failure halfway keeps what was answered."""
+        if getattr(self.inner, "complete_many", None) is None:
+            return [r.send(self) for r in requests]
         keys = [request_key(self.backend, self.model, r.messages, r.n, r.temperature, r.seed, r.max_tokens,
                             r.json_schema) for r in requests]
         answers: list[list[str] | None] = [self._read(self.path_for(k), r.n) for k, r in zip(keys, requests,
