@@ -171,8 +171,10 @@ def _use_llm(monkeypatch: pytest.MonkeyPatch, llm: Any) -> None:
     import synthdiv.llm
     from synthdiv.llm.cache import CachedLLM
 
-    monkeypatch.setattr(synthdiv.llm, "create_llm",
-                        lambda spec, cache_dir=None: CachedLLM(llm, cache_dir, "fake", "scripted") if cache_dir else llm)
+    def create(spec: Any, cache_dir: Path | None = None) -> Any:
+        return CachedLLM(llm, cache_dir, "fake", "scripted") if cache_dir else llm
+
+    monkeypatch.setattr(synthdiv.llm, "create_llm", create)
 
 
 def test_stage_resolves_every_class_and_keeps_them_unique(make_config, monkeypatch, cranes) -> None:
