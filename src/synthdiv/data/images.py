@@ -17,11 +17,14 @@ import io
 import logging
 import random
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synthdiv.data.sources import SampleSet
+
+if TYPE_CHECKING:
+    from synthdiv.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +184,9 @@ def collate_blocks(items: Sequence[tuple[Any, int, int] | None]) -> dict[str, An
     }
 
 
-def build_transforms(cfg: Any, training: bool, mean: Sequence[float], std: Sequence[float]) -> Callable[[Any], Any]:
+def build_transforms(
+    cfg: TrainConfig, training: bool, mean: Sequence[float], std: Sequence[float]
+) -> Callable[[Any], Any]:
     """timm transforms: RandomResizedCrop + flip + RandAugment for training, resize + center crop for eval."""
     from timm.data import create_transform
 

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from synthdiv.data.sources import SampleSet
+
+if TYPE_CHECKING:
+    from synthdiv.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ class RealProtocol:
     long_tail_min: int = 5
 
     @classmethod
-    def from_train(cls, tcfg: Any) -> RealProtocol:
+    def from_train(cls, tcfg: TrainConfig) -> RealProtocol:
         """The protocol of a (flat, one-variant) ``train`` section."""
         return cls(**{name: getattr(tcfg, name) for name in cls.__dataclass_fields__})
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthdiv.data.sources import IMAGE_EXTENSIONS, SampleSet, TarMember, index_tar, list_images
 from synthdiv.errors import InputError
 from synthdiv.names import is_within, printable
 from synthdiv.run import write_parquet_atomic
+
+if TYPE_CHECKING:
+    from synthdiv.config import RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +106,7 @@ def _shard_index(shard: Path, index_dir: Path | None) -> list[TarMember]:
     return members
 
 
-def real_dir_roots(cfg: Any) -> list[Path] | None:
+def real_dir_roots(cfg: RunConfig) -> list[Path] | None:
     """Where the classes stage may have found real images: ``classes.real_root`` or an ImageFolder source."""
     roots = [Path(cfg.classes.real_root)] if cfg.classes.real_root is not None else []
     if not isinstance(cfg.classes.source, str) and Path(cfg.classes.source).is_dir():

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synthdiv.data.sources import SampleSet, index_tar
 from synthdiv.errors import InputError
 from synthdiv.run import RunDir
+
+if TYPE_CHECKING:
+    from synthdiv.config import RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +30,7 @@ def shard_path(shards: Path, shard: int) -> Path:
     return Path(shards) / f"shard-{shard:06d}.tar"
 
 
-def selected_manifest(cfg: Any, run: RunDir) -> Any:
+def selected_manifest(cfg: RunConfig, run: RunDir) -> Any:
     """The manifest rows training may use, as a pyarrow Table (``image_id``, ``class``, ``shard``, ...).
 
     The score filter's view (``synthdiv.generate.filter.filtered_manifest``: rows of complete shards that pass
@@ -54,7 +57,7 @@ def selected_manifest(cfg: Any, run: RunDir) -> Any:
     return table
 
 
-def synthetic_samples(cfg: Any, run: RunDir, num_classes: int, shards_dir: Path | None = None) -> SampleSet:
+def synthetic_samples(cfg: RunConfig, run: RunDir, num_classes: int, shards_dir: Path | None = None) -> SampleSet:
     """The synthetic training images of the run, as byte ranges in its shards, in ``image_id`` order.
 
     The byte ranges come from the manifest's ``offset`` / ``size`` columns (columnar: no tar is opened); rows of

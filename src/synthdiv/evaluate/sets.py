@@ -12,12 +12,15 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synthdiv.data.sources import SampleSet, list_images
 from synthdiv.errors import InputError
+
+if TYPE_CHECKING:
+    from synthdiv.config import EvaluateConfig
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +112,7 @@ def _limit(samples: SampleSet, max_images: int | None, seed: int) -> SampleSet:
     return samples.take(keep)
 
 
-def build_eval_sets(ecfg: Any, classes: Sequence[dict[str, Any]], seed: int) -> list[EvalSet]:
+def build_eval_sets(ecfg: EvaluateConfig, classes: Sequence[dict[str, Any]], seed: int) -> list[EvalSet]:
     """Every set of the ``evaluate`` section: ``test``, ``test-<shift>`` and each OOD set."""
     sets: list[EvalSet] = []
     if ecfg.test_root is not None:
@@ -128,7 +131,7 @@ def build_eval_sets(ecfg: Any, classes: Sequence[dict[str, Any]], seed: int) -> 
     return sets
 
 
-def test_samples(ecfg: Any, classes: Sequence[dict[str, Any]]) -> SampleSet:
+def test_samples(ecfg: EvaluateConfig, classes: Sequence[dict[str, Any]]) -> SampleSet:
     """Every image of ``evaluate.test_root``, its class folders named by wnid or by class name."""
     by = "wnid" if _by_wnid(ecfg.test_root, classes) else "name"
     return folder_set(ecfg.test_root, by, classes, "evaluate.test_root")

@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synthdiv.names import safe_join
 from synthdiv.run import RunDir, atomic_write_bytes, atomic_write_json
 
+if TYPE_CHECKING:
+    from synthdiv.config import RunConfig
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["evaluate_run", "evaluate_variant", "read_predictions"]
 
 
-def evaluate_run(cfg: Any, run: RunDir) -> dict[str, Any]:
+def evaluate_run(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     """Evaluate every trained variant of the run (stage entry point); returns ``{variant: {set: top1}}``."""
     from synthdiv.catalog.reader import read_classes
     from synthdiv.errors import InputError
@@ -41,7 +44,7 @@ def evaluate_run(cfg: Any, run: RunDir) -> dict[str, Any]:
     return {v: {s: r["top1"] for s, r in res.items()} for v, res in summary.items()}
 
 
-def evaluate_variant(cfg: Any, run: RunDir, name: str, classes: list[dict[str, Any]], sets: list[Any]) -> dict:
+def evaluate_variant(cfg: RunConfig, run: RunDir, name: str, classes: list[dict[str, Any]], sets: list[Any]) -> dict:
     """Evaluate one exported variant on ``sets``; writes ``eval/<name>/<set>.json`` and returns top-1/top-5."""
     import timm
 

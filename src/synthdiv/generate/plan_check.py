@@ -10,7 +10,7 @@ class or shard, and an ``image_id`` that appears twice. Memory: 8 bytes per row 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +22,7 @@ from synthdiv.schemas import PLAN_SCHEMA
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from synthdiv.config import RunConfig
     from synthdiv.run import RunDir
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ __all__ = ["check_plan", "check_plan_file"]
 _BATCH_ROWS = 1 << 16
 
 
-def check_plan(cfg: Any, run: RunDir) -> None:
+def check_plan(cfg: RunConfig, run: RunDir) -> None:
     """The generate stage's check hook: :func:`check_plan_file` on the run's plan."""
     check_plan_file(run.plan)
 

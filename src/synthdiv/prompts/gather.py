@@ -17,12 +17,15 @@ import math
 from collections import Counter
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synthdiv.prompts.dedup import dedup_embeddings, dedup_text
 from synthdiv.prompts.text import text_key
+
+if TYPE_CHECKING:
+    from synthdiv.config import PromptsConfig
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ def default_max_requests(wanted: int, batch_size: int) -> int:
     return 2 * math.ceil(wanted / batch_size) + 1
 
 
-def gather_settings(cfg: Any, scorer: Any | None) -> dict[str, Any]:
+def gather_settings(cfg: PromptsConfig, scorer: Any | None) -> dict[str, Any]:
     """The :func:`gather` keywords that a ``prompts`` config section sets (shared by contexts and styles)."""
     return {
         "batch_size": cfg.batch_size,

@@ -18,7 +18,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from synthdiv.train.auxnorm import AuxNorm, aux_layers, route
 from synthdiv.train.checkpoint import load_latest_checkpoint, prune_checkpoints, save_checkpoint
 from synthdiv.train.distributed import DistInfo
 from synthdiv.train.mix import mix_within_domains
+
+if TYPE_CHECKING:
+    from synthdiv.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +85,7 @@ def _loss(logits: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None,
 class _TrainState:
     """Optimizer, LR schedule, grad scaler and EMA of a model: built from the config, saved and restored together."""
 
-    def __init__(self, tcfg: Any, model: nn.Module, total_steps: int, device: torch.device) -> None:
+    def __init__(self, tcfg: TrainConfig, model: nn.Module, total_steps: int, device: torch.device) -> None:
         from timm.optim import create_optimizer_v2
 
         self.tcfg, self.model = tcfg, model
@@ -155,7 +158,7 @@ class _TrainState:
 
 
 def run_loop(
-    tcfg: Any,
+    tcfg: TrainConfig,
     model: nn.Module,
     plan: BatchPlan,
     real: Any,
@@ -249,7 +252,7 @@ def run_loop(
 
 
 def _micro_step(
-    net: nn.Module, layers: list[AuxNorm], batch: dict[str, Any], tcfg: Any, dtype: torch.dtype | None,
+    net: nn.Module, layers: list[AuxNorm], batch: dict[str, Any], tcfg: TrainConfig, dtype: torch.dtype | None,
     device: torch.device, num_classes: int, denom: float, rng: np.random.Generator,
 ) -> torch.Tensor | None:
     """The weighted loss of one micro-batch, divided by the nominal per-rank batch weight ``denom``."""

@@ -14,21 +14,24 @@ A finished variant is skipped when the stage resumes; a started one resumes from
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthdiv.run import RunDir, atomic_write_json
+
+if TYPE_CHECKING:
+    from synthdiv.config import RunConfig, TrainConfig
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["fit", "progress", "train_variant", "prepare_data", "build_model"]
 
 
-def fit(cfg: Any, run: RunDir) -> dict[str, Any]:
+def fit(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     """Train every variant of ``cfg.train`` (stage entry point); returns ``{variant: summary}``."""
     return {name: train_variant(cfg, run, name) for name in cfg.train.variant_names()}
 
 
-def progress(cfg: Any, run: RunDir) -> str | None:
+def progress(cfg: RunConfig, run: RunDir) -> str | None:
     """``"real: done, real+syn: step 120"`` from the files of each variant (nothing is imported or loaded)."""
     import json
     import re
@@ -48,7 +51,7 @@ def progress(cfg: Any, run: RunDir) -> str | None:
     return ", ".join(parts) or None
 
 
-def prepare_data(cfg: Any, tcfg: Any, run: RunDir, classes: list[dict[str, Any]]) -> tuple[Any, Any]:
+def prepare_data(cfg: RunConfig, tcfg: TrainConfig, run: RunDir, classes: list[dict[str, Any]]) -> tuple[Any, Any]:
     """The real set (after the low-data / long-tail protocols) and the synthetic set of one variant."""
     from synthdiv.data import SampleSet, real_samples, synthetic_samples
     from synthdiv.data.mixed import block_sizes
@@ -68,7 +71,7 @@ def prepare_data(cfg: Any, tcfg: Any, run: RunDir, classes: list[dict[str, Any]]
     return real, synthetic
 
 
-def build_model(tcfg: Any, num_classes: int) -> Any:
+def build_model(tcfg: TrainConfig, num_classes: int) -> Any:
     """The timm model of a variant, with auxiliary norms when ``aux_norm: aux`` and both domains are in a batch."""
     import timm
 
@@ -98,7 +101,7 @@ def build_model(tcfg: Any, num_classes: int) -> Any:
     return model
 
 
-def train_variant(cfg: Any, run: RunDir, name: str) -> dict[str, Any]:
+def train_variant(cfg: RunConfig, run: RunDir, name: str) -> dict[str, Any]:
     """Train, checkpoint and export one variant; a finished variant returns its recorded summary."""
     import torch
 

@@ -8,9 +8,12 @@ is in eval mode: the main norms only, as in the evaluate stage and the exported 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from synthdiv.config import RunConfig, TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +64,9 @@ class Validator:
                 "val_images": images}
 
 
-def build_validator(cfg: Any, tcfg: Any, classes: list[dict[str, Any]], transform: Any) -> Validator | None:
+def build_validator(
+    cfg: RunConfig, tcfg: TrainConfig, classes: list[dict[str, Any]], transform: Any
+) -> Validator | None:
     """The validator of a variant, or None when ``train.val_batches`` is 0 or no ``evaluate.test_root`` is set."""
     if not tcfg.val_batches or cfg.evaluate.test_root is None:
         return None
