@@ -198,3 +198,35 @@ def test_a_missing_source_image_is_one_line_naming_it(img2img_config, tmp_path):
     (tmp_path / "real" / CLASSES[cls] / first).unlink()
     with pytest.raises(InputError, match=f"{first}: the source real image of plan image .* is gone"):
         generate_images(cfg, RunDir(cfg.run_dir))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_memorization_check_runs_on_img2img_output(img2img_config, tmp_path):
+    """Image-to-image is where copies of real images can happen: the score stage compares every img2img image with
+    the real images of its class, and an output that is a copy of one (planted here: the tiny random VAE cannot
+    reconstruct, so no real copy happens by itself) is flagged as memorized and dropped by the `memorized` filter."""
+    from synthdiv.generate.filter import filtered_manifest
+    from synthdiv.generate.shards import image_bytes
+    from synthdiv.stages import run_stage
+
+    cfg = img2img_config(share=1.0, per_class=3, shard_size=3)
+    run = RunDir(cfg.run_dir)
+    generate_images(cfg, run)
+    manifest = read_manifest(run)
+    assert all(s is not None for s in manifest.column("source").to_pylist())  # every image starts from a real one
+    first = manifest.slice(0, 1)
+    row = first.to_pylist()[0]
+    real_dir = Path(json.loads(run.resolved.read_text().splitlines()[row["class"]])["real_dir"])
+    (real_dir / "planted.jpg").write_bytes(image_bytes(run, first)[0])  # a real image the output is a copy of
+    cfg = cfg.model_copy(update={"score": cfg.score.model_copy(update={
+        "real_per_class": None,
+        "duplicates": cfg.score.duplicates.model_copy(update={"real_threshold": 0.999})})})
+    run_stage(cfg, "score")
+    scores = pq.read_table(run.scores).to_pylist()
+    assert all(s["real_nn"] is not None and s["real_nn_cosine"] is not None for s in scores)
+    flagged = {s["image_id"] for s in scores if s["memorized"]}
+    assert row["image_id"] in flagged
+    kept = filtered_manifest(cfg, run, ["memorized"])
+    assert row["image_id"] not in kept.column("image_id").to_pylist()
+    assert kept.num_rows == manifest.num_rows - len(flagged)
