@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LoopResult", "run_loop", "cosine_lambda", "amp_dtype"]
+__all__ = ["LoopResult", "LoopSetup", "run_loop", "memory_format", "cosine_lambda", "amp_dtype"]
 
 
 @dataclass
@@ -157,28 +157,56 @@ class _TrainState:
         return self.ema.module if self.ema is not None else self.model
 
 
-def run_loop(
-    tcfg: TrainConfig,
-    model: nn.Module,
-    plan: BatchPlan,
-    real: Any,
-    synthetic: Any,
-    transform: Any,
-    out: Path,
-    dist: DistInfo,
-    num_classes: int,
-    total_steps: int,
-    seed: int,
-    validate: Any = None,
-) -> tuple[LoopResult, nn.Module]:
-    """Train ``model`` for ``total_steps`` optimizer steps from the newest checkpoint in ``out/checkpoints``.
+@dataclass
+class LoopSetup:
+    """Everything one training run of a variant needs (built once by :func:`synthdiv.train.stage.train_variant`).
 
-    ``validate`` (a :class:`~synthdiv.train.validate.Validator`), when given, measures the model to export at each
-    epoch's end and at the last step, on the main rank, and writes a ``val`` row to ``metrics.jsonl``.
+    Attributes:
+        tcfg: The variant's train config.
+        model: The timm model (with auxiliary norms where they apply), on ``dist.device``.
+        plan: The per-rank batch plan (real block, then synthetic block).
+        real: The real SampleSet (after the low-data / long-tail protocol).
+        synthetic: The synthetic SampleSet (after the filters).
+        transform: The training transform.
+        out: ``train/<variant>``: checkpoints and metrics.jsonl.
+        dist: This rank and its device.
+        num_classes: Number of classes.
+        total_steps: Optimizer steps of the whole run.
+        seed: The run seed.
+        validate: A :class:`~synthdiv.train.validate.Validator`, or None.
+    """
+
+    tcfg: TrainConfig
+    model: nn.Module
+    plan: BatchPlan
+    real: Any
+    synthetic: Any
+    transform: Any
+    out: Path
+    dist: DistInfo
+    num_classes: int
+    total_steps: int
+    seed: int
+    validate: Any = None
+
+
+def memory_format(tcfg: TrainConfig, device: torch.device) -> torch.memory_format:
+    """channels_last on CUDA when ``train.channels_last`` (on the CPU, channels_last BatchNorm is ~3x slower)."""
+    return torch.channels_last if tcfg.channels_last and device.type == "cuda" else torch.contiguous_format
+
+
+def run_loop(setup: LoopSetup) -> tuple[LoopResult, nn.Module]:
+    """Train ``setup.model`` for ``setup.total_steps`` optimizer steps from the newest checkpoint in
+    ``setup.out/checkpoints``.
+
+    ``setup.validate``, when given, measures the model to export at each epoch's end and at the last step, on the
+    main rank, and writes a ``val`` row to ``metrics.jsonl``.
 
     Returns:
         The result and the model to export (the EMA model when ``tcfg.ema_decay`` is set).
     """
+    tcfg, model, plan, out, dist = setup.tcfg, setup.model, setup.plan, setup.out, setup.dist
+    num_classes, total_steps, seed, validate = setup.num_classes, setup.total_steps, setup.seed, setup.validate
     device = dist.device
     layers = aux_layers(model)
     state = _TrainState(tcfg, model, total_steps, device)
@@ -196,57 +224,59 @@ def run_loop(
             model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=bool(layers)
         )
     metrics = _Metrics(out / "metrics.jsonl", start, dist.is_main, tcfg.tensorboard)
-    loader = make_loader(real, synthetic, plan, transform, start, total_steps, num_workers=tcfg.num_workers,
-                         pin_memory=device.type == "cuda")
+    loader = make_loader(setup.real, setup.synthetic, plan, setup.transform, start, total_steps,
+                         num_workers=tcfg.num_workers, pin_memory=device.type == "cuda")
     denom = (plan.n_real + tcfg.synthetic_loss_weight * plan.n_syn) / dist.world_size
     model.train()
     t0, images, last_loss = time.perf_counter(), 0, None
     batches = iter(loader)
-    with _progress(dist.is_main, out.name, start, total_steps) as advance:
-        for step in range(start, total_steps):
-            torch.manual_seed(_step_seed(seed, dist.rank, step))
-            step_loss = torch.zeros((), device=device)
-            state.save_buffers()
-            for micro in range(plan.accum_steps):
-                batch = next(batches)
-                sync = micro == plan.accum_steps - 1 or not dist.distributed
-                with nullcontext() if sync else net.no_sync():  # type: ignore[operator]
-                    rng = np.random.default_rng([seed, step, micro, dist.rank])
-                    loss = _micro_step(net, layers, batch, tcfg, state.dtype, device, num_classes, denom, rng)
-                    if loss is not None:
-                        state.scaler.scale(loss).backward()
-                        step_loss += loss.detach().float()
-                corrupt += batch["corrupt"]  # samples this rank skipped (no device sync)
-                images += batch["images"].shape[0] if batch["images"] is not None else 0
-            done = step + 1
-            if state.step(step):
-                in_a_row = 0
-            else:
-                skipped, in_a_row = skipped + 1, in_a_row + 1
-                logger.warning("step %d: non-finite gradients, update skipped (%d in a row)", done, in_a_row)
-                if in_a_row > tcfg.max_nonfinite_steps:
-                    raise TrainingDivergedError(
-                        f"train {out.name}: {in_a_row} steps in a row with non-finite gradients (the last at step "
-                        f"{done}, above train.max_nonfinite_steps={tcfg.max_nonfinite_steps}); lower train.lr, set "
-                        f"train.grad_clip or train.warmup_steps, or use train.amp=none"
-                    )
-            if done % tcfg.log_every == 0 or done == total_steps:
-                if dist.distributed:
-                    torch.distributed.all_reduce(step_loss)
-                loss = float(step_loss) / dist.world_size
-                last_loss = loss if math.isfinite(loss) else None  # JSON has no NaN
-                metrics.write({"step": done, "loss": last_loss, "lr": state.scheduler.get_last_lr()[0],
-                               "epoch": step / plan.steps_per_epoch, "corrupt": corrupt, "skipped": skipped,
-                               "images_per_s": images * dist.world_size / max(1e-9, time.perf_counter() - t0)})
-            if validate is not None and dist.is_main and (done % plan.steps_per_epoch == 0 or done == total_steps):
-                metrics.write({"step": done, "epoch": done / plan.steps_per_epoch, "split": "val",
-                               **validate(state.final_model, device, state.dtype)})
-            if dist.is_main and (done % tcfg.checkpoint_every == 0 or done == total_steps):
-                save_checkpoint(ckpt_dir, done, {**state.state_dict(), "corrupt": corrupt, "skipped": skipped,
-                                                 "nonfinite_in_a_row": in_a_row})
-                prune_checkpoints(ckpt_dir, tcfg.keep_checkpoints)
-            advance()
-    metrics.close()
+    try:
+        with _progress(dist.is_main, out.name, start, total_steps) as advance:
+            for step in range(start, total_steps):
+                torch.manual_seed(_step_seed(seed, dist.rank, step))
+                step_loss = torch.zeros((), device=device)
+                state.save_buffers()
+                for micro in range(plan.accum_steps):
+                    batch = next(batches)
+                    sync = micro == plan.accum_steps - 1 or not dist.distributed
+                    with nullcontext() if sync else net.no_sync():  # type: ignore[operator]
+                        rng = np.random.default_rng([seed, step, micro, dist.rank])
+                        loss = _micro_step(net, layers, batch, tcfg, state.dtype, device, num_classes, denom, rng)
+                        if loss is not None:
+                            state.scaler.scale(loss).backward()
+                            step_loss += loss.detach().float()
+                    corrupt += batch["corrupt"]  # samples this rank skipped (no device sync)
+                    images += batch["images"].shape[0] if batch["images"] is not None else 0
+                done = step + 1
+                if state.step(step):
+                    in_a_row = 0
+                else:
+                    skipped, in_a_row = skipped + 1, in_a_row + 1
+                    logger.warning("step %d: non-finite gradients, update skipped (%d in a row)", done, in_a_row)
+                    if in_a_row > tcfg.max_nonfinite_steps:
+                        raise TrainingDivergedError(
+                            f"train {out.name}: {in_a_row} steps in a row with non-finite gradients (the last at step "
+                            f"{done}, above train.max_nonfinite_steps={tcfg.max_nonfinite_steps}); lower train.lr, set "
+                            f"train.grad_clip or train.warmup_steps, or use train.amp=none"
+                        )
+                if done % tcfg.log_every == 0 or done == total_steps:
+                    if dist.distributed:
+                        torch.distributed.all_reduce(step_loss)
+                    loss = float(step_loss) / dist.world_size
+                    last_loss = loss if math.isfinite(loss) else None  # JSON has no NaN
+                    metrics.write({"step": done, "loss": last_loss, "lr": state.scheduler.get_last_lr()[0],
+                                   "epoch": step / plan.steps_per_epoch, "corrupt": corrupt, "skipped": skipped,
+                                   "images_per_s": images * dist.world_size / max(1e-9, time.perf_counter() - t0)})
+                if validate is not None and dist.is_main and (done % plan.steps_per_epoch == 0 or done == total_steps):
+                    metrics.write({"step": done, "epoch": done / plan.steps_per_epoch, "split": "val",
+                                   **validate(state.final_model, device, state.dtype)})
+                if dist.is_main and (done % tcfg.checkpoint_every == 0 or done == total_steps):
+                    save_checkpoint(ckpt_dir, done, {**state.state_dict(), "corrupt": corrupt, "skipped": skipped,
+                                                     "nonfinite_in_a_row": in_a_row})
+                    prune_checkpoints(ckpt_dir, tcfg.keep_checkpoints)
+                advance()
+    finally:
+        metrics.close()
     result = LoopResult(total_steps - start, images, corrupt, skipped, last_loss, time.perf_counter() - t0)
     return result, state.final_model
 
@@ -263,7 +293,7 @@ def _micro_step(
         logger.warning("a micro-batch with no readable image on this rank: zero-weight step")
         with route(layers, 2):
             return net(torch.zeros(2, 3, tcfg.img_size, tcfg.img_size, device=device)).float().sum() * 0.0
-    fmt = torch.channels_last if tcfg.channels_last and device.type == "cuda" else torch.contiguous_format
+    fmt = memory_format(tcfg, device)
     images = batch["images"].to(device, non_blocking=True).contiguous(memory_format=fmt)
     labels = batch["labels"].to(device, non_blocking=True)
     n_real = batch["n_real"]

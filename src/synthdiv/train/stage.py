@@ -110,7 +110,7 @@ def train_variant(cfg: RunConfig, run: RunDir, name: str) -> dict[str, Any]:
     from synthdiv.train.auxnorm import aux_norm_counts
     from synthdiv.train.distributed import setup_distributed
     from synthdiv.train.export import export_model
-    from synthdiv.train.loop import run_loop
+    from synthdiv.train.loop import LoopSetup, memory_format, run_loop
 
     tcfg = cfg.train.variant(name)
     out = run.train / name
@@ -130,9 +130,7 @@ def train_variant(cfg: RunConfig, run: RunDir, name: str) -> dict[str, Any]:
     total = tcfg.max_steps or tcfg.epochs * plan.steps_per_epoch
     torch.manual_seed(cfg.seed)
     model = build_model(tcfg, num_classes)
-    cl = tcfg.channels_last and dist.device.type == "cuda"  # on CPU, channels_last BatchNorm is ~3x slower
-    fmt = torch.channels_last if cl else torch.contiguous_format
-    model.to(dist.device, memory_format=fmt)
+    model.to(dist.device, memory_format=memory_format(tcfg, dist.device))
     mean, std = model.pretrained_cfg.get("mean"), model.pretrained_cfg.get("std")
     transform = build_transforms(tcfg, True, mean, std)
     counts = real.class_counts(num_classes).tolist()
@@ -147,8 +145,8 @@ def train_variant(cfg: RunConfig, run: RunDir, name: str) -> dict[str, Any]:
     from synthdiv.train.validate import build_validator
 
     validate = build_validator(cfg, tcfg, classes, build_transforms(tcfg, False, mean, std))
-    result, final = run_loop(tcfg, model, plan, real, synthetic, transform, out, dist, num_classes, total, cfg.seed,
-                             validate)
+    result, final = run_loop(LoopSetup(tcfg, model, plan, real, synthetic, transform, out, dist, num_classes, total,
+                                       cfg.seed, validate))
     summary = {
         "steps": total, "real_images": len(real), "synthetic_images": len(synthetic), "corrupt": result.corrupt,
         "skipped_steps": result.skipped, "final_loss": result.last_loss, "aux_norm": tcfg.aux_norm,
