@@ -117,6 +117,7 @@ def test_report_holds_every_section(report_cfg):
     assert "randomly initialised generator and clip models" in html
     assert "class0 &lt;object&gt;" in html and "<object>" not in html  # escaped
     assert "3 of 3 classes ambiguous (polysemy 3); settled by clip (signal) 3; 0 left bare" in html
+    assert '<th class="num">caption-context</th>' in html and '<th class="num">of them img2img</th>' in html
     assert "<td class=\"muted\">2 noun senses in WordNet</td>" in html and "<td>clip (signal)</td>" in html
     results = _rows(html, "results")
     assert results[1][:3] == ["test", "real (baseline)", "61.0"] and results[1][5] == ""

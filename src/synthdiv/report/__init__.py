@@ -17,6 +17,7 @@ from synthdiv.names import printable
 from synthdiv.report import collect
 from synthdiv.report.plots import curves_png
 from synthdiv.run import atomic_write_text
+from synthdiv.schemas import PROMPT_KINDS
 
 if TYPE_CHECKING:
     from synthdiv.config import RunConfig
@@ -64,6 +65,7 @@ def render_report(cfg: RunConfig, run: RunDir) -> tuple[str, dict[str, Any]]:
         "disambiguation": collect.disambiguation_section(run),
         "disambiguation_summary": collect.disambiguation_summary(run),
         "prompts": collect.prompts_section(run),
+        "prompt_kinds": PROMPT_KINDS,
         "samples": samples.sample_grids(cfg, run, results.grid_order(evals, baseline)),
         "scores": quality.score_tables(cfg, run),
         "score_note": _score_note(cfg),

@@ -157,11 +157,15 @@ def prompts_section(run: RunDir, samples_per_kind: int = 3) -> list[dict[str, An
 
     table = read_prompts(run, ["class", "class_name", "kind", "text"]).to_pylist()
     planned: Counter[int] = Counter()
+    img2img: Counter[int] = Counter()
     if run.plan.exists():
-        import numpy as np
+        import pyarrow.parquet as pq
 
-        classes = read_plan(run, ["class"]).column("class").to_numpy()
-        planned.update(dict(zip(*np.unique(classes, return_counts=True), strict=True)))
+        with_source = "source" in pq.read_schema(run.plan).names  # only an img2img plan has the column
+        plan = read_plan(run, ["class", "source"] if with_source else ["class"]).to_pydict()
+        planned.update(plan["class"])
+        if with_source:
+            img2img.update(c for c, s in zip(plan["class"], plan["source"], strict=True) if s is not None)
     by_class: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in table:
         by_class[row["class"]].append(row)
@@ -176,6 +180,7 @@ def prompts_section(run: RunDir, samples_per_kind: int = 3) -> list[dict[str, An
                 "counts": {k: counts.get(k, 0) for k in PROMPT_KINDS},
                 "distinct_ratio": f"{_distinct_word_ratio([r['text'] for r in rows]):.2f}",
                 "planned": int(planned.get(cls, 0)),
+                "img2img": int(img2img.get(cls, 0)),
                 "samples": [{"kind": s["kind"], "text": s["text"]} for s in samples],
             }
         )
