@@ -36,20 +36,9 @@ def selected_manifest(cfg: RunConfig, run: RunDir) -> Any:
     The score filter's view (``synthdiv.generate.filter.filtered_manifest``: rows of complete shards that pass
     ``score.min_similarity`` / ``score.keep_quantile``), minus images the generator flagged degenerate.
     """
-    try:
-        from synthdiv.generate.filter import filtered_manifest
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("synthdiv.generate", "synthdiv.generate.filter"):
-            raise
-        filtered_manifest = None
-    if filtered_manifest is not None:
-        table = filtered_manifest(cfg, run)
-    elif not run.manifest.exists():
-        raise InputError(f"{run.manifest}: no manifest; run `synthdiv generate` or set train.synthetic_fraction: 0")
-    else:
-        import pyarrow.parquet as pq
+    from synthdiv.generate.filter import filtered_manifest
 
-        table = pq.read_table(run.manifest)
+    table = filtered_manifest(cfg, run)
     if "degenerate" in table.column_names:  # kept in the manifest for the report; never trained on
         import pyarrow.compute as pc
 
