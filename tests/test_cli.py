@@ -137,8 +137,11 @@ def test_sigint_during_a_stage_exits_130_with_the_message(tmp_path: Path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"run_dir: {tmp_path / 'run'}\nclasses:\n  source: {tmp_path / 'c.txt'}\n")
     started = tmp_path / "started"
+    # as from a terminal: SIGINT at its default disposition (a parent that ignores it, as some test runners and
+    # every shell's background jobs do, passes SIG_IGN on, and Python then never raises KeyboardInterrupt)
     proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(cfg), str(started), str(tmp_path / "never")],
-                            env=_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
     _wait_for(started, proc)
     time.sleep(0.1)
     proc.send_signal(signal.SIGINT)

@@ -110,6 +110,7 @@ class Progress:
         self._tasks: dict[int, _Task] = {}
         self._rich_ids: dict[int, Any] = {}
         self._lock = threading.Lock()
+        self._beat_lock = threading.Lock()  # serialises heartbeat writes (the ticker thread and the worker)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_beat = 0.0
@@ -185,17 +186,20 @@ class Progress:
     def _beat(self, force: bool = False) -> None:
         """Rewrite this process's heartbeat file (when a stage runs), at most every few seconds."""
         path = _beat.get("path")
-        now = time.monotonic()
-        if path is None or (not force and now - self._last_beat < _BEAT_SECONDS):
-            return
-        self._last_beat = now
-        with self._lock:
-            tasks = [t.to_json() for t in self._tasks.values()]
         from synthdiv.run import atomic_write_json
 
-        with contextlib.suppress(OSError):  # a full or read-only disk must not stop the work
-            atomic_write_json(path, {"stage": _beat["stage"], "rank": rank(), "host": socket.gethostname(),
-                                     "pid": os.getpid(), "updated": time.time(), "tasks": tasks})
+        # one writer at a time, each with the counts of its own moment: the ticker thread and the worker never
+        # rename an older snapshot over a newer one
+        with self._beat_lock:
+            now = time.monotonic()
+            if path is None or (not force and now - self._last_beat < _BEAT_SECONDS):
+                return
+            self._last_beat = now
+            with self._lock:
+                tasks = [t.to_json() for t in self._tasks.values()]
+            with contextlib.suppress(OSError):  # a full or read-only disk must not stop the work
+                atomic_write_json(path, {"stage": _beat["stage"], "rank": rank(), "host": socket.gethostname(),
+                                         "pid": os.getpid(), "updated": time.time(), "tasks": tasks})
 
 
 def _folder(root: Path) -> Path:
