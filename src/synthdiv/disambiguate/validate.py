@@ -58,10 +58,18 @@ class ClassNames:
 
     def __init__(self, names: Sequence[str]) -> None:
         self._by_key: dict[tuple[str, ...], list[int]] = {}
-        for i, name in enumerate(names):
-            key = number_key(name)
+        self._by_word: dict[str, list[int]] = {}
+        self.keys = [number_key(name) for name in names]
+        for i, key in enumerate(self.keys):
             if key and any(len(w) > 2 for w in key):  # "a", "x1": too short to spot in a text
                 self._by_key.setdefault(key, []).append(i)
+            for w in set(key):
+                self._by_word.setdefault(w, []).append(i)
+
+    def within(self, words: set[str]) -> set[int]:
+        """The classes whose name's words are all in ``words`` ("tiger" within "tiger cat"), through a word index."""
+        near = {j for w in words for j in self._by_word.get(w, ())}
+        return {j for j in near if set(self.keys[j]) <= words}
 
     def named(self, text: str, exclude: set[int], own_phrases: Sequence[str]) -> int | None:
         """The first class (not in ``exclude``) whose whole name ``text`` uses, once ``own_phrases`` are removed."""
@@ -100,6 +108,7 @@ class CandidateCheck:
     own_phrases: list[str]  # the class's name, lemmas and hypernym
     ambiguity: Ambiguity
     same_name: set[int] = field(default_factory=set)  # classes with this class's name (never "named" by it)
+    _inside: set[int] | None = field(default=None, init=False, repr=False)
 
     def reason(self, text: str) -> str | None:
         """Why ``text`` cannot describe the class, or None."""
@@ -107,9 +116,9 @@ class CandidateCheck:
         why = sentence_reason(text, own_words)
         if why:
             return why
-        own_name = set(number_key(self.names[self.index]))
-        inside = {j for j, n in enumerate(self.names) if set(number_key(n)) <= own_name}  # "tiger" in "tiger cat"
-        other = self.class_names.named(text, {self.index, *self.same_name, *inside}, self.own_phrases)
+        if self._inside is None:  # the classes whose names lie inside this one's ("tiger" in "tiger cat")
+            self._inside = self.class_names.within(set(self.class_names.keys[self.index]))
+        other = self.class_names.named(text, {self.index, *self.same_name, *self._inside}, self.own_phrases)
         if other is not None:
             return f"names another class ({self.names[other]})"
         return self._off_sense(text)
