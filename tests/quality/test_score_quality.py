@@ -165,3 +165,18 @@ def test_classifier_marks_mislabeled_and_easy_images(scored, tmp_path):
     only_bad = config_from_dict({**sure.model_dump(mode="json"), "filters": {
         "clf": {"kind": "classifier", "drop": ["mislabeled"]}}, "train": {"filters": ["clf"]}})
     assert sorted(set(filtered_manifest(only_bad, run).column("class").to_pylist())) == [0]
+
+
+def test_each_variant_trains_on_its_own_filters(scored):
+    """``train.filters`` per variant: the real+syn arm without filters sees every image, the one with
+    ``memorized`` sees all but the planted copies (its data, not the root's)."""
+    from synthdiv.disambiguate import read_resolved
+    from synthdiv.train.stage import prepare_data
+
+    cfg, run, _, copied = scored
+    variants = {"all": {"synthetic_fraction": 0.5}, "clean": {"synthetic_fraction": 0.5, "filters": ["memorized"]}}
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"variants": variants, "real_root": None})})
+    classes = read_resolved(run.resolved)
+    sizes = {name: len(prepare_data(cfg, cfg.train.variant(name), run, classes)[1]) for name in variants}
+    memorized = sum(pq.read_table(run.scores).column("memorized").to_pylist())  # the planted copies, as scored now
+    assert memorized >= 1 and sizes == {"all": 12, "clean": 12 - memorized}

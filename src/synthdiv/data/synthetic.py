@@ -8,6 +8,7 @@ names but its shard lacks is skipped with a count, never fatal.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,15 +31,16 @@ def shard_path(shards: Path, shard: int) -> Path:
     return Path(shards) / f"shard-{shard:06d}.tar"
 
 
-def selected_manifest(cfg: RunConfig, run: RunDir) -> Any:
+def selected_manifest(cfg: RunConfig, run: RunDir, filters: Sequence[str] | None = None) -> Any:
     """The manifest rows training may use, as a pyarrow Table (``image_id``, ``class``, ``shard``, ...).
 
-    The score filter's view (``synthdiv.generate.filter.filtered_manifest``: rows of complete shards that pass
-    ``score.min_similarity`` / ``score.keep_quantile``), minus images the generator flagged degenerate.
+    The filter view (``synthdiv.generate.filter.filtered_manifest``: rows of complete shards that pass
+    ``score.min_similarity`` / ``score.keep_quantile`` and the named ``filters``, default ``train.filters``), minus
+    images the generator flagged degenerate.
     """
     from synthdiv.generate.filter import filtered_manifest
 
-    table = filtered_manifest(cfg, run)
+    table = filtered_manifest(cfg, run, filters)
     if "degenerate" in table.column_names:  # kept in the manifest for the report; never trained on
         import pyarrow.compute as pc
 
@@ -46,7 +48,9 @@ def selected_manifest(cfg: RunConfig, run: RunDir) -> Any:
     return table
 
 
-def synthetic_samples(cfg: RunConfig, run: RunDir, num_classes: int, shards_dir: Path | None = None) -> SampleSet:
+def synthetic_samples(
+    cfg: RunConfig, run: RunDir, num_classes: int, shards_dir: Path | None = None, filters: Sequence[str] | None = None
+) -> SampleSet:
     """The synthetic training images of the run, as byte ranges in its shards, in ``image_id`` order.
 
     The byte ranges come from the manifest's ``offset`` / ``size`` columns (columnar: no tar is opened); rows of
@@ -57,8 +61,9 @@ def synthetic_samples(cfg: RunConfig, run: RunDir, num_classes: int, shards_dir:
         run: The run directory.
         num_classes: Number of classes (a label outside 0..N-1 is an error in the manifest).
         shards_dir: Read shards from here instead of the run's ``shards/``.
+        filters: The named filters the images pass (a variant's ``train.filters``; default the root's).
     """
-    return manifest_samples(selected_manifest(cfg, run), run, num_classes, shards_dir)
+    return manifest_samples(selected_manifest(cfg, run, filters), run, num_classes, shards_dir)
 
 
 def manifest_samples(table: Any, run: RunDir, num_classes: int, shards_dir: Path | None = None) -> SampleSet:

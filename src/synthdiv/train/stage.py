@@ -67,7 +67,8 @@ def prepare_data(cfg: RunConfig, tcfg: TrainConfig, run: RunDir, classes: list[d
         from synthdiv.generate.engine import require_complete
 
         require_complete(run, "train")  # a lost or damaged shard would silently shrink the synthetic set
-    synthetic = synthetic_samples(cfg, run, len(classes), tcfg.synthetic_root) if n_syn else SampleSet.empty()
+    synthetic = (synthetic_samples(cfg, run, len(classes), tcfg.synthetic_root, tcfg.filters) if n_syn
+                 else SampleSet.empty())  # the variant's own filters
     return real, synthetic
 
 
