@@ -48,17 +48,17 @@ def _qualified(name: str, qualifier: str | None) -> str | None:
     return f"{name} ({qualifier})"
 
 
-def grounded_candidates(row: dict[str, Any], amb: Ambiguity, taken: set[tuple[str, ...]]) -> list[tuple[str, str]]:
+def grounded_candidates(row: dict[str, Any], amb: Ambiguity, names: set[tuple[str, ...]]) -> list[tuple[str, str]]:
     """``(text, source)`` grounded candidates of an ambiguous class, best first (see the module docstring).
 
     Args:
         row: The class (``name``, ``wnid``, ``definition``, ``lemmas``, ``hypernym``).
         amb: Its ambiguity.
-        taken: :func:`number_key` of every other class's name: a lemma that is another class's name is no help.
+        names: :func:`number_key` of every class's name (this one's too): a lemma that is a class's name is no help.
     """
     name = row["name"]
     out: list[tuple[str, str]] = []
-    lemmas = [x for x in (row.get("lemmas") or []) if number_key(x) != number_key(name) and number_key(x) not in taken]
+    lemmas = [x for x in (row.get("lemmas") or []) if number_key(x) not in names]
     lemmas = [x for x in lemmas if len(noun_senses(x)) <= 1]  # a lemma with several senses settles nothing
     out.extend((x, "lemma") for x in lemmas)
     hypernym = row.get("hypernym") or (amb.own_sense.hypernym if amb.own_sense else None)

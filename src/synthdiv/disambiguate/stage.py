@@ -18,7 +18,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from synthdiv.catalog.reader import read_classes
-from synthdiv.disambiguate.ambiguity import Ambiguity, detect_ambiguity, number_key, token_ids_of
+from synthdiv.disambiguate.ambiguity import Ambiguity, detect_ambiguity, token_ids_of
 from synthdiv.disambiguate.confusable import confusable_classes
 from synthdiv.disambiguate.grounded import grounded_candidates
 from synthdiv.disambiguate.propose import Proposal, ask_all, strip_label
@@ -260,7 +260,8 @@ def resolve_classes(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     names = [row["name"] for row in rows]
     token_ids = token_ids_of(scorer)
     ambiguity = detect_ambiguity(rows, token_ids)
-    checks = _checks(rows, ambiguity)
+    class_names = ClassNames(names)
+    checks = _checks(rows, ambiguity, class_names)
     with _progress() as progress:
         images = _embed_real_images(cfg, rows, scorer, progress)
         name_embeddings = scorer.embed_texts(names) if cfg.disambiguate.confusable and len(rows) > 1 else None
@@ -268,10 +269,10 @@ def resolve_classes(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
         others = [list(dict.fromkeys([*a.with_classes, *near]))[: max(len(near), len(a.with_classes))]
                   for a, near in zip(ambiguity, others, strict=True)]
         proposals = ask_all(cfg, rows, others, checks, llm, progress)
-    keys = [number_key(n) for n in names]
+    name_keys = set(class_names.keys)
     candidates, grounded = [], []
     for i, (row, amb) in enumerate(zip(rows, ambiguity, strict=True)):
-        grounded.append(grounded_candidates(row, amb, set(keys[:i] + keys[i + 1 :])) if amb.ambiguous else [])
+        grounded.append(grounded_candidates(row, amb, name_keys) if amb.ambiguous else [])
         candidates.append(_candidate_texts(row, proposals[i], grounded[-1]))
     scored = _score_all(cfg, rows, images, candidates, others, scorer)
     name_tokens: dict[tuple[int, ...], int] = {}
@@ -312,9 +313,8 @@ def _llm(cfg: RunConfig, run: RunDir) -> LLM | None:
     return create_llm(cfg.models.llm, cache_dir=run.cache / "llm")
 
 
-def _checks(rows: list[dict[str, Any]], ambiguity: list[Ambiguity]) -> list[CandidateCheck]:
+def _checks(rows: list[dict[str, Any]], ambiguity: list[Ambiguity], class_names: ClassNames) -> list[CandidateCheck]:
     names = [row["name"] for row in rows]
-    class_names = ClassNames(names)
     out = []
     for i, (row, amb) in enumerate(zip(rows, ambiguity, strict=True)):
         own = [row["name"], *(row.get("lemmas") or []), *([row["hypernym"]] if row.get("hypernym") else [])]
