@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from synthdiv.errors import InputError, StageOrderError
-from synthdiv.run import RunDir, read_jsonl
+from synthdiv.run import RunDir, read_jsonl, read_parquet_artifact
 
 if TYPE_CHECKING:
     import numpy as np
@@ -117,15 +116,15 @@ class Run:
 
     def prompts(self) -> pa.Table:
         """``prompts.parquet`` (:data:`~synthdiv.schemas.PROMPTS_SCHEMA`)."""
-        return self._parquet(self.dir.prompts, "prompts")
+        return read_parquet_artifact(self.dir.prompts, "prompts")
 
     def plan(self) -> pa.Table:
         """``plan.parquet`` (:data:`~synthdiv.schemas.PLAN_SCHEMA`): every image to generate."""
-        return self._parquet(self.dir.plan, "plan")
+        return read_parquet_artifact(self.dir.plan, "plan")
 
     def scores(self) -> pa.Table:
         """``scores.parquet`` (:data:`~synthdiv.schemas.SCORES_SCHEMA`), joined to the manifest on ``image_id``."""
-        return self._parquet(self.dir.scores, "score")
+        return read_parquet_artifact(self.dir.scores, "score")
 
     def manifest(self, view: ManifestView = "all") -> pa.Table:
         """The generated images of the complete shards, one row each.
@@ -216,12 +215,6 @@ class Run:
         if not self.dir.classes.is_file():
             raise StageOrderError(f"{self.dir.classes} not found: run `synthdiv classes` first")
         return read_classes(self.dir.classes)
-
-    @staticmethod
-    def _parquet(path: Path, stage: str) -> pa.Table:
-        if not path.exists():
-            raise StageOrderError(f"{path} not found: run `synthdiv {stage}` first")
-        return pq.read_table(path)
 
 
 class SyntheticImages:

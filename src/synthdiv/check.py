@@ -83,13 +83,12 @@ def hub_offline() -> bool:
 def pending_stages(cfg: RunConfig, until: str | None = None) -> list[str]:
     """The stages a ``run`` would work on (not done with their current fingerprint), up to ``until``."""
     from synthdiv.run import RunDir
-    from synthdiv.stages import STAGES, fingerprint
+    from synthdiv.stages import STAGES, is_done
 
     run = RunDir(cfg.run_dir)
     out = []
     for spec in STAGES:
-        state = run.read_state(spec.name)
-        if state is None or state.status != "done" or state.fingerprint != fingerprint(cfg, spec, run):
+        if not is_done(cfg, spec, run):
             out.append(spec.name)
         if spec.name == until:
             break

@@ -29,7 +29,9 @@ from synthdiv.units import human_duration
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STAGES", "StageSpec", "StageStatus", "get_spec", "run_stage", "run_all", "stage_status", "fingerprint"]
+__all__ = [
+    "STAGES", "StageSpec", "StageStatus", "get_spec", "run_stage", "run_all", "stage_status", "fingerprint", "is_done",
+]
 
 
 def _section(cfg: RunConfig, key: str) -> Any:
@@ -72,14 +74,14 @@ def run_stage(
         raise StageOrderError(
             f"stage {name!r} needs {getattr(run, missing[0]).name} from stage {first!r}: run `synthdiv {first}` first"
         )
-    if spec.check and (redo or not _is_done(cfg, spec, run)):
+    if spec.check and (redo or not is_done(cfg, spec, run)):
         spec.check(cfg, run)
     with contextlib.ExitStack() as local:
         (hold or local).enter_context(run_lock(run, name))
         return _run_locked(cfg, spec, run, redo)
 
 
-def _is_done(cfg: RunConfig, spec: StageSpec, run: RunDir) -> bool:
+def is_done(cfg: RunConfig, spec: StageSpec, run: RunDir) -> bool:
     """Whether the stage is done with its current fingerprint (a rerun would be a no-op)."""
     state = run.read_state(spec.name)
     return state is not None and state.status == "done" and state.fingerprint == fingerprint(cfg, spec, run)

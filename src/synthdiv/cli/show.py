@@ -22,10 +22,7 @@ def disambiguation(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = 
     """Table of class, original name, why it was ambiguous, chosen description, runner-up, margin and scores."""
     from synthdiv.disambiguate import disambiguation_table
 
-    out = console()
-    if not out.is_terminal:  # a pipe or a file: no 80-column fold of a wide table
-        out = console(width=250)
-    out.print(disambiguation_table(load(config, set_, run_dir)))
+    console().print(disambiguation_table(load(config, set_, run_dir)))
 
 
 @app.command("prompts")

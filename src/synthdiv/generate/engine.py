@@ -26,8 +26,8 @@ logger = logging.getLogger(__name__)
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
-__all__ = ["generate_images", "progress", "is_complete", "pending_shards", "incomplete_shards", "require_complete",
-           "disk_full"]
+__all__ = ["generate_images", "progress", "is_complete", "pending_shards", "incomplete_shards", "known_shards",
+           "require_complete", "disk_full"]
 
 
 def pending_shards(run: RunDir, shards: list[int], verify: str) -> list[int]:
@@ -119,11 +119,11 @@ def incomplete_shards(run: RunDir) -> dict[int, str]:
 
     The planned shards when there is a plan; otherwise those with a tar or a manifest part on disk.
     """
-    shards = _known_shards(run)
+    shards = known_shards(run)
     return {int(s): st for s, st in zip(shards.tolist(), _states(run, shards), strict=True) if st != "complete"}
 
 
-def _known_shards(run: RunDir) -> np.ndarray:
+def known_shards(run: RunDir) -> np.ndarray:
     """The planned shards when there is a plan; otherwise those with a tar or a manifest part on disk."""
     if run.plan.exists():
         return _plan_counts(run)[0]
@@ -139,7 +139,7 @@ def require_complete(run: RunDir, stage: str) -> None:
     """
     bad = incomplete_shards(run)
     if bad:
-        total = len(_known_shards(run))
+        total = len(known_shards(run))
         shard, state = next(iter(bad.items()))
         known = "planned" if run.plan.exists() else "found"
         raise InputError(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from synthdiv.generate.engine import known_shards
 from synthdiv.generate.shards import part_path, shard_name, shard_state, tar_path
 
 if TYPE_CHECKING:
@@ -46,15 +47,6 @@ class VerifyResult:
 
     def lines(self) -> list[str]:
         return [f"{shard_name(s)}: {problem}" for s, problem in sorted(self.damaged.items())]
-
-
-def _shards(run: RunDir) -> list[int]:
-    if run.plan.exists():
-        from synthdiv.generate.producer import plan_shard_counts
-
-        return [int(s) for s in plan_shard_counts(run.plan)[0]]
-    names = {p.name.split(".")[0] for d in (run.shards, run.manifest) if d.is_dir() for p in d.glob("shard-*")}
-    return sorted(int(n[6:]) for n in names if n[6:].isdigit())
 
 
 def check_shard(run: RunDir, shard: int) -> tuple[int, str | None]:
@@ -135,7 +127,7 @@ def verify_shards(run: RunDir, repair: bool = False, workers: int = 4) -> Verify
         repair: Remove the manifest part of each damaged shard, so that ``synthdiv generate`` redoes it.
         workers: Shards checked at once (image decoding releases the GIL).
     """
-    shards = _shards(run)
+    shards = known_shards(run).tolist()
     result = VerifyResult(shards=len(shards))
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="synthdiv-verify") as pool:
         for shard, (images, problem) in zip(shards, pool.map(lambda s: check_shard(run, s), shards), strict=True):
