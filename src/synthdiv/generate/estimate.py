@@ -128,8 +128,10 @@ def planned_images(cfg: RunConfig, run: RunDir) -> tuple[int, int, int, str]:
 
     real, source = class_counts(cfg, run)
     if run.plan.exists():
-        shard = pq.read_table(run.plan, columns=["shard"]).column("shard").to_numpy()
-        return len(real), len(shard), len(np.unique(shard)), "plan.parquet"
+        from synthdiv.generate.producer import plan_shard_counts
+
+        shards, counts = plan_shard_counts(run.plan)
+        return len(real), int(counts.sum()), len(shards), "plan.parquet"
     budgets = cap_fairly(class_budgets(cfg.plan, training_real_counts(cfg.train, real, cfg.seed)), cfg.plan.max_images)
     images = int(budgets.sum())
     return len(real), images, math.ceil(images / cfg.plan.shard_size), f"plan budget from {source}"

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from synthdiv.errors import InputError
 from synthdiv.names import is_within
-from synthdiv.run import read_jsonl
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -51,10 +50,13 @@ class SourceImages:
 
     def _real_dir(self, cls: int) -> Path | None:
         if self._dirs is None:
-            path = self.run.classes if self.run.classes.is_file() else self.run.resolved
-            if not path.is_file():
+            from synthdiv.catalog.reader import read_classes
+            from synthdiv.disambiguate.reader import read_resolved
+
+            if not self.run.classes.is_file() and not self.run.resolved.is_file():
                 raise InputError(f"{self.run.classes}: not found; img2img rows of the plan need each class's real_dir")
-            self._dirs = {int(r["index"]): Path(r["real_dir"]) if r.get("real_dir") else None for r in read_jsonl(path)}
+            rows = read_resolved(self.run.resolved) if self.run.resolved.is_file() else read_classes(self.run.classes)
+            self._dirs = {int(r["index"]): Path(r["real_dir"]) if r.get("real_dir") else None for r in rows}
         return self._dirs.get(int(cls))
 
     def open(self, cls: int, source: str, image_id: str) -> Image.Image:

@@ -256,12 +256,7 @@ def ask_list(
         getattr(llm, "supports_json_schema", False), messages, n_items=n_items, min_len=min_len, max_len=max_len,
         max_retries=max_retries, temperature=temperature, seed=seed, max_tokens=max_tokens, validate=validate,
     )
-    try:
-        request = next(steps)
-        while True:
-            request = steps.send(request.send(llm)[0])
-    except StopIteration as done:
-        return done.value
+    return run_together(llm, [steps])[0]
 
 
 def ask_list_many(llm: LLM, calls: Sequence[dict[str, Any]]) -> list[ListAnswer]:

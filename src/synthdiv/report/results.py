@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,7 +35,6 @@ class EvalResult:
     report: dict[str, Any]
     labels: np.ndarray | None = None
     top1: np.ndarray | None = None
-    hits5: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def hits(self) -> np.ndarray | None:
@@ -73,7 +72,6 @@ def load_results(run: RunDir) -> dict[str, dict[str, EvalResult]]:
             topk, labels = preds
             if len(labels):
                 result.labels, result.top1 = labels, topk[:, 0]
-                result.hits5 = (topk[:, :5] == labels[:, None]).any(1)
         out.setdefault(variant, {})[name] = result
     return out
 

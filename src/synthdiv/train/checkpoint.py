@@ -28,7 +28,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "checkpoint_path",
-    "latest_checkpoint",
     "save_checkpoint",
     "load_checkpoint",
     "load_latest_checkpoint",
@@ -53,12 +52,6 @@ def _listed(folder: Path) -> list[tuple[int, Path]]:
         return []
     found = [(int(m.group(1)), p) for p in Path(folder).iterdir() if (m := _NAME.match(p.name))]
     return sorted(found)
-
-
-def latest_checkpoint(folder: Path) -> tuple[int, Path] | None:
-    """``(step, path)`` of the newest checkpoint file in ``folder`` (readable or not), or None."""
-    found = _listed(folder)
-    return found[-1] if found else None
 
 
 def _check_plain(obj: Any, where: str = "state") -> None:
