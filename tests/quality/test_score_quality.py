@@ -115,7 +115,7 @@ def test_named_filters_are_views_with_records(scored):
     assert len(list(run.shards.glob("*.tar"))) == 3  # nothing deleted
 
 
-def test_rescoring_at_another_temperature_reuses_the_embeddings(scored, tiny_model_dir):
+def test_rescoring_at_another_temperature_reuses_the_embeddings(scored, tiny_model_dir, monkeypatch):
     cfg, run, _, _ = scored
     before = pq.read_table(run.scores)
     hot = config_from_dict({**cfg.model_dump(mode="json"), "score": {**cfg.score.model_dump(mode="json"),
@@ -125,6 +125,14 @@ def test_rescoring_at_another_temperature_reuses_the_embeddings(scored, tiny_mod
     assert summary["cached_shards"] == 3
     assert after.column("similarity").equals(before.column("similarity"))
     np.testing.assert_allclose(after.column("prob").to_numpy(), 1 / 3, atol=0.02)  # a hot softmax is nearly flat
+    def no_model(spec, shared=True):  # noqa: ANN001, ANN202
+        raise AssertionError("a rescore from the cache loaded CLIP")
+
+    monkeypatch.setattr("synthdiv.clip.create_scorer", no_model)  # texts, images and logit scale: all cached
+    cool = config_from_dict({**cfg.model_dump(mode="json"), "score": {**cfg.score.model_dump(mode="json"),
+                                                                      "temperature": 2.0}})
+    assert run_stage(cool, "score", redo=True)["cached_shards"] == 3
+    monkeypatch.undo()
     dedup_all = config_from_dict({**hot.model_dump(mode="json"), "score": {
         **hot.score.model_dump(mode="json"), "duplicates": {"threshold": -0.99, "real_threshold": 0.9999}}})
     run_stage(dedup_all, "score", redo=True)

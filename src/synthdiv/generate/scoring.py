@@ -91,6 +91,7 @@ class _LazyScorer:
         self.cfg, self.texts, self.cache = cfg, texts, cache
         self.scorer: Any = None
         self._text_emb: np.ndarray | None = None
+        self._scale: float | None = None
 
     def _model(self) -> Any:
         if self.scorer is None:
@@ -114,12 +115,18 @@ class _LazyScorer:
 
     def logit_scale(self) -> float:
         """``score.logit_scale / score.temperature``; the model's own learned scale when none is set (100, CLIP's,
-        for a backend that has none)."""
+        for a backend that has none), kept in the cache beside the text embeddings like them."""
         scale = self.cfg.score.logit_scale
         if scale is None:
-            param = getattr(self._model(), "model", None)
-            param = getattr(param, "logit_scale", None)
-            scale = float(param.detach().float().exp().item()) if param is not None else 100.0
+            if self._scale is None:
+                part, key = self.cache / "logit_scale.npz", "logit_scale"
+                cached = load_shard_cache(part, key, [key])
+                if cached is None:
+                    param = getattr(getattr(self._model(), "model", None), "logit_scale", None)
+                    cached = np.array([[float(param.detach().float().exp().item()) if param is not None else 100.0]])
+                    save_shard_cache(part, key, [key], cached)
+                self._scale = float(cached[0, 0])
+            scale = self._scale
         return scale / self.cfg.score.temperature
 
 
