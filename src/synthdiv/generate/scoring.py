@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["score_images", "class_texts", "score_matrix", "iter_shard_images", "read_scores"]
+__all__ = ["score_images", "class_texts", "score_matrix", "iter_shard_images", "read_scores", "prompt_kinds"]
 
 def class_texts(cfg: RunConfig, run: RunDir) -> list[str]:
     """One text per class index: ``score.template`` filled with the resolved description (else the class name)."""
@@ -149,7 +149,7 @@ def _shard_embeddings(run: RunDir, shard: int, rows: pa.Table, score: _LazyScore
     return emb, False
 
 
-def _prompt_kinds(run: RunDir, prompt_ids: pa.ChunkedArray) -> list[str]:
+def prompt_kinds(run: RunDir, prompt_ids: pa.ChunkedArray) -> list[str]:
     """The prompt kind (base / context / style) of each image, ``unknown`` where prompts.parquet lacks its prompt."""
     if not run.prompts.exists():
         return ["unknown"] * len(prompt_ids)
@@ -196,7 +196,7 @@ def score_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
             tables.append(pa.table({"image_id": rows.column("image_id"), **cols}))
     ids = manifest.column("image_id").to_pylist()
     dim = score.text_emb.shape[1]
-    write_synthetic(run, ids, labels_all, _prompt_kinds(run, manifest.column("prompt_id")), dim,
+    write_synthetic(run, ids, labels_all, prompt_kinds(run, manifest.column("prompt_id")), dim,
                     ((positions[s], load_shard_cache(cache / f"{shard_name(s)}.npz", _shard_key(run, s),
                                                      [ids[i] for i in positions[s]])) for s in positions))
     table = pa.concat_tables(tables)

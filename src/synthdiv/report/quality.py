@@ -25,23 +25,21 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["score_tables", "quality_tables", "image_kinds", "filter_names"]
+__all__ = ["score_tables", "quality_tables", "image_kinds", "kind_order", "filter_names"]
 
 QUALITY_KEYS = ("vendi", "mean_distance", "frechet", "kid", "precision", "recall")
 
 
-def _kind_order(kinds: Any) -> list[str]:
+def kind_order(kinds: Any) -> list[str]:
+    """The prompt kinds of ``kinds`` in PROMPT_KINDS order, then any others by name."""
     return sorted({str(k) for k in kinds}, key=lambda k: (PROMPT_KINDS.index(k) if k in PROMPT_KINDS else 99, k))
 
 
 def image_kinds(run: RunDir, manifest: pa.Table) -> np.ndarray:
     """The prompt kind of each manifest row (``unknown`` when its prompt is not in prompts.parquet)."""
-    if not run.prompts.exists():
-        return np.full(manifest.num_rows, "unknown", dtype=object)
-    from synthdiv.prompts.artifacts import read_prompts
+    from synthdiv.generate.scoring import prompt_kinds
 
-    kinds = dict(zip(*read_prompts(run, ["prompt_id", "kind"]).to_pydict().values(), strict=True))
-    return np.array([kinds.get(p, "unknown") for p in manifest.column("prompt_id").to_pylist()], dtype=object)
+    return np.array(prompt_kinds(run, manifest.column("prompt_id")), dtype=object)
 
 
 def filter_names(cfg: RunConfig, run: RunDir) -> list[str]:
@@ -116,7 +114,7 @@ def score_tables(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     kinds = image_kinds(run, manifest)
     masks = _masks(cfg, run, manifest)
     names = {r["index"]: r["name"] for r in read_jsonl(run.classes)} if run.classes.exists() else {}
-    kind_rows = [{"kind": k, **_group(kinds == k, cols, masks)} for k in _kind_order(kinds)]
+    kind_rows = [{"kind": k, **_group(kinds == k, cols, masks)} for k in kind_order(kinds)]
     order_by = cols.get("prob", cols.get("similarity"))
     classes = [int(c) for c in np.unique(labels)]
     if order_by is not None:  # the classes CLIP doubts most first
@@ -127,9 +125,9 @@ def score_tables(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
         sel = labels == c
         row = {"name": names.get(c, str(c)), **_group(sel, cols, masks)}
         row["by_kind"] = [_f(_mean(order_by[sel & (kinds == k)])) if order_by is not None else ""
-                          for k in _kind_order(kinds)]
+                          for k in kind_order(kinds)]
         class_rows.append(row)
-    return {"filters": list(masks), "kinds": kind_rows, "kind_names": _kind_order(kinds), "classes": class_rows,
+    return {"filters": list(masks), "kinds": kind_rows, "kind_names": kind_order(kinds), "classes": class_rows,
             "by_kind_metric": "prob" if "prob" in cols else "similarity",
             "cut": _cut_note(len(class_rows), len(classes), "mean CLIP probability" if "prob" in cols else
                              "mean CLIP similarity"),
@@ -146,7 +144,7 @@ def _histograms(cfg: RunConfig, cols: dict[str, np.ndarray], kinds: np.ndarray, 
     from synthdiv.report.plots import histogram_png
 
     plots = []
-    order = _kind_order(kinds)
+    order = kind_order(kinds)
     if "similarity" in cols:
         sim = {k: cols["similarity"][(kinds == k) & ~np.isnan(cols["similarity"])] for k in order}
         plots.append(data_uri(histogram_png(sim, "CLIP similarity to the class text, by kind",
@@ -172,7 +170,7 @@ def quality_tables(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     per_class = q.get("classes") or {}
     names = {r["index"]: r["name"] for r in read_jsonl(run.classes)} if run.classes.exists() else {}
     keys = [k for k in QUALITY_KEYS if any(k in (e.get("all") or {}) for e in per_class.values())]
-    groups = _kind_order(g for e in per_class.values() for g in e if isinstance(e[g], dict) and g != "all")
+    groups = kind_order(g for e in per_class.values() for g in e if isinstance(e[g], dict) and g != "all")
     kind_rows = []
     for g in ["all", *groups]:
         vals = {k: [e[g][k] for e in per_class.values() if isinstance(e.get(g), dict) and e[g].get(k) is not None]

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from synthdiv.report.quality import kind_order
 from synthdiv.run import read_jsonl
-from synthdiv.schemas import PROMPT_KINDS
 
 if TYPE_CHECKING:
     from synthdiv.config import RunConfig
@@ -70,14 +70,20 @@ def _read(run: RunDir, rows: list[dict[str, Any]]) -> dict[str, bytes]:
     return dict(zip(table.column("image_id").to_pylist(), image_bytes(run, table), strict=True))
 
 
-def _scores(run: RunDir) -> dict[str, dict[str, float]]:
+def _scores(run: RunDir, ids: list[str]) -> dict[str, dict[str, float]]:
+    """The CLIP scores of the images ``ids`` (only theirs: a grid shows a few of millions)."""
     if not run.scores.exists():
         return {}
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    names = pq.read_schema(run.scores).names
-    cols = [c for c in ("image_id", "similarity", "prob") if c in names]
-    return {r["image_id"]: r for r in pq.read_table(run.scores, columns=cols).to_pylist()}
+    from synthdiv.generate.scoring import read_scores
+
+    names = pq.read_schema(run.scores).names  # "prob" is missing from scores written before it existed
+    table = read_scores(run, [c for c in ("image_id", "similarity", "prob") if c in names])
+    table = table.filter(pc.is_in(table.column("image_id"), value_set=pa.array(ids, pa.string())))
+    return {r["image_id"]: r for r in table.to_pylist()}
 
 
 def sample_grids(cfg: RunConfig, run: RunDir, first: list[str]) -> dict[str, Any]:
@@ -108,7 +114,7 @@ def sample_grids(cfg: RunConfig, run: RunDir, first: list[str]) -> dict[str, Any
         by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
             by_kind[(prompts.get(r["prompt_id"]) or {}).get("kind") or "unknown"].append(r)
-        kinds = sorted(by_kind, key=lambda k: (PROMPT_KINDS.index(k) if k in PROMPT_KINDS else len(PROMPT_KINDS), k))
+        kinds = kind_order(by_kind)
         take: list[dict[str, Any]] = []
         for i in range(per_class):  # round-robin over the kinds: every kind shows, then more of each
             group = by_kind[kinds[i % len(kinds)]]
@@ -116,7 +122,7 @@ def sample_grids(cfg: RunConfig, run: RunDir, first: list[str]) -> dict[str, Any
                 take.append(group[i // len(kinds)])
         picked[cls] = take
     blobs = _read(run, [r for rows in picked.values() for r in rows])
-    scores = _scores(run)
+    scores = _scores(run, [r["image_id"] for rows in picked.values() for r in rows])
     out = []
     for cls, rows in picked.items():
         name = classes.get(cls, str(cls))
