@@ -35,7 +35,8 @@ _EDGE = re.compile(r"^[\s\"'`*_\-:;,.]+|[\s\"'`*_\-:;,]+$")
 
 
 def context_processor(description: str, cfg: PromptsConfig) -> Callable[[str], Processed]:
-    """``process(item) -> (text, fix, reason)`` for one class's contexts (see :func:`~synthdiv.prompts.gather.gather`).
+    """``process(item) -> (text, fix, reason)`` for one class's contexts (see
+    :func:`~synthdiv.prompts.gather.gather_many`).
 
     Order: clean the edges and a final period; reject chatter, non-words and rambling (over
     ``max_context_words``); name the class (repair or reject); fit the token limit (trim or reject); a trim that

@@ -1,12 +1,12 @@
 """Ask an LLM for a list in several batches until enough distinct, usable items are collected.
 
 A single request gives a small model's few favourite answers; CD needs hundreds of different scenes per class.
-:func:`gather` asks again with a new seed each time, cleans every item with a caller's ``process`` function
-(repair or reject), drops exact and CLIP near-duplicates of what it already holds, and stops at ``n`` items or
-after ``max_requests`` LLM calls (corrective retries included), reporting what it got and why items were dropped.
-:func:`gather_many` runs many such families (one per class) side by side and sends their pending requests together
+:func:`gather_many` asks again with a new seed each time, cleans every item with a caller's ``process``
+function (repair or reject), drops exact and CLIP near-duplicates of what it already holds, and stops at ``n``
+items or after ``max_requests`` LLM calls (corrective retries included), reporting what it got and why items were
+dropped. It runs many such families (one per class) side by side and sends their pending requests together
 (:func:`synthdiv.llm.base.complete_many`: batched generation, concurrent HTTP requests); each family asks the same
-requests with the same seeds as :func:`gather` alone, so cached answers are shared between the two.
+requests with the same seeds as it would alone, so cached answers are shared however families are grouped.
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Gathered", "Processed", "Family", "gather", "gather_many", "gather_settings", "batch_seed",
-           "default_max_requests"]
+__all__ = ["Gathered", "Processed", "Family", "gather_many", "gather_settings", "batch_seed", "default_max_requests"]
 
 Processed = tuple[str | None, str | None, str | None]  # (usable text, what was fixed, why rejected)
 
@@ -71,7 +70,7 @@ def default_max_requests(wanted: int, batch_size: int) -> int:
 
 
 def gather_settings(cfg: PromptsConfig, scorer: Any | None) -> dict[str, Any]:
-    """The :func:`gather` keywords that a ``prompts`` config section sets (shared by contexts and styles)."""
+    """The :func:`gather_many` keywords that a ``prompts`` config section sets (shared by contexts and styles)."""
     return {
         "batch_size": cfg.batch_size,
         "max_requests": cfg.max_requests,
@@ -84,53 +83,14 @@ def gather_settings(cfg: PromptsConfig, scorer: Any | None) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Family:
-    """One request family of :func:`gather_many`: the positional arguments of :func:`gather`."""
+    """One request family of :func:`gather_many`: its template, variables, how many items, how to process them,
+    and the parts of its batch seeds."""
 
     template: str
     variables: dict[str, Any]
     wanted: int
     process: Callable[[str], Processed]
     seed_parts: tuple[Any, ...]
-
-
-def gather(
-    llm: Any,
-    template: str,
-    variables: dict[str, Any],
-    wanted: int,
-    process: Callable[[str], Processed],
-    *,
-    seed_parts: tuple[Any, ...],
-    batch_size: int,
-    max_requests: int | None,
-    temperature: float,
-    max_retries: int,
-    scorer: Any | None = None,
-    threshold: float = 0.95,
-    tokens_per_item: int = 24,
-) -> Gathered:
-    """Collect ``wanted`` distinct items from ``llm`` with the prompt template ``template``.
-
-    Args:
-        llm: An :class:`~synthdiv.llm.base.LLM`.
-        template: A template id for :func:`synthdiv.llm.templates.render` (it takes ``k`` and ``variables``).
-        variables: The template's other variables.
-        wanted: Items to collect.
-        process: ``process(item) -> (text, fix, reason)``: the usable text and what was fixed ("repaired",
-            "trimmed", or None), or ``(None, None, reason)`` to reject.
-        seed_parts: Identify this family in batch seeds (run seed, class index, ...).
-        batch_size: Items asked per request.
-        max_requests: LLM calls at most, corrective retries included (None: :func:`default_max_requests`).
-        temperature: Sampling temperature.
-        max_retries: Corrective retries inside one request.
-        scorer: An :class:`~synthdiv.clip.base.ImageTextScorer` for near-duplicate removal, or None.
-        threshold: Cosine above which two items are near-duplicates.
-        tokens_per_item: LLM tokens allowed per item asked (the answer budget is ``k * tokens_per_item + 24``).
-    """
-    family = Family(template, variables, wanted, process, seed_parts)
-    return gather_many(llm, [family], batch_size=batch_size, max_requests=max_requests, temperature=temperature,
-                       max_retries=max_retries, scorer=scorer, threshold=threshold,
-                       tokens_per_item=tokens_per_item)[0]
 
 
 def gather_many(
@@ -145,10 +105,23 @@ def gather_many(
     threshold: float = 0.95,
     tokens_per_item: int = 24,
 ) -> list[Gathered]:
-    """:func:`gather` for each of ``families``, their pending LLM requests sent together round by round.
+    """Collect each family's ``wanted`` distinct items, the families' pending LLM requests sent together round by round.
 
-    Family ``i`` makes exactly the requests (messages, seeds, budgets) that :func:`gather` alone would make, in the
-    same order; the keywords are those of :func:`gather`.
+    Family ``i`` makes exactly the requests (messages, seeds, budgets) it would make alone, in the same order, so
+    cached answers are shared however the families are grouped.
+
+    Args:
+        llm: An :class:`~synthdiv.llm.base.LLM`.
+        families: What to collect: a template id for :func:`synthdiv.llm.templates.render` (it takes ``k`` and the
+            family's variables), how many items, ``process(item) -> (text, fix, reason)`` (the usable text and
+            what was fixed, or ``(None, None, reason)`` to reject), and the parts of its batch seeds.
+        batch_size: Items asked per request.
+        max_requests: LLM calls at most per family, corrective retries included (None: :func:`default_max_requests`).
+        temperature: Sampling temperature.
+        max_retries: Corrective retries inside one request.
+        scorer: An :class:`~synthdiv.clip.base.ImageTextScorer` for near-duplicate removal, or None.
+        threshold: Cosine above which two items are near-duplicates.
+        tokens_per_item: LLM tokens allowed per item asked (the answer budget is ``k * tokens_per_item + 24``).
     """
     from synthdiv.llm.base import run_together
 

@@ -24,7 +24,13 @@ from synthdiv.prompts.grounded import (
     collect_target_styles,
     grounded_needs,
 )
-from synthdiv.prompts.styles import STYLES_TEMPLATE, collect_styles, load_styles, styles_document
+from synthdiv.prompts.styles import (
+    STYLES_TEMPLATE,
+    collect_class_styles_many,
+    collect_styles,
+    load_styles,
+    styles_document,
+)
 from synthdiv.run import RunDir, atomic_write_json, write_parquet_atomic
 from synthdiv.schemas import PROMPT_KINDS, PROMPTS_SCHEMA
 
@@ -94,7 +100,7 @@ def run_prompts_stage(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
         doc, part = _shared_styles(cfg, llm, scorer)
         summary["llm_requests"] += part.pop("llm_requests", 0)
         summary.update(part)
-    reused_per_class = dict(doc["per_class"])
+    own_styles = _class_styles(cfg, llm, scorer, classes, dict(doc["per_class"]), summary) if want_styles else {}
     doc["per_class"] = {}
 
     rows: list[dict[str, Any]] = []
@@ -125,7 +131,7 @@ def run_prompts_stage(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
                                    _reasons(got.dropped))
             if want_styles:
                 cp.styles, cp.styles_llm, cp.styles_template = list(doc["styles"]), doc["llm_id"], doc["template_id"]
-                own = _class_styles(cfg, llm, scorer, cp, reused_per_class.get(cp.name), summary)
+                own = own_styles.get(cp.name)
                 if own is not None:
                     doc["per_class"][cp.name] = own
                     cp.own_styles, cp.own_styles_llm = own["styles"], own.get("llm_id")
@@ -185,16 +191,22 @@ def _grounded(
 
 
 def _class_styles(
-    cfg: RunConfig, llm: Any, scorer: Any, cp: ClassPrompts, reused: dict[str, Any] | None, summary: dict[str, Any]
-) -> dict[str, Any] | None:
-    """The class's own styles (``prompts.styles_per_class``): reused from the styles file, else asked."""
+    cfg: RunConfig, llm: Any, scorer: Any, classes: list[dict[str, Any]], reused: dict[str, Any],
+    summary: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """Each class's own styles (``prompts.styles_per_class``), by class name: reused from the styles file, else
+    asked, every class's requests sent together."""
     wanted = cfg.prompts.styles_per_class
     if wanted == 0:
-        return None
-    if reused is not None:
-        return {**reused, "styles": reused["styles"][:wanted]}
-    got = collect_styles(llm, wanted, cfg.prompts, cfg.seed, scorer, description=cp.description, class_index=cp.index)
-    summary["llm_requests"] += got.requests
-    if got.shortfall:
-        logger.warning("class %r: %d of %d own styles", cp.name, len(got.items), wanted)
-    return {"styles": got.items, "llm_id": llm.model_id, "template_id": got.template_id}
+        return {}
+    out = {r["name"]: {**reused[r["name"]], "styles": reused[r["name"]]["styles"][:wanted]}
+           for r in classes if r["name"] in reused}
+    ask = [r for r in classes if r["name"] not in reused]
+    asked = collect_class_styles_many(llm, wanted, [(r["description"].strip(), r["index"]) for r in ask],
+                                      cfg.prompts, cfg.seed, scorer) if ask else []
+    for row, got in zip(ask, asked, strict=True):
+        summary["llm_requests"] += got.requests
+        if got.shortfall:
+            logger.warning("class %r: %d of %d own styles", row["name"], len(got.items), wanted)
+        out[row["name"]] = {"styles": got.items, "llm_id": llm.model_id, "template_id": got.template_id}
+    return out

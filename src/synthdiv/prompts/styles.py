@@ -20,7 +20,7 @@ from typing import Any
 
 from synthdiv.config.prompts import PromptsConfig
 from synthdiv.errors import InputError
-from synthdiv.prompts.gather import Family, Gathered, Processed, gather, gather_many, gather_settings
+from synthdiv.prompts.gather import Family, Gathered, Processed, gather_many, gather_settings
 from synthdiv.prompts.text import count_tokens, is_chatter, looks_like_text, strip_article
 
 logger = logging.getLogger(__name__)
@@ -69,35 +69,17 @@ def style_processor() -> Callable[[str], Processed]:
     return process
 
 
-def collect_styles(
-    llm: Any,
-    wanted: int,
-    cfg: PromptsConfig,
-    run_seed: int,
-    scorer: Any | None = None,
-    description: str | None = None,
-    class_index: int | None = None,
-) -> Gathered:
-    """The shared style vocabulary, or with ``description`` the styles of one class."""
-    template = STYLES_TEMPLATE if description is None else CLASS_STYLES_TEMPLATE
-    variables = {} if description is None else {"description": description}
-    return gather(
-        llm,
-        template,
-        variables,
-        wanted,
-        style_processor(),
-        seed_parts=("styles", run_seed, class_index if class_index is not None else "all"),
-        **gather_settings(cfg, scorer),
-        tokens_per_item=10,
-    )
+def collect_styles(llm: Any, wanted: int, cfg: PromptsConfig, run_seed: int, scorer: Any | None = None) -> Gathered:
+    """The shared style vocabulary."""
+    family = Family(STYLES_TEMPLATE, {}, wanted, style_processor(), ("styles", run_seed, "all"))
+    return gather_many(llm, [family], **gather_settings(cfg, scorer), tokens_per_item=10)[0]
 
 
 def collect_class_styles_many(
     llm: Any, wanted: int, classes: Sequence[tuple[str, int]], cfg: PromptsConfig, run_seed: int,
     scorer: Any | None = None,
 ) -> list[Gathered]:
-    """:func:`collect_styles` of each ``(description, class index)``, the classes' requests sent together."""
+    """The own styles of each ``(description, class index)``, the classes' requests sent together."""
     families = [
         Family(CLASS_STYLES_TEMPLATE, {"description": description}, wanted, style_processor(),
                ("styles", run_seed, class_index))
