@@ -138,9 +138,9 @@ def _run_locked(cfg: RunConfig, spec: StageSpec, run: RunDir, redo: bool) -> dic
     return summary
 
 
-def _summary_text(summary: dict[str, Any]) -> str:
+def _summary_text(summary: dict[str, Any], empty: str = "no summary") -> str:
     """The scalar entries of a stage summary, ``key=value`` on one line (nested ones are in the state file)."""
-    return ", ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, dict | list)) or "no summary"
+    return ", ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, dict | list)) or empty
 
 
 def _lost_outputs(cfg: RunConfig, spec: StageSpec, run: RunDir) -> bool:
@@ -225,8 +225,7 @@ def stage_status(cfg: RunConfig) -> list[StageStatus]:
             rows.append(StageStatus(spec.name, "partial", f"{detail}; outputs lost or damaged since it was done"
                                     f": run `synthdiv {spec.name}` to redo them"))
         elif state.status == "done":
-            summary = ", ".join(f"{k}={v}" for k, v in (state.summary or {}).items() if not isinstance(v, dict | list))
-            rows.append(StageStatus(spec.name, "done", detail or summary))
+            rows.append(StageStatus(spec.name, "done", detail or _summary_text(state.summary or {}, empty="")))
         else:
             live = _live_progress(run, spec.name, state.started_at)
             rows.append(StageStatus(spec.name, "partial", "; ".join(p for p in (detail, live) if p)))
