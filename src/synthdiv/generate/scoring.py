@@ -18,7 +18,14 @@ import pyarrow.compute as pc
 
 from synthdiv.errors import InputError
 from synthdiv.generate.shards import image_bytes, read_manifest, shard_name, tar_path
-from synthdiv.quality.embeddings import load_real, load_shard_cache, load_synthetic, save_shard_cache, write_synthetic
+from synthdiv.quality.embeddings import (
+    load_real,
+    load_shard_cache,
+    load_synthetic,
+    save_shard_cache,
+    tar_key,
+    write_synthetic,
+)
 from synthdiv.run import canonical_hash, read_parquet_artifact, write_parquet_atomic
 from synthdiv.schemas import SCORES_SCHEMA
 
@@ -80,8 +87,7 @@ def iter_shard_images(run: RunDir, rows: pa.Table) -> Iterator[Image.Image]:
 
 
 def _shard_key(run: RunDir, shard: int) -> str:
-    st = tar_path(run, shard).stat()
-    return f"{st.st_size}:{st.st_mtime_ns}"
+    return tar_key(tar_path(run, shard))
 
 
 class _LazyScorer:

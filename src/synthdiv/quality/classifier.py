@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthdiv.errors import ConfigError, InputError
+from synthdiv.quality.embeddings import tar_key
 from synthdiv.run import canonical_hash, file_digest, write_parquet_atomic
 from synthdiv.schemas import CLASSIFIER_SCORES_SCHEMA
 
@@ -106,8 +107,7 @@ def classify_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     tables = []
     for path in dict.fromkeys(samples.paths.tolist()):
         part = samples.take(np.flatnonzero(samples.paths == path))
-        st = Path(path).stat()
-        key, ids = f"{st.st_size}:{st.st_mtime_ns}".encode(), [str(k) for k in part.keys]
+        key, ids = tar_key(path).encode(), [str(k) for k in part.keys]
         cached = cache / f"{Path(path).stem}.parquet"
         table = None
         if cached.exists():

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EmbeddingSet",
     "embeddings_dir",
+    "tar_key",
     "load_shard_cache",
     "save_shard_cache",
     "write_synthetic",
@@ -56,6 +57,12 @@ class EmbeddingSet:
     def rows(self, cls: int) -> slice:
         lo, hi = np.searchsorted(self.labels, [cls, cls + 1])
         return slice(int(lo), int(hi))
+
+
+def tar_key(path: Path | str) -> str:
+    """What a per-shard cache entry is valid for: the tar's size and modification time (a rewritten shard differs)."""
+    st = Path(path).stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def load_shard_cache(path: Path, key: str, ids: list[str]) -> np.ndarray | None:
