@@ -175,13 +175,12 @@ def image_ids(classes: Any, prompt_ids: Any, seeds: Any, gen_id: str) -> pa.Arra
     return ids.hex64(ids.splitmix64(keys[index] ^ ids.splitmix64(seeds)))
 
 
-def _read_inputs(run: RunDir) -> tuple[pa.Table, np.ndarray, list[str]]:
-
+def _read_inputs(run: RunDir) -> tuple[pa.Table, np.ndarray, list[dict[str, Any]]]:
+    """The prompts, each class's real image count, and the resolved classes."""
     rows = read_resolved(run.resolved)
     real = [row.get("real_images") or 0 for row in rows]
-    names = [row["name"] for row in rows]
     prompts = read_prompts(run, ["prompt_id", "class", "kind"])
-    return prompts, np.asarray(real, dtype=np.int64), names
+    return prompts, np.asarray(real, dtype=np.int64), rows
 
 
 def _bounded(plan: PlanConfig, real: np.ndarray) -> tuple[PlanConfig, int]:
@@ -220,7 +219,8 @@ def build_plan(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
 
     from synthdiv.progress import Progress
 
-    prompts, real, names = _read_inputs(run)
+    prompts, real, rows = _read_inputs(run)
+    names = [row["name"] for row in rows]
     n_cls, kinds = len(real), list(PROMPT_KINDS)
     cls = np.asarray(prompts.column("class"), dtype=np.int64)
     kind_names = prompts.column("kind").to_pylist()
@@ -250,7 +250,7 @@ def build_plan(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     layout = layout_plan(counts, available)
     gen = generator_id(cfg.models.generator)
     sorted_ids = prompts.column("prompt_id").take(pa.array(group)).combine_chunks()
-    sources = _img2img_sources(cfg, run, layout)
+    sources = _img2img_sources(cfg, rows, layout)
     batches = plan_batches(layout, cls[group], sorted_ids, cfg.seed, gen, cfg.plan.shard_size, sources=sources)
     schema = PLAN_SCHEMA if sources is None else _SOURCE_PLAN_SCHEMA
     with Progress(transient=True) as progress, atomic_write(run.plan, "wb") as fh:
@@ -277,12 +277,11 @@ def build_plan(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     return summary
 
 
-def _img2img_sources(cfg: RunConfig, run: RunDir, layout: PlanLayout) -> SourcePlan | None:
+def _img2img_sources(cfg: RunConfig, rows: list[dict[str, Any]], layout: PlanLayout) -> SourcePlan | None:
     """The img2img rows of ``layout`` (``plan.img2img``), or None when the plan is text-to-image only."""
     spec = cfg.plan.img2img
     if spec.share <= 0:
         return None
-    rows = read_resolved(run.resolved)
     files = [class_real_files(row.get("real_dir"), cfg.classes.image_extensions) for row in rows]
     sources = assign_sources(layout.cls, files, spec.share, spec.strengths, cfg.seed)
     logger.info("plan.img2img: %d of %d images start from a real image (strengths %s)", sources.rows, len(layout),
