@@ -60,7 +60,7 @@ def _child(mode: str, root: Path, multiple: float, shard_size: int) -> dict:
             load(self, self.shards.tolist())
 
         producer.PlannedWork.load = load_all
-    from synthdiv.generate.producer import plan_shard_counts
+    from synthdiv.generate.plan_file import plan_shard_counts
 
     os.environ.update({"RANK": "0", "WORLD_SIZE": str(len(plan_shard_counts(run.plan)[0])), "LOCAL_RANK": "0"})
     start = time.perf_counter()

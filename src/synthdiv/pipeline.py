@@ -44,6 +44,9 @@ class StageSpec:
         complete: ``complete(cfg, run) -> bool``: whether all the stage's work is done (one worker of several can
             return while the others still work; a done stage that lost outputs is not complete).
         check: ``check(cfg, run)``: refuses bad inputs (raises a SynthdivError) before the engine writes anything.
+        input_digests: ``input_digests(run) -> {input: digest}``: digests that stand for some inputs' file digests
+            in the fingerprint (generate takes the plan's base digest, so a plan that only grew by adaptive rounds
+            leaves its shards valid; see :mod:`synthdiv.prompts.rounds`).
     """
 
     name: str
@@ -57,6 +60,7 @@ class StageSpec:
     progress: Callable[[RunConfig, RunDir], str | None] | None = None
     complete: Callable[[RunConfig, RunDir], bool] | None = None
     check: Callable[[RunConfig, RunDir], None] | None = None
+    input_digests: Callable[[RunDir], dict[str, str]] | None = None
 
 
 # -- each stage's code, imported when it is used ------------------------------------------------------------------
@@ -128,6 +132,12 @@ def _generate_check(cfg: RunConfig, run: RunDir) -> None:
     check_plan(cfg, run)
 
 
+def _generate_digests(run: RunDir) -> dict[str, str]:
+    from synthdiv.prompts.rounds import plan_base_digest
+
+    return {"plan": plan_base_digest(run.plan)} if run.plan.exists() else {}
+
+
 def _score(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     from synthdiv.generate.scoring import score_images
 
@@ -182,6 +192,7 @@ STAGES: tuple[StageSpec, ...] = (
         "generate", "Generate the planned images into WebDataset shards (resumable).", _generate, inputs=("plan",),
         outputs=("shards", "manifest"), sections=("generate.content", "models.generator"),
         progress=_generate_progress, complete=_generate_complete, check=_generate_check,
+        input_digests=_generate_digests,
     ),
     StageSpec(
         "score", "Score every generated image with CLIP; filters are views, nothing is deleted.", _score,

@@ -42,14 +42,16 @@ def _section(cfg: RunConfig, key: str) -> Any:
 
 
 def fingerprint(cfg: RunConfig, spec: StageSpec, run: RunDir | None = None) -> str:
-    """Hash of the stage's config sections, the run seed, and the bytes of its input artifacts."""
+    """Hash of the stage's config sections, the run seed, and the bytes of its input artifacts (or the digests
+    the spec's ``input_digests`` gives for them)."""
     run = run or RunDir(cfg.run_dir)
     parts: dict[str, Any] = {"seed": cfg.seed, "sections": {k: _section(cfg, k) for k in spec.sections}}
     inputs = {}
+    given = spec.input_digests(run) if spec.input_digests else {}
     for name in (*spec.inputs, *spec.optional_inputs):
         path = getattr(run, name)
         if path.exists():
-            inputs[name] = file_digest(path)
+            inputs[name] = given.get(name) or file_digest(path)
     parts["inputs"] = inputs
     if spec.external:
         parts["external"] = {str(p): file_digest(p) for p in spec.external(cfg) if Path(p).exists()}
@@ -104,7 +106,9 @@ def _run_locked(cfg: RunConfig, spec: StageSpec, run: RunDir, redo: bool) -> dic
         if not _lost_outputs(cfg, spec, run):
             logger.info("stage %s is done and its config and inputs are unchanged: nothing to do", name)
             return {"skipped": True, **(state.summary or {})}
-        logger.warning("stage %s was done, but some of its outputs are missing or damaged: redoing them", name)
+        detail = spec.progress(cfg, run) if spec.progress else None
+        logger.warning("stage %s was done, but its work is no longer complete%s (outputs lost or damaged, or planned "
+                       "work added): making what is missing", name, f" ({detail})" if detail else "")
     if state is not None:
         logger.info("stage %s was started earlier with the same config: resuming", name)
     old_config = run.config.read_bytes() if run.config.is_file() else None
@@ -222,8 +226,8 @@ def stage_status(cfg: RunConfig) -> list[StageStatus]:
         if all(getattr(run, i).exists() for i in spec.inputs) and state.fingerprint != fingerprint(cfg, spec, run):
             rows.append(StageStatus(spec.name, "stale", "config or inputs changed since it ran"))
         elif state.status == "done" and _lost_outputs(cfg, spec, run):
-            rows.append(StageStatus(spec.name, "partial", f"{detail}; outputs lost or damaged since it was done"
-                                    f": run `synthdiv {spec.name}` to redo them"))
+            rows.append(StageStatus(spec.name, "partial", f"{detail}; not complete since it was done (outputs lost or "
+                                    f"damaged, or planned work added): run `synthdiv {spec.name}` to make the rest"))
         elif state.status == "done":
             rows.append(StageStatus(spec.name, "done", detail or _summary_text(state.summary or {}, empty="")))
         else:

@@ -7,7 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from synthdiv.errors import InputError
-from synthdiv.generate.producer import PlannedWork, plan_shard_counts
+from synthdiv.generate.plan_file import plan_shard_counts
+from synthdiv.generate.producer import PlannedWork
 from synthdiv.run import RunDir
 from tests.generate.conftest import write_inputs
 

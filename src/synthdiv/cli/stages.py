@@ -60,6 +60,18 @@ def run(
     run_all(cfg, redo=redo or (), stop_after=until)
 
 
+@_interruptible
+def adapt(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) -> None:
+    """Spend the adaptive budget in rounds: more images for the classes the model gets wrong and the filters keep
+    least (the adapt section); each round runs the stages that are not up to date."""
+    from synthdiv.adapt import adapt_run
+
+    cfg = load(config, set_, run_dir)
+    done = adapt_run(cfg)
+    console().print(f"adapt: {done['rounds']} round(s) in the plan ({done['added_now']} added now), "
+                    f"{done['images_added']:,} images added in all, driven by variant {done['variant']!r}")
+
+
 def status(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) -> None:
     """Print each stage's state: not started, partial (with counts), done, stale."""
     from rich.table import Table
@@ -97,5 +109,6 @@ def register(app: typer.Typer) -> None:
     app.command("run")(run)
     for spec in STAGES:
         app.command(spec.name, help=spec.help)(_stage_command(spec.name, spec.help))
+    app.command("adapt")(adapt)
     app.command("status")(status)
     app.command("estimate")(estimate)

@@ -1,5 +1,6 @@
 """The run config: pydantic models, one per section, and the YAML loader (see :mod:`synthdiv.config.loader`)."""
 
+from synthdiv.config.adapt import AdaptConfig
 from synthdiv.config.classes import ClassesConfig
 from synthdiv.config.disambiguate import DisambiguateConfig
 from synthdiv.config.estimate import EstimateConfig
@@ -28,6 +29,7 @@ __all__ = [
     "EvaluateConfig",
     "ReportConfig",
     "EstimateConfig",
+    "AdaptConfig",
     "load_config",
     "config_from_dict",
     "apply_override",

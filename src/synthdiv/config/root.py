@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from synthdiv.config._base import ConfigPath, Section
+from synthdiv.config.adapt import AdaptConfig
 from synthdiv.config.classes import ClassesConfig
 from synthdiv.config.disambiguate import DisambiguateConfig
 from synthdiv.config.estimate import EstimateConfig
@@ -37,3 +38,4 @@ class RunConfig(Section):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     estimate: EstimateConfig = Field(default_factory=EstimateConfig)
+    adapt: AdaptConfig = Field(default_factory=AdaptConfig)

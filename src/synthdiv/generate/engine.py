@@ -88,7 +88,7 @@ def disk_full(exc: OSError, folder: Path) -> DiskFullError:
 
 
 def _plan_counts(run: RunDir) -> tuple[np.ndarray, np.ndarray]:
-    from synthdiv.generate.producer import plan_shard_counts
+    from synthdiv.generate.plan_file import plan_shard_counts
 
     return plan_shard_counts(run.plan)
 
@@ -102,8 +102,12 @@ def progress(cfg: RunConfig, run: RunDir) -> str | None:
     if not run.plan.exists():
         return None
     shards, counts = _plan_counts(run)
+    from synthdiv.prompts.rounds import plan_rounds
+
     done = np.array([s == "complete" for s in _states(run, shards)], dtype=bool)
-    return f"{int(counts[done].sum())}/{int(counts.sum())} images, {int(done.sum())}/{len(shards)} shards"
+    rounds = len(plan_rounds(run.plan))
+    return (f"{int(counts[done].sum())}/{int(counts.sum())} images, {int(done.sum())}/{len(shards)} shards"
+            + (f", {rounds} adaptive round{'s' if rounds > 1 else ''}" if rounds else ""))
 
 
 def is_complete(cfg: RunConfig, run: RunDir) -> bool:

@@ -128,7 +128,7 @@ def planned_images(cfg: RunConfig, run: RunDir) -> tuple[int, int, int, str]:
 
     real, source = class_counts(cfg, run)
     if run.plan.exists():
-        from synthdiv.generate.producer import plan_shard_counts
+        from synthdiv.generate.plan_file import plan_shard_counts
 
         shards, counts = plan_shard_counts(run.plan)
         return len(real), int(counts.sum()), len(shards), "plan.parquet"

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from synthdiv.errors import InputError
 from synthdiv.generate.img2img import SourceImages
+from synthdiv.generate.plan_file import BATCH_ROWS, cast_to, open_checked, shard_counts, shard_range
 from synthdiv.generate.quality import Generated, generate_with_retries
 from synthdiv.generate.shards import MANIFEST_COLUMNS, ShardWriter, shard_name
 from synthdiv.schemas import PLAN_SCHEMA, PLAN_SOURCE_SCHEMA, PROMPTS_SCHEMA
@@ -38,9 +38,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_BATCH_ROWS = 1 << 16
 
-__all__ = ["PlannedWork", "ShardProducer", "encode_image", "plan_shard_counts"]
+__all__ = ["PlannedWork", "ShardProducer", "encode_image"]
 
 
 @dataclass
@@ -74,8 +73,8 @@ class PlannedWork:
 
     def __init__(self, run: RunDir) -> None:
         self.run = run
-        self._file = _open_checked(run.plan, PLAN_SCHEMA, "plan")
-        self.shards, self._counts = _shard_counts(self._file)
+        self._file = open_checked(run.plan, PLAN_SCHEMA, "plan")
+        self.shards, self._counts = shard_counts(self._file)
         # image-to-image plans carry PLAN_SOURCE_SCHEMA's columns after PLAN_SCHEMA
         self._source_cols = [c for c in PLAN_SOURCE_SCHEMA.names if c in self._file.schema_arrow.names]
         self._where: dict[int, tuple[pa.Table, int, int]] = {}  # shard -> (loaded table, first row, end row)
@@ -99,18 +98,18 @@ class PlannedWork:
             return
         parts = []
         for rg in range(self._file.num_row_groups):
-            lo, hi = _shard_range(self._file, rg)
+            lo, hi = shard_range(self._file, rg)
             if lo is not None:
                 i = int(np.searchsorted(wanted, lo))
                 if i == len(wanted) or wanted[i] > hi:
                     continue
             # batch by batch: a matching row group (up to 1M rows) is never decoded whole
-            for batch in self._file.iter_batches(_BATCH_ROWS, row_groups=[rg],
+            for batch in self._file.iter_batches(BATCH_ROWS, row_groups=[rg],
                                                  columns=PLAN_SCHEMA.names + self._source_cols):
                 mask = np.isin(batch.column("shard").to_numpy(), wanted)
                 if mask.any():
                     parts.append(pa.Table.from_batches([batch.filter(pa.array(mask))]))
-        table = _cast(pa.concat_tables(parts), PLAN_SCHEMA)
+        table = cast_to(pa.concat_tables(parts), PLAN_SCHEMA)
         shard_col = table.column("shard").to_numpy()
         order = np.argsort(shard_col, kind="stable")
         table = table.take(order).combine_chunks()  # grouped by shard, plan order within a shard
@@ -144,63 +143,12 @@ class PlannedWork:
         return self._prompts[prompt_id]
 
 
-def plan_shard_counts(path: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(shard numbers, planned images per shard) of a plan, read one row group of its ``shard`` column at a time."""
-    return _shard_counts(_open_checked(path, PLAN_SCHEMA, "plan", ["shard"]))
-
-
-def _open_checked(path: Any, schema: pa.Schema, what: str, columns: list[str] | None = None) -> pq.ParquetFile:
-    try:
-        pf = pq.ParquetFile(path)
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"{path}: cannot read the {what} as Parquet: {str(exc).splitlines()[0]}") from None
-    for name in columns or schema.names:
-        if name not in pf.schema_arrow.names:
-            raise InputError(f"{path}: column {name!r} is missing; expected the {what} schema")
-    return pf
-
-
-def _cast(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    for field in schema:
-        if field.name in table.column_names and table.schema.field(field.name).type != field.type:
-            i = table.column_names.index(field.name)
-            table = table.set_column(i, field.name, table.column(field.name).cast(field.type))
-    return table
-
-
-def _shard_range(pf: pq.ParquetFile, rg: int) -> tuple[int | None, int | None]:
-    """(min, max) shard of a row group from its statistics, or (None, None) where it has none."""
-    col = pf.metadata.row_group(rg).column(pf.metadata.schema.names.index("shard"))
-    stats = col.statistics
-    if stats is None or not stats.has_min_max:
-        return None, None
-    return int(stats.min), int(stats.max)
-
-
-def _shard_counts(pf: pq.ParquetFile) -> tuple[np.ndarray, np.ndarray]:
-    shards, counts = [], []
-    for rg in range(pf.num_row_groups):
-        lo, hi = _shard_range(pf, rg)
-        if lo is not None and lo == hi:
-            shards.append(np.array([lo], np.int64))
-            counts.append(np.array([pf.metadata.row_group(rg).num_rows], np.int64))
-            continue
-        for batch in pf.iter_batches(_BATCH_ROWS, row_groups=[rg], columns=["shard"]):
-            u, c = np.unique(batch.column("shard").to_numpy(), return_counts=True)
-            shards.append(u.astype(np.int64))
-            counts.append(c)
-    if not shards:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    uniq, inverse = np.unique(np.concatenate(shards), return_inverse=True)
-    return uniq, np.bincount(inverse, weights=np.concatenate(counts), minlength=len(uniq)).astype(np.int64)
-
-
 def _prompt_lookup(run: RunDir, wanted: pa.Array) -> dict[str, tuple[str, str, str]]:
     """(text, negative, class_name) of the prompts in ``wanted``, read one row group at a time."""
     if not run.prompts.exists():
         raise InputError(f"{run.prompts}: not found; the generate stage needs the prompts of the plan")
     cols = ["prompt_id", "text", "negative", "class_name"]
-    pf = _open_checked(run.prompts, PROMPTS_SCHEMA, "prompts", cols)
+    pf = open_checked(run.prompts, PROMPTS_SCHEMA, "prompts", cols)
     out: dict[str, tuple[str, str, str]] = {}
     if not len(wanted):
         return out

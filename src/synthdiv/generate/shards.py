@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthdiv.errors import InputError
+from synthdiv.generate.plan_file import plan_shard_counts
 from synthdiv.run import TMP_MARK, RunDir, atomic_write, atomic_write_json, read_jsonl, write_parquet_atomic
 from synthdiv.schemas import MANIFEST_SCHEMA, PLAN_SOURCE_SCHEMA
 
@@ -43,6 +44,7 @@ __all__ = [
     "shard_state",
     "clean_shard",
     "complete_shards",
+    "planned_complete_shards",
     "read_manifest",
     "image_bytes",
     "SIDECAR_TYPES",
@@ -251,9 +253,17 @@ def complete_shards(run: RunDir, shards: Iterable[int] | None = None) -> list[in
     return [s for s in shards if shard_state(run, s, "size") == "complete"]
 
 
+def planned_complete_shards(run: RunDir) -> list[int]:
+    """The complete shards the plan names (all complete shards when there is no plan): a shard left on disk by a
+    plan that has since been redone without it (a dropped adaptive round) is not part of the run."""
+    if not run.plan.exists():
+        return complete_shards(run)
+    return complete_shards(run, plan_shard_counts(run.plan)[0].tolist())
+
+
 def read_manifest(run: RunDir) -> pa.Table:
-    """Every manifest row of the complete shards, in shard order, then plan order within a shard."""
-    shards = complete_shards(run)
+    """Every manifest row of the complete planned shards, in shard order, then plan order within a shard."""
+    shards = planned_complete_shards(run)
     if not shards:
         return MANIFEST_PART_SCHEMA.empty_table()
     tables = [pq.read_table(part_path(run, s)).replace_schema_metadata(None) for s in shards]
@@ -298,7 +308,7 @@ def write_wds_info(run: RunDir, split: str = "train") -> Path:
     The split holds every image of the shards (also those the score filter or the degenerate flag leave out of
     synthdiv's own training view: see ``synthdiv.open_run(...).manifest("train")``).
     """
-    shards = complete_shards(run)
+    shards = planned_complete_shards(run)
     lengths = [pq.read_metadata(part_path(run, s)).num_rows for s in shards]
     info: dict[str, Any] = {
         "name": run.root.name,

@@ -1,0 +1,32 @@
+"""The ``adapt`` section: the adaptive budget, spent in rounds by ``synthdiv adapt`` (see synthdiv.adapt)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from synthdiv.config._base import Section
+
+__all__ = ["AdaptConfig"]
+
+
+class AdaptConfig(Section):
+    rounds: int = Field(0, ge=0, description="rounds after the plan stage's own images (0: no adaptive rounds)")
+    images_per_round: int = Field(0, ge=0, description="images each round adds, split by class need")
+    variant: str | None = Field(
+        None, description="the variant whose per-class errors drive the rounds (None: the first that uses synthetic "
+        "images, else the first)")
+    eval_set: str = Field("test", description="the evaluate set whose per-class errors drive the rounds")
+    alpha: float = Field(1.0, ge=0, description="need grows as error^alpha")
+    beta: float = Field(1.0, ge=0, description="need grows as 1 / keep_rate^beta (the variant's train.filters)")
+    eps: float = Field(1e-3, ge=0, description="added to every error, so a class with none still gets a share")
+    floor: float = Field(0.05, gt=0, le=1, description="keep rates below it count as it")
+    min_per_class: int = Field(0, ge=0, description="images every class gets in a round")
+    max_per_class: int | None = Field(None, ge=0, description="most images a class gets in a round (None: no bound)")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AdaptConfig:
+        if self.max_per_class is not None and self.max_per_class < self.min_per_class:
+            raise ValueError(f"max_per_class ({self.max_per_class}) is below min_per_class ({self.min_per_class})")
+        if self.rounds and not self.images_per_round:
+            raise ValueError("images_per_round must be above 0 when rounds is above 0")
+        return self

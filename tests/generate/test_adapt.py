@@ -1,0 +1,179 @@
+"""Adaptive rounds: a plan that only grew keeps generate's shards and its fingerprint, a round follows the variant's
+per-class errors, and ``synthdiv adapt`` runs the rounds end to end, resumably, making every image exactly once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from synthdiv.adapt import adapt_run, add_round
+from synthdiv.errors import ConfigError, InputError
+from synthdiv.generate import read_manifest
+from synthdiv.generate.shards import part_path, tar_path
+from synthdiv.prompts.adaptive import append_round
+from synthdiv.prompts.artifacts import read_plan, read_prompts
+from synthdiv.prompts.rounds import grow_plan, plan_base_digest, plan_rounds
+from synthdiv.run import RunDir, atomic_write_json, atomic_write_jsonl, file_digest
+from synthdiv.stages import fingerprint, get_spec, run_stage, stage_status
+from tests.generate.conftest import CLASS_NAMES
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _grow(cfg, counts) -> None:
+    run = RunDir(cfg.run_dir)
+    from synthdiv.config.models import generator_id
+
+    rows = append_round(read_plan(run), read_prompts(run), np.asarray(counts), cfg.seed,
+                        generator_id(cfg.models.generator), cfg.plan.shard_size)
+    grow_plan(run, rows, {"round": len(plan_rounds(run.plan)) + 1, "images": int(np.sum(counts))})
+
+
+def test_a_grown_plan_keeps_the_shards_and_generate_makes_only_the_new_ones(gen_config):
+    cfg = gen_config(images_per_class=2, shard_size=2)
+    run = RunDir(cfg.run_dir)
+    run_stage(cfg, "generate")
+    spec = get_spec("generate")
+    before_fp, first = fingerprint(cfg, spec, run), file_digest(run.plan)
+    stamps = {s: tar_path(run, s).stat().st_mtime_ns for s in range(3)}
+
+    _grow(cfg, [1, 2, 1])
+    assert file_digest(run.plan) != first and plan_base_digest(run.plan) == first
+    assert fingerprint(cfg, spec, run) == before_fp  # grown, not changed: no refusal, no redo
+    assert plan_rounds(run.plan) == [{"round": 1, "images": 4}]
+    row = {r.stage: r for r in stage_status(cfg)}["generate"]
+    assert row.state == "partial" and "6/10 images, 3/5 shards, 1 adaptive round" in row.detail
+
+    summary = run_stage(cfg, "generate")
+    assert summary["made_shards"] == 2 and summary["made_images"] == 4
+    assert {s: tar_path(run, s).stat().st_mtime_ns for s in range(3)} == stamps  # the first round's shards untouched
+    plan, manifest = read_plan(run), read_manifest(run)
+    assert manifest.column("image_id").to_pylist() == plan.column("image_id").to_pylist()
+    assert len(set(plan.column("image_id").to_pylist())) == plan.num_rows == 10
+    assert run_stage(cfg, "generate")["skipped"]
+    meta = pq.ParquetFile(run.plan).metadata
+    assert meta.num_row_groups >= 3 and all(  # one row group per new shard: a rank reads only its own
+        meta.row_group(rg).column(4).statistics.min == meta.row_group(rg).column(4).statistics.max
+        for rg in range(meta.num_row_groups - 2, meta.num_row_groups))
+
+
+def test_a_plan_redone_without_its_rounds_hides_their_shards(gen_config):
+    from tests.generate.conftest import write_inputs
+
+    cfg = gen_config(images_per_class=2, shard_size=2)
+    run = RunDir(cfg.run_dir)
+    run_stage(cfg, "generate")
+    plain = run.plan.read_bytes()
+    _grow(cfg, [2, 0, 0])
+    run_stage(cfg, "generate")
+    assert read_manifest(run).num_rows == 8
+    from synthdiv.config.models import generator_id
+
+    write_inputs(run, 2, 2, generator_id(cfg.models.generator))  # the plan as the plan stage wrote it, no rounds
+    assert run.plan.read_bytes() == plain and tar_path(run, 3).exists()
+    assert run_stage(cfg, "generate")["skipped"]
+    assert read_manifest(run).num_rows == 6  # shard 3 is on disk but in no plan: not part of the run
+
+
+def test_grow_plan_refuses_an_id_twice_and_leaves_the_plan(gen_config):
+    cfg = gen_config(images_per_class=2, shard_size=2)
+    run = RunDir(cfg.run_dir)
+    before = run.plan.read_bytes()
+    plan = read_plan(run)
+    with pytest.raises(InputError, match="would plan an image id twice"):
+        grow_plan(run, plan.slice(0, 2), {"round": 1})
+    assert run.plan.read_bytes() == before
+
+
+def _adapt_inputs(cfg, per_class: dict[str, float | None]) -> RunDir:
+    run = RunDir(cfg.run_dir)
+    atomic_write_jsonl(run.classes, [{"index": c, "name": n, "wnid": None, "definition": None, "real_images": 0,
+                                      "real_dir": None} for c, n in enumerate(CLASS_NAMES)])
+    atomic_write_json(run.eval / "main" / "test.json", {"variant": "main", "set": "test", "per_class": per_class})
+    return run
+
+
+def test_a_round_follows_the_variant_errors_and_is_recorded(gen_config):
+    cfg = gen_config(images_per_class=2, shard_size=2)
+    cfg = cfg.model_copy(update={"adapt": cfg.adapt.model_copy(update={"rounds": 1, "images_per_round": 10})})
+    run = _adapt_inputs(cfg, {"goldfish": 0.9, "crane": 0.4, "tabby cat": None})
+    run_stage(cfg, "generate")
+    record = add_round(cfg, run, "main")
+    # errors 0.1, 0.6 and (no test images) their mean 0.35; every image kept: 10 images in proportion
+    assert record["errors"] == [0.1, 0.6, 0.35] and record["keep_rates"] == [1.0, 1.0, 1.0]
+    assert record["counts"] == [1, 6, 3] and record["images"] == 10 and record["first_shard"] == 3
+    assert plan_rounds(run.plan) == [record]
+    added = read_plan(run).slice(6)
+    assert np.bincount(added.column("class").to_numpy()).tolist() == [1, 6, 3]
+    # within adapt.max_per_class: crane is capped, and what it cannot take goes to the others by need
+    tight = cfg.model_copy(update={"adapt": cfg.adapt.model_copy(update={"max_per_class": 4})})
+    assert add_round(tight, run, "main")["counts"] == [2, 4, 4]
+
+
+def test_a_round_without_results_names_the_file(gen_config):
+    cfg = gen_config(images_per_class=2, shard_size=2)
+    run = _adapt_inputs(cfg, {"goldfish": 0.9, "crane": 0.4, "tabby cat": 0.5})
+    with pytest.raises(InputError, match=r"eval/real/test\.json: not found.*variant 'real'"):
+        add_round(cfg, run, "real")
+    wrong = cfg.model_copy(update={"adapt": cfg.adapt.model_copy(update={"rounds": 1, "images_per_round": 4,
+                                                                         "variant": "nope"})})
+    with pytest.raises(ConfigError, match=r"adapt.variant: 'nope' is not a train variant"):
+        adapt_run(wrong)
+
+
+def _config(tmp_path: Path, rounds: int) -> Path:
+    smoke = REPO / "data" / "fashion-mnist-smoke"
+    text = f"""
+run_dir: {tmp_path / 'run'}
+models:
+  clip: {{backend: open_clip, model: embedded, device: cpu}}
+  generator: {{backend: diffusers, model: embedded, device: cpu, options: {{steps: 1}}}}
+classes: {{source: {smoke / 'train'}, max_classes: 3}}
+disambiguate: {{enabled: false}}
+prompts: {{contexts_per_class: 0, styles: 0, proportions: {{base: 1.0, context: 0, style: 0}}}}
+plan: {{images_per_class: 2, shard_size: 4}}
+generate: {{batch_size: 4, torch_threads: 1}}
+train: {{model: test_resnet, img_size: 32, epochs: 1, batch_size: 16, synthetic_fraction: 0.25, auto_augment: null,
+         num_workers: 0, torch_threads: 1, max_steps: 2, val_batches: 1,
+         variants: {{real: {{synthetic_fraction: 0, aux_norm: none}}, real+syn: {{}}}}}}
+evaluate: {{test_root: {smoke / 'test'}, batch_size: 64, num_workers: 0, torch_threads: 1}}
+report: {{samples_per_class: 1, bootstrap: 100}}
+adapt: {{rounds: {rounds}, images_per_round: 6, min_per_class: 1}}
+"""
+    path = tmp_path / f"adapt-{rounds}.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_adapt_command_runs_rounds_resumably_and_makes_each_image_once(tmp_path: Path, capsys):
+    from synthdiv.cli import main
+    from synthdiv.config import load_config
+
+    one = _config(tmp_path, 1)
+    assert main(["adapt", "-c", str(one)]) == 0
+    assert "1 round(s) in the plan (1 added now)" in capsys.readouterr().out
+    run = RunDir(tmp_path / "run")
+    (record,) = plan_rounds(run.plan)
+    assert record["variant"] == "real+syn" and record["images"] == 6 and min(record["counts"]) >= 1
+
+    # killed after round 2 was written to the plan, before any of its images: the rerun makes them, adds no round
+    two = load_config(_config(tmp_path, 2))
+    add_round(two, run, "real+syn")
+    assert part_path(run, int(plan_rounds(run.plan)[1]["first_shard"])).exists() is False
+    assert main(["adapt", "-c", str(_config(tmp_path, 2))]) == 0
+    assert "2 round(s) in the plan (0 added now), 12 images added" in capsys.readouterr().out
+    plan, manifest = read_plan(run), read_manifest(run)
+    assert plan.num_rows == 6 + 6 + 6 and len(set(plan.column("image_id").to_pylist())) == plan.num_rows
+    assert sorted(manifest.column("image_id").to_pylist()) == sorted(plan.column("image_id").to_pylist())
+    summary = json.loads((run.eval / "summary.json").read_text())
+    assert set(summary) == {"real", "real+syn"}
+    digest = file_digest(run.plan)
+    assert main(["adapt", "-c", str(_config(tmp_path, 2))]) == 0  # nothing left: no round, no stage
+    assert file_digest(run.plan) == digest
+    assert "(0 added now)" in capsys.readouterr().out
