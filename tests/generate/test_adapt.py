@@ -173,6 +173,8 @@ def test_adapt_command_runs_rounds_resumably_and_makes_each_image_once(tmp_path:
     assert sorted(manifest.column("image_id").to_pylist()) == sorted(plan.column("image_id").to_pylist())
     summary = json.loads((run.eval / "summary.json").read_text())
     assert set(summary) == {"real", "real+syn"}
+    html = (run.report / "index.html").read_text()
+    assert "Adaptive rounds" in html and "real+syn on test" in html  # the report lists both rounds
     digest = file_digest(run.plan)
     assert main(["adapt", "-c", str(_config(tmp_path, 2))]) == 0  # nothing left: no round, no stage
     assert file_digest(run.plan) == digest

@@ -66,6 +66,7 @@ def render_report(cfg: RunConfig, run: RunDir) -> tuple[str, dict[str, Any]]:
         "disambiguation_summary": collect.disambiguation_summary(run),
         "prompts": collect.prompts_section(run),
         "prompt_kinds": PROMPT_KINDS,
+        "rounds": collect.rounds_section(run),
         "samples": samples.sample_grids(cfg, run, results.grid_order(evals, baseline)),
         "scores": quality.score_tables(cfg, run),
         "score_note": _score_note(cfg),

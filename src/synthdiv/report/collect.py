@@ -187,6 +187,26 @@ def prompts_section(run: RunDir, samples_per_kind: int = 3) -> list[dict[str, An
     return out
 
 
+def rounds_section(run: RunDir, top: int = 5) -> list[dict[str, Any]]:
+    """One row per adaptive round recorded in the plan, with the classes it gave most images to."""
+    if not run.plan.exists():
+        return []
+    from synthdiv.catalog.reader import read_classes
+    from synthdiv.prompts.rounds import plan_rounds
+
+    rounds = plan_rounds(run.plan)
+    names = [c["name"] for c in read_classes(run.classes)] if rounds else []
+    out = []
+    for r in rounds:
+        counts = r.get("counts") or []
+        order = sorted(range(len(counts)), key=lambda c: (-counts[c], c))[:top]
+        out.append({"round": r["round"], "images": r.get("images", 0), "shards": r.get("shards", ""),
+                    "variant": r.get("variant", ""), "eval_set": r.get("eval_set", ""),
+                    "top": ", ".join(f"{names[c] if c < len(names) else c} ({counts[c]})" for c in order
+                                     if counts[c])})
+    return out
+
+
 def metrics_series(run: RunDir) -> dict[str, list[dict[str, Any]]]:
     """``{variant: [metric rows]}`` from every ``metrics.jsonl`` under ``train/`` (training rows and, with
     ``"split": "val"``, the validation rows of each epoch's end)."""
