@@ -82,8 +82,9 @@ def hub_offline() -> bool:
 
 def pending_stages(cfg: RunConfig, until: str | None = None) -> list[str]:
     """The stages a ``run`` would work on (not done with their current fingerprint), up to ``until``."""
+    from synthdiv.pipeline import STAGES
     from synthdiv.run import RunDir
-    from synthdiv.stages import STAGES, is_done
+    from synthdiv.stage_state import is_done
 
     run = RunDir(cfg.run_dir)
     out = []
@@ -115,7 +116,7 @@ def check_run(cfg: RunConfig, stages: Sequence[str] | None = None, thorough: boo
 
 def preflight(cfg: RunConfig, until: str | None = None, redo: Sequence[str] = ()) -> CheckReport:
     """``run``'s checks before any stage writes: raises the first error, logs the warnings."""
-    from synthdiv.stages import STAGES
+    from synthdiv.pipeline import STAGES
 
     todo = set(pending_stages(cfg, until)) | set(redo)
     report = check_run(cfg, [s.name for s in STAGES if s.name in todo], thorough=False)

@@ -1,5 +1,5 @@
-"""The stage engine: fingerprints, no-op / refuse / redo, locking and status, over the stages of
-:mod:`synthdiv.pipeline`.
+"""The stage engine: no-op / refuse / redo, locking and the recorded state, over the stages of
+:mod:`synthdiv.pipeline` (fingerprints and ``status`` are read in :mod:`synthdiv.stage_state`).
 
 A stage's implementation is a function ``impl(cfg, run) -> summary`` in its own module, imported only when the stage
 runs. The engine wraps it: it checks the inputs exist, fingerprints the stage's config sections and input artifacts,
@@ -14,8 +14,6 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from synthdiv import aside
@@ -23,8 +21,9 @@ from synthdiv.config import RunConfig, dump_config
 from synthdiv.errors import ConfigError, FingerprintMismatchError, StageOrderError
 from synthdiv.lock import run_lock
 from synthdiv.pipeline import STAGE_NAMES, STAGES, StageSpec, get_spec, producer_of
-from synthdiv.progress import heartbeat, read_heartbeats
-from synthdiv.run import RunDir, atomic_write_bytes, atomic_write_text, canonical_hash, file_digest
+from synthdiv.progress import heartbeat
+from synthdiv.run import RunDir, atomic_write_bytes, atomic_write_text
+from synthdiv.stage_state import StageStatus, fingerprint, is_done, lost_outputs, stage_status, summary_text
 from synthdiv.units import human_duration
 
 logger = logging.getLogger(__name__)
@@ -32,30 +31,6 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "STAGES", "StageSpec", "StageStatus", "get_spec", "run_stage", "run_all", "stage_status", "fingerprint", "is_done",
 ]
-
-
-def _section(cfg: RunConfig, key: str) -> Any:
-    node: Any = cfg
-    for part in key.split("."):
-        node = node[part] if isinstance(node, dict) else getattr(node, part)
-    return node.model_dump(mode="json") if hasattr(node, "model_dump") else node
-
-
-def fingerprint(cfg: RunConfig, spec: StageSpec, run: RunDir | None = None) -> str:
-    """Hash of the stage's config sections, the run seed, and the bytes of its input artifacts (or the digests
-    the spec's ``input_digests`` gives for them)."""
-    run = run or RunDir(cfg.run_dir)
-    parts: dict[str, Any] = {"seed": cfg.seed, "sections": {k: _section(cfg, k) for k in spec.sections}}
-    inputs = {}
-    given = spec.input_digests(run) if spec.input_digests else {}
-    for name in (*spec.inputs, *spec.optional_inputs):
-        path = getattr(run, name)
-        if path.exists():
-            inputs[name] = given.get(name) or file_digest(path)
-    parts["inputs"] = inputs
-    if spec.external:
-        parts["external"] = {str(p): file_digest(p) for p in spec.external(cfg) if Path(p).exists()}
-    return canonical_hash(parts)
 
 
 def run_stage(
@@ -83,12 +58,6 @@ def run_stage(
         return _run_locked(cfg, spec, run, redo)
 
 
-def is_done(cfg: RunConfig, spec: StageSpec, run: RunDir) -> bool:
-    """Whether the stage is done with its current fingerprint (a rerun would be a no-op)."""
-    state = run.read_state(spec.name)
-    return state is not None and state.status == "done" and state.fingerprint == fingerprint(cfg, spec, run)
-
-
 def _run_locked(cfg: RunConfig, spec: StageSpec, run: RunDir, redo: bool) -> dict[str, Any]:
     name = spec.name
     fp = fingerprint(cfg, spec, run)
@@ -103,7 +72,7 @@ def _run_locked(cfg: RunConfig, spec: StageSpec, run: RunDir, redo: bool) -> dic
         set_aside = aside.set_aside(run, name, spec.outputs)
         state = run.read_state(name)  # None once set aside; a rank's peer may have begun the redo already
     if state is not None and state.status == "done" and all(getattr(run, o).exists() for o in spec.outputs[:1]):
-        if not _lost_outputs(cfg, spec, run):
+        if not lost_outputs(cfg, spec, run):
             logger.info("stage %s is done and its config and inputs are unchanged: nothing to do", name)
             return {"skipped": True, **(state.summary or {})}
         detail = spec.progress(cfg, run) if spec.progress else None
@@ -132,24 +101,14 @@ def _run_locked(cfg: RunConfig, spec: StageSpec, run: RunDir, redo: bool) -> dic
         raise
     if spec.complete and not spec.complete(cfg, run):
         logger.info("stage %s: this worker is done in %s; other workers still have work (%s)", name,
-                    human_duration(time.monotonic() - started), _summary_text(summary))
+                    human_duration(time.monotonic() - started), summary_text(summary))
         return summary
-    logger.info("stage %s done in %s: %s", name, human_duration(time.monotonic() - started), _summary_text(summary))
+    logger.info("stage %s done in %s: %s", name, human_duration(time.monotonic() - started), summary_text(summary))
     run.finish(state, summary)
     aside.drop(run, name)
     if set_aside:
         logger.info("stage %s redone; its earlier outputs are deleted", name)
     return summary
-
-
-def _summary_text(summary: dict[str, Any], empty: str = "no summary") -> str:
-    """The scalar entries of a stage summary, ``key=value`` on one line (nested ones are in the state file)."""
-    return ", ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, dict | list)) or empty
-
-
-def _lost_outputs(cfg: RunConfig, spec: StageSpec, run: RunDir) -> bool:
-    """Whether a stage recorded as done has lost part of its outputs since (a deleted or truncated shard)."""
-    return spec.complete is not None and not spec.complete(cfg, run)
 
 
 def _restore_config(run: RunDir, old: bytes | None) -> None:
@@ -202,58 +161,6 @@ def run_all(cfg: RunConfig, redo: Sequence[str] = (), stop_after: str | None = N
     if results and all(r.get("skipped") for r in results.values()):
         logger.info("every stage is done and unchanged: nothing to do")
     return results
-
-
-@dataclass
-class StageStatus:
-    stage: str
-    state: str  # not started | partial | done | stale
-    detail: str = ""
-
-
-def stage_status(cfg: RunConfig) -> list[StageStatus]:
-    """The state of every stage of the run (no stage is run and nothing is written)."""
-    run = RunDir(cfg.run_dir)
-    rows = []
-    for spec in STAGES:
-        state = run.read_state(spec.name)
-        if state is None:
-            rows.append(StageStatus(spec.name, "not started"))
-            continue
-        detail = ""
-        if spec.progress:
-            detail = spec.progress(cfg, run) or ""
-        if all(getattr(run, i).exists() for i in spec.inputs) and state.fingerprint != fingerprint(cfg, spec, run):
-            rows.append(StageStatus(spec.name, "stale", "config or inputs changed since it ran"))
-        elif state.status == "done" and _lost_outputs(cfg, spec, run):
-            rows.append(StageStatus(spec.name, "partial", f"{detail}; not complete since it was done (outputs lost or "
-                                    f"damaged, or planned work added): run `synthdiv {spec.name}` to make the rest"))
-        elif state.status == "done":
-            rows.append(StageStatus(spec.name, "done", detail or _summary_text(state.summary or {}, empty="")))
-        else:
-            live = _live_progress(run, spec.name, state.started_at)
-            rows.append(StageStatus(spec.name, "partial", "; ".join(p for p in (detail, live) if p)))
-    return rows
-
-
-def _live_progress(run: RunDir, name: str, since: float) -> str:
-    """Rate, ETA and the last sign of progress of a running stage, from its heartbeat files (all ranks)."""
-    beats = read_heartbeats(run.root, name, since)
-    tasks = [t for b in beats for t in b.get("tasks", [])[-1:]]  # each process's latest loop
-    if not tasks:
-        return ""
-    done = sum(t.get("done") or 0 for t in tasks)
-    total = sum(t.get("total") or 0 for t in tasks)
-    rate = sum(t.get("rate") or 0 for t in tasks)
-    last = max(max(t.get("last_progress") or 0 for t in tasks), 0)
-    parts = [f"{tasks[0].get('description', name)}: {done:,.0f}" + (f"/{total:,.0f}" if total else "")]
-    if rate:
-        parts.append(f"{rate:.3g}/s")
-        if total:
-            parts.append(f"ETA {human_duration(max(0.0, total - done) / rate)}")
-    parts.append(f"last progress {human_duration(max(0.0, time.time() - last))} ago"
-                 + (f" ({len(beats)} processes)" if len(beats) > 1 else ""))
-    return ", ".join(parts)
 
 
 def _entry(name: str) -> Callable[..., dict[str, Any]]:

@@ -76,7 +76,7 @@ def status(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) ->
     """Print each stage's state: not started, partial (with counts), done, stale."""
     from rich.table import Table
 
-    from synthdiv.stages import stage_status
+    from synthdiv.stage_state import stage_status
 
     cfg = load(config, set_, run_dir)
     table = Table(title=f"run {cfg.run_dir}")

@@ -69,7 +69,7 @@ def warnings_for(cfg: RunConfig) -> list[str]:
 
 def stages_section(cfg: RunConfig) -> list[dict[str, Any]]:
     from synthdiv.run import RunDir
-    from synthdiv.stages import stage_status
+    from synthdiv.stage_state import stage_status
 
     run = RunDir(cfg.run_dir)
     rows = []

@@ -1,0 +1,116 @@
+"""What is known of a stage without running it: its fingerprint, whether it is done, whether its work is complete,
+and every stage's state for ``synthdiv status`` and the report.
+
+Read-only: nothing here runs a stage or writes a file, so the report (a stage itself) reads the states without
+importing the engine that runs it (:mod:`synthdiv.stages`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from synthdiv.config import RunConfig
+from synthdiv.pipeline import STAGES, StageSpec
+from synthdiv.progress import read_heartbeats
+from synthdiv.run import RunDir, canonical_hash, file_digest
+from synthdiv.units import human_duration
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["StageStatus", "fingerprint", "is_done", "lost_outputs", "summary_text", "stage_status"]
+
+
+def _section(cfg: RunConfig, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = node[part] if isinstance(node, dict) else getattr(node, part)
+    return node.model_dump(mode="json") if hasattr(node, "model_dump") else node
+
+
+def fingerprint(cfg: RunConfig, spec: StageSpec, run: RunDir | None = None) -> str:
+    """Hash of the stage's config sections, the run seed, and the bytes of its input artifacts (or the digests
+    the spec's ``input_digests`` gives for them)."""
+    run = run or RunDir(cfg.run_dir)
+    parts: dict[str, Any] = {"seed": cfg.seed, "sections": {k: _section(cfg, k) for k in spec.sections}}
+    inputs = {}
+    given = spec.input_digests(run) if spec.input_digests else {}
+    for name in (*spec.inputs, *spec.optional_inputs):
+        path = getattr(run, name)
+        if path.exists():
+            inputs[name] = given.get(name) or file_digest(path)
+    parts["inputs"] = inputs
+    if spec.external:
+        parts["external"] = {str(p): file_digest(p) for p in spec.external(cfg) if Path(p).exists()}
+    return canonical_hash(parts)
+
+
+def is_done(cfg: RunConfig, spec: StageSpec, run: RunDir) -> bool:
+    """Whether the stage is done with its current fingerprint (a rerun would be a no-op)."""
+    state = run.read_state(spec.name)
+    return state is not None and state.status == "done" and state.fingerprint == fingerprint(cfg, spec, run)
+
+
+def summary_text(summary: dict[str, Any], empty: str = "no summary") -> str:
+    """The scalar entries of a stage summary, ``key=value`` on one line (nested ones are in the state file)."""
+    return ", ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, dict | list)) or empty
+
+
+def lost_outputs(cfg: RunConfig, spec: StageSpec, run: RunDir) -> bool:
+    """Whether a stage recorded as done has lost part of its outputs since (a deleted or truncated shard)."""
+    return spec.complete is not None and not spec.complete(cfg, run)
+
+
+@dataclass
+class StageStatus:
+    stage: str
+    state: str  # not started | partial | done | stale
+    detail: str = ""
+
+
+def stage_status(cfg: RunConfig) -> list[StageStatus]:
+    """The state of every stage of the run (no stage is run and nothing is written)."""
+    run = RunDir(cfg.run_dir)
+    rows = []
+    for spec in STAGES:
+        state = run.read_state(spec.name)
+        if state is None:
+            rows.append(StageStatus(spec.name, "not started"))
+            continue
+        detail = ""
+        if spec.progress:
+            detail = spec.progress(cfg, run) or ""
+        if all(getattr(run, i).exists() for i in spec.inputs) and state.fingerprint != fingerprint(cfg, spec, run):
+            rows.append(StageStatus(spec.name, "stale", "config or inputs changed since it ran"))
+        elif state.status == "done" and lost_outputs(cfg, spec, run):
+            rows.append(StageStatus(spec.name, "partial", f"{detail}; not complete since it was done (outputs lost or "
+                                    f"damaged, or planned work added): run `synthdiv {spec.name}` to make the rest"))
+        elif state.status == "done":
+            rows.append(StageStatus(spec.name, "done", detail or summary_text(state.summary or {}, empty="")))
+        else:
+            live = _live_progress(run, spec.name, state.started_at)
+            rows.append(StageStatus(spec.name, "partial", "; ".join(p for p in (detail, live) if p)))
+    return rows
+
+
+def _live_progress(run: RunDir, name: str, since: float) -> str:
+    """Rate, ETA and the last sign of progress of a running stage, from its heartbeat files (all ranks)."""
+    beats = read_heartbeats(run.root, name, since)
+    tasks = [t for b in beats for t in b.get("tasks", [])[-1:]]  # each process's latest loop
+    if not tasks:
+        return ""
+    done = sum(t.get("done") or 0 for t in tasks)
+    total = sum(t.get("total") or 0 for t in tasks)
+    rate = sum(t.get("rate") or 0 for t in tasks)
+    last = max(max(t.get("last_progress") or 0 for t in tasks), 0)
+    parts = [f"{tasks[0].get('description', name)}: {done:,.0f}" + (f"/{total:,.0f}" if total else "")]
+    if rate:
+        parts.append(f"{rate:.3g}/s")
+        if total:
+            parts.append(f"ETA {human_duration(max(0.0, total - done) / rate)}")
+    parts.append(f"last progress {human_duration(max(0.0, time.time() - last))} ago"
+                 + (f" ({len(beats)} processes)" if len(beats) > 1 else ""))
+    return ", ".join(parts)
