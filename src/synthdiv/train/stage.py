@@ -51,14 +51,23 @@ def progress(cfg: RunConfig, run: RunDir) -> str | None:
     return ", ".join(parts) or None
 
 
-def prepare_data(cfg: RunConfig, tcfg: TrainConfig, run: RunDir, classes: list[dict[str, Any]]) -> tuple[Any, Any]:
-    """The real set (after the low-data / long-tail protocols) and the synthetic set of one variant."""
-    from synthdiv.data import SampleSet, real_samples, synthetic_samples
+def variant_blocks(tcfg: TrainConfig) -> tuple[int, int]:
+    """``(n_real, n_syn)``: the real and synthetic blocks of a variant's global batch, decided once per variant
+    (what data is loaded, whether aux norms are made, and the batch plan all follow from it)."""
     from synthdiv.data.mixed import block_sizes
+
+    return block_sizes(tcfg.batch_size, tcfg.synthetic_fraction)
+
+
+def prepare_data(cfg: RunConfig, tcfg: TrainConfig, run: RunDir, classes: list[dict[str, Any]],
+                 blocks: tuple[int, int] | None = None) -> tuple[Any, Any]:
+    """The real set (after the low-data / long-tail protocols) and the synthetic set of one variant; a block of
+    size 0 (``blocks``, default :func:`variant_blocks`) loads nothing."""
+    from synthdiv.data import SampleSet, real_samples, synthetic_samples
     from synthdiv.data.protocols import RealProtocol, apply_protocol
     from synthdiv.data.real import real_dir_roots
 
-    n_real, n_syn = block_sizes(tcfg.batch_size, tcfg.synthetic_fraction)
+    n_real, n_syn = blocks or variant_blocks(tcfg)
     roots = real_dir_roots(cfg)  # a real_dir outside them (a foreign classes.jsonl) is refused
     real = real_samples(classes, tcfg.real_root, run.cache / "tar-index", roots) if n_real else SampleSet.empty()
     # the plan tops up from the same seeded counts (synthdiv.prompts.budget.training_real_counts)
@@ -72,11 +81,11 @@ def prepare_data(cfg: RunConfig, tcfg: TrainConfig, run: RunDir, classes: list[d
     return real, synthetic
 
 
-def build_model(tcfg: TrainConfig, num_classes: int) -> Any:
-    """The timm model of a variant, with auxiliary norms when ``aux_norm: aux`` and both domains are in a batch."""
+def build_model(tcfg: TrainConfig, num_classes: int, blocks: tuple[int, int] | None = None) -> Any:
+    """The timm model of a variant, with auxiliary norms when ``aux_norm: aux`` and both domains are in a batch
+    (``blocks``, default :func:`variant_blocks`)."""
     import timm
 
-    from synthdiv.data.mixed import block_sizes
     from synthdiv.errors import ConfigError
     from synthdiv.train.auxnorm import convert_aux_norm
 
@@ -92,7 +101,7 @@ def build_model(tcfg: TrainConfig, num_classes: int) -> Any:
         raise
     except TypeError as exc:
         raise ConfigError(f"train.model_kwargs: {exc}") from None
-    n_real, n_syn = block_sizes(tcfg.batch_size, tcfg.synthetic_fraction)
+    n_real, n_syn = blocks or variant_blocks(tcfg)
     if tcfg.aux_norm == "aux":
         if n_real and n_syn:
             convert_aux_norm(model, tcfg.aux_norm_layers)
@@ -125,12 +134,13 @@ def train_variant(cfg: RunConfig, run: RunDir, name: str) -> dict[str, Any]:
     dist = setup_distributed(tcfg.device)
     classes = read_classes(run.classes)
     num_classes = len(classes)
-    real, synthetic = prepare_data(cfg, tcfg, run, classes)
+    blocks = variant_blocks(tcfg)
+    real, synthetic = prepare_data(cfg, tcfg, run, classes, blocks)
     plan = BatchPlan(len(real), len(synthetic), tcfg.batch_size, tcfg.synthetic_fraction, cfg.seed,
                      dist.world_size, dist.rank, tcfg.accum_steps)
     total = tcfg.max_steps or tcfg.epochs * plan.steps_per_epoch
     torch.manual_seed(cfg.seed)
-    model = build_model(tcfg, num_classes)
+    model = build_model(tcfg, num_classes, blocks)
     model.to(dist.device, memory_format=memory_format(tcfg, dist.device))
     mean, std = model.pretrained_cfg.get("mean"), model.pretrained_cfg.get("std")
     transform = build_transforms(tcfg, True, mean, std)
