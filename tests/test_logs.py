@@ -78,6 +78,22 @@ def test_status_shows_rate_eta_and_last_progress_of_a_running_stage(tmp_path: Pa
     assert next(r for r in stage_status(cfg) if r.stage == "prompts").detail == ""
 
 
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, 0),
+    ({"RANK": "3", "WORLD_SIZE": "4"}, 3),
+    ({"SLURM_PROCID": "5", "SLURM_NTASKS": "8"}, 5),
+    ({"RANK": "x", "WORLD_SIZE": "4"}, 0),  # a malformed launch reads as rank 0: progress never stops the work
+])
+def test_heartbeat_files_are_named_by_the_launch_rank(tmp_path: Path, monkeypatch, env, expected):
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with heartbeat(tmp_path, "generate"), Progress() as bar:
+        bar.add_task("making things", total=1)
+    assert [p.name for p in (tmp_path / ".synthdiv" / "progress").iterdir()] == [f"generate.{expected}.json"]
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_generate_logged_to_a_file(tmp_path: Path):

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synthdiv.devices import dist_env
+from synthdiv.errors import ConfigError
 from synthdiv.units import human_duration
 
 logger = logging.getLogger("synthdiv.progress")
@@ -42,11 +44,15 @@ def progress_seconds() -> float:
 
 
 def rank() -> int:
-    """This process's rank in a torchrun / Slurm launch (0 for a lone process)."""
-    for key in ("RANK", "SLURM_PROCID"):
-        if os.environ.get(key, "").isdigit():
-            return int(os.environ[key])
-    return 0
+    """This process's rank in a torchrun / Slurm launch (0 for a lone process), from :func:`dist_env`.
+
+    A malformed launch environment reads as rank 0: progress reporting must never stop the work; the stages that
+    split work by rank report that environment themselves.
+    """
+    try:
+        return dist_env().rank
+    except ConfigError:
+        return 0
 
 
 @dataclass
