@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from synthdiv.check import check_run
+from synthdiv.check import CheckReport, check_run
 from synthdiv.cli import main
 from synthdiv.config import load_config
-from synthdiv.errors import ConfigError
+from synthdiv.errors import ConfigError, InputError
 
 
 @pytest.fixture
@@ -79,6 +79,21 @@ def test_check_lists_every_problem_and_exits_2(config: Path, tmp_path: Path, cap
         assert f"error: {where}" in captured.out, where
     assert "(and 2 more above)" in _one_line(captured.err)
 
+
+
+def test_the_first_error_points_to_the_others():
+    report = CheckReport(["classes"])
+    report.warn("plan", "small")
+    report.raise_first()  # warnings alone raise nothing
+    report.error("a", "one")
+    with pytest.raises(InputError, match=r"^a: one$"):
+        report.raise_first()
+    report.error("b", "two")
+    report.error("c", "three")
+    with pytest.raises(InputError, match=r"^a: one \(and 2 more: run `synthdiv check` to see all\)$"):
+        report.raise_first()  # run's preflight printed nothing
+    with pytest.raises(InputError, match=r"^check: a: one \(and 2 more above\)$"):
+        report.raise_first(prefix="check: ", shown=True)
 
 def _hub_cache(root: Path, repo: str, filename: str) -> None:
     """The layout huggingface_hub gives a cached repo (refs/main -> snapshots/<commit>/<file>)."""

@@ -66,12 +66,19 @@ class CheckReport:
     def warn(self, where: str, message: str) -> None:
         self.findings.append(Finding("warning", where, message))
 
-    def raise_first(self) -> None:
-        """Raise the first error as a one-line :class:`InputError`; the count of the others is added."""
+    def raise_first(self, *, prefix: str = "", shown: bool = False) -> None:
+        """Raise the first error as a one-line :class:`InputError`; the count of the others is added.
+
+        Args:
+            prefix: Put before the error ("check: ").
+            shown: Every finding was already printed (``synthdiv check``), so the count points above rather than to
+                ``synthdiv check``.
+        """
         if self.errors:
             more = len(self.errors) - 1
-            extra = f" (and {more} more: run `synthdiv check` to see all)" if more else ""
-            raise InputError(f"{self.errors[0]}{extra}")
+            rest = "more above" if shown else "more: run `synthdiv check` to see all"
+            extra = f" (and {more} {rest})" if more else ""
+            raise InputError(f"{prefix}{self.errors[0]}{extra}")
 
 
 def hub_offline() -> bool:

@@ -21,7 +21,6 @@ def check(
     from rich.table import Table
 
     from synthdiv.check import check_run, pending_stages
-    from synthdiv.errors import InputError
 
     cfg = load(config, set_, run_dir)
     report = check_run(cfg, pending_stages(cfg, until))
@@ -36,10 +35,7 @@ def check(
         colour = "red" if finding.level == "error" else "yellow"
         out.print(f"[{colour}]{finding.level}[/]: ", end="")
         out.print(str(finding), markup=False, highlight=False)
-    if report.errors:
-        first = report.errors[0]
-        more = len(report.errors) - 1
-        raise InputError(f"check: {first}" + (f" (and {more} more above)" if more else ""))
+    report.raise_first(prefix="check: ", shown=True)
     out.print(f"ok: {len(report.warnings)} warning(s), no errors", markup=False, highlight=False)
 
 
