@@ -117,18 +117,20 @@ class _BatchEcho:
     def __init__(self) -> None:
         self.batches: list[list[int]] = []
 
-    def complete_batch(self, conversations, n=1, temperature=0.7, seeds=None, max_tokens=256):
-        self.batches.append(list(seeds))
-        return [[f"{c[-1]['content']}/{s}/{j}" for j in range(n)] for c, s in zip(conversations, seeds, strict=True)]
+    def complete_many(self, requests):
+        self.batches.append([r.seed for r in requests])
+        return [[f"{r.messages[-1]['content']}/{r.seed}/{j}" for j in range(r.n)] for r in requests]
 
 
-def test_cached_complete_batch_sends_only_the_misses(tmp_path: Path) -> None:
+def test_cached_complete_many_sends_only_the_misses(tmp_path: Path) -> None:
+    from synthdiv.llm.base import Request
+
     inner = _BatchEcho()
     llm = CachedLLM(inner, tmp_path)
-    convs = [[{"role": "user", "content": t}] for t in ("a", "b", "c")]
-    first = llm.complete_batch(convs[:2], n=2, seeds=[1, 2])
+    requests = [Request([{"role": "user", "content": t}], n=2, seed=s) for t, s in (("a", 1), ("b", 2), ("c", 3))]
+    first = llm.complete_many(requests[:2])
     assert first == [["a/1/0", "a/1/1"], ["b/2/0", "b/2/1"]]
-    again = llm.complete_batch(convs, n=2, seeds=[1, 2, 3])
+    again = llm.complete_many(requests)
     assert again == [*first, ["c/3/0", "c/3/1"]]
     assert inner.batches == [[1, 2], [3]] and llm.stats.as_dict() == {"hits": 2, "misses": 3}
 

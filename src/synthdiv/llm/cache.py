@@ -137,34 +137,6 @@ class CachedLLM:
             self.stats.misses += len(todo)
         return [list(a) for a in answers if a is not None]
 
-    def complete_batch(
-        self,
-        conversations: Sequence[list[Message]],
-        n: int = 1,
-        temperature: float = 0.7,
-        seeds: Sequence[int] | None = None,
-        max_tokens: int = 256,
-    ) -> list[list[str]]:
-        """Batched completion for backends that have ``complete_batch``: cached requests are answered from disk,
-        the misses go to the backend in one batch; each request is cached under its own key (as ``complete``)."""
-        seeds = list(seeds) if seeds is not None else [0] * len(conversations)
-        keys = [request_key(self.backend, self.model, conv, n, temperature, s, max_tokens, None)
-                for conv, s in zip(conversations, seeds, strict=True)]
-        answers: list[list[str] | None] = [self._read(self.path_for(k), n) for k in keys]
-        todo = [i for i, a in enumerate(answers) if a is None]
-        if todo:
-            fresh = self.inner.complete_batch(  # type: ignore[attr-defined]
-                [conversations[i] for i in todo], n=n, temperature=temperature, seeds=[seeds[i] for i in todo],
-                max_tokens=max_tokens,
-            )
-            for i, responses in zip(todo, fresh, strict=True):
-                atomic_write_json(self.path_for(keys[i]), {"model_id": self.model_id, "responses": list(responses)})
-                answers[i] = list(responses)
-        with self._lock:
-            self.stats.hits += len(keys) - len(todo)
-            self.stats.misses += len(todo)
-        return [a for a in answers if a is not None]
-
     def _read(self, path: Path, n: int) -> list[str] | None:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
