@@ -36,10 +36,10 @@ def main() -> None:
     from PIL import Image
 
     from synthdiv.config import GeneratorSpec
-    from synthdiv.generate.diffusers_backend import DiffusersGenerator
+    from synthdiv.generate.registry import create_generator
 
     torch.set_num_threads(args.threads)
-    gen = DiffusersGenerator(GeneratorSpec(model="embedded", device="cpu", options={"steps": args.steps}))
+    gen = create_generator(GeneratorSpec(model="embedded", device="cpu", options={"steps": args.steps}))
     real = sorted((REPO / "data" / "fashion-mnist-smoke" / "train" / "bag").iterdir())
     inits = [Image.open(real[i % len(real)]).convert("RGB") for i in range(args.images)]
     prompts = [f"a photo of a bag, variant {i}" for i in range(args.images)]

@@ -103,3 +103,20 @@ def test_config_is_frozen(tmp_path: Path):
 def test_missing_config_file(tmp_path: Path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("role", ["llm", "clip", "generator", "captioner"])
+def test_every_role_reads_a_bad_option_the_same_at_load_and_at_build(tmp_path: Path, role):
+    """One validator and one error line for every models.<role>, when the config loads and when the registry builds
+    the backend from its spec (the LLM had its own format, and captioner options were not checked at load)."""
+    from synthdiv.config import config_from_dict
+    from synthdiv.config.backends import registry
+
+    path = tmp_path / "run.yaml"
+    path.write_text(f"run_dir: run\nmodels:\n  {role}:\n    options: {{bogus_key: 1}}\n")
+    with pytest.raises(ConfigError, match=rf"run\.yaml: models\.{role}\.options\.bogus_key: unknown key; expected "):
+        load_config(path)
+    cfg = config_from_dict({"run_dir": str(tmp_path / "run")})
+    spec = getattr(cfg.models, role).model_copy(update={"options": {"bogus_key": 1}})
+    with pytest.raises(ConfigError, match=rf"^models\.{role}\.options\.bogus_key: unknown key; expected one of: "):
+        registry(role).build(spec, role)  # refused before any model is loaded

@@ -1,12 +1,14 @@
 """Registries of named backends (timm-style): one :class:`Registry` per extension point.
 
-A backend registers under ``name`` with :meth:`Registry.register`; :meth:`Registry.create` builds it from keyword
-arguments, dropping ``None`` values, and an unknown name raises :class:`~synthdiv.errors.UnknownBackendError` that
-lists the valid names. Registering the same name twice warns and replaces.
+A backend registers under ``name`` with :meth:`Registry.register`; an unknown name raises
+:class:`~synthdiv.errors.UnknownBackendError` that lists the valid names. Registering the same name twice warns and
+replaces.
 
-A backend class carries a pydantic ``Options`` model (``extra="forbid"``) for ``models.<role>.options``;
-:func:`parse_options` is the one validator of them, used when the config loads and when the backend is built, so a
-bad option reads the same for every role: ``models.<role>.options.<key>: ...``.
+A model backend (``models.<role>``: llm, clip, generator, captioner) is a class ``cls(spec, options, **extra)`` with
+a pydantic ``Options`` model (``extra="forbid"``) for ``models.<role>.options``. :meth:`Registry.build` makes one
+from its config spec, and :meth:`Registry.options` validates the options with :func:`parse_options`, the one
+validator, used when the config loads and when the backend is built, so a bad option reads the same for every role:
+``models.<role>.options.<key>: ...``. :meth:`Registry.create` builds a plain factory from keyword arguments.
 """
 
 from __future__ import annotations
@@ -98,6 +100,22 @@ class Registry(Generic[T]):
         if name not in self._entries:
             raise UnknownBackendError(f"unknown {self.kind} {name!r}; expected one of: {', '.join(self.names())}")
         return self._entries[name]
+
+    def backend(self, spec: Any, role: str) -> Callable[..., T]:
+        """The class of ``spec.backend``; an unknown name raises naming ``models.<role>.backend``."""
+        try:
+            return self.get(spec.backend)
+        except UnknownBackendError as exc:
+            raise UnknownBackendError(f"models.{role}.backend: {exc}") from None
+
+    def options(self, spec: Any, role: str) -> Any:
+        """``spec.options`` validated by the backend's ``Options`` model (None for a backend without one)."""
+        model = getattr(self.backend(spec, role), "Options", None)
+        return None if model is None else parse_options(model, spec.options, f"models.{role}.options")
+
+    def build(self, spec: Any, role: str, **extra: Any) -> T:
+        """The backend of config spec ``models.<role>``: ``cls(spec, options, **extra)``, its options validated."""
+        return self.backend(spec, role)(spec, self.options(spec, role), **extra)
 
     def create(self, name: str, **kwargs: Any) -> T:
         """Build the backend ``name`` from ``kwargs``; ``None`` values are dropped so defaults apply."""

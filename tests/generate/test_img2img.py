@@ -141,9 +141,9 @@ def test_fit_image_and_steps():
 
 def test_diffusers_backend_makes_img2img_rows_through_the_image_pipeline(tiny_model_dir, tmp_path):
     from synthdiv.config import GeneratorSpec
-    from synthdiv.generate.diffusers_backend import DiffusersGenerator
+    from synthdiv.generate.registry import create_generator
 
-    gen = DiffusersGenerator(GeneratorSpec(model=str(tiny_model_dir), device="cpu", options={"steps": 2}))
+    gen = create_generator(GeneratorSpec(model=str(tiny_model_dir), device="cpu", options={"steps": 2}))
     real = Image.open(sorted((SMOKE_DATA / "train" / "bag").iterdir())[0])
     prompts, seeds = ["a bag", "a bag", "a bag"], [1, 1, 1]
     mixed = gen.generate(prompts, seeds, None, [None, real, real], [None, 0.3, 0.9])

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from synthdiv._registry import Registry
 from synthdiv.captions.base import Captioner
 from synthdiv.captions.cache import CaptionCache, image_digest
-from synthdiv.errors import InputError, UnknownBackendError
+from synthdiv.errors import InputError
 
 if TYPE_CHECKING:
     from synthdiv.config.models import CaptionerSpec
@@ -50,11 +50,7 @@ def create_captioner(spec: CaptionerSpec) -> Captioner:
     Raises:
         UnknownBackendError: ``spec.backend`` is not registered (the message lists the valid names).
     """
-    try:
-        factory = CAPTIONERS.get(spec.backend)
-    except UnknownBackendError as exc:
-        raise UnknownBackendError(f"models.captioner.backend: {exc}") from None
-    return factory(spec)
+    return CAPTIONERS.build(spec, "captioner")
 
 
 def caption_files(

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from synthdiv._registry import parse_options
 from synthdiv.devices import resolve_device, resolve_dtype
 from synthdiv.errors import InputError
 
@@ -42,8 +41,8 @@ class HFCaptioner:
 
     Options = HFCaptionerOptions
 
-    def __init__(self, spec: CaptionerSpec) -> None:
-        self.options = parse_options(HFCaptionerOptions, spec.options, "models.captioner.options")
+    def __init__(self, spec: CaptionerSpec, options: HFCaptionerOptions) -> None:
+        self.options = options
         self.spec = spec
         self.captioner_id = f"transformers:{spec.model}@{spec.revision or 'main'}"
         self.model, self.processor, self.device = self._load()

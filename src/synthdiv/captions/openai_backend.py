@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from synthdiv._registry import parse_options
 from synthdiv.llm.openai_backend import OpenAILLM, OpenAIOptions
 
 if TYPE_CHECKING:
@@ -52,8 +51,8 @@ class OpenAICaptioner:
 
     Options = OpenAICaptionerOptions
 
-    def __init__(self, spec: CaptionerSpec) -> None:
-        self.options = parse_options(OpenAICaptionerOptions, spec.options, "models.captioner.options")
+    def __init__(self, spec: CaptionerSpec, options: OpenAICaptionerOptions) -> None:
+        self.options = options
         llm_options = OpenAIOptions.model_validate(
             self.options.model_dump(exclude={"instruction", "max_tokens"}) | {"schema_format": "none"})
         self.llm = OpenAILLM(spec, llm_options)  # type: ignore[arg-type]  # same fields as an LLMSpec

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from synthdiv._registry import Registry
 from synthdiv.clip.base import ImageTextScorer
-from synthdiv.errors import UnknownBackendError
 
 if TYPE_CHECKING:
     from synthdiv.config import CLIPSpec
@@ -54,11 +53,7 @@ def create_scorer(spec: CLIPSpec, shared: bool = True) -> ImageTextScorer:
     key = spec.model_dump_json()
     if shared and key in _SHARED:
         return _SHARED[key]
-    try:
-        factory = SCORERS.get(spec.backend)
-    except UnknownBackendError as exc:
-        raise UnknownBackendError(f"models.clip.backend: {exc}") from None
-    scorer = factory(spec)
+    scorer = SCORERS.build(spec, "clip")
     if shared:
         _SHARED[key] = scorer
     return scorer

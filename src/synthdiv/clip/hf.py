@@ -9,7 +9,6 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from synthdiv._registry import parse_options
 from synthdiv.clip._common import BatchedScorer, ScorerOptions
 from synthdiv.devices import resolve_device, resolve_dtype
 from synthdiv.errors import ConfigError
@@ -42,10 +41,10 @@ class HFScorer(BatchedScorer):
 
     Options = HFOptions
 
-    def __init__(self, spec: CLIPSpec) -> None:
+    def __init__(self, spec: CLIPSpec, options: HFOptions) -> None:
         from transformers import AutoModel, AutoProcessor
 
-        self.options = parse_options(HFOptions, spec.options, "models.clip.options")
+        self.options = options
         self.device = resolve_device(spec.device, "models.clip.device")
         self.dtype = resolve_dtype(spec.dtype, self.device, "models.clip.dtype")
         if spec.model == "embedded":

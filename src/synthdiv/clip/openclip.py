@@ -8,7 +8,6 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from synthdiv._registry import parse_options
 from synthdiv.clip._common import BatchedScorer, ScorerOptions
 from synthdiv.devices import resolve_device, resolve_dtype
 from synthdiv.errors import ConfigError
@@ -42,8 +41,8 @@ class OpenCLIPScorer(BatchedScorer):
 
     Options = OpenCLIPOptions
 
-    def __init__(self, spec: CLIPSpec) -> None:
-        self.options = parse_options(OpenCLIPOptions, spec.options, "models.clip.options")
+    def __init__(self, spec: CLIPSpec, options: OpenCLIPOptions) -> None:
+        self.options = options
         self.device = resolve_device(spec.device, "models.clip.device")
         self.dtype = resolve_dtype(spec.dtype, self.device, "models.clip.dtype")
         self.model, self.preprocess, self.tokenizer, self.model_id = self._load(spec)

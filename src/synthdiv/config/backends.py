@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from synthdiv._registry import parse_options
 from synthdiv.errors import ConfigError, UnknownBackendError
 
 if TYPE_CHECKING:
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ROLES", "registry", "backend_options", "check_backends"]
 
-ROLES = ("llm", "clip", "generator")
+ROLES = ("llm", "clip", "generator", "captioner")
 
 
 def registry(role: str) -> Registry[Any]:
@@ -32,6 +31,10 @@ def registry(role: str) -> Registry[Any]:
         from synthdiv.clip import SCORERS
 
         return SCORERS
+    if role == "captioner":
+        from synthdiv.captions import CAPTIONERS
+
+        return CAPTIONERS
     from synthdiv.generate.registry import GENERATORS
 
     return GENERATORS
@@ -44,15 +47,10 @@ def backend_options(cfg: RunConfig, role: str) -> Any:
         ConfigError: the backend is not registered, or an option is unknown or of the wrong type; the message
             names ``models.<role>.backend`` or ``models.<role>.options.<key>``.
     """
-    spec = getattr(cfg.models, role)
     try:
-        cls = registry(role).get(spec.backend)
+        return registry(role).options(getattr(cfg.models, role), role)
     except UnknownBackendError as exc:
-        raise ConfigError(f"models.{role}.backend: {exc.args[0] if exc.args else exc}") from None
-    options_model = getattr(cls, "Options", None)
-    if options_model is None:
-        return None
-    return parse_options(options_model, spec.options, f"models.{role}.options")
+        raise ConfigError(exc.args[0] if exc.args else str(exc)) from None
 
 
 def check_backends(cfg: RunConfig) -> None:

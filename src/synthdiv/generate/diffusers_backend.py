@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from synthdiv._registry import parse_options
 from synthdiv.devices import resolve_device, resolve_dtype
 from synthdiv.errors import ConfigError, InputError, MissingDependencyError
 from synthdiv.generate.img2img import fit_image, img2img_steps
@@ -177,15 +176,16 @@ class DiffusersGenerator:
 
     Args:
         spec: ``models.generator`` (model id or path, revision, device, dtype, options).
+        options: ``spec.options``, validated (the registry builds it: ``create_generator``).
         device: Overrides ``spec.device``.
     """
 
     Options = DiffusersOptions
     supports_img2img = True  # through AutoPipelineForImage2Image.from_pipe, where the model family has one
 
-    def __init__(self, spec: GeneratorSpec, device: str | None = None) -> None:
+    def __init__(self, spec: GeneratorSpec, options: DiffusersOptions, device: str | None = None) -> None:
         self.spec = spec
-        self.options = parse_options(DiffusersOptions, spec.options, "models.generator.options")
+        self.options = options
         self.generator_id = generator_id(spec)
         self.device = resolve_device(device or spec.device, "models.generator.device")
         self.dtype = resolve_dtype(spec.dtype, self.device, "models.generator.dtype")

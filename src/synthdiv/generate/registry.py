@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from synthdiv._registry import Registry
 from synthdiv.config.models import generator_id
-from synthdiv.errors import UnknownBackendError
 
 if TYPE_CHECKING:
     from synthdiv.config import GeneratorSpec
@@ -40,8 +39,4 @@ def create_generator(spec: GeneratorSpec, device: str | None = None) -> Generato
         spec: ``models.generator`` of the run config; ``spec.options`` are validated by the backend.
         device: Overrides ``spec.device`` (a torchrun rank picks its own GPU).
     """
-    try:
-        factory = GENERATORS.get(spec.backend)
-    except UnknownBackendError as exc:
-        raise UnknownBackendError(f"models.generator.backend: {exc}") from None
-    return factory(spec, device=device)
+    return GENERATORS.build(spec, "generator", device=device)

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from synthdiv._registry import Registry
-from synthdiv.errors import ConfigError
 from synthdiv.llm.base import LLM, Message
 from synthdiv.llm.cache import CachedLLM, CacheStats
 from synthdiv.llm.structured import ListAnswer, ask_list, parse_list
@@ -71,21 +68,10 @@ def create_llm(spec: LLMSpec, cache_dir: Path | None = None) -> LLM:
         UnknownBackendError: ``spec.backend`` is not registered.
         ConfigError: An option is unknown or has the wrong type (names ``models.llm.options.<key>``).
     """
-    cls: Any = LLM_BACKENDS.get(spec.backend)
-    options = _validate_options(cls, spec.options)
-    llm = cls(spec, options)
+    llm = LLM_BACKENDS.build(spec, "llm")
     if cache_dir is None:
         return llm
     return CachedLLM(llm, cache_dir, backend=spec.backend, model=_cache_model_name(spec))
-
-
-def _validate_options(cls: Any, raw: dict[str, Any]) -> Any:
-    try:
-        return cls.Options.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in ("models", "llm", "options", *err["loc"]))
-        raise ConfigError(f"{where}: {err['msg']} (got {err.get('input')!r})") from None
 
 
 def _cache_model_name(spec: LLMSpec) -> str:
