@@ -24,11 +24,12 @@ KINDS = ("base", "context", "style")
 def _eval_result(run: RunDir, variant: str, name: str, labels: np.ndarray, hits: np.ndarray, names: list[str],
                  keep_predictions: bool = True) -> None:
     """``eval/<variant>/<name>.json`` (and ``.npz``) as the evaluate stage writes them, for the given hits."""
-    from synthdiv.evaluate.metrics import accuracy_report, long_tail_splits
+    from synthdiv.evaluate.metrics import accuracy_report, long_tail_splits, named_confused_pairs
 
     topk = np.stack([np.where(hits, labels, (labels + 1) % 3), (labels + 2) % 3], 1)
     report = {"variant": variant, "set": name, **accuracy_report(topk, labels, names), "corrupt": 0,
-              "long_tail": long_tail_splits(hits, labels, [150, 50, 5])}
+              "long_tail": long_tail_splits(hits, labels, [150, 50, 5]),
+              "confused": named_confused_pairs(topk[:, 0], labels, names, 20)}
     (run.eval / variant).mkdir(parents=True, exist_ok=True)
     (run.eval / variant / f"{name}.json").write_text(json.dumps(report))
     if keep_predictions:

@@ -15,7 +15,9 @@ class ReportConfig(Section):
         12, ge=0, description="classes with sample grids: those that gained and lost most, then a seeded sample"
     )
     thumb_size: int = Field(128, ge=32, le=512, description="pixels of the longer side of a sample image")
-    top_classes: int = Field(10, ge=1, description="classes that gained / lost most, and confused pairs, shown")
+    top_classes: int = Field(
+        10, ge=1, description="classes that gained / lost most, and confused pairs (of the 20 evaluate keeps), shown"
+    )
     max_rows: int = Field(50, ge=1, description="rows of a per-class table before it is cut (with a note)")
     baseline: str | None = Field(
         None, description="the variant deltas are taken against (None: the first variant with synthetic_fraction 0)"

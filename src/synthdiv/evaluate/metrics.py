@@ -16,7 +16,8 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["accuracy_report", "long_tail_splits", "confused_pairs", "bootstrap_ci", "paired_delta_ci"]
+__all__ = ["accuracy_report", "long_tail_splits", "confused_pairs", "named_confused_pairs", "bootstrap_ci",
+           "paired_delta_ci"]
 
 
 def accuracy_report(topk: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
@@ -60,6 +61,16 @@ def long_tail_splits(
             "top1": float(hit1[mask].mean()) if mask.any() else None,
         }
     return out
+
+
+def named_confused_pairs(top1: np.ndarray, labels: np.ndarray, names: Sequence[str], k: int = 20
+                         ) -> list[dict[str, Any]]:
+    """:func:`confused_pairs` with ``true_name`` and ``pred_name``: the ``confused`` list of an evaluate result,
+    which the report shows as it is."""
+    if not len(labels):
+        return []
+    return [{**p, "true_name": names[int(p["true"])], "pred_name": names[int(p["pred"])]}
+            for p in confused_pairs(top1, labels, k)]
 
 
 def confused_pairs(top1: np.ndarray, labels: np.ndarray, k: int = 10) -> list[dict[str, int | float]]:

@@ -49,7 +49,7 @@ def evaluate_variant(cfg: RunConfig, run: RunDir, name: str, classes: list[dict[
     import timm
 
     from synthdiv.devices import resolve_device
-    from synthdiv.evaluate.metrics import accuracy_report, confused_pairs, long_tail_splits
+    from synthdiv.evaluate.metrics import accuracy_report, long_tail_splits, named_confused_pairs
     from synthdiv.evaluate.predict import eval_transform, predict
 
     ecfg = cfg.evaluate
@@ -70,8 +70,7 @@ def evaluate_variant(cfg: RunConfig, run: RunDir, name: str, classes: list[dict[
         if evalset.class_mask is not None:
             report["classes_in_subset"] = int(evalset.class_mask.sum())
         hit1 = topk[:, 0] == labels if len(labels) else np.zeros(0, dtype=bool)
-        report["confused"] = [{**p, "true_name": names[p["true"]], "pred_name": names[p["pred"]]}
-                              for p in confused_pairs(topk[:, 0], labels, 20)] if len(labels) else []
+        report["confused"] = named_confused_pairs(topk[:, 0], labels, names, 20)
         if train_counts is not None:
             report["long_tail"] = long_tail_splits(hit1, labels, train_counts, ecfg.many_shot, ecfg.few_shot)
         _write_predictions(safe_join(run.eval, name, f"{evalset.name}.npz", what="evaluate set"), topk, labels)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synthdiv.evaluate.metrics import bootstrap_ci, confused_pairs, paired_delta_ci
+from synthdiv.evaluate.metrics import bootstrap_ci, paired_delta_ci
 
 if TYPE_CHECKING:
     from synthdiv.config import RunConfig
@@ -205,15 +205,7 @@ def _deltas_block(cfg: RunConfig, results: dict[str, dict[str, EvalResult]], var
 def _confused_block(cfg: RunConfig, res: EvalResult | None) -> dict[str, Any] | None:
     if res is None:
         return None
-    k = cfg.report.top_classes
-    names = list((res.report.get("per_class") or {}).keys())
-    if res.labels is not None and res.top1 is not None:
-        pairs = confused_pairs(res.top1, res.labels, k)
-        for p in pairs:
-            p["true_name"] = names[p["true"]] if p["true"] < len(names) else str(p["true"])
-            p["pred_name"] = names[p["pred"]] if p["pred"] < len(names) else str(p["pred"])
-    else:
-        pairs = list(res.report.get("confused") or [])[:k]
+    pairs = list(res.report.get("confused") or [])[:cfg.report.top_classes]  # evaluate's, most frequent first
     if not pairs:
         return None
     return {"variant": res.variant, "set": res.set,
