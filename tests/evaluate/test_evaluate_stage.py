@@ -125,8 +125,11 @@ def test_the_evaluate_stage_measures_the_exported_models(toy, make_config):
         assert all(p["true_name"] == f"class{p['true']}" for p in report["confused"])
         # validation at each epoch's end on the test set (train.val_batches, default on with evaluate.test_root)
         spe = json.loads((run.train / variant / "data.json").read_text())["steps_per_epoch"]
-        val = [r for r in read_jsonl(run.train / variant / "metrics.jsonl") if r.get("split") == "val"]
+        rows = read_jsonl(run.train / variant / "metrics.jsonl")
+        val = [r for r in rows if r.get("split") == "val"]
         assert [r["step"] for r in val] == sorted({*range(spe, 13, spe), 12})
+        # one epoch scale for both kinds of rows: steps done / steps per epoch, so curves line up by epoch
+        assert all(r["epoch"] == r["step"] / spe for r in rows)
         assert all(r["val_images"] == 20 and 0 <= r["val_top1"] <= r["val_top5"] <= 1 for r in val)
     assert summary["real"]["test"] > 0.25  # better than chance on 4 separable colours
     assert json.loads((run.eval / "summary.json").read_text())["real"]["test"]["images"] == 20

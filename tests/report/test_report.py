@@ -80,7 +80,7 @@ def _fill_run(root: Path) -> None:
     for variant, right, spe in (("real", (100, 40, 43), 5), ("real+syn", (100, 53, 39), 3)):  # 61.0 %, 64.0 %
         (run.train / variant).mkdir(parents=True)
         (run.train / variant / "data.json").write_text(json.dumps({"steps_per_epoch": spe}))
-        train_rows = [{"step": s, "loss": 2.0 / s, "epoch": (s - 1) / spe} for s in range(1, 2 * spe + 1)]
+        train_rows = [{"step": s, "loss": 2.0 / s, "epoch": s / spe} for s in range(1, 2 * spe + 1)]
         val_rows = [{"step": e * spe, "epoch": e, "split": "val", "val_loss": 1.5 / e, "val_top1": 0.3 * e,
                      "val_top5": 0.9, "val_images": 20} for e in (1, 2)]
         (run.train / variant / "metrics.jsonl").write_text(

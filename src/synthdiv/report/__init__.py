@@ -127,18 +127,22 @@ def _epoch_length(run: RunDir, variant: str) -> int | None:
 
 
 def _train_plots(run: RunDir) -> list[str]:
-    """Training loss, validation top-1 and validation loss of every variant against epochs (steps / steps per
-    epoch), so arms with different step counts line up; steps when a run recorded no epoch length."""
+    """Training loss, validation top-1 and validation loss of every variant against epochs (each row's ``epoch``:
+    steps done / steps per epoch, the same for training and validation rows), so arms with different step counts
+    line up; a run written before rows had an epoch takes its epoch length from ``data.json``, else steps."""
     series = collect.metrics_series(run)
     if not series:
         return []
     xs: dict[str, list[tuple[float, dict[str, Any]]]] = {}
     by_epoch = True
     for variant, rows in series.items():
+        rows = [r for r in rows if isinstance(r.get("step"), int | float)]
+        if all(isinstance(r.get("epoch"), int | float) for r in rows):
+            xs[variant] = [(r["epoch"], r) for r in rows]
+            continue
         spe = _epoch_length(run, variant)
         by_epoch &= spe is not None
-        xs[variant] = [(r["step"] / spe if spe else r.get("step", i), r) for i, r in enumerate(rows)
-                       if isinstance(r.get("step"), int | float)]
+        xs[variant] = [(r["step"] / spe if spe else r["step"], r) for r in rows]
     plots = []
     for metric, split, title, scale in (("loss", None, "Training loss", 1), ("val_top1", "val", "Validation top-1",
                                         100), ("val_loss", "val", "Validation loss", 1)):

@@ -265,7 +265,7 @@ def run_loop(setup: LoopSetup) -> tuple[LoopResult, nn.Module]:
                     loss = float(step_loss) / dist.world_size
                     last_loss = loss if math.isfinite(loss) else None  # JSON has no NaN
                     metrics.write({"step": done, "loss": last_loss, "lr": state.scheduler.get_last_lr()[0],
-                                   "epoch": step / plan.steps_per_epoch, "corrupt": corrupt, "skipped": skipped,
+                                   "epoch": done / plan.steps_per_epoch, "corrupt": corrupt, "skipped": skipped,
                                    "images_per_s": images * dist.world_size / max(1e-9, time.perf_counter() - t0)})
                 if validate is not None and dist.is_main and (done % plan.steps_per_epoch == 0 or done == total_steps):
                     metrics.write({"step": done, "epoch": done / plan.steps_per_epoch, "split": "val",
