@@ -9,8 +9,8 @@ bounds (:func:`~synthdiv.prompts.adaptive.allocate`) and appends them to the pla
 
 It can be killed at any moment and rerun: a round is in the plan whole or not at all, a round in the plan is never
 planned again, and the stages resume where they stopped, so every image is still made exactly once. The per-class
-error is that of the evaluate stage: point ``evaluate.test_root`` at a validation split, not the final test set,
-when the rounds must not see the test set.
+error is that of the evaluate stage on ``adapt.eval_set``: add a validation folder to ``evaluate.ood`` (e.g. named
+``val``) and set ``adapt.eval_set: val`` when the rounds must not see the test set.
 """
 
 from __future__ import annotations
@@ -72,9 +72,14 @@ def adapt_variant(cfg: RunConfig) -> str:
 
 
 def _check_bounds(cfg: RunConfig) -> None:
-    a = cfg.adapt
+    a, e = cfg.adapt, cfg.evaluate
     if a.max_per_class is not None and a.max_per_class == 0:
         raise ConfigError("adapt.max_per_class: 0 leaves no room for the round's images; expected at least 1")
+    sets = ([] if e.test_root is None else ["test", *(f"test-{s}" for s in e.shifts)]) + [o.name for o in e.ood]
+    if a.eval_set not in sets:
+        there = ", ".join(sets) or "none (set evaluate.test_root, or add a validation folder to evaluate.ood)"
+        raise ConfigError(f"adapt.eval_set: {a.eval_set!r} is not an evaluate set of this config; expected one of: "
+                          f"{there}")
 
 
 def class_errors(run: RunDir, variant: str, eval_set: str, names: list[str]) -> np.ndarray:

@@ -123,6 +123,11 @@ def test_a_round_without_results_names_the_file(gen_config):
                                                                          "variant": "nope"})})
     with pytest.raises(ConfigError, match=r"adapt.variant: 'nope' is not a train variant"):
         adapt_run(wrong)
+    no_set = cfg.model_copy(update={"adapt": cfg.adapt.model_copy(update={"rounds": 1, "images_per_round": 4,
+                                                                          "eval_set": "val"})})
+    with pytest.raises(ConfigError, match=r"adapt.eval_set: 'val' is not an evaluate set of this config; expected "
+                                          r"one of: none \(set evaluate.test_root, or add a validation folder"):
+        adapt_run(no_set)
 
 
 def _config(tmp_path: Path, rounds: int) -> Path:
@@ -140,9 +145,10 @@ generate: {{batch_size: 4, torch_threads: 1}}
 train: {{model: test_resnet, img_size: 32, epochs: 1, batch_size: 16, synthetic_fraction: 0.25, auto_augment: null,
          num_workers: 0, torch_threads: 1, max_steps: 2, val_batches: 1,
          variants: {{real: {{synthetic_fraction: 0, aux_norm: none}}, real+syn: {{}}}}}}
-evaluate: {{test_root: {smoke / 'test'}, batch_size: 64, num_workers: 0, torch_threads: 1}}
+evaluate: {{test_root: {smoke / 'test'}, batch_size: 64, num_workers: 0, torch_threads: 1,
+            ood: [{{name: val, root: {smoke / 'test'}, folders: name}}]}}
 report: {{samples_per_class: 1, bootstrap: 100}}
-adapt: {{rounds: {rounds}, images_per_round: 6, min_per_class: 1}}
+adapt: {{rounds: {rounds}, images_per_round: 6, min_per_class: 1, eval_set: val}}
 """
     path = tmp_path / f"adapt-{rounds}.yaml"
     path.write_text(text)
@@ -160,7 +166,8 @@ def test_adapt_command_runs_rounds_resumably_and_makes_each_image_once(tmp_path:
     assert "1 round(s) in the plan (1 added now)" in capsys.readouterr().out
     run = RunDir(tmp_path / "run")
     (record,) = plan_rounds(run.plan)
-    assert record["variant"] == "real+syn" and record["images"] == 6 and min(record["counts"]) >= 1
+    assert record["variant"] == "real+syn" and record["eval_set"] == "val"
+    assert record["images"] == 6 and min(record["counts"]) >= 1
 
     # killed after round 2 was written to the plan, before any of its images: the rerun makes them, adds no round
     two = load_config(_config(tmp_path, 2))
@@ -174,7 +181,7 @@ def test_adapt_command_runs_rounds_resumably_and_makes_each_image_once(tmp_path:
     summary = json.loads((run.eval / "summary.json").read_text())
     assert set(summary) == {"real", "real+syn"}
     html = (run.report / "index.html").read_text()
-    assert "Adaptive rounds" in html and "real+syn on test" in html  # the report lists both rounds
+    assert "Adaptive rounds" in html and html.count("real+syn on val") == 2  # the report lists both rounds
     digest = file_digest(run.plan)
     assert main(["adapt", "-c", str(_config(tmp_path, 2))]) == 0  # nothing left: no round, no stage
     assert file_digest(run.plan) == digest
