@@ -34,6 +34,7 @@ __all__ = ["adapt_run", "add_round", "adapt_variant", "class_errors"]
 
 def adapt_run(cfg: RunConfig) -> dict[str, Any]:
     """Run rounds until the plan holds ``adapt.rounds`` of them, then bring the run up to date; returns a summary."""
+    from synthdiv.devices import dist_env
     from synthdiv.lock import run_lock
     from synthdiv.prompts.rounds import plan_rounds
     from synthdiv.run import RunDir
@@ -42,6 +43,9 @@ def adapt_run(cfg: RunConfig) -> dict[str, Any]:
     acfg = cfg.adapt
     if not acfg.rounds:
         raise ConfigError("adapt.rounds: 0 rounds asked; set adapt.rounds and adapt.images_per_round")
+    if dist_env().distributed:  # every rank would append its own rounds to the one plan
+        raise ConfigError("synthdiv adapt: launched as several ranks (torchrun / srun); launch it once, and spread "
+                          "the generation over GPUs with generate.runner: ray")
     variant = adapt_variant(cfg)
     _check_bounds(cfg)
     run = RunDir(cfg.run_dir)

@@ -114,7 +114,7 @@ def test_a_round_follows_the_variant_errors_and_is_recorded(gen_config):
     assert add_round(tight, run, "main")["counts"] == [2, 4, 4]
 
 
-def test_a_round_without_results_names_the_file(gen_config):
+def test_a_round_without_results_names_the_file(gen_config, monkeypatch):
     cfg = gen_config(images_per_class=2, shard_size=2)
     run = _adapt_inputs(cfg, {"goldfish": 0.9, "crane": 0.4, "tabby cat": 0.5})
     with pytest.raises(InputError, match=r"eval/real/test\.json: not found.*variant 'real'"):
@@ -127,6 +127,10 @@ def test_a_round_without_results_names_the_file(gen_config):
                                                                           "eval_set": "val"})})
     with pytest.raises(ConfigError, match=r"adapt.eval_set: 'val' is not an evaluate set of this config; expected "
                                           r"one of: none \(set evaluate.test_root, or add a validation folder"):
+        adapt_run(no_set)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(ConfigError, match=r"launched as several ranks"):
         adapt_run(no_set)
 
 
