@@ -42,6 +42,9 @@ def test_a_grown_plan_keeps_the_shards_and_generate_makes_only_the_new_ones(gen_
     stamps = {s: tar_path(run, s).stat().st_mtime_ns for s in range(3)}
 
     _grow(cfg, [1, 2, 1])
+    from synthdiv.generate.plan_check import check_plan_file
+
+    assert check_plan_file(run.plan) == 10  # the grown plan keeps the plan contract
     assert file_digest(run.plan) != first and plan_base_digest(run.plan) == first
     assert fingerprint(cfg, spec, run) == before_fp  # grown, not changed: no refusal, no redo
     assert plan_rounds(run.plan) == [{"round": 1, "images": 4}]
@@ -190,3 +193,25 @@ def test_adapt_command_runs_rounds_resumably_and_makes_each_image_once(tmp_path:
     assert main(["adapt", "-c", str(_config(tmp_path, 2))]) == 0  # nothing left: no round, no stage
     assert file_digest(run.plan) == digest
     assert "(0 added now)" in capsys.readouterr().out
+
+
+def test_an_img2img_plan_grows_with_text_to_image_rows(tmp_path):
+    import pyarrow as pa
+
+    from synthdiv.generate.plan_check import check_plan_file
+    from synthdiv.run import write_parquet_atomic
+    from synthdiv.schemas import PLAN_SCHEMA, PLAN_SOURCE_SCHEMA
+
+    run = RunDir(tmp_path / "run")
+    schema = pa.schema([*PLAN_SCHEMA, *PLAN_SOURCE_SCHEMA])
+    first = pa.table({"image_id": ["a", "b"], "class": pa.array([0, 1], pa.int32()), "prompt_id": ["p0", "p1"],
+                      "seed": [1, 2], "shard": pa.array([0, 0], pa.int32()), "source": ["x.png", None],
+                      "strength": pa.array([0.5, None], pa.float32())}, schema=schema)
+    write_parquet_atomic(first, run.plan)
+    rows = pa.table({"image_id": ["c"], "class": pa.array([1], pa.int32()), "prompt_id": ["p1"], "seed": [3],
+                     "shard": pa.array([1], pa.int32())}, schema=PLAN_SCHEMA)
+    grow_plan(run, rows, {"round": 1, "images": 1})
+    plan = pq.read_table(run.plan)
+    assert plan.column("image_id").to_pylist() == ["a", "b", "c"]
+    assert plan.column("source").to_pylist() == ["x.png", None, None]  # the round's rows are text-to-image
+    assert plan.schema.remove_metadata() == schema and check_plan_file(run.plan) == 3
