@@ -88,3 +88,27 @@ def test_openai_captioner_sends_the_image_as_a_data_url(tmp_path, monkeypatch):
     parts = seen[0]["messages"][0]["content"]
     assert parts[1]["image_url"]["url"].startswith("data:image/jpeg;base64,") and seen[0]["temperature"] == 0.0
     assert seen[0]["model"] == "llava" and "response_format" not in seen[0]
+
+
+def test_openai_captioner_keeps_a_batch_in_flight_together_and_in_order(tmp_path, monkeypatch):
+    import threading
+
+    lock, gated, arrivals = threading.Lock(), [False], [0]
+    gate = threading.Barrier(3, timeout=30)  # batched: the first three requests must be in flight at once to pass
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        url = json.loads(request.content)["messages"][0]["content"][1]["image_url"]["url"]
+        with lock:
+            arrivals[0] += 1
+            wait = gated[0] and arrivals[0] <= 3
+        if wait:
+            gate.wait()
+        return httpx.Response(200, json={"choices": [{"message": {"content": f"image {len(url)}"}}]})
+
+    spec = CaptionerSpec(backend="openai", model="llava", options={"max_retries": 0, "concurrency": 3})
+    captioner = create_captioner(spec)
+    monkeypatch.setattr(captioner.llm, "_http", lambda: httpx.Client(transport=httpx.MockTransport(handler)))
+    images = [Image.new("RGB", (8 + 8 * i, 8), (40 * i, 0, 0)) for i in range(5)]
+    one_by_one = [captioner.caption([im])[0] for im in images]
+    gated[0], arrivals[0] = True, 0
+    assert captioner.caption(images) == one_by_one  # in order, with up to concurrency requests at once

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from synthdiv.llm.base import Request
 from synthdiv.llm.openai_backend import OpenAILLM, OpenAIOptions
 
 if TYPE_CHECKING:
@@ -60,9 +61,7 @@ class OpenAICaptioner:
         self._instruction = self.options.instruction
 
     def caption(self, images: Sequence[Image.Image]) -> list[str]:
-        out = []
-        for image in images:
-            answer = self.llm.complete([image_message(image, self._instruction)], n=1, temperature=0.0, seed=0,
-                                       max_tokens=self.options.max_tokens)
-            out.append(answer[0].strip())
-        return out
+        """One caption per image, in order; a batch's requests are in flight together (``options.concurrency``)."""
+        requests = [Request([image_message(image, self._instruction)], n=1, temperature=0.0, seed=0,
+                            max_tokens=self.options.max_tokens) for image in images]
+        return [answer[0].strip() for answer in self.llm.complete_many(requests)]
