@@ -68,8 +68,9 @@ def generate_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
         if exc.errno in _DISK_FULL:
             raise disk_full(exc, run.shards) from None
         raise
-    if is_complete(cfg, run):  # the last worker to finish lists every shard for timm's and HF's readers
-        write_wds_info(run)
+    planned = known_shards(run)
+    if not _incomplete(run, planned):  # the last worker to finish lists every shard for timm's and HF's readers
+        write_wds_info(run, shards=planned.tolist())
     return {"runner": runner, "rank": env.rank, "world_size": env.world_size, "planned_images": work.total_images,
             "planned_shards": len(work.shards), **made}
 
@@ -123,7 +124,10 @@ def incomplete_shards(run: RunDir) -> dict[int, str]:
 
     The planned shards when there is a plan; otherwise those with a tar or a manifest part on disk.
     """
-    shards = known_shards(run)
+    return _incomplete(run, known_shards(run))
+
+
+def _incomplete(run: RunDir, shards: np.ndarray) -> dict[int, str]:
     return {int(s): st for s, st in zip(shards.tolist(), _states(run, shards), strict=True) if st != "complete"}
 
 

@@ -300,15 +300,16 @@ def image_bytes(run: RunDir, rows: pa.Table) -> list[bytes]:
     return [blob for blob in out if blob is not None]
 
 
-def write_wds_info(run: RunDir, split: str = "train") -> Path:
+def write_wds_info(run: RunDir, split: str = "train", shards: list[int] | None = None) -> Path:
     """Write ``shards/_info.json`` (atomically): the complete shards and their sample counts as one split.
 
     The layout is the one timm's ``wds/`` reader reads, so ``timm.data.create_dataset("wds/<name>", root=<shards>,
     split="train")`` and timm's ``train.py --data-dir <shards> --dataset wds/<name>`` train on the shards directly.
     The split holds every image of the shards (also those the score filter or the degenerate flag leave out of
-    synthdiv's own training view: see ``synthdiv.open_run(...).manifest("train")``).
+    synthdiv's own training view: see ``synthdiv.open_run(...).manifest("train")``). ``shards``: the complete
+    shards, when the caller has just checked them (default: the planned complete shards).
     """
-    shards = planned_complete_shards(run)
+    shards = planned_complete_shards(run) if shards is None else shards
     lengths = [pq.read_metadata(part_path(run, s)).num_rows for s in shards]
     info: dict[str, Any] = {
         "name": run.root.name,
