@@ -61,3 +61,22 @@ def test_appended_round_keeps_ids_stable_and_unique():
         zip(bigger.column("prompt_id").to_pylist(), bigger.column("seed").to_pylist(), strict=True))
     again = append_round(first, prompts, extra, 7, "gen", shard_size=4)
     assert again.equals(added)  # a resumed round names the same images
+
+
+def test_least_used_picks_as_one_at_a_time_would():
+    from synthdiv.prompts.adaptive import least_used
+
+    def one_at_a_time(uses: np.ndarray, m: int) -> list[tuple[int, int]]:
+        uses, out = uses.copy(), []
+        for _ in range(m):
+            i = int(np.argmin(uses))  # least used; ties: the first in table order
+            out.append((i, int(uses[i])))
+            uses[i] += 1
+        return out
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        uses = rng.integers(0, 6, int(rng.integers(1, 9)))
+        m = int(rng.integers(0, 40))
+        index, repeat = least_used(uses, m)
+        assert list(zip(index.tolist(), repeat.tolist(), strict=True)) == one_at_a_time(uses, m)

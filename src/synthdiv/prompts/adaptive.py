@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["class_need", "allocate", "append_round"]
+__all__ = ["class_need", "allocate", "append_round", "least_used"]
 
 
 def class_need(errors: np.ndarray, keep_rates: np.ndarray, alpha: float = 1.0, beta: float = 1.0,
@@ -74,6 +74,36 @@ def allocate(total: int, need: np.ndarray, lower: np.ndarray | int = 0, upper: n
     return out
 
 
+def least_used(uses: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """``m`` picks of prompts whose use counts are ``uses``: (prompt index, its repeat number) of each, in the order
+    "the least used prompt next, ties in table order", as picking one at a time would give.
+
+    That order is the sort by (repeat, index) of the pairs ``(i, r)`` with ``r >= uses[i]``, so it is computed at
+    once: the level ``L`` with fewer than ``m`` pairs below it and at least ``m`` up to it, every pair below ``L``,
+    then the first pairs at ``L`` in table order.
+    """
+    uses = np.asarray(uses, dtype=np.int64)
+    if m <= 0 or not len(uses):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+    def below(level: int) -> int:  # pairs with a repeat number under ``level``
+        return int(np.maximum(0, level - uses).sum())
+
+    lo, hi = int(uses.min()), int(uses.min()) + m  # below(lo) == 0 < m <= below(hi)
+    while hi - lo > 1:  # the largest L with below(L) < m
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if below(mid) < m else (lo, mid)
+    level = lo
+    runs = np.maximum(0, level - uses)
+    index = np.repeat(np.arange(len(uses)), runs)
+    repeat = np.repeat(uses, runs) + np.arange(len(index)) - np.repeat(np.cumsum(runs) - runs, runs)
+    at_level = np.flatnonzero(uses <= level)[: m - len(index)]
+    index = np.concatenate([index, at_level])
+    repeat = np.concatenate([repeat, np.full(len(at_level), level, np.int64)])
+    order = np.lexsort((index, repeat))
+    return index[order], repeat[order]
+
+
 def append_round(plan: pa.Table, prompts: pa.Table, counts: np.ndarray, run_seed: int, gen_id: str,
                  shard_size: int) -> pa.Table:
     """The rows of a new round: ``counts[c]`` more images of class ``c``, in new shards after the plan's last one.
@@ -98,15 +128,11 @@ def append_round(plan: pa.Table, prompts: pa.Table, counts: np.ndarray, run_seed
         if len(mine) == 0:
             raise ValueError(f"append_round: class {c} has no prompts")
         uses = np.array([used.get(p, 0) for p in mine], dtype=np.int64)
-        picks = []
-        for _ in range(int(counts[c])):  # least used first; ties in prompt-table order
-            i = int(np.argmin(uses))
-            picks.append((i, uses[i]))
-            uses[i] += 1
-        k = len(picks)
+        pick, repeat = least_used(uses, int(counts[c]))
+        k = len(pick)
         cls_rows.append(np.full(k, c, dtype=np.int32))
-        pid_rows.append(mine[[i for i, _ in picks]])
-        rep_rows.append(np.array([r for _, r in picks], dtype=np.int64))
+        pid_rows.append(mine[pick])
+        rep_rows.append(repeat)
         key_rows.append((np.arange(k) + 0.5) / k)
     if not cls_rows:
         return PLAN_SCHEMA.empty_table()
