@@ -113,13 +113,12 @@ def append_round(plan: pa.Table, prompts: pa.Table, counts: np.ndarray, run_seed
     prefix of the round holds every class in proportion.
     """
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     from synthdiv.schemas import PLAN_SCHEMA
 
-    used: dict[str, int] = {}
-    for pid, n in zip(*np.unique(np.asarray(plan.column("prompt_id").to_pylist(), dtype=object),
-                                 return_counts=True), strict=True):
-        used[str(pid)] = int(n)
+    counted = pc.value_counts(plan.column("prompt_id")).flatten()  # in C++: a 7.7M-row plan in well under a second
+    used = dict(zip(counted[0].to_pylist(), counted[1].to_pylist(), strict=True))
     p_cls = prompts.column("class").to_numpy()
     p_ids = np.asarray(prompts.column("prompt_id").to_pylist(), dtype=object)
     cls_rows, pid_rows, rep_rows, key_rows = [], [], [], []
