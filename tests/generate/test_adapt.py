@@ -189,6 +189,10 @@ def test_adapt_command_runs_rounds_resumably_and_makes_each_image_once(tmp_path:
     assert set(summary) == {"real", "real+syn"}
     html = (run.report / "index.html").read_text()
     assert "Adaptive rounds" in html and html.count("real+syn on val") == 2  # the report lists both rounds
+    capsys.readouterr()
+    assert main(["show", "rounds", "-c", str(_config(tmp_path, 2))]) == 0
+    shown = capsys.readouterr().out
+    assert shown.count("real+syn on val") == 2 and "given most" in shown
     digest = file_digest(run.plan)
     assert main(["adapt", "-c", str(_config(tmp_path, 2))]) == 0  # nothing left: no round, no stage
     assert file_digest(run.plan) == digest

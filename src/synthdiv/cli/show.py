@@ -1,4 +1,4 @@
-"""``synthdiv show ...``: readable views of a run's artifacts (disambiguation, prompts, samples)."""
+"""``synthdiv show ...``: readable views of a run's artifacts (disambiguation, prompts, samples, adaptive rounds)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,28 @@ def prompts(
 
     cfg = load(config, set_, run_dir)
     console().print(diversity_report(cfg, class_, clip=clip))
+
+
+@app.command("rounds")
+def rounds(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) -> None:
+    """The adaptive rounds in the plan: images, shards, what drove each, and the classes it gave most images to."""
+    from rich.table import Table
+
+    from synthdiv.catalog.reader import read_classes
+    from synthdiv.errors import InputError
+    from synthdiv.prompts.rounds import round_rows
+    from synthdiv.run import RunDir
+
+    run = RunDir(load(config, set_, run_dir).run_dir)
+    if not run.plan.exists():
+        raise InputError(f"{run.plan}: not found; run `synthdiv plan` (and `synthdiv adapt` for rounds) first")
+    rows = round_rows(run.plan, [c["name"] for c in read_classes(run.classes)])
+    table = Table(title=f"adaptive rounds of {run.root}" if rows else "no adaptive rounds in the plan")
+    for column in ("round", "images", "shards", "driven by", "given most"):
+        table.add_column(column, justify="right" if column in ("round", "images", "shards") else "left")
+    for r in rows:
+        table.add_row(str(r["round"]), f"{r['images']:,}", str(r["shards"]), r["driven_by"], r["top"])
+    console().print(table)
 
 
 @app.command("samples")

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["plan_rounds", "plan_base_digest", "grow_plan"]
+__all__ = ["plan_rounds", "plan_base_digest", "grow_plan", "round_rows"]
 
 ROUNDS_KEY = b"synthdiv.rounds"
 BASE_KEY = b"synthdiv.base"
@@ -47,6 +47,20 @@ def plan_rounds(path: Path) -> list[dict[str, Any]]:
     """The recorded adaptive rounds of a plan (round 1 first); ``[]`` for a plan as the plan stage wrote it."""
     raw = _metadata(path).get(ROUNDS_KEY)
     return json.loads(raw) if raw else []
+
+
+def round_rows(path: Path, names: list[str], top: int = 5) -> list[dict[str, Any]]:
+    """One readable row per recorded round: number, images, shards, what drove it, and the ``top`` classes it gave
+    most images to (``"name (count)"``), for ``synthdiv show rounds`` and the report."""
+    out = []
+    for r in plan_rounds(path):
+        counts = r.get("counts") or []
+        order = sorted(range(len(counts)), key=lambda c: (-counts[c], c))[:top]
+        out.append({"round": r["round"], "images": r.get("images", 0), "shards": r.get("shards", ""),
+                    "driven_by": f"{r.get('variant', '?')} on {r.get('eval_set', '?')}",
+                    "top": ", ".join(f"{names[c] if c < len(names) else c} ({counts[c]})" for c in order
+                                     if counts[c])})
+    return out
 
 
 def plan_base_digest(path: Path) -> str:

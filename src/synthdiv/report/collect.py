@@ -192,19 +192,11 @@ def rounds_section(run: RunDir, top: int = 5) -> list[dict[str, Any]]:
     if not run.plan.exists():
         return []
     from synthdiv.catalog.reader import read_classes
-    from synthdiv.prompts.rounds import plan_rounds
+    from synthdiv.prompts.rounds import plan_rounds, round_rows
 
-    rounds = plan_rounds(run.plan)
-    names = [c["name"] for c in read_classes(run.classes)] if rounds else []
-    out = []
-    for r in rounds:
-        counts = r.get("counts") or []
-        order = sorted(range(len(counts)), key=lambda c: (-counts[c], c))[:top]
-        out.append({"round": r["round"], "images": r.get("images", 0), "shards": r.get("shards", ""),
-                    "variant": r.get("variant", ""), "eval_set": r.get("eval_set", ""),
-                    "top": ", ".join(f"{names[c] if c < len(names) else c} ({counts[c]})" for c in order
-                                     if counts[c])})
-    return out
+    if not plan_rounds(run.plan):
+        return []
+    return round_rows(run.plan, [c["name"] for c in read_classes(run.classes)], top)
 
 
 def metrics_series(run: RunDir) -> dict[str, list[dict[str, Any]]]:
