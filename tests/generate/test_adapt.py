@@ -219,3 +219,13 @@ def test_an_img2img_plan_grows_with_text_to_image_rows(tmp_path):
     assert plan.column("image_id").to_pylist() == ["a", "b", "c"]
     assert plan.column("source").to_pylist() == ["x.png", None, None]  # the round's rows are text-to-image
     assert plan.schema.remove_metadata() == schema and check_plan_file(run.plan) == 3
+
+
+def test_a_damaged_plan_is_named_by_the_plan_check(gen_config):
+    cfg = gen_config(images_per_class=2, shard_size=2)
+    run = RunDir(cfg.run_dir)
+    run_stage(cfg, "generate")
+    run.plan.write_bytes(b"not parquet")
+    assert plan_base_digest(run.plan) == file_digest(run.plan)  # the file's own digest: the fingerprint changed
+    with pytest.raises(InputError, match=r"plan\.parquet: cannot read the plan as Parquet"):
+        run_stage(cfg, "generate", redo=True)

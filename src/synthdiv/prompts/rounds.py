@@ -64,8 +64,12 @@ def round_rows(path: Path, names: list[str], top: int = 5) -> list[dict[str, Any
 
 
 def plan_base_digest(path: Path) -> str:
-    """The sha256 of the plan as the plan stage wrote it: recorded in a grown plan, the file's own otherwise."""
-    base = _metadata(path).get(BASE_KEY)
+    """The sha256 of the plan as the plan stage wrote it: recorded in a grown plan, the file's own otherwise (also
+    for a file that is not Parquet: the plan check names that damage where it matters, and ``status`` still reads)."""
+    try:
+        base = _metadata(path).get(BASE_KEY)
+    except InputError:
+        base = None
     return base.decode() if base else file_digest(path)
 
 
