@@ -74,6 +74,14 @@ def _disambiguate_v1(name: str, definition: str | None, others: list[str], k: in
     return "\n".join(lines)
 
 
+def _form_line(name: str, definition: str | None, what: str) -> list[str]:
+    """The example line of v2 and v3, made from the class's own definition (none without one)."""
+    if not definition:
+        return []
+    gist = " ".join(re.split(r"[;:(]", definition)[0].split()[:8])
+    return [f'The form of one {what}: "{name}, {gist}"']
+
+
 def _disambiguate_v2(name: str, definition: str | None, others: list[str], k: int) -> str:
     # v1's fixed example ("a crane, a tall grey wading bird") was copied by small models into every class; v2's
     # example is made from the class's own definition, so a copy is still a correct description.
@@ -82,9 +90,7 @@ def _disambiguate_v2(name: str, definition: str | None, others: list[str], k: in
         f"Write {k} different short descriptions (4 to 12 words each) of this class. Each one names the class and "
         "says what it looks like, so that a picture made from it shows this class and nothing else."
     )
-    if definition:
-        gist = " ".join(re.split(r"[;:(]", definition)[0].split()[:8])
-        lines.append(f'The form of one description: "{name}, {gist}"')
+    lines += _form_line(name, definition, "description")
     lines.append(f"Answer with only a JSON list of {k} strings.")
     return "\n".join(lines)
 
@@ -99,9 +105,7 @@ def _disambiguate_v3(name: str, definition: str | None, others: list[str], sense
         f"Write {k} different short noun phrases (3 to 10 words each) that name exactly this class and say what it "
         "looks like, so that a picture made from one shows this class and nothing else. No sentences."
     )
-    if definition:
-        gist = " ".join(re.split(r"[;:(]", definition)[0].split()[:8])
-        lines.append(f'The form of one noun phrase: "{name}, {gist}"')
+    lines += _form_line(name, definition, "noun phrase")
     lines.append(f"Answer with only a JSON list of {k} strings.")
     return "\n".join(lines)
 

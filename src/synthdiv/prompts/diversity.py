@@ -37,14 +37,11 @@ def distinct_word_ratio(texts: Sequence[str]) -> float:
 
 
 def mean_pairwise_distance(embeddings: np.ndarray) -> float | None:
-    """Mean of ``1 - cosine`` over all pairs of L2-normalised rows; None with fewer than two rows."""
-    emb = np.asarray(embeddings, dtype=np.float64)
-    n = len(emb)
-    if n < 2:
-        return None
-    total = emb.sum(axis=0)
-    pair_sum = (total @ total - (emb * emb).sum()) / 2  # sum of cosines over pairs i < j
-    return float(1.0 - pair_sum / (n * (n - 1) / 2))
+    """Mean of ``1 - cosine`` over all pairs of L2-normalised rows; None with fewer than two rows. The formula is
+    the image metric's (:func:`synthdiv.quality.metrics.mean_pairwise_distance`, pure NumPy), on text embeddings."""
+    from synthdiv.quality.metrics import mean_pairwise_distance as pairwise
+
+    return None if len(embeddings) < 2 else pairwise(embeddings)
 
 
 def _spread(n: int, k: int) -> np.ndarray:
