@@ -15,7 +15,6 @@ error is that of the evaluate stage on ``adapt.eval_set``: add a validation fold
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +46,7 @@ def adapt_run(cfg: RunConfig) -> dict[str, Any]:
         raise ConfigError("synthdiv adapt: launched as several ranks (torchrun / srun); launch it once, and spread "
                           "the generation over GPUs with generate.runner: ray")
     variant = adapt_variant(cfg)
-    _check_bounds(cfg)
+    _check_eval_set(cfg)
     run = RunDir(cfg.run_dir)
     added = []
     with run_lock(run, "adapt"):  # re-entrant: run_all takes it again, and nobody writes between a round's steps
@@ -75,10 +74,8 @@ def adapt_variant(cfg: RunConfig) -> str:
     return (synthetic or names)[0]
 
 
-def _check_bounds(cfg: RunConfig) -> None:
+def _check_eval_set(cfg: RunConfig) -> None:
     a, e = cfg.adapt, cfg.evaluate
-    if a.max_per_class is not None and a.max_per_class == 0:
-        raise ConfigError("adapt.max_per_class: 0 leaves no room for the round's images; expected at least 1")
     sets = ([] if e.test_root is None else ["test", *(f"test-{s}" for s in e.shifts)]) + [o.name for o in e.ood]
     if a.eval_set not in sets:
         there = ", ".join(sets) or "none (set evaluate.test_root, or add a validation folder to evaluate.ood)"
@@ -91,14 +88,20 @@ def class_errors(run: RunDir, variant: str, eval_set: str, names: list[str]) -> 
     images takes the mean error of the others.
 
     Raises:
-        InputError: The result is missing (naming the sets there are) or does not list the run's classes.
+        InputError: The result is missing (naming the sets there are), is not readable JSON, or does not list the
+            run's classes.
     """
     path = run.eval / variant / f"{eval_set}.json"
     if not path.is_file():
         there = sorted(p.stem for p in path.parent.glob("*.json")) if path.parent.is_dir() else []
         raise InputError(f"{path}: not found; adapt.eval_set names an evaluate set of variant {variant!r} "
                          f"(there are: {', '.join(there) or 'none'})")
-    per_class = json.loads(path.read_text()).get("per_class")
+    from synthdiv.evaluate.stage import read_result
+
+    report = read_result(path)
+    if report is None:
+        raise InputError(f"{path}: cannot read it as an evaluate result (JSON object); run `synthdiv evaluate --redo`")
+    per_class = report.get("per_class")
     if not isinstance(per_class, dict) or set(per_class) != set(names):
         raise InputError(f"{path}: per_class does not list the run's {len(names)} classes; run `synthdiv evaluate "
                          "--redo`")

@@ -122,6 +122,9 @@ def test_a_round_without_results_names_the_file(gen_config, monkeypatch):
     run = _adapt_inputs(cfg, {"goldfish": 0.9, "crane": 0.4, "tabby cat": 0.5})
     with pytest.raises(InputError, match=r"eval/real/test\.json: not found.*variant 'real'"):
         add_round(cfg, run, "real")
+    (run.eval / "main" / "test.json").write_text("{not json")
+    with pytest.raises(InputError, match=r"eval/main/test\.json: cannot read it as an evaluate result"):
+        add_round(cfg, run, "main")
     wrong = cfg.model_copy(update={"adapt": cfg.adapt.model_copy(update={"rounds": 1, "images_per_round": 4,
                                                                          "variant": "nope"})})
     with pytest.raises(ConfigError, match=r"adapt.variant: 'nope' is not a train variant"):

@@ -21,7 +21,7 @@ class AdaptConfig(Section):
     eps: float = Field(1e-3, ge=0, description="added to every error, so a class with none still gets a share")
     floor: float = Field(0.05, gt=0, le=1, description="keep rates below it count as it")
     min_per_class: int = Field(0, ge=0, description="images every class gets in a round")
-    max_per_class: int | None = Field(None, ge=0, description="most images a class gets in a round (None: no bound)")
+    max_per_class: int | None = Field(None, ge=1, description="most images a class gets in a round (None: no bound)")
 
     @model_validator(mode="after")
     def _bounds(self) -> AdaptConfig:

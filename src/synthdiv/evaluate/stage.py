@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["evaluate_run", "evaluate_variant", "read_predictions"]
+__all__ = ["evaluate_run", "evaluate_variant", "read_result", "read_predictions"]
 
 
 def evaluate_run(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
@@ -86,6 +86,18 @@ def _write_predictions(path: Any, topk: np.ndarray, labels: np.ndarray) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, labels=labels.astype(np.int32), topk=topk.astype(np.int32))
     atomic_write_bytes(path, buf.getvalue())
+
+
+def read_result(path: Any) -> dict[str, Any] | None:
+    """One ``eval/<variant>/<set>.json`` as written by :func:`evaluate_variant`, or None when it is absent,
+    unreadable or not a JSON object."""
+    from pathlib import Path
+
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return report if isinstance(report, dict) else None
 
 
 def read_predictions(path: Any) -> tuple[np.ndarray, np.ndarray] | None:

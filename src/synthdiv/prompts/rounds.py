@@ -97,9 +97,10 @@ def grow_plan(run: RunDir, rows: pa.Table, record: dict[str, Any]) -> None:
             pc.count_distinct(new_ids).as_py() != len(new_ids):
         raise InputError(f"{path}: round {len(rounds) + 1} would plan an image id twice; the plan is left as it was")
     last = pc.max(old.column("shard")).as_py() if old.num_rows else -1
-    if rows.num_rows and pc.min(rows.column("shard")).as_py() <= last:
-        raise InputError(f"{path}: round {len(rounds) + 1} starts at shard {pc.min(rows.column('shard')).as_py()}, "
-                         f"not after the plan's last shard {last}")
+    first = pc.min(rows.column("shard")).as_py() if rows.num_rows else None
+    if first is not None and first <= last:
+        raise InputError(f"{path}: round {len(rounds) + 1} starts at shard {first}, not after the plan's last shard "
+                         f"{last}")
     for field in schema:  # an image-to-image plan's source columns: null for the round's text-to-image rows
         if field.name not in rows.column_names:
             rows = rows.append_column(field, pa.nulls(rows.num_rows, field.type))

@@ -192,10 +192,8 @@ def rounds_section(run: RunDir, top: int = 5) -> list[dict[str, Any]]:
     if not run.plan.exists():
         return []
     from synthdiv.catalog.reader import read_classes
-    from synthdiv.prompts.rounds import plan_rounds, round_rows
+    from synthdiv.prompts.rounds import round_rows
 
-    if not plan_rounds(run.plan):
-        return []
     return round_rows(run.plan, [c["name"] for c in read_classes(run.classes)], top)
 
 

@@ -7,7 +7,6 @@ Everything comes from ``eval/<variant>/<set>.json`` and, where the evaluate stag
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -51,18 +50,17 @@ def _top1(result: dict[str, Any]) -> float | None:
 
 def load_results(run: RunDir) -> dict[str, dict[str, EvalResult]]:
     """``{variant: {set: EvalResult}}`` of every readable ``eval/**/*.json`` that holds a top-1."""
-    from synthdiv.evaluate.stage import read_predictions
+    from synthdiv.evaluate.stage import read_predictions, read_result
 
     out: dict[str, dict[str, EvalResult]] = {}
     if not run.eval.exists():
         return out
     for path in sorted(run.eval.rglob("*.json")):
-        try:
-            report = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        report = read_result(path)
+        if report is None:
             logger.warning("report: cannot read %s", path)
             continue
-        if not isinstance(report, dict) or _top1(report) is None:
+        if _top1(report) is None:
             continue
         variant = str(report.get("variant") or (path.parent.name if path.parent != run.eval else "model"))
         name = str(report.get("set") or path.stem)
