@@ -60,8 +60,10 @@ def evaluate_variant(cfg: RunConfig, run: RunDir, name: str, classes: list[dict[
     model = timm.create_model(f"local-dir:{run.export / name}", pretrained=True)
     transform = eval_transform(model)
     device = resolve_device(ecfg.device, "evaluate.device")
-    data_json = run.train / name / "data.json"
-    train_counts = json.loads(data_json.read_text())["real_per_class"] if data_json.exists() else None
+    from synthdiv.train.stage import read_data_info
+
+    info = read_data_info(run, name)
+    train_counts = info.get("real_per_class") if info is not None else None
     names = [c["name"] for c in classes]
     out = {}
     for evalset in sets:

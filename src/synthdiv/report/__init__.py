@@ -9,7 +9,6 @@ the disambiguation table and the prompts. A banner says so when random embedded 
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -118,11 +117,9 @@ def _score_note(cfg: RunConfig) -> str:
 
 
 def _epoch_length(run: RunDir, variant: str) -> int | None:
-    path = run.train / variant / "data.json"
-    try:
-        value = json.loads(path.read_text(encoding="utf-8")).get("steps_per_epoch") if path.exists() else None
-    except (OSError, ValueError):
-        return None
+    from synthdiv.train.stage import read_data_info
+
+    value = (read_data_info(run, variant) or {}).get("steps_per_epoch")
     return int(value) if isinstance(value, int) and value > 0 else None
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["fit", "progress", "train_variant", "prepare_data", "build_model"]
+__all__ = ["fit", "progress", "train_variant", "prepare_data", "build_model", "read_data_info"]
 
 
 def fit(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
@@ -33,7 +33,6 @@ def fit(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
 
 def progress(cfg: RunConfig, run: RunDir) -> str | None:
     """``"real: done, real+syn: step 120"`` from the files of each variant (nothing is imported or loaded)."""
-    import json
     import re
 
     parts = []
@@ -44,11 +43,22 @@ def progress(cfg: RunConfig, run: RunDir) -> str | None:
             continue
         steps = [int(m.group(1)) for p in (folder / "checkpoints").glob("step-*.pt")
                  if (m := re.match(r"step-(\d+)\.pt$", p.name))]
-        total = ""
-        if (folder / "data.json").exists():
-            total = f"/{json.loads((folder / 'data.json').read_text()).get('total_steps', '?')}"
+        info = read_data_info(run, name)
+        total = f"/{info.get('total_steps', '?')}" if info is not None else ""
         parts.append(f"{name}: step {max(steps, default=0)}{total}")
     return ", ".join(parts) or None
+
+
+def read_data_info(run: RunDir, variant: str) -> dict[str, Any] | None:
+    """``train/<variant>/data.json`` (what a variant trained on: counts per class, block sizes, steps per epoch,
+    total steps), or None when it is absent or unreadable."""
+    import json
+
+    try:
+        info = json.loads((run.train / variant / "data.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return info if isinstance(info, dict) else None
 
 
 def variant_blocks(tcfg: TrainConfig) -> tuple[int, int]:
