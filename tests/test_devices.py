@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -30,13 +36,28 @@ def test_devices_on_a_cpu_machine_and_errors_that_name_the_key() -> None:
         resolve_dtype("half", "cpu", "models.generator.dtype")
 
 
-def test_training_takes_its_ranks_from_slurm_too(monkeypatch) -> None:
-    from synthdiv.train.distributed import setup_distributed
+# One Slurm task of a two-task step: the ranks come from SLURM_* alone (srun sets no RANK / WORLD_SIZE).
+SLURM_TASK = """
+import json, torch, torch.distributed as dist
+from synthdiv.train.distributed import setup_distributed
+info = setup_distributed("cpu")
+total = torch.tensor([float(info.rank + 1)])
+dist.all_reduce(total)  # the two tasks joined one process group
+print(json.dumps([info.rank, info.world_size, info.local_rank, dist.get_rank(), dist.get_world_size(), total.item()]))
+dist.destroy_process_group()
+"""
 
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("SLURM_PROCID", "0")
-    monkeypatch.setenv("SLURM_NTASKS", "1")
-    monkeypatch.setenv("SLURM_LOCALID", "0")
-    info = setup_distributed("cpu")
-    assert (info.rank, info.world_size, info.local_rank, info.device.type) == (0, 1, 0, "cpu")
+
+@pytest.mark.timeout(300)
+def test_training_takes_its_ranks_from_slurm_too() -> None:
+    with socket.socket() as s:  # a port free a moment ago, for torch's env:// rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    base.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), SLURM_NTASKS="2", OMP_NUM_THREADS="1")
+    tasks = [subprocess.Popen([sys.executable, "-c", SLURM_TASK], env={**base, "SLURM_PROCID": str(task),
+                                                                       "SLURM_LOCALID": str(task)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for task in (0, 1)]
+    outs = [t.communicate(timeout=240) for t in tasks]
+    assert [t.returncode for t in tasks] == [0, 0], [err[-2000:] for _, err in outs]
+    assert [json.loads(out) for out, _ in outs] == [[0, 2, 0, 0, 2, 3.0], [1, 2, 1, 1, 2, 3.0]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -97,8 +98,14 @@ def test_create_llm_wraps_in_cache_and_stays_light(tmp_path: Path) -> None:
     llm = create_llm(LLMSpec(), cache_dir=tmp_path)
     assert isinstance(llm, CachedLLM) and llm.model_id.startswith("transformers:embedded")
     assert llm.supports_json_schema is False
-    if "torch" not in sys.modules:  # building a backend must not load the model (nor torch) before a miss
-        assert "transformers" not in sys.modules
+    # building a backend loads neither the model nor torch before a miss: checked in a fresh process, as this one
+    # imported torch already (the autouse fixture of tests/conftest.py)
+    code = ("import sys\nfrom synthdiv.config import LLMSpec\nfrom synthdiv.llm import create_llm\n"
+            f"create_llm(LLMSpec(), cache_dir={str(tmp_path / 'fresh')!r})\n"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
 
 
 def test_transformers_missing_model_path_is_a_config_error(tmp_path: Path) -> None:
