@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from synthdiv.errors import InputError
@@ -132,11 +134,27 @@ def test_text_to_image_plan_is_unchanged_and_img2img_ids_are_distinct(img2img_co
 # ------------------------------------------------------------------------------------------------------- backend
 
 
-def test_fit_image_and_steps():
+def test_fit_image():
     im = Image.new("RGB", (60, 20), (255, 0, 0))
     assert fit_image(im.convert("L"), 32, 32).size == (32, 32) and fit_image(im, 32, 32).mode == "RGB"
-    assert img2img_steps(1, 0.6) == 2 and int(2 * 0.6) >= 1
-    assert img2img_steps(25, 0.5) == 25 and img2img_steps(1, 0.1) * 0.1 >= 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 60), st.floats(0.001, 1.0))
+@example(1, 0.6)
+@example(25, 0.5)
+@example(1, 0.1)
+@example(1, 0.49999999999999994)  # just below 1/2: 2 * strength is 0.9999999999999999, so 3 steps
+@example(1, 0.19999999999999998)
+def test_img2img_steps_are_the_fewest_that_run_one_denoising_step(steps, strength):
+    n = img2img_steps(steps, strength)
+    assert n >= steps and int(n * strength) >= 1  # diffusers runs int(num_inference_steps * strength) steps
+    assert n == steps or int((n - 1) * strength) < 1  # and no more are asked than that needs
+
+
+def test_img2img_steps_examples():
+    assert [img2img_steps(1, s) for s in (1.0, 0.6, 0.5, 0.3, 0.1)] == [1, 2, 2, 4, 10]
+    assert img2img_steps(25, 0.5) == 25 and img2img_steps(1, 0.49999999999999994) == 3
 
 
 def test_diffusers_backend_makes_img2img_rows_through_the_image_pipeline(tiny_model_dir, tmp_path):

@@ -36,9 +36,14 @@ def img2img_steps(steps: int, strength: float) -> int:
     """Scheduler steps to ask of an img2img pipeline so that ``steps * strength`` rounds to at least one step.
 
     diffusers runs ``int(num_inference_steps * strength)`` steps and refuses zero; a 1-step model at strength 0.6
-    would otherwise fail.
+    would otherwise fail. The fewest steps, at least ``steps``, for which the float product ``int(n * strength)``
+    diffusers computes is one or more (a strength just below ``1 / k`` needs ``k + 1``).
     """
-    return max(int(steps), math.ceil(1.0 / max(float(strength), 1e-6) - 1e-9))
+    strength = max(float(strength), 1e-6)
+    n = max(int(steps), math.floor(1.0 / strength) - 1)
+    while int(n * strength) < 1:
+        n += 1
+    return n
 
 
 class SourceImages:
