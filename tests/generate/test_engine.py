@@ -137,7 +137,6 @@ def test_degenerate_images_are_retried_and_recorded(gen_config, monkeypatch):
 
 
 def test_the_plan_stage_feeds_the_generate_stage(gen_config):
-    pytest.importorskip("synthdiv.prompts.plan")
     cfg = gen_config(images_per_class=1, shard_size=4)
     cfg = cfg.model_copy(update={"plan": cfg.plan.model_copy(update={"images_per_class": 3})})
     run = RunDir(cfg.run_dir)
