@@ -24,10 +24,10 @@ from synthdiv.disambiguate.confusable import normalise_name
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Sense", "Ambiguity", "detect_ambiguity", "sense_of", "number_key", "token_ids_of"]
+__all__ = ["Sense", "Ambiguity", "detect_ambiguity", "sense_of", "number_key", "token_ids_of", "MAX_SENSES"]
 
 # Other senses listed per class (in the LLM prompt and the record); "plate" has 15, few of them matter.
-_MAX_SENSES = 6
+MAX_SENSES = 6
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def _add_senses(amb: Ambiguity, row: dict[str, Any]) -> None:
     others = [s for s in (sense_of(w) for w in senses if w != wnid) if s is not None]
     # visual senses first (a photo of the poet Stephen Crane is not what a classifier confuses), WordNet order kept
     others.sort(key=lambda s: not s.visual)
-    amb.other_senses = others[:_MAX_SENSES]
+    amb.other_senses = others[:MAX_SENSES]
     if len(senses) >= 2:
         amb.kinds.append("polysemy")
         amb.reasons.append(f"{len(senses)} noun senses in WordNet")

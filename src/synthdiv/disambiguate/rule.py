@@ -35,18 +35,20 @@ def _by_score(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def choose_order(
-    records: list[dict[str, Any]], ambiguous: bool, basis: str, signal_margin: float, grounded_order: list[str]
+    records: list[dict[str, Any]], ambiguous: bool, basis: str, signal_margin: float, grounded_order: list[str],
+    trust_images: bool = True,
 ) -> Choice:
     """Order the candidate ``records`` of one class (each with ``text``, ``source``, ``score``, ``margin``,
     ``rank`` and ``rejected``) by the rule of the module docstring; ``grounded_order`` is the grounded candidates'
-    texts, best first."""
+    texts, best first. ``trust_images`` False: the class's real images are no signal (its sense is undecided, and
+    CLIP's preference among its senses did not stand out from unrelated inputs)."""
     if not ambiguous:
         return Choice([r["text"] for r in _by_score(records)], "clip", basis != "none")
     valid = [r for r in records if r["source"] != "name" and r.get("rejected") is None]
     if not valid:
         return Choice([r["text"] for r in _by_score(records)], "bare (no valid candidate)", False)
     margins = [r["margin"] for r in valid if r.get("margin") is not None]
-    signal = basis == "images" or (bool(margins) and max(margins) >= signal_margin)
+    signal = (basis == "images" and trust_images) or (bool(margins) and max(margins) >= signal_margin)
     if signal:
         return Choice([r["text"] for r in _by_score(valid)], "clip (signal)", True)
     position = {text: k for k, text in enumerate(grounded_order)}

@@ -24,6 +24,8 @@ from synthdiv.disambiguate.grounded import grounded_candidates
 from synthdiv.disambiguate.propose import Proposal, ask_all, strip_label
 from synthdiv.disambiguate.rule import Choice, choose_order
 from synthdiv.disambiguate.scoring import ClassImages, mean_image_embedding, sample_images, score_candidates
+from synthdiv.disambiguate.senses import SenseChoice
+from synthdiv.disambiguate.settle import settle_senses, undecided_hint, with_sense
 from synthdiv.disambiguate.unique import Pick, make_token_unique, make_unique, text_key
 from synthdiv.disambiguate.validate import CandidateCheck, ClassNames
 from synthdiv.run import RunDir, atomic_write_jsonl
@@ -181,6 +183,7 @@ def _resolved_row(
     llm_id: str | None,
     confusable: list[str],
     images_used: int,
+    sense: SenseChoice | None,
 ) -> dict[str, Any]:
     """One line of ``classes.resolved.jsonl``: the RESOLVED_FIELDS, then provenance of the choice."""
     basis, ranked = scored
@@ -201,6 +204,7 @@ def _resolved_row(
         "template_id": proposal.template_id,
         **{f: row.get(f) for f in CLASS_SENSE_FIELDS},
         "ambiguity": amb.as_dict() if amb.ambiguous else None,
+        "sense": _sense_record(sense),
         "basis": basis,
         "chosen_by": choice.reason if pick.reason == "best" else f"{choice.reason}; {pick.reason}",
         "runner_up": second["text"] if second else None,
@@ -212,6 +216,23 @@ def _resolved_row(
         "llm_error": proposal.error,
         "llm_rejected": [list(r) for r in proposal.rejected],
     }
+
+
+def _sense_record(choice: SenseChoice | None) -> dict[str, Any] | None:
+    """The settled sense as ``classes.resolved.jsonl`` records it: which evidence, how strong, the gloss."""
+    if choice is None:
+        return None
+    from synthdiv.disambiguate.ambiguity import sense_of
+
+    own = sense_of(choice.wnid) if choice.wnid else None
+    return {**choice.as_dict(), "gloss": own.gloss if own else None, "hypernym": own.hypernym if own else None,
+            "lemmas": list(own.lemmas) if own else []}
+
+
+def _warn_undecided(rows: list[dict[str, Any]], senses: list[SenseChoice | None]) -> None:
+    for row, choice in zip(rows, senses, strict=True):
+        if choice is not None and not choice.decided:
+            logger.warning("%s", undecided_hint(row, choice))
 
 
 def _disabled(rows: list[dict[str, Any]], run: RunDir) -> dict[str, Any]:
@@ -261,17 +282,20 @@ def resolve_classes(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     token_ids = token_ids_of(scorer)
     ambiguity = detect_ambiguity(rows, token_ids)
     class_names = ClassNames(names)
-    checks = _checks(rows, ambiguity, class_names)
     with _progress() as progress:
         images = _embed_real_images(cfg, rows, scorer, progress)
+        senses = settle_senses(rows, ambiguity, images, scorer, cfg.disambiguate.clip_template)
+        sense_rows = [with_sense(row, amb, c) for row, amb, c in zip(rows, ambiguity, senses, strict=True)]
+        _warn_undecided(rows, senses)
+        checks = _checks(sense_rows, ambiguity, class_names)
         name_embeddings = scorer.embed_texts(names) if cfg.disambiguate.confusable and len(rows) > 1 else None
         others = confusable_classes(names, name_embeddings, cfg.disambiguate.confusable)
         others = [list(dict.fromkeys([*a.with_classes, *near]))[: max(len(near), len(a.with_classes))]
                   for a, near in zip(ambiguity, others, strict=True)]
-        proposals = ask_all(cfg, rows, others, checks, llm, progress)
+        proposals = ask_all(cfg, sense_rows, others, checks, llm, progress)
     name_keys = set(class_names.keys)
     candidates, grounded = [], []
-    for i, (row, amb) in enumerate(zip(rows, ambiguity, strict=True)):
+    for i, (row, amb) in enumerate(zip(sense_rows, ambiguity, strict=True)):
         grounded.append(grounded_candidates(row, amb, name_keys) if amb.ambiguous else [])
         candidates.append(_candidate_texts(row, proposals[i], grounded[-1]))
     scored = _score_all(cfg, rows, images, candidates, others, scorer)
@@ -284,8 +308,10 @@ def resolve_classes(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
         cands = [(c["text"], c["source"]) for c in ranked]
         for record, why in zip(ranked, _rejections(cands, ambiguity[i], tokens, name_tokens, i, names), strict=True):
             record["rejected"] = why
+        # CLIP may rank an undecided class's senses only where it settled the sense itself (it did not)
+        trust_images = senses[i] is None or senses[i].decided
         choices.append(choose_order(ranked, ambiguity[i].ambiguous, basis, cfg.disambiguate.signal_margin,
-                                    [text for text, _ in grounded[i]]))
+                                    [text for text, _ in grounded[i]], trust_images))
     picks = make_unique(
         [c.texts for c in choices],
         [ranked[0]["score"] for _, ranked in scored],
@@ -296,7 +322,7 @@ def resolve_classes(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     resolved = [
         _resolved_row(row, scored[i], proposals[i], choices[i], picks[i], ambiguity[i],
                       llm.model_id if llm is not None else None, [rows[j]["name"] for j in others[i]],
-                      len(images[i].files))
+                      len(images[i].files), senses[i])
         for i, row in enumerate(rows)
     ]
     atomic_write_jsonl(run.resolved, resolved)
@@ -340,6 +366,8 @@ def _summary(
         **{f"ambiguous_{k}": v for k, v in sorted(kinds.items())},
         **{f"settled_{k}": v for k, v in sorted(settled.items())},
         "left_bare": sum(r["bare"] for r in resolved),
+        **{f"sense_{k}": v for k, v in sorted(Counter((r["sense"] or {}).get("evidence") for r in resolved
+                                                      if r["sense"]).items())},
         "distinct_token_descriptions": len(set(token_ids([r["description"] for r in resolved]))),
         "llm_requests": sum(p.attempts for p in proposals),
         "llm_cache_hits": stats.hits if stats is not None else 0,

@@ -1,0 +1,137 @@
+"""The sense of a plain class name, read from its list (WordNet relatedness) and from real images (calibrated CLIP):
+the senses each list of benchmarks/data/sense_lists.json is about, the two senses of one word in two lists, what
+stays undecided, and CLIP that decides only where its preference stands out from unrelated inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthdiv.catalog.relatedness import information_content, lin_similarity
+from synthdiv.catalog.wordnet import noun_senses, wordnet_dir
+from synthdiv.disambiguate.senses import DOMAIN_MARGIN, SenseChoice, clip_sense, list_senses, unrelated_images
+
+needs_wordnet = pytest.mark.skipif(wordnet_dir() is None, reason="WordNet (Debian wordnet-base) is not installed")
+LISTS = json.loads((Path(__file__).parents[1] / "benchmarks" / "data" / "sense_lists.json").read_text())
+CRANE_BIRD, CRANE_MACHINE, CRANE_WRITER = "n02012849", "n03126707", "n10914447"
+BAT_ANIMAL = "n02139199"
+BAT_SPORTS = {"n02806379", "n03132076", "n04292414"}
+
+
+def _choose(names: list[str]) -> dict[str, SenseChoice | None]:
+    rows = [{"name": n} for n in names]
+    return dict(zip(names, list_senses(rows, [len(noun_senses(n)) >= 2 for n in names]), strict=True))
+
+
+@needs_wordnet
+def test_lin_similarity_prefers_a_shared_specific_ancestor() -> None:
+    heron = noun_senses("heron")[-1]  # the wading bird
+    assert lin_similarity(CRANE_BIRD, heron) > lin_similarity(CRANE_WRITER, heron) > 0
+    assert lin_similarity(CRANE_BIRD, CRANE_BIRD) == 1.0
+    assert lin_similarity(CRANE_BIRD, heron) == lin_similarity(heron, CRANE_BIRD)
+    assert information_content("n00001740") == 0.0  # entity, the root, says nothing
+    assert information_content(CRANE_BIRD) > information_content("n01503061") > 0  # a crane says more than "bird"
+
+
+@needs_wordnet
+def test_at_least_95_percent_of_the_benchmark_names_take_their_lists_sense() -> None:
+    right = total = 0
+    for domain, names in LISTS.items():
+        if domain.startswith("_"):
+            continue
+        chosen = _choose(list(names))
+        for name, fits in names.items():
+            if fits:
+                total += 1
+                right += chosen[name] is not None and chosen[name].wnid in fits
+    assert total >= 70 and right / total >= 0.95, (right, total)
+
+
+@needs_wordnet
+def test_one_word_in_two_lists_takes_two_senses() -> None:
+    animals = _choose(list(LISTS["animals"]))["bat"]
+    sports = _choose(list(LISTS["sports"]))["bat"]
+    assert (animals.wnid, animals.evidence) == (BAT_ANIMAL, "list (wordnet)")
+    assert sports.wnid in BAT_SPORTS and sports.evidence == "list (wordnet)"
+    assert _choose(["crane", "heron", "stork", "flamingo"])["crane"].wnid == CRANE_BIRD
+    assert _choose(["crane", "forklift", "bulldozer", "excavator"])["crane"].wnid == CRANE_MACHINE
+
+
+@needs_wordnet
+def test_the_margin_is_over_a_rival_of_another_domain() -> None:
+    choice = _choose(list(LISTS["tools"]))["saw"]
+    ranked = list(choice.scores)
+    # the hand saw and the power saw are one domain: the rival of the winner is the saying ("an old saw")
+    assert set(ranked[:2]) == {"n04140064", "n03996145"} and lin_similarity(ranked[0], ranked[1]) >= 0.5
+    assert choice.rival == ranked[2] == "n07153838" and lin_similarity(choice.wnid, choice.rival) < 0.5
+    assert choice.strength == pytest.approx(choice.scores[choice.wnid] - choice.scores[choice.rival])
+    assert list(choice.scores) == sorted(choice.scores, key=lambda w: -choice.scores[w])
+
+
+@needs_wordnet
+def test_what_the_list_cannot_separate_stays_undecided() -> None:
+    bow = _choose(list(LISTS["sports"]))["bow"]  # the violin bow and the archer's bow score alike among sports gear
+    assert not bow.decided and bow.wnid is None and bow.evidence == "undecided"
+    assert bow.strength < DOMAIN_MARGIN and len(bow.scores) == len(noun_senses("bow"))
+    # one other class is no domain, and a class alone has none
+    assert not _choose(["crane", "heron"])["crane"].decided
+    assert _choose(["crane"])["crane"].evidence == "undecided"
+
+
+@needs_wordnet
+def test_the_second_pass_reads_the_others_through_their_settled_senses() -> None:
+    from synthdiv.disambiguate import senses
+
+    names = list(LISTS["sports"])
+    one = pytest.MonkeyPatch()
+    one.setattr(senses, "_PASSES", 1)
+    try:
+        first = _choose(names)
+    finally:
+        one.undo()
+    second = _choose(names)
+    changed = [n for n in names if first[n] and second[n] and first[n].scores != second[n].scores]
+    assert changed  # the passes differ: the second reads the settled senses
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+
+
+@needs_wordnet
+def test_clip_decides_only_where_its_preference_stands_out_from_unrelated_inputs() -> None:
+    rng = np.random.default_rng(0)
+    senses = [CRANE_WRITER, CRANE_BIRD, CRANE_MACHINE]
+    texts = _unit(rng.normal(size=(3, 16)))
+    unrelated = _unit(rng.normal(size=(12, 16)) * 0.1 + texts[0])  # everything prefers the writer a little
+    # own images that prefer the bird far more than any unrelated input does
+    own = _unit(texts[1] * 3 + rng.normal(size=16) * 0.01)
+    choice = clip_sense(senses, texts, own, unrelated)
+    assert choice is not None and (choice.wnid, choice.evidence) == (CRANE_BIRD, "images (clip)")
+    assert choice.strength > 0 and choice.rival in (CRANE_WRITER, CRANE_MACHINE)
+    # own images that look like the unrelated ones: CLIP prefers the writer there too, which settles nothing
+    assert clip_sense(senses, texts, unrelated[0], unrelated[1:]) is None
+    # too few unrelated inputs to calibrate against
+    assert clip_sense(senses, texts, own, unrelated[:1]) is None
+
+
+@needs_wordnet
+def test_a_random_clip_does_not_decide_on_unrelated_images() -> None:
+    from synthdiv.clip import create_scorer
+    from synthdiv.config import CLIPSpec
+
+    scorer = create_scorer(CLIPSpec(backend="open_clip", model="embedded", device="cpu"))
+    images = scorer.embed_images(unrelated_images())
+    senses = list(noun_senses("crane"))
+    texts = scorer.embed_texts([f"a photo of a crane {k}." for k in range(len(senses))])
+    decided = sum(clip_sense(senses, texts, images[k], np.delete(images, k, axis=0)) is not None
+                  for k in range(len(images)))
+    assert decided == 0
+
+
+def test_unrelated_images_are_fixed() -> None:
+    first, again = unrelated_images(), unrelated_images()
+    assert len(first) == 8 and all(a.tobytes() == b.tobytes() for a, b in zip(first, again, strict=True))
