@@ -117,6 +117,27 @@ def test_image_folder_names_counts_and_wnid_folders(tmp_path: Path):
     assert records[0].real_dir == str(root / "ankle_boot")
 
 
+def test_a_text_line_may_name_the_sense_after_the_name(tmp_path: Path):
+    path = tmp_path / "c.txt"
+    path.write_text("crane n03126707\nfire truck\nbat  n02139199\n")
+    records = classes(source=path)
+    assert [(r.name, r.wnid) for r in records] == [("crane", "n03126707"), ("fire truck", None), ("bat", "n02139199")]
+    assert records[0].hypernym == ("lifting device" if wordnet_dir() else None)  # the sense reaches disambiguate
+    assert records[0].definition  # from ImageNet's metadata, or WordNet's gloss
+
+
+def test_an_image_folder_names_senses_in_its_classes_csv(tmp_path: Path):
+    root = _image_folder(tmp_path / "train", {"crane": 1, "bat": 1, "owl": 1})
+    (root / "classes.csv").write_text("name,wnid,definition\ncrane,n02012849,\nbat,,a club for hitting a ball\n")
+    records = {r.name: r for r in classes(source=root)}
+    assert records["crane"].wnid == "n02012849" and "bird" in records["crane"].definition
+    assert records["bat"].wnid is None and records["bat"].definition == "a club for hitting a ball"
+    assert records["owl"].wnid is None and records["owl"].definition is None
+    (root / "classes.csv").write_text("name,wnid\ncrane,n02012849\nheron,n02008041\n")
+    with pytest.raises(InputError, match=r"classes.csv: line 3: 'heron' names no class folder"):
+        classes(source=root)
+
+
 def test_real_root_attaches_images_to_a_class_list(tmp_path: Path):
     root = _image_folder(tmp_path / "real", {"fire_truck": 2, "n01440764": 4})
     path = tmp_path / "c.csv"

@@ -1,5 +1,6 @@
 """Class lists from files: ``.txt`` (one name per line, ``#`` comments) or ``.csv`` with a header.
 
+A ``.txt`` line may name the class's WordNet sense after the name: ``crane n02012849`` (the bird, not the machine).
 CSV columns: ``name`` (required), ``wnid`` and ``definition`` (optional). A missing definition is looked up from the
 wnid. Problems are reported with the file and line number. A class name names a folder of real images
 (``classes.real_root/<name>``), so it must be one plain folder name (:func:`synthdiv.names.name_problem`: no ``/``,
@@ -21,7 +22,7 @@ from synthdiv.names import name_problem, printable, text_problem
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["read_class_file"]
+__all__ = ["read_class_file", "folder_senses"]
 
 _CSV_COLUMNS = ("name", "wnid", "definition")
 MAX_DEFINITION_CHARS = 2000
@@ -67,8 +68,13 @@ def _read_txt(path: Path, text: str) -> list[ClassRecord]:
     for number, raw in enumerate(lines, start=1):
         if raw.lstrip().startswith("#"):
             continue
-        name = _checked_name(path, number, " ".join(raw.split()))
-        records.append(ClassRecord(index=len(records), name=name, line=number))
+        words = raw.split()
+        wnid = words.pop() if len(words) > 1 and WNID_RE.match(words[-1]) else None
+        name = _checked_name(path, number, " ".join(words))
+        definition = describe_wnid(wnid) if wnid else None
+        if wnid is not None and definition is None:
+            logger.warning("%s: line %d: no definition known for %s", path, number, wnid)
+        records.append(ClassRecord(index=len(records), name=name, wnid=wnid, definition=definition, line=number))
     if not records:
         raise InputError(f"{path}: no class names (expected one name per line)")
     return records
@@ -101,3 +107,12 @@ def _read_csv(path: Path, text: str) -> list[ClassRecord]:
     if not records:
         raise InputError(f"{path}: no classes after the header")
     return records
+
+
+def folder_senses(root: Path) -> dict[str, ClassRecord]:
+    """The senses an ImageFolder's ``classes.csv`` names for its class folders (``name`` is the folder name, with
+    ``wnid`` and/or ``definition``), by folder name; empty when the folder has no such file."""
+    path = root / "classes.csv"
+    if not path.is_file():
+        return {}
+    return {r.name: r for r in _read_csv(path, path.read_text(encoding="utf-8-sig"))}

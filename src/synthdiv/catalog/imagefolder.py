@@ -1,9 +1,10 @@
 """Classes from an ImageFolder (one sub-folder of images per class), and real-image counts per class folder.
 
 Folder names that are WordNet ids (``n01440764``) take their name and definition from ImageNet's metadata; other
-folder names become class names with ``_`` read as a space. A class finds its real images only inside
-``classes.real_root``: names that would leave it (``../x``, ``/abs``) are refused when the class list is read and
-never joined to a path.
+folder names become class names with ``_`` read as a space. A ``classes.csv`` beside the class folders (columns
+``name``, the folder name, and ``wnid`` and/or ``definition``) names the sense of the folders it lists. A class
+finds its real images only inside ``classes.real_root``: names that would leave it (``../x``, ``/abs``) are refused
+when the class list is read and never joined to a path.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from synthdiv.catalog.classfile import folder_senses
 from synthdiv.catalog.imagenet import describe_wnid, name_of_wnid
 from synthdiv.catalog.records import ClassRecord
 from synthdiv.catalog.wordnet import WNID_RE
@@ -48,15 +50,23 @@ def class_folders(root: Path) -> list[Path]:
 def imagefolder_classes(root: Path, extensions: Iterable[str]) -> list[ClassRecord]:
     """One class per sub-folder of ``root``, sorted by folder name (torchvision's ImageFolder order)."""
     records = []
-    for index, folder in enumerate(class_folders(root)):
-        wnid = folder.name if WNID_RE.match(folder.name) else None
-        name = (name_of_wnid(wnid) if wnid else None) or folder.name.replace("_", " ").strip()
+    folders = class_folders(root)
+    senses = folder_senses(root)
+    unknown = sorted(set(senses) - {f.name for f in folders})
+    if unknown:
+        raise InputError(f"{root / 'classes.csv'}: line {senses[unknown[0]].line}: {unknown[0]!r} names no class "
+                         f"folder of {root} (expected a folder name, as it is on disk)")
+    for index, folder in enumerate(folders):
+        given = senses.get(folder.name)
+        wnid = folder.name if WNID_RE.match(folder.name) else (given.wnid if given else None)
+        name = (name_of_wnid(folder.name) if WNID_RE.match(folder.name) else None) or folder.name.replace("_", " ")
+        definition = (given.definition if given else None) or (describe_wnid(wnid) if wnid else None)
         records.append(
             ClassRecord(
                 index=index,
-                name=name,
+                name=name.strip(),
                 wnid=wnid,
-                definition=describe_wnid(wnid) if wnid else None,
+                definition=definition,
                 real_images=count_images(folder, extensions),
                 real_dir=str(folder),
             )

@@ -114,5 +114,6 @@ def undecided_hint(row: dict[str, Any], choice: SenseChoice) -> str:
     senses = list(choice.scores)[:3]
     shown = "; ".join(f"{w} {_sense_text(row['name'], w)}" for w in senses)
     example = senses[0] if senses else "n00000000"
-    return (f"class {row['index']} ({row['name']}): the list does not settle its sense ({shown}); name it in the "
-            f"class file: a line '{row['name']} {example}' (.txt) or a wnid or definition column (.csv)")
+    return (f"class {row['index']} ({row['name']}): the list does not settle its sense ({shown}); name it: "
+            f"'{row['name']} {example}' in a .txt, a wnid or definition column in a .csv (or an ImageFolder's "
+            "classes.csv)")
