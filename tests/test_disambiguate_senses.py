@@ -135,3 +135,56 @@ def test_a_random_clip_does_not_decide_on_unrelated_images() -> None:
 def test_unrelated_images_are_fixed() -> None:
     first, again = unrelated_images(), unrelated_images()
     assert len(first) == 8 and all(a.tobytes() == b.tobytes() for a, b in zip(first, again, strict=True))
+
+
+# ---------------------------------------------------------------------------------------------- the stage
+
+
+def _run_stage(make_config, tmp_path: Path, names: list[str]) -> tuple[dict, list, object]:
+    from synthdiv.disambiguate import resolve_classes
+    from synthdiv.run import RunDir, read_jsonl
+    from synthdiv.stages import run_stage
+
+    path = tmp_path / "classes.txt"
+    path.write_text("\n".join(names) + "\n", encoding="utf-8")
+    cfg = make_config(classes={"source": str(path)}, disambiguate={"candidates": 0, "confusable": 3},
+                      models={"clip": {"backend": "open_clip", "model": "embedded", "device": "cpu"}})
+    run_stage(cfg, "classes")
+    summary = resolve_classes(cfg, RunDir(cfg.run_dir))
+    return summary, read_jsonl(RunDir(cfg.run_dir).resolved), cfg
+
+
+@needs_wordnet
+def test_plain_names_without_llm_or_images_take_their_lists_sense(make_config, tmp_path, caplog) -> None:
+    from rich.console import Console
+
+    from synthdiv.disambiguate import disambiguation_table
+
+    names = ["crane", "heron", "stork", "bow", "bat", "eagle", "otter", "kite"]
+    with caplog.at_level("WARNING"):
+        summary, rows, cfg = _run_stage(make_config, tmp_path, names)
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["crane"]["description"] == "crane (wading bird)"  # not WordNet's first sense, the writer
+    assert by_name["kite"]["description"] == "kite (hawk)"
+    assert by_name["bat"]["description"] in ("bat (placental)", "chiropteran")  # a lemma of that sense only
+    crane = by_name["crane"]["sense"]
+    assert (crane["wnid"], crane["evidence"], crane["hypernym"]) == (CRANE_BIRD, "list (wordnet)", "wading bird")
+    assert crane["strength"] >= DOMAIN_MARGIN and by_name["heron"]["sense"]["evidence"] == "list (wordnet)"
+    assert by_name["stork"]["sense"] is None  # one sense: nothing to settle
+    assert summary["sense_list (wordnet)"] == sum(r["sense"] is not None and r["sense"]["wnid"] is not None
+                                                  for r in rows)
+    # what the list leaves open is listed with its senses and how to name one, and the table shows the evidence
+    undecided = [r["name"] for r in rows if r["sense"] and r["sense"]["evidence"] == "undecided"]
+    for name in undecided:
+        assert any(f"({name}): the list does not settle its sense" in m and f"'{name} n" in m for m in caplog.messages)
+    console = Console(record=True, width=250)
+    console.print(disambiguation_table(cfg))
+    text = console.export_text()
+    assert "list (wordnet)" in text and "wading bird" in text and "senses by" in text
+
+
+@needs_wordnet
+def test_a_named_sense_is_kept_whatever_the_list_says(make_config, tmp_path) -> None:
+    _, rows, _ = _run_stage(make_config, tmp_path, ["crane n03126707", "heron", "stork", "eagle"])
+    assert rows[0]["wnid"] == CRANE_MACHINE and rows[0]["sense"]["evidence"] == "given (wnid)"
+    assert rows[0]["description"] in ("crane (lifting device)", "crane, lifts and moves heavy objects")

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["disambiguation_table", "runner_up", "ambiguity_summary"]
+__all__ = ["disambiguation_table", "runner_up", "ambiguity_summary", "sense_text"]
 
 _STATUS_STYLE = {"ok": "green", "fallback": "yellow", "disabled": "dim", "no-llm": "cyan"}
 
@@ -37,14 +37,31 @@ def runner_up(row: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def ambiguity_summary(rows: list[dict[str, Any]]) -> str:
-    """One line: ambiguous classes by reason, how they were settled, and how many kept their bare name."""
+    """One line: ambiguous classes by reason, how they were settled, how many kept their bare name, and which
+    evidence settled the senses of polysemous names (the undecided named)."""
     ambiguous = [r for r in rows if r.get("ambiguity")]
     kinds = Counter(k for r in ambiguous for k in r["ambiguity"]["kinds"])
     settled = Counter((r.get("chosen_by") or "").split(";")[0] for r in ambiguous)
     bare = sum(bool(r.get("bare")) for r in rows)
     by_kind = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"
     how = ", ".join(f"{k} {n}" for k, n in sorted(settled.items())) or "-"
-    return f"{len(ambiguous)} of {len(rows)} classes ambiguous ({by_kind}); settled by {how}; {bare} left bare"
+    line = f"{len(ambiguous)} of {len(rows)} classes ambiguous ({by_kind}); settled by {how}; {bare} left bare"
+    senses = Counter(r["sense"]["evidence"] for r in rows if r.get("sense"))
+    if senses:
+        undecided = [r["name"] for r in rows if (r.get("sense") or {}).get("evidence") == "undecided"]
+        line += "; senses by " + ", ".join(f"{k} {n}" for k, n in sorted(senses.items()))
+        line += f" (undecided: {', '.join(undecided)})" if undecided else ""
+    return line
+
+
+def sense_text(row: dict[str, Any]) -> str:
+    """What settled the class's sense, how strongly, and which sense: "list (wordnet) 0.194: wading bird"."""
+    sense = row.get("sense")
+    if not sense:
+        return "-"
+    strength = f" {sense['strength']:.3f}" if sense.get("strength") is not None else ""
+    what = sense.get("hypernym") or (sense.get("gloss") or "")[:40]
+    return f"{sense['evidence']}{strength}" + (f": {what}" if what and sense.get("wnid") else "")
 
 
 def _score(value: float | None, signed: bool = True) -> str:
@@ -54,8 +71,8 @@ def _score(value: float | None, signed: bool = True) -> str:
 
 
 def disambiguation_table(cfg: RunConfig) -> Table:
-    """Class, original name, why ambiguous, chosen description, runner-up, their scores, margin, how it was settled,
-    status and basis for every class; the caption is :func:`ambiguity_summary`.
+    """Class, original name, why ambiguous, what settled its sense, chosen description, runner-up, their scores,
+    margin, how it was settled, status and basis for every class; the caption is :func:`ambiguity_summary`.
 
     Raises:
         StageOrderError: The disambiguate stage has not written ``classes.resolved.jsonl`` yet.
@@ -67,8 +84,8 @@ def disambiguation_table(cfg: RunConfig) -> Table:
         raise StageOrderError(f"{run.resolved} does not exist: run `synthdiv disambiguate` first")
     rows = read_jsonl(run.resolved)
     table = Table(title=f"disambiguation of {len(rows)} classes ({run.resolved})", caption=ambiguity_summary(rows))
-    columns = ("class", "original", "why ambiguous", "chosen", "score", "runner-up", "score ", "margin", "settled by",
-               "status", "basis")
+    columns = ("class", "original", "why ambiguous", "sense", "chosen", "score", "runner-up", "score ", "margin",
+               "settled by", "status", "basis")
     widest = min(24, max(len(row["name"]) for row in rows))
     for column in columns:
         right = column.startswith("score") or column in ("class", "margin")
@@ -85,6 +102,7 @@ def disambiguation_table(cfg: RunConfig) -> Table:
             str(row["index"]),
             escape(row["name"]),
             escape(why),
+            escape(sense_text(row)),
             description if row["description"] != row["name"] else f"[dim]{description}[/]",
             _score(chosen.get("score") if chosen else None),
             escape(second["text"]) if second else "-",

@@ -118,7 +118,7 @@ def disambiguation_summary(run: RunDir) -> str:
 def disambiguation_section(run: RunDir) -> list[dict[str, Any]]:
     """Per class: the chosen description, why the name was ambiguous, the runner-up, their margin and what settled
     it (older runs without these fields show blanks)."""
-    from synthdiv.disambiguate.table import runner_up
+    from synthdiv.disambiguate.table import runner_up, sense_text
 
     if not run.resolved.exists():
         return []
@@ -133,6 +133,7 @@ def disambiguation_section(run: RunDir) -> list[dict[str, Any]]:
                 "name": r["name"],
                 "wnid": r.get("wnid"),
                 "why": "; ".join((r.get("ambiguity") or {}).get("reasons", [])),
+                "sense": sense_text(r) if r.get("sense") else "",
                 "description": r.get("description"),
                 "score": _fmt(chosen.get("score")) if chosen else "",
                 "runner_up": other.get("text") if other else "",
