@@ -27,7 +27,12 @@ MSG = [{"role": "user", "content": "hi"}]
 
 
 class Script:
-    """What the server does, request by request: ("ok", text) | ("status", code, headers) | ("hang", s) | ("raw", b)."""
+    """What the server does, request by request: ("ok", text) | ("status", code, headers) | ("hang", s) | ("raw", b).
+
+    The server counts the requests in flight itself (``in_flight``, ``max_in_flight``); with ``gather`` set, each
+    request is held until that many were in flight at once, so concurrency is measured by the server's count, not
+    by a clock. A "hang" lasts until ``release`` is set (at the fixture's end) or its seconds pass.
+    """
 
     def __init__(self) -> None:
         self.steps: deque[tuple[Any, ...]] = deque()
@@ -36,6 +41,10 @@ class Script:
         self.lock = threading.Lock()
         self.in_flight = 0
         self.max_in_flight = 0
+        self.arrived = threading.Condition(self.lock)
+        self.gather = 0
+        self.hanging = 0
+        self.release = threading.Event()
         self.delay = 0.0
 
     def next(self) -> tuple[Any, ...]:
@@ -54,6 +63,9 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
                 script.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
                 script.in_flight += 1
                 script.max_in_flight = max(script.max_in_flight, script.in_flight)
+                script.arrived.notify_all()
+                if script.gather:  # held until `gather` requests were in flight together (60 s at most)
+                    script.arrived.wait_for(lambda: script.max_in_flight >= script.gather, timeout=60)
             time.sleep(script.delay)
             with script.lock:  # counted out before answering: the client frees its slot only once answered
                 script.in_flight -= 1
@@ -63,7 +75,11 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
         def _answer(self, step: tuple[Any, ...], body: dict[str, Any]) -> None:
             kind = step[0]
             if kind == "hang":
-                time.sleep(step[1])
+                with script.lock:
+                    script.hanging += 1
+                script.release.wait(step[1])
+                with script.lock:
+                    script.hanging -= 1
                 return
             if kind == "status":
                 payload, code, headers = b'{"error": {"message": "busy"}}', step[1], step[2] if len(step) > 2 else {}
@@ -94,6 +110,7 @@ def server() -> Iterator[tuple[str, Script]]:
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", script
     finally:
+        script.release.set()
         httpd.shutdown()
         httpd.server_close()
 
@@ -194,13 +211,14 @@ def test_client_error_is_not_retried(server: tuple[str, Script]) -> None:
     assert len(script.requests) == 1
 
 
+@pytest.mark.timeout(120)
 def test_timeout_on_a_hanging_server(server: tuple[str, Script]) -> None:
     url, script = server
-    script.default = ("hang", 3.0)
-    t0 = time.monotonic()
+    script.default = ("hang", 90.0)
     with pytest.raises(LLMServerError, match=r"did not answer within 0.3s .* after 2 tries"):
         _llm(url, timeout_s=0.3, max_retries=1).complete(MSG)
-    assert time.monotonic() - t0 < 2.5 and len(script.requests) == 2
+    assert len(script.requests) == 2
+    assert script.hanging == 2  # both tries are still unanswered: the client gave up on its own, by its timeout
 
 
 def test_not_a_chat_completion(server: tuple[str, Script]) -> None:
@@ -223,11 +241,10 @@ def test_complete_many_sends_requests_concurrently_in_order(server: tuple[str, S
     from synthdiv.llm.base import Request, complete_many
 
     url, script = server
-    script.delay = 0.15
+    script.gather, script.delay = 4, 0.05  # the first four are held until all four are in flight
     requests = [Request(MSG, seed=s) for s in range(8)]
-    start = time.perf_counter()
     assert complete_many(_llm(url, concurrency=4), requests) == [[f"seed={s}"] for s in range(8)]
-    assert script.max_in_flight == 4 and time.perf_counter() - start < 8 * 0.15  # not one after the other
+    assert script.max_in_flight == 4  # four at once (one at a time never gets there), and never a fifth
     # behind the cache: each answer is stored under the key of the sequential path
     cached = create_llm(LLMSpec(backend="openai", model="tiny-model", options={"base_url": url, "concurrency": 4}),
                         cache_dir=tmp_path)
