@@ -188,3 +188,32 @@ def test_a_named_sense_is_kept_whatever_the_list_says(make_config, tmp_path) -> 
     _, rows, _ = _run_stage(make_config, tmp_path, ["crane n03126707", "heron", "stork", "eagle"])
     assert rows[0]["wnid"] == CRANE_MACHINE and rows[0]["sense"]["evidence"] == "given (wnid)"
     assert rows[0]["description"] in ("crane (lifting device)", "crane, lifts and moves heavy objects")
+
+
+@needs_wordnet
+def test_the_llm_settles_an_undecided_sense_only_when_it_answers_the_same_both_ways() -> None:
+    from synthdiv.disambiguate.llm_sense import ask_llm_senses
+    from tests.llm.fakes import FakeLLM
+
+    names = list(LISTS["sports"])
+    rows = [{"name": n} for n in names]
+    choices = list_senses(rows, [len(noun_senses(n)) >= 2 for n in names])
+    undecided = [i for i, c in enumerate(choices) if c is not None and not c.decided]
+    assert [names[i] for i in undecided] == ["bow", "helmet"]
+    bow = list(choices[undecided[0]].scores)[:4]
+    helmet = list(choices[undecided[1]].scores)[:2]
+    # the bow: "2", then "3" of the reversed four options -- the same sense; the helmet: "1" both times -- a position
+    llm = FakeLLM("2", "The answer is 3.", "1", "1")
+    settled = ask_llm_senses(llm, rows, choices, seed=0)
+    assert (settled[undecided[0]].wnid, settled[undecided[0]].evidence) == (bow[1], "llm (list)")
+    assert not settled[undecided[1]].decided and helmet[0] != helmet[1]
+    assert [c for k, c in enumerate(settled) if k not in undecided] == [c for k, c in enumerate(choices)
+                                                                        if k not in undecided]
+    first, reverse = (call["messages"][-1]["content"] for call in llm.calls[:2])
+    assert all(n in first for n in names) and 'Which meaning of "bow"' in first
+    assert first.index("1. bow:") < first.index("2. bow:") and len(llm.calls) == 4
+    assert first.split("1. bow:")[1].split("\n")[0] == reverse.split("4. bow:")[1].split("\n")[0]
+    # an answer that is no option, and a backend that fails, settle nothing
+    assert not ask_llm_senses(FakeLLM("7", "7", "x", "x"), rows, choices, seed=0)[undecided[0]].decided
+    broken = FakeLLM()  # an empty queue raises
+    assert ask_llm_senses(broken, rows, choices, seed=0) == choices

@@ -13,7 +13,9 @@ herons and eagles it is the bird, in a list of forklifts the machine. The eviden
   mean over the better half of the other classes (a list may hold two domains). The margin is over the best rival
   sense, one not related to the winner (a cricket bat and a baseball bat are no rivals in a list of sports gear).
   Two passes: the second reads the other classes through the senses the first settled.
-* ``undecided``: neither separates the senses. The class is listed by the stage with its candidate senses and a hint
+* ``llm (list)``: where an LLM is configured, it is told the whole list and picks a sense consistently
+  (:mod:`synthdiv.disambiguate.llm_sense`).
+* ``undecided``: nothing separates the senses. The class is listed by the stage with its candidate senses and a hint
   to name the sense in the class file; its candidates follow the domain order, and the run goes on.
 """
 
@@ -51,7 +53,8 @@ class SenseChoice:
     """The sense of one class and what settled it."""
 
     wnid: str | None  # the chosen synset; None where undecided
-    evidence: str  # "given (wnid)" | "given (definition)" | "images (clip)" | "list (wordnet)" | "undecided"
+    evidence: str  # "given (wnid)" | "given (definition)" | "images (clip)" | "list (wordnet)" | "llm (list)"
+    #                | "undecided"
     strength: float | None = None  # the margin over the best rival sense (CLIP: over the unrelated inputs)
     scores: dict[str, float] = field(default_factory=dict)  # each candidate sense's score, best first
     rival: str | None = None  # the best sense of another domain

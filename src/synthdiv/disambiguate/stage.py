@@ -21,6 +21,7 @@ from synthdiv.catalog.reader import read_classes
 from synthdiv.disambiguate.ambiguity import Ambiguity, detect_ambiguity, token_ids_of
 from synthdiv.disambiguate.confusable import confusable_classes
 from synthdiv.disambiguate.grounded import grounded_candidates
+from synthdiv.disambiguate.llm_sense import ask_llm_senses
 from synthdiv.disambiguate.propose import Proposal, ask_all, strip_label
 from synthdiv.disambiguate.rule import Choice, choose_order
 from synthdiv.disambiguate.scoring import ClassImages, mean_image_embedding, sample_images, score_candidates
@@ -285,6 +286,8 @@ def resolve_classes(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     with _progress() as progress:
         images = _embed_real_images(cfg, rows, scorer, progress)
         senses = settle_senses(rows, ambiguity, images, scorer, cfg.disambiguate.clip_template)
+        if llm is not None:
+            senses = ask_llm_senses(llm, rows, senses, cfg.seed)
         sense_rows = [with_sense(row, amb, c) for row, amb, c in zip(rows, ambiguity, senses, strict=True)]
         _warn_undecided(rows, senses)
         checks = _checks(sense_rows, ambiguity, class_names)

@@ -55,13 +55,12 @@ def ambiguity_summary(rows: list[dict[str, Any]]) -> str:
 
 
 def sense_text(row: dict[str, Any]) -> str:
-    """What settled the class's sense, how strongly, and which sense: "list (wordnet) 0.194: wading bird"."""
+    """What settled the class's sense and how strongly: "list (wordnet) 0.194" (the description shows the sense)."""
     sense = row.get("sense")
     if not sense:
         return "-"
     strength = f" {sense['strength']:.3f}" if sense.get("strength") is not None else ""
-    what = sense.get("hypernym") or (sense.get("gloss") or "")[:40]
-    return f"{sense['evidence']}{strength}" + (f": {what}" if what and sense.get("wnid") else "")
+    return f"{sense['evidence']}{strength}"
 
 
 def _score(value: float | None, signed: bool = True) -> str:
