@@ -38,6 +38,15 @@ def generated(tmp_path_factory, tiny_model_dir):
     return cfg, run
 
 
+@pytest.fixture
+def scored(generated):
+    """The generated run after the score stage (a no-op once scored): each test that reads scores asks for it, so
+    every test passes alone and in any order."""
+    cfg, run = generated
+    run_stage(cfg, "score")
+    return cfg, run
+
+
 def _text(renderable) -> str:
     console = Console(record=True, width=200)
     console.print(renderable)
@@ -79,10 +88,10 @@ def test_score_stage_and_filter_view(generated):
     assert len(list(run.shards.glob("*.tar"))) == 3  # nothing deleted
 
 
-def test_rescoring_reuses_the_scores_of_unchanged_shards(generated):
+def test_rescoring_reuses_the_scores_of_unchanged_shards(scored):
     import os
 
-    cfg, run = generated
+    cfg, run = scored
     before = pq.read_table(run.scores)
     assert run_stage(cfg, "score", redo=True)["cached_shards"] == 3
     assert pq.read_table(run.scores).equals(before)
