@@ -16,6 +16,15 @@ REPO = Path(__file__).resolve().parents[1]
 SMOKE_DATA = REPO / "data" / "fashion-mnist-smoke"
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.wordnet`` tests are skipped, with one reason, where WordNet is not installed."""
+    if item.get_closest_marker("wordnet") is not None:
+        from synthdiv.catalog.wordnet import wordnet_dir
+
+        if wordnet_dir() is None:
+            pytest.skip("WordNet (Debian wordnet-base) is not installed")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Embedded tiny models are built once per session into a private cache (unless SYNTHDIV_CACHE is set)."""

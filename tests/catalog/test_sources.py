@@ -155,7 +155,7 @@ def test_empty_image_folder(tmp_path: Path):
         classes(source=tmp_path / "empty")
 
 
-@pytest.mark.skipif(wordnet_dir() is None, reason="WordNet (Debian wordnet-base) not installed")
+@pytest.mark.wordnet
 def test_wordnet_lookup_by_offset():
     synset = lookup("n02012849")
     assert synset.lemmas[0] == "crane" and "wading bird" in synset.gloss
