@@ -268,3 +268,39 @@ def test_a_vit_trains_with_auxiliary_layernorms_and_exports_plain_timm(toy, make
     assert set(exported) == set(plain.state_dict())
     loaded = timm.create_model(f"local-dir:{run.export / 'main'}", pretrained=True).eval()
     assert loaded.patch_embed.img_size == (16, 16) and loaded(torch.randn(2, 3, 16, 16)).shape == (2, 4)
+
+
+def test_a_training_step_routes_the_real_block_to_the_main_norms_and_the_synthetic_block_to_the_aux_norms(
+    toy, make_config, monkeypatch
+):
+    """The routing of train/loop.py, by its outcome after one real step of ``fit``: the main BatchNorm statistics are
+    those of the real block alone, the auxiliary ones those of the synthetic block, and every aux norm was trained."""
+    from synthdiv.train import loop
+
+    seen: dict = {}
+    real_aux_layers = loop.aux_layers
+
+    def recording(model):  # the input of the first norm layer during the first (training) forward pass
+        layers = real_aux_layers(model)
+        seen["name"] = next(n for n, m in model.named_modules() if m is layers[0])
+        layers[0].register_forward_pre_hook(lambda m, args: seen.setdefault("x", args[0].detach().clone()))
+        return layers
+
+    monkeypatch.setattr(loop, "aux_layers", recording)
+    cfg = make_config(run_dir=str(toy["run"]), train={**BASE, "max_steps": 1})
+    run = RunDir(cfg.run_dir)
+    fit(cfg, run)
+    n_real, n_syn = json.loads((run.train / "main" / "data.json").read_text())["block_sizes"]
+    assert n_real > 0 and n_syn > 0
+    state = torch.load(run.train / "main" / "checkpoints" / "step-00000001.pt", weights_only=True)["model"]
+    x, first = seen["x"], seen["name"]
+    assert x.shape[0] == n_real + n_syn
+    momentum = 0.1  # torch's and timm's BatchNorm default; the statistics start at mean 0, variance 1
+    for norm, block in (("main", x[:n_real]), ("aux", x[n_real:])):
+        mean, var = block.mean((0, 2, 3)), block.var((0, 2, 3), unbiased=True)
+        torch.testing.assert_close(state[f"{first}.{norm}.running_mean"], momentum * mean, msg=norm)
+        torch.testing.assert_close(state[f"{first}.{norm}.running_var"], (1 - momentum) + momentum * var, msg=norm)
+    tracked = {k: int(v) for k, v in state.items() if k.endswith("num_batches_tracked")}
+    assert tracked and all(k.endswith((".main.num_batches_tracked", ".aux.num_batches_tracked")) for k in tracked)
+    assert set(tracked.values()) == {1}  # every main and every aux norm saw exactly one batch
+    assert all(state[k.replace("num_batches_tracked", "running_mean")].abs().sum() > 0 for k in tracked)
