@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from synthdiv.config import GeneratorSpec
 from synthdiv.errors import ConfigError, InputError
+from synthdiv.prompts import ids
 from synthdiv.prompts.ids import prompt_id
 from synthdiv.prompts.plan import build_plan, generator_id, image_ids, layout_plan
 from synthdiv.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA
@@ -130,6 +131,47 @@ def test_seed_and_id_depend_on_run_seed_and_generator(make_config, write_resolve
     assert all(len(set(v)) == len(v) for v in by_prompt.values())
     other = image_ids(t1.column("class"), t1.column("prompt_id"), t1.column("seed"), "diffusers:other@main")
     assert set(other.to_pylist()).isdisjoint(t1.column("image_id").to_pylist())
+
+
+def test_seeds_and_image_ids_change_with_the_run_seed_and_the_layout_does_not(make_config, write_resolved, tmp_path):
+    classes = [("a", "a", 0), ("b", "b", 0)]
+    per_class = [{"base": 1, "context": 3}, {"base": 2, "style": 1}]
+    plans = {}
+    for seed in (0, 7):
+        cfg = make_config(run_dir=str(tmp_path / f"run{seed}"), seed=seed, plan={"images_per_class": 6},
+                          prompts={"proportions": {"base": 0.2, "context": 0.5, "style": 0.3}})
+        run = write_resolved(cfg.run_dir, classes)
+        write_prompts(run, per_class)
+        build_plan(cfg, run)
+        plans[seed] = pq.read_table(run.plan)
+    a, b = plans[0], plans[7]
+    assert a.num_rows == b.num_rows == 12
+    for column in ("class", "prompt_id", "shard"):  # which prompt makes which image, and where: not the seed's
+        assert a.column(column).equals(b.column(column)), column
+    seeds_a, seeds_b = a.column("seed").to_pylist(), b.column("seed").to_pylist()
+    assert all(x != y for x, y in zip(seeds_a, seeds_b, strict=True))  # every image gets another seed
+    assert set(a.column("image_id").to_pylist()).isdisjoint(b.column("image_id").to_pylist())
+    assert len(set(seeds_a)) == len(set(seeds_b)) == 12
+
+
+def test_golden_ids_and_seeds():
+    """The id scheme pinned by value: a change to any part of it renames every image of every existing run."""
+    # SplitMix64's published outputs for the states 0 and 1 (Vigna's reference implementation)
+    assert ids.splitmix64(np.array([0, 1], dtype=np.uint64)).tolist() == [0xE220A8397B1DCDAF, 0x910A2DEC89025CC1]
+    pid = prompt_id(3, "base", "a photo of a goldfish")
+    assert pid == "2b5d6dc05b9b15b3"
+    assert prompt_id(3, "style", "a photo of a goldfish") != pid != prompt_id(4, "base", "a photo of a goldfish")
+    key = ids.prompt_keys(0, [3], [pid])
+    assert key.tolist() == [17612899612422622245] and ids.prompt_keys(7, [3], [pid]).tolist() == [15509405265257943668]
+    seeds = ids.derive_seeds(np.repeat(key, 3), np.arange(3))
+    assert seeds.tolist() == [8087758264086028167, 4177227676499983736, 7868991296137009611]
+    assert ids.derive_seeds(ids.prompt_keys(7, [3], [pid]), np.array([0])).tolist() == [8478931367390124558]
+    assert ids.image_keys([3], [pid], "diffusers:sd15@main").tolist() == [18245812927623485474]
+    assert image_ids(pa.array([3, 3]), pa.array([pid, pid]), pa.array([5, 6]), "diffusers:sd15@main").to_pylist() == [
+        "a959de13638f31fd", "7b02cb5f5f9cebd7"]
+    values = np.array([0, 1, 0xDEADBEEFCAFEBABE, 2**64 - 1], dtype=np.uint64)
+    assert ids.hex64(values).to_pylist() == ["0000000000000000", "0000000000000001", "deadbeefcafebabe",
+                                             "ffffffffffffffff"]
 
 
 def test_plan_is_byte_identical_on_rerun(make_config, write_resolved):
