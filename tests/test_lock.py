@@ -150,3 +150,50 @@ def test_launch_ids():
     torch = {"RANK": "3", "WORLD_SIZE": "4", "MASTER_ADDR": "h", "MASTER_PORT": "1", "TORCHELASTIC_RUN_ID": "r"}
     assert launch_id(torch) == "torchrun:r:h:1"
     assert launch_id({"SLURM_NTASKS": "8", "SLURM_JOB_ID": "42", "SLURM_STEP_ID": "0"}) == "slurm:42.0"
+
+
+# Try to take the run's lock from another process: exit 3 and the holder's line when refused, 0 when taken.
+TRY = """
+import sys
+from synthdiv.errors import RunLockedError
+from synthdiv.lock import run_lock
+from synthdiv.run import RunDir
+try:
+    with run_lock(RunDir(sys.argv[1]), "probe"):
+        pass
+except RunLockedError as exc:
+    print(exc)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.timeout(180)
+def test_run_keeps_the_lock_between_its_stages_and_takes_it_again_itself(make_config, tmp_path, monkeypatch):
+    """`run` holds the lock from its first stage to its last: between two stages (after the first one finished, before
+    the second one locks) another process is refused, and the second stage's own lock is re-entrant."""
+    import dataclasses
+
+    from synthdiv import pipeline, stages
+
+    (tmp_path / "c.txt").write_text("goldfish\ncrane\n")
+    cfg = make_config(classes={"source": str(tmp_path / "c.txt")})
+    probes: list[subprocess.CompletedProcess] = []
+
+    def probe_between(cfg, run: RunDir) -> None:  # the second stage's check runs before it takes the lock
+        assert run.read_state("classes").status == "done"
+        probes.append(subprocess.run([sys.executable, "-c", TRY, str(run.root)], env=_env(), cwd=REPO,
+                                     capture_output=True, text=True, timeout=120))
+
+    def resolve(cfg, run: RunDir) -> dict:
+        run.resolved.write_text(run.classes.read_text())
+        return {"resolved": 2}
+
+    spec = dataclasses.replace(stages.get_spec("disambiguate"), impl=resolve, check=probe_between)
+    monkeypatch.setitem(pipeline._BY_NAME, "disambiguate", spec)
+    results = stages.run_all(cfg, stop_after="disambiguate")
+    assert list(results) == ["classes", "disambiguate"] and results["disambiguate"] == {"resolved": 2}
+    (probe,) = probes
+    assert probe.returncode == 3, probe
+    assert f"pid {os.getpid()} on {socket.gethostname()} (stage classes" in probe.stdout
+    assert subprocess.run([sys.executable, "-c", TRY, str(cfg.run_dir)], env=_env(), cwd=REPO,
+                          timeout=120).returncode == 0  # and gives it back when it ends
