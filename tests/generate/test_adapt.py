@@ -4,6 +4,7 @@ per-class errors, and ``synthdiv adapt`` runs the rounds end to end, resumably, 
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,32 @@ def test_a_plan_redone_without_its_rounds_hides_their_shards(gen_config):
     assert run.plan.read_bytes() == plain and tar_path(run, 3).exists()
     assert run_stage(cfg, "generate")["skipped"]
     assert read_manifest(run).num_rows == 6  # shard 3 is on disk but in no plan: not part of the run
+
+
+def test_a_round_after_a_plan_redone_without_its_rounds_makes_its_own_images(gen_config):
+    """The dropped round's shard is still on disk where the new round's first shard goes: adapt clears it, so
+    generate makes the new round's images instead of finishing 'done' with the dropped round's."""
+    from synthdiv.config.models import generator_id
+    from tests.generate.conftest import write_inputs
+
+    cfg = gen_config(images_per_class=2, shard_size=2)
+    cfg = cfg.model_copy(update={"adapt": cfg.adapt.model_copy(update={"rounds": 1, "images_per_round": 2})})
+    run = _adapt_inputs(cfg, {"goldfish": 0.9, "crane": 0.4, "tabby cat": 0.5})
+    run_stage(cfg, "generate")
+    _grow(cfg, [2, 0, 0])
+    run_stage(cfg, "generate")
+    dropped = set(read_manifest(run).column("image_id").to_pylist()[6:])
+    write_inputs(run, 2, 2, generator_id(cfg.models.generator))  # the plan redone, without its round
+    assert tar_path(run, 3).exists() and part_path(run, 3).exists()
+    record = add_round(cfg, run, "main")
+    assert record["first_shard"] == 3 and record["images"] == 2
+    run_stage(cfg, "generate")
+    plan, manifest = read_plan(run), read_manifest(run)
+    assert manifest.column("image_id").to_pylist() == plan.column("image_id").to_pylist()
+    new = set(plan.column("image_id").to_pylist()[6:])
+    assert len(new) == 2 and new.isdisjoint(dropped)
+    with tarfile.open(tar_path(run, 3)) as tf:
+        assert {n.split(".", 1)[0] for n in tf.getnames()} == new  # the new round's images, made
 
 
 def test_grow_plan_refuses_an_id_twice_and_leaves_the_plan(gen_config):
