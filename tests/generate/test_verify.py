@@ -50,6 +50,7 @@ def test_verify_finds_damage_of_the_same_size_and_repair_lets_generate_redo_it(g
 
 def test_a_member_twice_or_at_the_wrong_place_is_damage(gen_config):
     import io
+    import json
     import tarfile
 
     cfg = gen_config(images_per_class=1, shard_size=3)
@@ -64,3 +65,23 @@ def test_a_member_twice_or_at_the_wrong_place_is_damage(gen_config):
             out.addfile(m, io.BytesIO(data))
     tar_path(run, 0).write_bytes(buf.getvalue()[: len(original)].ljust(len(original), b"\0"))
     assert "lies at bytes" in verify_shards(run).damaged[0]
+
+    # every member in place, plus a second metadata member for the last image written over the tar's zero padding
+    # (a tar ends with 1024 bytes of zeros or more; a header and one block fit): the same size, each image at the
+    # place its manifest part says, and the json read last still names its image
+    with tarfile.open(fileobj=io.BytesIO(original)) as tf:
+        names = tf.getnames()
+        end = tf.offset  # where the end-of-archive blocks begin
+        meta = next(m for m in reversed(tf.getmembers()) if m.name.endswith(".json"))
+    data = json.dumps({"image_id": meta.name.removesuffix(".json")}).encode()
+    header = tarfile.TarInfo(meta.name)
+    header.size, header.mtime = len(data), meta.mtime
+    copy = header.tobuf(format=tarfile.USTAR_FORMAT) + data.ljust(512, b"\0")
+    assert len(copy) == 1024 and not original[end:].strip(b"\0") and len(original) - end >= 1024
+    twice = original[:end] + copy + original[end + len(copy):]
+    with tarfile.open(fileobj=io.BytesIO(twice)) as tf:
+        assert tf.getnames() == [*names, meta.name]
+    tar_path(run, 0).write_bytes(twice)
+    assert verify_shards(run).damaged == {0: f"member {meta.name!r} is in the tar twice"}
+    tar_path(run, 0).write_bytes(original)
+    assert verify_shards(run).ok
