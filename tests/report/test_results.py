@@ -53,9 +53,9 @@ def test_results_stay_bounded_and_quick_at_1000_classes(make_config):
     cfg = make_config(train={"variants": {"real": {"synthetic_fraction": 0}, "real+syn": {}}},
                       report={"top_classes": 10})
     results = _thousand_classes(np.random.default_rng(0))
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # this process's CPU time: other processes on a shared machine do not count
     section = results_section(cfg, results)
-    assert time.perf_counter() - t0 < 5
+    assert time.process_time() - t0 < 5
     (block,) = section["per_class"]
     assert len(block["gains"]) == len(block["losses"]) == 10 and block["classes"] == 1000
     assert all(len(c["pairs"]) <= 10 for c in section["confused"])
