@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DistEnv", "dist_env", "resolve_device", "resolve_dtype", "DTYPES"]
+__all__ = ["DistEnv", "dist_env", "resolve_device", "resolve_dtype", "device_name", "DTYPES"]
 
 DTYPES = ("float32", "float16", "bfloat16")
 _LAUNCHERS = (("RANK", "WORLD_SIZE", "LOCAL_RANK"), ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"))
@@ -113,3 +113,19 @@ def resolve_dtype(spec: str, device: str, key: str, cuda_default: str = "float16
     if spec not in DTYPES:
         raise ConfigError(f"{key}: {spec!r} is not a dtype; expected auto or one of {', '.join(DTYPES)}")
     return getattr(torch, spec)
+
+
+def device_name(device: object) -> str:
+    """A resolved device as a measured rate records it: ``"cpu"``, ``"cuda:0 (NVIDIA H200)"``, ``"mps"``.
+
+    ``synthdiv estimate`` reads it back to say where a rate was measured (a CPU rate is never a GPU's).
+    """
+    text = str(device)
+    if not text.startswith("cuda"):
+        return text
+    import torch
+
+    try:
+        return f"{text} ({torch.cuda.get_device_name(torch.device(text))})"
+    except (RuntimeError, AssertionError, ValueError):  # no CUDA here after all, or an index it does not have
+        return text

@@ -47,6 +47,9 @@ class StageSpec:
         input_digests: ``input_digests(run) -> {input: digest}``: digests that stand for some inputs' file digests
             in the fingerprint (generate takes the plan's base digest, so a plan that only grew by adaptive rounds
             leaves its shards valid; see :mod:`synthdiv.prompts.rounds`).
+        headline: ``headline(summary) -> str``: the summary on one line, for the log and ``status``, where its
+            scalar entries do not say it (a summary per variant); default
+            :func:`synthdiv.stage_state.summary_text`.
     """
 
     name: str
@@ -61,6 +64,7 @@ class StageSpec:
     complete: Callable[[RunConfig, RunDir], bool] | None = None
     check: Callable[[RunConfig, RunDir], None] | None = None
     input_digests: Callable[[RunDir], dict[str, str]] | None = None
+    headline: Callable[[dict[str, Any]], str] | None = None
 
 
 # -- each stage's code, imported when it is used ------------------------------------------------------------------
@@ -156,10 +160,22 @@ def _train_progress(cfg: RunConfig, run: RunDir) -> str | None:
     return progress(cfg, run)
 
 
+def _train_headline(summary: dict[str, Any]) -> str:
+    from synthdiv.train import headline
+
+    return headline(summary)
+
+
 def _evaluate(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     from synthdiv.evaluate import evaluate_run
 
     return evaluate_run(cfg, run)
+
+
+def _evaluate_headline(summary: dict[str, Any]) -> str:
+    from synthdiv.evaluate.stage import headline
+
+    return headline(summary)
 
 
 def _report(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
@@ -202,11 +218,11 @@ STAGES: tuple[StageSpec, ...] = (
         "train", "Train a timm classifier on real + synthetic images with auxiliary normalization.", _train,
         inputs=("classes",), outputs=("train", "export"),
         sections=("train", "score.min_similarity", "score.keep_quantile", "score.classifier", "filters"),
-        optional_inputs=("manifest", "scores"), progress=_train_progress,
+        optional_inputs=("manifest", "scores"), progress=_train_progress, headline=_train_headline,
     ),
     StageSpec(
         "evaluate", "Evaluate the trained model in-domain, out-of-domain and on long-tail splits.", _evaluate,
-        inputs=("train",), outputs=("eval",), sections=("evaluate",),
+        inputs=("train",), outputs=("eval",), sections=("evaluate",), headline=_evaluate_headline,
     ),
     StageSpec(
         "report", "Write report/index.html.", _report, inputs=("classes",), outputs=("report",),

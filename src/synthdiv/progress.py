@@ -6,6 +6,11 @@ logs ``generate: 1,204/8,000 (15%), 11.8/s, ETA 9.6 min`` every ``SYNTHDIV_PROGR
 also while nothing advances (a sign of life), and a last line when the loop ends. While a stage runs
 (:func:`heartbeat`), every process also keeps ``.synthdiv/progress/<stage>.<rank>.json`` up to date (atomic
 rewrites): ``synthdiv status`` reads it to show a running stage's rate, ETA and when it last made progress.
+
+Rates are real rates: measured over elapsed time (:class:`_Meter`), never over the instant of one advance, and
+written as people read them (``9.2/min``, ``52 tokens/s``; :func:`synthdiv.units.human_rate`). A task can carry
+counters beside its count (requests answered, tokens generated) and be *busy* ("generating") while its count
+cannot move; :class:`LLMProgress` and :func:`llm_progress` show LLM batches that way.
 """
 
 from __future__ import annotations
@@ -24,11 +29,11 @@ from typing import Any
 
 from synthdiv.devices import dist_env
 from synthdiv.errors import ConfigError
-from synthdiv.units import human_duration
+from synthdiv.units import human_duration, human_rate
 
 logger = logging.getLogger("synthdiv.progress")
 
-__all__ = ["Progress", "heartbeat", "read_heartbeats", "progress_seconds", "rank"]
+__all__ = ["Progress", "LLMProgress", "llm_progress", "heartbeat", "read_heartbeats", "progress_seconds", "rank"]
 
 INTERVAL_ENV = "SYNTHDIV_PROGRESS_SECONDS"
 _BEAT_SECONDS = 5.0  # heartbeat file rewrites at most this often
@@ -56,39 +61,108 @@ def rank() -> int:
 
 
 @dataclass
-class _Task:
-    description: str
-    total: float | None
+class _Meter:
+    """A count and its rates. The current rate (progress lines, ETA) runs from the first advance on (model loading
+    is left out) and leaves out the items of that first advance, whose time is not known; until a second advance it
+    is the mean rate. The mean rate is the work done over the whole time since the start: the last line's, so that
+    ``10/10 in 65 s`` reads ``(9.2/min)`` even when the 10 arrived together."""
+
     done: float = 0.0
+    total: float | None = None
     started: float = field(default_factory=time.monotonic)
-    first_done: float | None = None  # count and time of the first advance: the rate leaves out model loading
+    first_done: float | None = None  # the count and time just after the first advance
     first_at: float | None = None
-    last_progress: float = field(default_factory=time.time)
+    initial: float = field(init=False)  # the count at the start (a resumed loop's work done earlier)
+
+    def __post_init__(self) -> None:
+        self.initial = self.done
+
+    def set(self, value: float) -> bool:
+        """Set the count; returns whether it changed."""
+        if value == self.done:
+            return False
+        self.done = value
+        if self.first_at is None:
+            self.first_done, self.first_at = value, time.monotonic()
+        return True
 
     def rate(self) -> float | None:
-        if self.first_at is None or self.first_done is None:
-            return None
-        elapsed = time.monotonic() - self.first_at
-        return (self.done - self.first_done) / elapsed if elapsed > 0 and self.done > self.first_done else None
+        now = time.monotonic()
+        if self.first_at is not None and self.first_done is not None and self.done > self.first_done:
+            return (self.done - self.first_done) / (now - self.first_at) if now > self.first_at else None
+        return self.mean_rate()
+
+    def mean_rate(self) -> float | None:
+        elapsed, work = time.monotonic() - self.started, self.done - self.initial
+        return work / elapsed if work > 0 and elapsed > 0 else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"done": self.done, "total": self.total, "rate": self.rate()}
+
+
+@dataclass
+class _Task:
+    description: str
+    meter: _Meter
+    unit: str = ""  # what the count counts, for its rate ("img/s"); "" reads "/s"
+    counters: dict[str, _Meter] = field(default_factory=dict)  # e.g. requests answered, tokens generated
+    last_progress: float = field(default_factory=time.time)
+    busy: str | None = None  # what it is waiting on ("generating"): not idle, though the count does not move
+    busy_since: float | None = None  # time.time()
+
+    @property
+    def done(self) -> float:
+        return self.meter.done
+
+    @property
+    def total(self) -> float | None:
+        return self.meter.total
+
+    def rate(self) -> float | None:
+        return self.meter.rate()
+
+    def counts_text(self) -> str:
+        """``"4/10 requests, 2,345 tokens at 52 tokens/s"``: the counters, each with its total or else its rate."""
+        parts = []
+        for name, m in self.counters.items():
+            text = f"{m.done:,.0f}" + (f"/{m.total:,.0f}" if m.total else "") + f" {name}"
+            rate = None if m.total else m.rate()
+            parts.append(text + (f" at {human_rate(rate, name)}" if rate else ""))
+        return ", ".join(parts)
+
+    def state_text(self) -> str:
+        """``"generating for 65 s"`` while busy, ``"no progress for 65 s"`` when idle for two log intervals."""
+        now = time.time()
+        if self.busy is not None and self.busy_since is not None:
+            return f"{self.busy} for {human_duration(now - self.busy_since)}" if now - self.busy_since >= 1 else ""
+        idle = now - self.last_progress
+        return f"no progress for {human_duration(idle)}" if idle >= 2 * progress_seconds() else ""
 
     def line(self) -> str:
         total = f"/{self.total:,.0f}" if self.total else ""
         pct = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         rate = self.rate()
         text = f"{self.description}: {self.done:,.0f}{total}{pct}"
-        text += f", {rate:.3g}/s" if rate else ", rate not known yet"
+        text += f", {human_rate(rate, self.unit)}" if rate else ", rate not known yet"
         if rate and self.total:
             text += f", ETA {human_duration(max(0.0, self.total - self.done) / rate)}"
-        idle = time.time() - self.last_progress
-        if idle >= 2 * progress_seconds():
-            text += f", no progress for {human_duration(idle)}"
-        return text
+        return "; ".join(p for p in (text, self.counts_text(), self.state_text()) if p)
+
+    def final_line(self) -> str:
+        """``"LLM candidates: 10/10 in 65 s (9.2/min); 10/10 requests, 2,345 tokens at 36 tokens/s"``."""
+        rate = self.meter.mean_rate()
+        text = (f"{self.description}: {self.done:,.0f}" + (f"/{self.total:,.0f}" if self.total else "")
+                + f" in {human_duration(time.monotonic() - self.meter.started)}"
+                + (f" ({human_rate(rate, self.unit)})" if rate else ""))
+        return "; ".join(p for p in (text, self.counts_text()) if p)
 
     def to_json(self) -> dict[str, Any]:
         rate = self.rate()
         eta = (self.total - self.done) / rate if rate and self.total else None
         return {"description": self.description, "done": self.done, "total": self.total, "rate": rate,
-                "eta_seconds": eta, "last_progress": self.last_progress}
+                "unit": self.unit, "eta_seconds": eta, "last_progress": self.last_progress,
+                "counters": {name: m.to_json() for name, m in self.counters.items()}, "busy": self.busy,
+                "busy_since": self.busy_since}
 
 
 class Progress:
@@ -137,17 +211,15 @@ class Progress:
         with self._lock:
             tasks = list(self._tasks.values())
         for task in tasks:
-            elapsed = time.monotonic() - task.started
-            rate = task.rate()
-            logger.info("%s: %s%s in %s%s", task.description, f"{task.done:,.0f}",
-                        f"/{task.total:,.0f}" if task.total else "", human_duration(elapsed),
-                        f" ({rate:.3g}/s)" if rate else "")
+            logger.info("%s", task.final_line())
         self._beat(force=True)
 
-    def add_task(self, description: str, total: float | None = None, completed: float = 0, **kwargs: Any) -> int:
+    def add_task(self, description: str, total: float | None = None, completed: float = 0, unit: str = "",
+                 **kwargs: Any) -> int:
+        """A new task; ``unit`` names what it counts in its rate (``"img"``: ``"12.3 img/s"``)."""
         with self._lock:
             task_id = len(self._tasks)
-            self._tasks[task_id] = _Task(description, total, float(completed))
+            self._tasks[task_id] = _Task(description, _Meter(float(completed), total), unit)
         if self._bar is not None:
             self._rich_ids[task_id] = self._bar.add_task(description, total=total, completed=completed, **kwargs)
         return task_id
@@ -159,22 +231,56 @@ class Progress:
                advance: float | None = None, description: str | None = None, **kwargs: Any) -> None:
         with self._lock:
             task = self._tasks[task_id]
-            before = task.done
             if total is not None:
-                task.total = total
+                task.meter.total = total
             if description is not None:
                 task.description = description
-            if completed is not None:
-                task.done = float(completed)
-            if advance:
-                task.done += advance
-            if task.done != before:
-                if task.first_at is None:
-                    task.first_done, task.first_at = before, time.monotonic()
+            value = float(completed) if completed is not None else task.done
+            if task.meter.set(value + (advance or 0)):
                 task.last_progress = time.time()
+            shown = self._shown(task) if description is not None else None
         if self._bar is not None:
             self._bar.update(self._rich_ids[task_id], completed=completed, total=total, advance=advance,
-                             description=description, **kwargs)
+                             description=shown, **kwargs)
+        if time.monotonic() - self._last_beat >= _BEAT_SECONDS:
+            self._beat()
+
+    def count(self, task_id: int, name: str, advance: float = 0, *, completed: float | None = None,
+              total: float | None = None) -> None:
+        """Move the task's counter ``name`` (requests answered, tokens generated), shown after its own count with
+        its total or else its rate; a counter that moves is progress."""
+        with self._lock:
+            task = self._tasks[task_id]
+            meter = task.counters.get(name)
+            if meter is None:  # its time runs from the task's start, so a first count gets a real rate
+                meter = task.counters[name] = _Meter(started=task.meter.started)
+            if total is not None:
+                meter.total = total
+            value = float(completed) if completed is not None else meter.done
+            if meter.set(value + advance):
+                task.last_progress = time.time()
+            shown = self._shown(task)
+        self._show(task_id, shown)
+
+    def busy(self, task_id: int, what: str | None) -> None:
+        """Mark the task as waiting on ``what`` (``"generating"``) though its count does not move, so the log says
+        so instead of "no progress"; None ends it."""
+        with self._lock:
+            task = self._tasks[task_id]
+            if what != task.busy:
+                task.busy, task.busy_since = what, (time.time() if what is not None else None)
+            shown = self._shown(task)
+        self._show(task_id, shown)
+
+    @staticmethod
+    def _shown(task: _Task) -> str:
+        """The task's description on the rich bar: with its counters."""
+        counts = task.counts_text()
+        return f"{task.description} ({counts})" if counts else task.description
+
+    def _show(self, task_id: int, shown: str) -> None:
+        if self._bar is not None:
+            self._bar.update(self._rich_ids[task_id], description=shown)
         if time.monotonic() - self._last_beat >= _BEAT_SECONDS:
             self._beat()
 
@@ -206,6 +312,68 @@ class Progress:
             with contextlib.suppress(OSError):  # a full or read-only disk must not stop the work
                 atomic_write_json(path, {"stage": _beat["stage"], "rank": rank(), "host": socket.gethostname(),
                                          "pid": os.getpid(), "updated": time.time(), "tasks": tasks})
+
+
+class LLMProgress:
+    """LLM work in flight on a :class:`Progress` task, as an :class:`~synthdiv.llm.base.LLMObserver`.
+
+    The task's count is the conversations finished (one per class); its counters are the requests answered of
+    those sent so far and the tokens generated (where the backend reports them: the transformers backend does, at
+    every step); while a round is in flight the task is busy ("generating"), so a long batch reads as work, not as
+    "no progress". Pass it to :func:`synthdiv.llm.structured.ask_list_many` (``progress=``) or
+    :func:`synthdiv.llm.base.run_together`, or use :func:`llm_progress` around code that calls them.
+
+    Args:
+        progress: The display.
+        task: Its task for this work (``total``: the number of conversations).
+    """
+
+    def __init__(self, progress: Progress, task: int) -> None:
+        self.progress, self.task = progress, task
+        self._sent = self._answered = self._round_start = 0
+        self._lock = threading.Lock()
+
+    def sent(self, requests: int) -> None:
+        with self._lock:
+            self._round_start, self._sent = self._answered, self._sent + requests
+            answered, sent = self._answered, self._sent
+        self.progress.count(self.task, "requests", completed=answered, total=sent)
+        self.progress.busy(self.task, "generating")
+
+    def generated(self, tokens: int = 0, sequences: int = 0) -> None:
+        if tokens:
+            self.progress.count(self.task, "tokens", tokens)
+        if sequences:
+            with self._lock:
+                self._answered = min(self._sent, self._answered + sequences)
+                answered = self._answered
+            self.progress.count(self.task, "requests", completed=answered)
+
+    def answered(self, requests: int) -> None:
+        with self._lock:
+            self._answered = self._round_start + requests  # exact, whatever the backend reported on the way
+            answered = self._answered
+        self.progress.count(self.task, "requests", completed=answered)
+        self.progress.busy(self.task, None)
+
+    def finished(self, conversations: int) -> None:
+        self.progress.advance(self.task, conversations)
+
+
+@contextlib.contextmanager
+def llm_progress(description: str, total: int | None = None, progress: Progress | None = None,
+                 ) -> Iterator[LLMProgress]:
+    """Within the block, LLM work (:func:`synthdiv.llm.base.run_together`, and so ``ask_list_many`` and
+    ``gather_many``) shows on a task of ``progress`` (default: a transient :class:`Progress` of its own) through an
+    :class:`LLMProgress`; ``total`` is the number of conversations (classes) asked."""
+    from synthdiv.llm.base import observe_llm
+
+    with contextlib.ExitStack() as stack:
+        if progress is None:
+            progress = stack.enter_context(Progress(transient=True))
+        observer = LLMProgress(progress, progress.add_task(description, total=total))
+        with observe_llm(observer):
+            yield observer
 
 
 def _folder(root: Path) -> Path:

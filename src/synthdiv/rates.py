@@ -24,9 +24,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Rate", "DEFAULT_DEVICE", "GENERATION_DEFAULTS", "TRAINING_DEFAULTS", "generation_rate", "training_rate"]
+__all__ = [
+    "Rate", "DEFAULT_DEVICE", "UNKNOWN_DEVICE", "GENERATION_DEFAULTS", "TRAINING_DEFAULTS", "generation_rate",
+    "training_rate",
+]
 
 DEFAULT_DEVICE = "H100 (default)"
+UNKNOWN_DEVICE = "device not recorded"
 
 # (substring of the lower-cased model id, width, height, steps, images/s on one H100): the first match wins.
 GENERATION_DEFAULTS: tuple[tuple[str, int, int, int, float], ...] = (
@@ -52,7 +56,9 @@ class Rate:
 
     Attributes:
         per_second: Images per second on one device.
-        device: The device it holds for ("cuda", "cpu", "H100 (default)", "device not recorded").
+        device: The device it holds for: where it was measured (``"cpu"``, ``"cuda:0 (NVIDIA H200)"``, recorded by
+            the stage that measured it), the one configured (``estimate.device``), ``"H100 (default)"``, or
+            :data:`UNKNOWN_DEVICE`.
         source: Where the number came from ("given", "measured in this run", "default for ...").
     """
 
@@ -63,6 +69,16 @@ class Rate:
     @property
     def on_cpu(self) -> bool:
         return self.device.lower().startswith("cpu")
+
+    @property
+    def known(self) -> bool:
+        """Whether the device is known (a rate measured before runs recorded their device is not)."""
+        return self.device.strip().lower() not in ("", "auto", UNKNOWN_DEVICE)
+
+    @property
+    def kind(self) -> str:
+        """What one unit of the rate runs on, for "per ...": ``"CPU"``, ``"GPU"``, or ``"device"`` when unknown."""
+        return "CPU" if self.on_cpu else "GPU" if self.known else "device"
 
 
 def generation_rate(model: str, width: int, height: int, steps: int) -> Rate | None:

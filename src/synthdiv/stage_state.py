@@ -17,11 +17,11 @@ from synthdiv.config import RunConfig
 from synthdiv.pipeline import STAGES, StageSpec
 from synthdiv.progress import read_heartbeats
 from synthdiv.run import RunDir, canonical_hash, file_digest
-from synthdiv.units import human_duration
+from synthdiv.units import human_duration, human_rate
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["StageStatus", "fingerprint", "is_done", "lost_outputs", "summary_text", "stage_status"]
+__all__ = ["StageStatus", "fingerprint", "is_done", "lost_outputs", "summary_text", "summary_line", "stage_status"]
 
 
 def _section(cfg: RunConfig, key: str) -> Any:
@@ -59,6 +59,19 @@ def summary_text(summary: dict[str, Any], empty: str = "no summary") -> str:
     return ", ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, dict | list)) or empty
 
 
+def summary_line(spec: StageSpec, summary: dict[str, Any], empty: str = "no summary") -> str:
+    """A stage's summary on one line: its spec's ``headline`` where it has one, else :func:`summary_text`."""
+    if spec.headline is not None and summary:
+        try:
+            line = spec.headline(summary)
+        except Exception:  # a summary of an older version must not stop the log or ``status``
+            logger.debug("stage %s: no headline for its summary", spec.name, exc_info=True)
+            line = ""
+        if line:
+            return line
+    return summary_text(summary, empty)
+
+
 def lost_outputs(cfg: RunConfig, spec: StageSpec, run: RunDir) -> bool:
     """Whether a stage recorded as done has lost part of its outputs since (a deleted or truncated shard)."""
     return spec.complete is not None and not spec.complete(cfg, run)
@@ -89,7 +102,8 @@ def stage_status(cfg: RunConfig) -> list[StageStatus]:
             rows.append(StageStatus(spec.name, "partial", f"{detail}; not complete since it was done (outputs lost or "
                                     f"damaged, or planned work added): run `synthdiv {spec.name}` to make the rest"))
         elif state.status == "done":
-            rows.append(StageStatus(spec.name, "done", detail or summary_text(state.summary or {}, empty="")))
+            headline = summary_line(spec, state.summary or {}, empty="") if spec.headline else ""
+            rows.append(StageStatus(spec.name, "done", headline or detail or summary_text(state.summary or {}, "")))
         else:
             live = _live_progress(run, spec.name, state.started_at)
             rows.append(StageStatus(spec.name, "partial", "; ".join(p for p in (detail, live) if p)))
@@ -108,9 +122,28 @@ def _live_progress(run: RunDir, name: str, since: float) -> str:
     last = max(max(t.get("last_progress") or 0 for t in tasks), 0)
     parts = [f"{tasks[0].get('description', name)}: {done:,.0f}" + (f"/{total:,.0f}" if total else "")]
     if rate:
-        parts.append(f"{rate:.3g}/s")
+        parts.append(human_rate(rate, tasks[0].get("unit") or ""))
         if total:
             parts.append(f"ETA {human_duration(max(0.0, total - done) / rate)}")
+    parts += _counters(tasks)
+    busy = [(t["busy"], float(t.get("busy_since") or time.time())) for t in tasks if t.get("busy")]
+    if busy:
+        parts.append(f"{busy[0][0]} for {human_duration(max(0.0, time.time() - min(b for _, b in busy)))}")
     parts.append(f"last progress {human_duration(max(0.0, time.time() - last))} ago"
                  + (f" ({len(beats)} processes)" if len(beats) > 1 else ""))
     return ", ".join(parts)
+
+
+def _counters(tasks: list[dict[str, Any]]) -> list[str]:
+    """``["4/10 requests", "2,345 tokens at 52 tokens/s"]``: the tasks' counters summed over processes."""
+    sums: dict[str, list[float]] = {}
+    for t in tasks:
+        counters = t.get("counters")
+        for name, c in (counters.items() if isinstance(counters, dict) else ()):
+            if isinstance(c, dict):
+                acc = sums.setdefault(str(name), [0.0, 0.0, 0.0])
+                for k, key in enumerate(("done", "total", "rate")):
+                    acc[k] += float(c.get(key) or 0)
+    return [f"{done:,.0f}" + (f"/{total:,.0f}" if total else "") + f" {name}"
+            + (f" at {human_rate(rate, name)}" if rate and not total else "")
+            for name, (done, total, rate) in sums.items()]

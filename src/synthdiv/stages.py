@@ -23,7 +23,7 @@ from synthdiv.lock import run_lock
 from synthdiv.pipeline import STAGE_NAMES, STAGES, StageSpec, get_spec, producer_of
 from synthdiv.progress import heartbeat
 from synthdiv.run import RunDir, atomic_write_bytes, atomic_write_text
-from synthdiv.stage_state import StageStatus, fingerprint, is_done, lost_outputs, stage_status, summary_text
+from synthdiv.stage_state import StageStatus, fingerprint, is_done, lost_outputs, stage_status, summary_line
 from synthdiv.units import human_duration
 
 logger = logging.getLogger(__name__)
@@ -101,9 +101,10 @@ def _run_locked(cfg: RunConfig, spec: StageSpec, run: RunDir, redo: bool) -> dic
         raise
     if spec.complete and not spec.complete(cfg, run):
         logger.info("stage %s: this worker is done in %s; other workers still have work (%s)", name,
-                    human_duration(time.monotonic() - started), summary_text(summary))
+                    human_duration(time.monotonic() - started), summary_line(spec, summary))
         return summary
-    logger.info("stage %s done in %s: %s", name, human_duration(time.monotonic() - started), summary_text(summary))
+    logger.info("stage %s done in %s: %s", name, human_duration(time.monotonic() - started),
+                summary_line(spec, summary))
     run.finish(state, summary)
     aside.drop(run, name)
     if set_aside:

@@ -131,6 +131,7 @@ def test_the_evaluate_stage_measures_the_exported_models(toy, make_config):
         # one epoch scale for both kinds of rows: steps done / steps per epoch, so curves line up by epoch
         assert all(r["epoch"] == r["step"] / spe for r in rows)
         assert all(r["val_images"] == 20 and 0 <= r["val_top1"] <= r["val_top5"] <= 1 for r in val)
+        assert run.read_state("train").summary[variant]["val_top1"] == val[-1]["val_top1"]  # in its summary line
     assert summary["real"]["test"] > 0.25  # better than chance on 4 separable colours
     assert json.loads((run.eval / "summary.json").read_text())["real"]["test"]["images"] == 20
 

@@ -107,9 +107,10 @@ def test_estimate_from_plan_measured_size_and_rate(generated):
     assert "6 made so far" in text and "2 images per shard" in text
     assert "measured on 3 shard(s)" in text and "--images-per-second" in text
     assert "3 s" in text  # 6 images at 2 img/s, never "0.00 GPU-hours"
+    assert RunDir(cfg.run_dir).read_state("generate").summary["device"] == "cpu"  # recorded where it ran
     measured = _text(estimate(cfg))
-    assert "measured in this run, on cpu" in measured  # the device the rate was measured on, not "per GPU"
-    assert "CPU time" in measured
+    assert "per CPU: measured in this run, on cpu" in measured  # the device the rate was measured on, not "per GPU"
+    assert "generation CPU time" in measured and "generation GPU" not in measured
     with pytest.raises(InputError, match="--images-per-second: expected a positive number"):
         estimate(cfg, 0.0)
 

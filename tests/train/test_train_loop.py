@@ -36,6 +36,8 @@ def test_fit_trains_checkpoints_and_exports_every_variant(toy, make_config):
     assert progress(cfg, run) == "real: step 0, real+syn: step 0"
     summary = fit(cfg, run)
     assert summary["real"]["synthetic_images"] == 0 and summary["real+syn"]["synthetic_images"] == 32
+    assert summary["real"]["device"] == "cpu" and summary["real"]["images_per_second"] > 0  # for synthdiv estimate
+    assert summary["real"]["val_top1"] is None  # no evaluate.test_root: no validation
     for name in variants:
         out = run.train / name
         assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == [1, 2, 3, 4, 5]

@@ -14,6 +14,7 @@ from synthdiv.pipeline import STAGES
 __all__ = ["register"]
 
 INTERRUPTED = "synthdiv: interrupted; rerun to resume"
+STATUS_COLUMNS = 100  # ``status`` wraps its detail lines to fit, on a terminal and in a log alike
 
 
 def _interruptible(command: Callable[..., None]) -> Callable[..., None]:
@@ -79,14 +80,16 @@ def status(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) ->
     from synthdiv.stage_state import stage_status
 
     cfg = load(config, set_, run_dir)
-    table = Table(title=f"run {cfg.run_dir}")
-    table.add_column("stage")
-    table.add_column("state")
-    table.add_column("detail")
+    out = console()
+    out.width = min(out.width, STATUS_COLUMNS)
+    table = Table(title=f"run {cfg.run_dir}", title_justify="left")
+    table.add_column("stage", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("detail", overflow="fold")  # a long path breaks across lines rather than losing its end
     colours = {"done": "green", "partial": "yellow", "stale": "red"}
     for row in stage_status(cfg):
         table.add_row(row.stage, f"[{colours.get(row.state, 'white')}]{row.state}[/]", row.detail)
-    console().print(table)
+    out.print(table)
 
 
 def estimate(
@@ -95,7 +98,9 @@ def estimate(
     run_dir: RunDirOpt = None,
     images_per_second: Annotated[
         float | None,
-        typer.Option("--images-per-second", help="Generation img/s per GPU to assume (else measured, set or default)."),
+        typer.Option(
+            "--images-per-second", help="Generation img/s of one device (estimate.device) to assume (else measured)."
+        ),
     ] = None,
 ) -> None:
     """Print the run's budget, remaining and total: images, disk, LLM calls and tokens, generation and training time."""

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["evaluate_run", "evaluate_variant", "read_result", "read_predictions"]
+__all__ = ["evaluate_run", "evaluate_variant", "headline", "read_result", "read_predictions"]
 
 
 def evaluate_run(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
@@ -42,6 +42,20 @@ def evaluate_run(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
         summary[name] = evaluate_variant(cfg, run, name, classes, sets)
     atomic_write_json(run.eval / "summary.json", summary)
     return {v: {s: r["top1"] for s, r in res.items()} for v, res in summary.items()}
+
+
+def headline(summary: dict[str, Any]) -> str:
+    """The stage's summary (``{variant: {set: top1}}``) on one line: ``"top-1 real: test 41.2%, sketch 20.1%; ..."``."""
+    parts = []
+    for variant, sets in summary.items():
+        if isinstance(sets, dict):
+            scores = ", ".join(f"{name} {_percent(top1)}" for name, top1 in sets.items())
+            parts.append(f"{variant}: {scores or 'no set'}")
+    return f"top-1 {'; '.join(parts)}" if parts else ""
+
+
+def _percent(value: Any) -> str:
+    return f"{100 * value:.1f}%" if isinstance(value, int | float) else "n/a"
 
 
 def evaluate_variant(cfg: RunConfig, run: RunDir, name: str, classes: list[dict[str, Any]], sets: list[Any]) -> dict:

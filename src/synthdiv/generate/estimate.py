@@ -4,8 +4,9 @@ Images come from the plan when there is one, else from the plan budget and the c
 classes stage ran, else the class source itself (the class file, the ImageFolder, or ImageNet's metadata: ILSVRC-2012
 has 1,281,167 train images, so an ImageNet config is estimated before its data is on disk). LLM calls and tokens
 follow the prompts and disambiguate settings (first tries; corrective retries come on top), with a cost where
-``estimate.llm_price_per_million_tokens`` is set. Generation and training time use a measured rate (labelled with
-the device it was measured on) or the documented defaults of :mod:`synthdiv.rates`.
+``estimate.llm_price_per_million_tokens`` is set. Generation and training time use a measured rate (this run's
+generate and train stages record the device they ran on, and the rate is labelled with it: a CPU rate is "per CPU",
+never "per GPU"), a configured one, or the documented defaults of :mod:`synthdiv.rates`.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from synthdiv.errors import InputError
-from synthdiv.rates import Rate, generation_rate, training_rate
+from synthdiv.rates import UNKNOWN_DEVICE, Rate, generation_rate, training_rate
 from synthdiv.run import RunDir, read_jsonl
-from synthdiv.units import human_bytes, human_duration
+from synthdiv.units import human_bytes, human_duration, human_rate
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -171,11 +172,11 @@ def bytes_per_image(cfg: RunConfig, run: RunDir) -> tuple[float, str]:
 def _generation_rate(cfg: RunConfig, run: RunDir, given: float | None) -> Rate | None:
     spec = cfg.models.generator
     if given is not None:
-        return Rate(given, "as given", "--images-per-second")
+        return Rate(given, cfg.estimate.device, "--images-per-second")
     state = run.read_state("generate")
     summary = (state.summary or {}) if state is not None else {}
     if summary.get("images_per_second"):
-        device = summary.get("device") or (spec.device if spec.device != "auto" else "device not recorded")
+        device = summary.get("device") or (spec.device if spec.device != "auto" else UNKNOWN_DEVICE)
         return Rate(float(summary["images_per_second"]), str(device), "measured in this run")
     if cfg.generate.images_per_second is not None:
         return Rate(cfg.generate.images_per_second, cfg.estimate.device, "generate.images_per_second")
@@ -186,6 +187,20 @@ def _generation_rate(cfg: RunConfig, run: RunDir, given: float | None) -> Rate |
         w, h = guess_size(cfg.model_copy(update={"generate": cfg.generate.model_copy(update={"max_side": None})}))
     steps = int(spec.options.get("steps") or model_defaults(spec.model)[0])
     return generation_rate(spec.model, w, h, steps)
+
+
+def _training_rate(cfg: RunConfig, run: RunDir) -> Rate | None:
+    """The training rate: measured by this run's train stage (the mean over its variants, on the device it
+    recorded), else ``estimate.train_images_per_second``, else the default of the timm architecture."""
+    state = run.read_state("train")
+    variants = (state.summary or {}).values() if state is not None else ()
+    measured = [v for v in variants if isinstance(v, dict) and v.get("images_per_second")]
+    if measured:
+        per_second = sum(float(v["images_per_second"]) for v in measured) / len(measured)
+        return Rate(per_second, str(measured[0].get("device") or UNKNOWN_DEVICE), "measured in this run")
+    if cfg.estimate.train_images_per_second is not None:
+        return Rate(cfg.estimate.train_images_per_second, cfg.estimate.device, "estimate.train_images_per_second")
+    return training_rate(cfg.train.model, cfg.train.img_size)
 
 
 def _llm_work(cfg: RunConfig, n_classes: int) -> dict[str, tuple[int, int]]:
@@ -244,9 +259,7 @@ def budget(cfg: RunConfig, images_per_second: float | None = None) -> Budget:
     rate = _generation_rate(cfg, run, images_per_second)
     real, _ = class_counts(cfg, run)
     train_images = _train_images(cfg, int(real.sum()), images)
-    t_rate = training_rate(cfg.train.model, cfg.train.img_size)
-    if cfg.estimate.train_images_per_second is not None:
-        t_rate = Rate(cfg.estimate.train_images_per_second, cfg.estimate.device, "estimate.train_images_per_second")
+    t_rate = _training_rate(cfg, run)
     b = Budget(
         classes=n_classes, images=images, images_made=min(made, images), shards=shards,
         disk_bytes=images * per_image, llm_calls=calls, llm_calls_left=calls_left, llm_tokens=tokens,
@@ -291,16 +304,13 @@ def _time_rows(what: str, rate: Rate | None, left: float | None, total: float | 
                extra: str = "") -> list[Row]:
     if rate is None or left is None or total is None:
         return [Row(f"{what} time", "-", "-", f"rate unknown: {hint}" + (f"; {extra}" if extra else ""))]
-    kind = "CPU" if rate.on_cpu else "GPU"
-    note = f"{rate.source}, on {rate.device}" + (f"; {extra}" if extra else "")
+    kind = rate.kind  # CPU, GPU, or "device" where the run did not record where it measured
+    where = f"on {rate.device}" if rate.known else "the device it ran on was not recorded"
+    note = f"{rate.source}, {where}" + (f"; {extra}" if extra else "")
     return [
-        Row(f"{what} rate", "", _rate_text(rate.per_second), f"per {kind}: {note}"),
+        Row(f"{what} rate", "", human_rate(rate.per_second, "img"), f"per {kind}: {note}"),
         Row(f"{what} {kind} time", human_duration(left), human_duration(total), f"on one {kind}"),
     ]
-
-
-def _rate_text(per_second: float) -> str:
-    return f"{per_second:,.0f} img/s" if per_second >= 100 else f"{per_second:.3g} img/s"
 
 
 def budget_table(b: Budget, title: str) -> Table:

@@ -21,7 +21,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from synthdiv.devices import DistEnv, resolve_device
+from synthdiv.devices import DistEnv, device_name, resolve_device
 from synthdiv.errors import MissingDependencyError
 from synthdiv.generate.producer import PlannedWork, ShardProducer
 from synthdiv.generate.registry import create_generator
@@ -89,8 +89,10 @@ def run_local(cfg: RunConfig, run: RunDir, work: PlannedWork, todo: Sequence[int
                 producer.produce(shard)
             written = len(producer.drain())
     elapsed = time.perf_counter() - start
+    # the rate is this process's, on its device: ``synthdiv estimate`` says where it was measured
     return {"made_images": total, "made_shards": written, "seconds": round(elapsed, 3),
-            "images_per_second": round(total / elapsed, 4) if total and elapsed > 0 else None}
+            "images_per_second": round(total / elapsed, 4) if total and elapsed > 0 else None,
+            "device": device_name(getattr(generator, "device", None) or cfg.models.generator.device)}
 
 
 class _RayShardActor:
@@ -153,4 +155,5 @@ def run_ray(cfg: RunConfig, run: RunDir, work: PlannedWork, todo: Sequence[int])
             ray.shutdown()
     elapsed = time.perf_counter() - start
     return {"made_images": total, "made_shards": made_shards, "seconds": round(elapsed, 3),
-            "images_per_second": round(total / elapsed, 4) if elapsed > 0 else None}
+            "images_per_second": round(total / elapsed, 4) if elapsed > 0 else None,
+            "device": "cuda" if g.ray_gpus_per_actor else "cpu"}  # an actor without a GPU from Ray runs on the CPU

@@ -19,7 +19,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthdiv.llm.base import LLM, Message, Request, run_together
+from synthdiv.llm.base import LLM, LLMObserver, Message, Request, run_together
 
 logger = logging.getLogger(__name__)
 
@@ -259,12 +259,18 @@ def ask_list(
     return run_together(llm, [steps])[0]
 
 
-def ask_list_many(llm: LLM, calls: Sequence[dict[str, Any]]) -> list[ListAnswer]:
+def ask_list_many(
+    llm: LLM, calls: Sequence[dict[str, Any]], progress: LLMObserver | None = None
+) -> list[ListAnswer]:
     """:func:`ask_list` for each of ``calls`` (the keyword arguments of one call each, ``messages`` included), the
     pending requests of all of them sent together round by round (:func:`~synthdiv.llm.base.run_together`); each
-    call asks exactly what it would ask alone, so cached answers are shared with :func:`ask_list`."""
+    call asks exactly what it would ask alone, so cached answers are shared with :func:`ask_list`.
+
+    ``progress`` sees the work in flight: calls finished, requests answered, tokens generated (for a bar and the
+    log, ``synthdiv.progress.LLMProgress(progress, task)``; default: the observer of
+    :func:`~synthdiv.llm.base.observe_llm`, if any)."""
     schema = bool(getattr(llm, "supports_json_schema", False))
-    return run_together(llm, [ask_list_steps(schema, **call) for call in calls])
+    return run_together(llm, [ask_list_steps(schema, **call) for call in calls], progress)
 
 
 def ask_list_steps(

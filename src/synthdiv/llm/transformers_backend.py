@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synthdiv.errors import ConfigError
 from synthdiv.llm._sampling import SeededSampler, row_seed
-from synthdiv.llm.base import Message, Request
+from synthdiv.llm.base import Message, Request, token_counter
 
 if TYPE_CHECKING:
     from synthdiv.config import LLMSpec
@@ -203,6 +203,7 @@ class TransformersLLM:
         if temperature > 0:
             sampler = SeededSampler(seeds, temperature, self.options.top_k, self.options.top_p, model.device)
             kwargs["logits_processor"] = LogitsProcessorList([sampler])
+        kwargs["streamer"] = token_counter(tokenizer.pad_token_id)  # tokens for a progress display; None: none
         seqs = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs)
         prompt_len = enc["input_ids"].shape[1]
         return [tokenizer.decode(seq[prompt_len:], skip_special_tokens=True).strip() for seq in seqs]

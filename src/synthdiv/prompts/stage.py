@@ -10,11 +10,13 @@ the same config gives byte-identical artifacts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from synthdiv.disambiguate.reader import read_resolved
+from synthdiv.progress import llm_progress
 from synthdiv.prompts.compose import ClassPrompts, compose_class
 from synthdiv.prompts.contexts import CONTEXTS_TEMPLATE, collect_contexts_many
 from synthdiv.prompts.grounded import (
@@ -61,7 +63,8 @@ def _shared_styles(cfg: RunConfig, llm: Any, scorer: Any) -> tuple[dict[str, Any
         doc = styles_document(doc["styles"][: p.styles], doc.get("llm_id"), doc.get("template_id"), p.styles,
                               doc["per_class"])
         return doc, {"styles": len(doc["styles"]), "styles_reused_from": str(p.styles_file)}
-    got = collect_styles(llm, p.styles, p, cfg.seed, scorer)
+    with llm_progress("prompts: LLM styles", 1):
+        got = collect_styles(llm, p.styles, p, cfg.seed, scorer)
     if got.shortfall:
         logger.warning("style vocabulary: %d of %d styles (%s)", len(got.items), p.styles, _reasons(got.dropped))
     doc = styles_document(got.items, llm.model_id if got.requests else None, got.template_id or STYLES_TEMPLATE,
@@ -108,9 +111,13 @@ def run_prompts_stage(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     dropped: Counter[str] = Counter()
     fixed: Counter[str] = Counter()
     # every class's context requests go to the LLM together (batched / concurrent), round by round
-    contexts = collect_contexts_many(llm, [(r["description"].strip(), r["index"]) for r in classes], p, cfg.seed,
-                                     scorer) if want_contexts else []
-    grounded, target = _grounded(cfg, run, llm, scorer, classes, want_cc, want_ts, summary)
+    contexts: list[Any] = []
+    if want_contexts:
+        with llm_progress("prompts: LLM contexts", len(classes)):
+            contexts = collect_contexts_many(llm, [(r["description"].strip(), r["index"]) for r in classes], p,
+                                             cfg.seed, scorer)
+    with llm_progress("prompts: grounded contexts and styles") if want_cc or want_ts else contextlib.nullcontext():
+        grounded, target = _grounded(cfg, run, llm, scorer, classes, want_cc, want_ts, summary)
     if target is not None:
         doc["target_styles"] = {"styles": target.items, "llm_id": llm.model_id, "template_id": TARGET_STYLES_TEMPLATE,
                                 "images": str(cfg.prompts.target_images)}
@@ -202,8 +209,11 @@ def _class_styles(
     out = {r["name"]: {**reused[r["name"]], "styles": reused[r["name"]]["styles"][:wanted]}
            for r in classes if r["name"] in reused}
     ask = [r for r in classes if r["name"] not in reused]
-    asked = collect_class_styles_many(llm, wanted, [(r["description"].strip(), r["index"]) for r in ask],
-                                      cfg.prompts, cfg.seed, scorer) if ask else []
+    asked: list[Any] = []
+    if ask:
+        with llm_progress("prompts: LLM styles per class", len(ask)):
+            asked = collect_class_styles_many(llm, wanted, [(r["description"].strip(), r["index"]) for r in ask],
+                                              cfg.prompts, cfg.seed, scorer)
     for row, got in zip(ask, asked, strict=True):
         summary["llm_requests"] += got.requests
         if got.shortfall:

@@ -14,6 +14,7 @@ A finished variant is skipped when the stage resumes; a started one resumes from
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthdiv.run import RunDir, atomic_write_json
@@ -23,12 +24,36 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["fit", "progress", "train_variant", "prepare_data", "build_model", "read_data_info"]
+__all__ = ["fit", "progress", "headline", "train_variant", "prepare_data", "build_model", "read_data_info"]
 
 
 def fit(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     """Train every variant of ``cfg.train`` (stage entry point); returns ``{variant: summary}``."""
     return {name: train_variant(cfg, run, name) for name in cfg.train.variant_names()}
+
+
+def headline(summary: dict[str, Any]) -> str:
+    """The stage's summary on one line, per variant: ``"real: 1,200 steps, loss 0.82, val top-1 41.2%; ..."``."""
+    parts = []
+    for name, s in summary.items():
+        if not isinstance(s, dict):
+            continue
+        text = f"{name}: {s.get('steps', 0):,} steps"
+        if s.get("final_loss") is not None:
+            text += f", loss {s['final_loss']:.3g}"
+        top1 = s.get("val_top1")
+        text += f", val top-1 {100 * top1:.1f}%" if top1 is not None else ", no validation"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _last_val_top1(metrics: Path) -> float | None:
+    """top-1 of the last ``val`` row of a variant's ``metrics.jsonl`` (None without one)."""
+    from synthdiv.run import read_jsonl
+
+    rows = read_jsonl(metrics) if metrics.is_file() else []
+    vals = [r.get("val_top1") for r in rows if r.get("split") == "val"]
+    return vals[-1] if vals else None
 
 
 def progress(cfg: RunConfig, run: RunDir) -> str | None:
@@ -127,6 +152,7 @@ def train_variant(cfg: RunConfig, run: RunDir, name: str) -> dict[str, Any]:
 
     from synthdiv.catalog.reader import read_classes
     from synthdiv.data import BatchPlan, build_transforms
+    from synthdiv.devices import device_name
     from synthdiv.train.auxnorm import aux_norm_counts
     from synthdiv.train.distributed import setup_distributed
     from synthdiv.train.export import export_model
@@ -173,6 +199,10 @@ def train_variant(cfg: RunConfig, run: RunDir, name: str) -> dict[str, Any]:
         "skipped_steps": result.skipped, "final_loss": result.last_loss, "aux_norm": tcfg.aux_norm,
         "aux_norm_layers": aux_norm_counts(model),
         "synthetic_fraction": tcfg.synthetic_fraction, "model": tcfg.model, "export": str(run.export / name),
+        "val_top1": _last_val_top1(out / "metrics.jsonl"),
+        # this rank's rate on its own device, where it was measured (``synthdiv estimate`` reads both)
+        "images_per_second": round(result.images / result.seconds, 2) if result.images and result.seconds else None,
+        "device": device_name(dist.device),
     }
     if dist.is_main:
         data_config = {"input_size": (3, tcfg.img_size, tcfg.img_size), "crop_pct": tcfg.eval_crop_pct,
