@@ -36,7 +36,9 @@ def test_prompts_and_plan_with_the_embedded_llm(make_config, write_resolved):
     for r in rows:
         assert mentions(r["text"], CLASSES[r["class"]][1]), r["text"]
         assert count_tokens(r["text"]) <= MAX_PROMPT_TOKENS
-        if r["kind"] != "base":
+        if r["template_id"].startswith("styles.builtin."):  # a built-in style filling the LLM's gap: no LLM
+            assert r["kind"] == "style" and r["llm_id"] is None
+        elif r["kind"] != "base":
             assert r["llm_id"].startswith("transformers:embedded")
     per_class = Counter(r["class"] for r in rows if r["kind"] == "context")
     for i, (name, _, _) in enumerate(CLASSES):

@@ -2,9 +2,11 @@
 
 ImageNet ids are ``n`` + the synset's byte offset in ``data.noun``, so a synset lookup is one seek. The senses of a
 word come from ``index.noun`` (loaded once, on first use) and base forms ("mice" -> "mouse") from ``noun.exc`` and
-WordNet's suffix rules (morphy). The database comes from Debian's ``wordnet-base`` (``/usr/share/wordnet``), or the
-folder in ``$WNSEARCHDIR``. No WordNet, no lookups: :func:`lookup` returns ``None``, :func:`noun_senses` nothing,
-and callers fall back to timm's ImageNet metadata and to name collisions alone.
+WordNet's suffix rules (morphy). :func:`is_english_word` asks all four parts of speech (``index.{noun,verb,adj,adv}``
+and their exception lists), for the debris checks of LLM text (:mod:`synthdiv.prompts.debris`). The database
+comes from Debian's ``wordnet-base`` (``/usr/share/wordnet``), or the folder in ``$WNSEARCHDIR``. No WordNet, no
+lookups: :func:`lookup` returns ``None``, :func:`noun_senses` nothing, :func:`is_english_word` False, and callers
+fall back to timm's ImageNet metadata and to name collisions alone.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "Synset", "lookup", "wordnet_dir", "WNID_RE", "noun_senses", "base_form", "hypernym_of", "VISUAL_LEXFILES",
+    "is_english_word",
 ]
 
 WNID_RE = re.compile(r"^n\d{8}$")
@@ -29,6 +32,13 @@ VISUAL_LEXFILES = frozenset({5, 6, 8, 13, 17, 18, 20})
 # WordNet's noun suffix rules (morphy), tried in order.
 _SUFFIXES = (("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"),
              ("ies", "y"), ("s", ""))
+# morphy's suffix rules of every part of speech (the irregular forms are in <pos>.exc)
+_MORPHY = {
+    "noun": _SUFFIXES,
+    "verb": (("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"), ("ing", "")),
+    "adj": (("er", ""), ("est", ""), ("er", "e"), ("est", "e")),
+    "adv": (),
+}
 
 
 @dataclass(frozen=True)
@@ -144,3 +154,42 @@ def noun_senses(word: str) -> tuple[str, ...]:
     index = _index()
     key = _key(word)
     return index.get(key) or index.get(_key(base_form(word)), ())
+
+
+@functools.cache
+def _lexicon() -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+    """Per part of speech: (the lemmas of ``index.<pos>``, the inflected forms listed in ``<pos>.exc``), keys in
+    lower case with underscores; empty without WordNet."""
+    folder = wordnet_dir()
+    if folder is None:
+        return {}
+    out = {}
+    for pos in _MORPHY:
+        lemmas: set[str] = set()
+        if (folder / f"index.{pos}").is_file():
+            with open(folder / f"index.{pos}", encoding="utf-8", errors="replace") as fh:
+                lemmas = {line.split(" ", 1)[0] for line in fh if not line.startswith(" ")}
+        forms: set[str] = set()
+        if (folder / f"{pos}.exc").is_file():
+            with open(folder / f"{pos}.exc", encoding="utf-8", errors="replace") as fh:
+                forms = {line.split(" ", 1)[0] for line in fh if line.strip()}
+        out[pos] = (frozenset(lemmas), frozenset(forms))
+    return out
+
+
+def is_english_word(word: str) -> bool:
+    """Whether WordNet knows ``word`` in any part of speech: as a lemma, an irregular form of its exception lists
+    ("ran", "geese", "better") or a regular inflection by morphy's suffix rules ("standing", "painted", "taller").
+
+    False without WordNet (callers check :func:`wordnet_dir` to tell "unknown" from "no lexicon").
+    """
+    key = _key(word)
+    if not key:
+        return False
+    for pos, (lemmas, forms) in _lexicon().items():
+        if key in lemmas or key in forms:
+            return True
+        if any(key.endswith(suffix) and key[: len(key) - len(suffix)] + repl in lemmas
+               for suffix, repl in _MORPHY[pos] if len(key) > len(suffix)):
+            return True
+    return False

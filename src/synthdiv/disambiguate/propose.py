@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from synthdiv.disambiguate.confusable import mentions_name
 from synthdiv.disambiguate.unique import text_key
+from synthdiv.prompts.debris import debris_reason
 from synthdiv.run import canonical_hash
 
 if TYPE_CHECKING:
@@ -54,8 +55,10 @@ def request(
     """The :func:`~synthdiv.llm.structured.ask_list` keywords (``messages`` included) that ask for ``dcfg.candidates``
     descriptions of the class ``row``, and the template id.
 
-    ``check`` (when given) rejects sentences, candidates naming another class and candidates about another sense of
-    the name; the name's other senses are told to the LLM.
+    Debris (JSON fragments, stray quotes, unknown words, instruction echoes, dangling ends:
+    :func:`~synthdiv.prompts.debris.debris_reason`) is refused. ``check`` (when given) rejects sentences, candidates
+    naming another class and candidates about another sense of the name; the name's other senses are told to the
+    LLM.
     """
     from synthdiv.llm.templates import render
 
@@ -73,6 +76,9 @@ def request(
             return "has no words"
         if _PLACEHOLDER.search(item):
             return "contains a template placeholder"
+        debris = debris_reason(strip_label(item), names)
+        if debris:
+            return debris
         if text_key(item) == text_key(name):
             return "only repeats the class name"
         if len(item.split()) > dcfg.max_words:

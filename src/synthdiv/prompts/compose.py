@@ -3,7 +3,8 @@
 * base: each of ``prompts.base_templates`` ("a photo of a {description}");
 * context: ``prompts.context_template`` with each context ("a photo of {context}");
 * style: ``prompts.style_template`` with each shared and own style ("a {style} of a {description}"), or with
-  ``prompts.style_contexts = k`` each style combined with k different contexts (``style_context_template``);
+  ``prompts.style_contexts = k`` each style combined with k different contexts (``style_context_template``); a
+  built-in style's row has the template id ``styles.builtin.v1`` and no LLM id of its own;
 * caption-context: ``prompts.context_template`` with each scene the LLM wrote from the class's real-image captions;
 * target-style: ``prompts.style_template`` with each style summarised from the target-domain images' captions.
 
@@ -21,6 +22,7 @@ from typing import Any
 
 from synthdiv.config.prompts import PromptsConfig
 from synthdiv.prompts.ids import prompt_id
+from synthdiv.prompts.styles import BUILTIN_STYLES_ID
 from synthdiv.prompts.text import MAX_PROMPT_TOKENS, count_tokens, fill, mentions, trim_to_tokens
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class ClassPrompts:
     contexts_template: str | None = None
     styles_llm: str | None = None
     styles_template: str | None = None
+    builtin_styles: list[str] = field(default_factory=list)  # those of ``styles`` from the built-in vocabulary
     own_styles: list[str] = field(default_factory=list)
     own_styles_llm: str | None = None
     own_styles_template: str | None = None
@@ -113,7 +116,8 @@ def compose_class(cp: ClassPrompts, cfg: PromptsConfig, dropped: Counter[str] | 
         template = cfg.style_context_template if with_ctx else cfg.style_template
         own = [s for s in cp.own_styles if s not in cp.styles]
         styles = [*cp.styles, *own]
-        origin = [(cp.styles_llm, cp.styles_template)] * len(cp.styles)
+        builtin = set(cp.builtin_styles)  # built-in styles: no LLM, the built-in vocabulary's id
+        origin = [(None, BUILTIN_STYLES_ID) if s in builtin else (cp.styles_llm, cp.styles_template) for s in cp.styles]
         origin += [(cp.own_styles_llm, cp.own_styles_template)] * len(own)
         for s, c in _pairs(len(styles), len(cp.contexts), cfg.style_contexts):
             llm, llm_template = origin[s]

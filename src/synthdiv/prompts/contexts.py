@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from synthdiv.config.prompts import PromptsConfig
+from synthdiv.prompts.debris import debris_reason, drop_dangling
 from synthdiv.prompts.gather import Family, Gathered, Processed, gather_many, gather_settings
 from synthdiv.prompts.text import (
     count_tokens,
@@ -22,6 +23,7 @@ from synthdiv.prompts.text import (
     looks_like_text,
     mentions,
     repair_mention,
+    strip_article,
     trim_to_tokens,
 )
 
@@ -38,10 +40,13 @@ def context_processor(description: str, cfg: PromptsConfig) -> Callable[[str], P
     """``process(item) -> (text, fix, reason)`` for one class's contexts (see
     :func:`~synthdiv.prompts.gather.gather_many`).
 
-    Order: clean the edges and a final period; reject chatter, non-words and rambling (over
-    ``max_context_words``); name the class (repair or reject); fit the token limit (trim or reject); a trim that
-    cuts the class out rejects the item.
+    Order: clean the edges and a final period; reject chatter, non-words, debris
+    (:func:`~synthdiv.prompts.debris.debris_reason`, the description's words allowed) and rambling (over
+    ``max_context_words``); name the class (repair or reject); fit the token limit (trim, dropping a dangling end
+    such as "at", or reject); a trim that cuts the class out rejects the item.
     """
+
+    names = (description, strip_article(description))
 
     def process(item: str) -> Processed:
         text = _EDGE.sub("", " ".join(item.split())).rstrip(".").strip()
@@ -51,6 +56,9 @@ def context_processor(description: str, cfg: PromptsConfig) -> Callable[[str], P
             return None, None, "not an item (model chatter)"
         if not looks_like_text(text, min_words=2):
             return None, None, "not words"
+        reason = debris_reason(text, names)
+        if reason:
+            return None, None, reason
         if len(text.split()) > cfg.max_context_words:
             return None, None, f"over {cfg.max_context_words} words"
         fix = None
@@ -61,7 +69,7 @@ def context_processor(description: str, cfg: PromptsConfig) -> Callable[[str], P
         if count_tokens(text) > cfg.max_context_tokens:
             if cfg.too_long == "reject":
                 return None, None, f"over {cfg.max_context_tokens} CLIP tokens"
-            text = trim_to_tokens(text, cfg.max_context_tokens)
+            text = drop_dangling(trim_to_tokens(text, cfg.max_context_tokens))
             if not mentions(text, description):
                 return None, None, f"the class does not fit in {cfg.max_context_tokens} CLIP tokens"
             fix = fix or "trimmed"

@@ -3,9 +3,10 @@ every class's prompts and write ``styles.json`` and ``prompts.parquet``.
 
 The LLM is asked only for what the config uses: no contexts when neither the context kind nor styled contexts
 have a share, no styles when the style kind has none, and no shared styles when ``prompts.styles_file`` names a
-vocabulary to reuse. Classes that end up with fewer contexts than ``prompts.contexts_per_class`` are reported
-(log and summary) with how many they lack. LLM answers are cached under ``cache/llm`` in the run, so a rerun with
-the same config gives byte-identical artifacts.
+vocabulary to reuse; built-in styles fill what the LLM could not give of the shared vocabulary
+(:data:`~synthdiv.prompts.styles.BUILTIN_STYLES`). Classes that end up with fewer contexts than
+``prompts.contexts_per_class`` are reported (log and summary) with how many they lack. LLM answers are cached
+under ``cache/llm`` in the run, so a rerun with the same config gives byte-identical artifacts.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from synthdiv.prompts.grounded import (
 )
 from synthdiv.prompts.styles import (
     STYLES_TEMPLATE,
+    builtin_styles,
     collect_class_styles_many,
     collect_styles,
     load_styles,
@@ -61,15 +63,18 @@ def _shared_styles(cfg: RunConfig, llm: Any, scorer: Any) -> tuple[dict[str, Any
             logger.warning("%s has %d styles, prompts.styles asks %d: using them all", p.styles_file,
                            len(doc["styles"]), p.styles)
         doc = styles_document(doc["styles"][: p.styles], doc.get("llm_id"), doc.get("template_id"), p.styles,
-                              doc["per_class"])
+                              doc["per_class"], doc["builtin"])
         return doc, {"styles": len(doc["styles"]), "styles_reused_from": str(p.styles_file)}
     with llm_progress("prompts: LLM styles", 1):
         got = collect_styles(llm, p.styles, p, cfg.seed, scorer)
+    builtin = builtin_styles(got.shortfall, cfg.seed, exclude=got.items)  # the LLM's gap, filled (and marked)
     if got.shortfall:
-        logger.warning("style vocabulary: %d of %d styles (%s)", len(got.items), p.styles, _reasons(got.dropped))
-    doc = styles_document(got.items, llm.model_id if got.requests else None, got.template_id or STYLES_TEMPLATE,
-                          p.styles, {})
-    return doc, {"styles": len(got.items), "styles_short": got.shortfall, "llm_requests": got.requests}
+        logger.warning("style vocabulary: %d of %d styles from the LLM (%s); %d built-in styles fill the gap",
+                       len(got.items), p.styles, _reasons(got.dropped), len(builtin))
+    doc = styles_document(got.items + builtin, llm.model_id if got.requests else None,
+                          got.template_id or STYLES_TEMPLATE, p.styles, {}, builtin)
+    return doc, {"styles": len(doc["styles"]), "styles_short": p.styles - len(doc["styles"]),
+                 "styles_builtin": len(builtin), "llm_requests": got.requests}
 
 
 def _reasons(counter: Counter[str]) -> str:
@@ -138,6 +143,7 @@ def run_prompts_stage(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
                                    _reasons(got.dropped))
             if want_styles:
                 cp.styles, cp.styles_llm, cp.styles_template = list(doc["styles"]), doc["llm_id"], doc["template_id"]
+                cp.builtin_styles = list(doc["builtin"])
                 own = own_styles.get(cp.name)
                 if own is not None:
                     doc["per_class"][cp.name] = own
