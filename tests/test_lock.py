@@ -94,6 +94,9 @@ def test_second_writer_is_refused_naming_the_holder_and_the_first_finishes(run_c
         assert f"pid {holder.pid}" in capsys.readouterr().err
         assert main(["status", "-c", str(run_cfg)]) == 0  # read-only commands never take the lock
         assert "partial" in capsys.readouterr().out
+        assert main(["show", "rounds", "-c", str(run_cfg)]) == 2  # show answers from the run (no plan yet)...
+        err = capsys.readouterr().err
+        assert "plan.parquet: not found" in err and "being written by" not in err  # ...instead of being refused
     finally:
         release.write_text("go")
         out, errs = holder.communicate(timeout=120)
@@ -116,32 +119,41 @@ def test_a_killed_writer_leaves_no_lock_behind(run_cfg, tmp_path, capsys):
     assert RunDir(tmp_path / "run").read_state("classes").status == "done"
 
 
+LAUNCHES = {  # (the launch's variables, the rank variable, another launch of the same kind, its recorded id)
+    "torchrun": ({"WORLD_SIZE": "2", "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500", "TORCHELASTIC_RUN_ID": "job7"},
+                 "RANK", {"MASTER_PORT": "29501"}, "torchrun:job7:10.0.0.1:29500"),
+    "slurm": ({"SLURM_NTASKS": "2", "SLURM_JOB_ID": "42", "SLURM_STEP_ID": "0"}, "SLURM_PROCID",
+              {"SLURM_STEP_ID": "1"}, "slurm:42.0"),
+}
+
+
 @pytest.mark.timeout(180)
-def test_ranks_of_one_launch_share_the_lock_and_others_are_refused(tmp_path):
+@pytest.mark.parametrize("launcher", sorted(LAUNCHES))
+def test_ranks_of_one_launch_share_the_lock_and_others_are_refused(tmp_path, launcher):
+    launch, rank_key, other_launch, recorded = LAUNCHES[launcher]
     run_root = tmp_path / "run"
     release = tmp_path / "release"
-    launch = {"WORLD_SIZE": "2", "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500", "TORCHELASTIC_RUN_ID": "job7"}
     ranks = []
     try:
         for rank in (0, 1):
             inside = tmp_path / f"in{rank}"
             proc = subprocess.Popen([sys.executable, "-c", RANK, str(run_root), str(inside), str(release)],
-                                    env=_env(**launch, RANK=str(rank), LOCAL_RANK=str(rank)), cwd=REPO,
+                                    env=_env(**launch, **{rank_key: str(rank)}), cwd=REPO,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             ranks.append(proc)
             _wait_for(inside, proc)  # rank 1 gets in while rank 0 holds the lock
-        other = {**launch, "MASTER_PORT": "29501"}  # another torchrun launch on the same run
-        for env in (_env(**other, RANK="0"), _env()):
+        other = {**launch, **other_launch}  # another launch on the same run
+        for env in (_env(**other, **{rank_key: "0"}), _env()):
             out = subprocess.run([sys.executable, "-c", RANK, str(run_root), str(tmp_path / "x"), str(release)],
                                  env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
             assert out.returncode == 3, out
-            assert f"pid {ranks[0].pid}" in out.stdout and "launch torchrun:job7:10.0.0.1:29500" in out.stdout
+            assert f"pid {ranks[0].pid}" in out.stdout and f"launch {recorded}" in out.stdout
     finally:
         release.write_text("go")
         results = [p.communicate(timeout=120) for p in ranks]
     assert [p.returncode for p in ranks] == [0, 0], results
     holder = json.loads((run_root / ".synthdiv" / "lock.json").read_text())
-    assert holder["pid"] == ranks[0].pid
+    assert holder["pid"] == ranks[0].pid and holder["launch"] == recorded
 
 
 def test_launch_ids():

@@ -119,6 +119,51 @@ def test_grow_plan_refuses_an_id_twice_and_leaves_the_plan(gen_config):
     assert run.plan.read_bytes() == before
 
 
+# grow_plan in a process that is SIGKILLed once the plan's old row group and the round's first shard are written
+KILLED_GROW = """
+import os, signal, sys
+import pyarrow as pa, pyarrow.parquet as pq
+from synthdiv.prompts.rounds import grow_plan
+from synthdiv.run import RunDir
+from synthdiv.schemas import PLAN_SCHEMA
+real, calls = pq.ParquetWriter.write_table, []
+def write_then_die(self, *args, **kwargs):
+    real(self, *args, **kwargs)
+    calls.append(1)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+pq.ParquetWriter.write_table = write_then_die
+rows = pa.table({"image_id": ["r1", "r2"], "class": pa.array([0, 1], pa.int32()), "prompt_id": ["p0", "p1"],
+                 "seed": [7, 8], "shard": pa.array([1, 2], pa.int32())}, schema=PLAN_SCHEMA)
+grow_plan(RunDir(sys.argv[1]), rows, {"round": 1, "images": 2})
+"""
+
+
+def test_a_round_killed_while_grow_plan_writes_is_not_in_the_plan(tmp_path):
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+
+    from synthdiv.run import write_parquet_atomic
+    from synthdiv.schemas import PLAN_SCHEMA
+
+    run = RunDir(tmp_path / "run")
+    first = pa.table({"image_id": ["a", "b"], "class": pa.array([0, 1], pa.int32()), "prompt_id": ["p0", "p1"],
+                      "seed": [1, 2], "shard": pa.array([0, 0], pa.int32())}, schema=PLAN_SCHEMA)
+    write_parquet_atomic(first, run.plan)
+    before = run.plan.read_bytes()
+    killed = subprocess.run([sys.executable, "-c", KILLED_GROW, str(run.root)], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr[-2000:]  # killed in the middle of the round, as intended
+    assert run.plan.read_bytes() == before and plan_rounds(run.plan) == []  # not a row of the round, no record
+    rows = pa.table({"image_id": ["r1"], "class": pa.array([0], pa.int32()), "prompt_id": ["p0"], "seed": [7],
+                     "shard": pa.array([1], pa.int32())}, schema=PLAN_SCHEMA)
+    grow_plan(run, rows, {"round": 1, "images": 1})  # the rerun plans the round whole
+    assert read_plan(run).column("image_id").to_pylist() == ["a", "b", "r1"]
+    assert plan_rounds(run.plan) == [{"round": 1, "images": 1}]
+
+
 def _adapt_inputs(cfg, per_class: dict[str, float | None]) -> RunDir:
     run = RunDir(cfg.run_dir)
     atomic_write_jsonl(run.classes, [{"index": c, "name": n, "wnid": None, "definition": None, "real_images": 0,

@@ -1,10 +1,12 @@
 """Exactly-once under SIGKILL: ``synthdiv generate`` in subprocesses (two torchrun-style ranks), killed at random
-moments several times, then resumed; the manifest must equal the plan, every tar must read, no image twice."""
+moments several times, then resumed; the manifest must equal the plan, every tar must read, no image twice, and
+every tar must hold the bytes an undisturbed run of the same plan writes."""
 
 from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +21,7 @@ import yaml
 from synthdiv.generate import is_complete, read_manifest
 from synthdiv.generate.shards import tar_path
 from synthdiv.run import RunDir
+from synthdiv.stages import run_stage
 
 pytestmark = pytest.mark.slow
 
@@ -71,3 +74,15 @@ def test_sigkill_at_random_moments_then_resume(gen_config, tmp_path):
             assert all(len(tf.extractfile(m).read()) == m.size for m in members)
         # <key>.jpg, <key>.cls and <key>.json per image (a standard classification WebDataset)
         assert len(members) == 3 * plan.filter(plan.column("shard").to_numpy() == shard).num_rows
+    # the same bytes as an undisturbed run of the same plan (one process, nothing killed)
+    clean = cfg.model_copy(update={"run_dir": tmp_path / "undisturbed",
+                                   "generate": cfg.generate.model_copy(update={"runner": "local"})})
+    clean_run = RunDir(clean.run_dir)
+    clean_run.root.mkdir()
+    for name in ("plan", "prompts", "resolved"):
+        shutil.copy(getattr(run, name), getattr(clean_run, name))
+    run_stage(clean, "generate")
+    shards = sorted(p.name for p in clean_run.shards.glob("*.tar"))
+    assert shards == sorted(p.name for p in run.shards.glob("*.tar")) and shards
+    for name in shards:
+        assert (run.shards / name).read_bytes() == (clean_run.shards / name).read_bytes(), name
