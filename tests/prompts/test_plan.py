@@ -156,8 +156,8 @@ def test_seeds_and_image_ids_change_with_the_run_seed_and_the_layout_does_not(ma
 
 def test_golden_ids_and_seeds():
     """The id scheme pinned by value: a change to any part of it renames every image of every existing run."""
-    # SplitMix64's published outputs for the states 0 and 1 (Vigna's reference implementation)
-    assert ids.splitmix64(np.array([0, 1], dtype=np.uint64)).tolist() == [0xE220A8397B1DCDAF, 0x910A2DEC89025CC1]
+    # SplitMix64's published outputs for the states 0 and 1 (Vigna's reference implementation), from any integers
+    assert ids.splitmix64([0, 1]).tolist() == [0xE220A8397B1DCDAF, 0x910A2DEC89025CC1]
     pid = prompt_id(3, "base", "a photo of a goldfish")
     assert pid == "2b5d6dc05b9b15b3"
     assert prompt_id(3, "style", "a photo of a goldfish") != pid != prompt_id(4, "base", "a photo of a goldfish")
@@ -166,12 +166,20 @@ def test_golden_ids_and_seeds():
     seeds = ids.derive_seeds(np.repeat(key, 3), np.arange(3))
     assert seeds.tolist() == [8087758264086028167, 4177227676499983736, 7868991296137009611]
     assert ids.derive_seeds(ids.prompt_keys(7, [3], [pid]), np.array([0])).tolist() == [8478931367390124558]
+    assert ids.derive_seeds([5, 6], [0, 0]).tolist() == ids.derive_seeds(np.array([5, 6], np.uint64), [0, 0]).tolist()
     assert ids.image_keys([3], [pid], "diffusers:sd15@main").tolist() == [18245812927623485474]
     assert image_ids(pa.array([3, 3]), pa.array([pid, pid]), pa.array([5, 6]), "diffusers:sd15@main").to_pylist() == [
         "a959de13638f31fd", "7b02cb5f5f9cebd7"]
     values = np.array([0, 1, 0xDEADBEEFCAFEBABE, 2**64 - 1], dtype=np.uint64)
     assert ids.hex64(values).to_pylist() == ["0000000000000000", "0000000000000001", "deadbeefcafebabe",
                                              "ffffffffffffffff"]
+
+
+def test_keys_refuse_classes_and_prompt_ids_of_different_lengths():
+    with pytest.raises(ValueError):
+        ids.prompt_keys(0, [1, 2], ["a"])
+    with pytest.raises(ValueError):
+        ids.image_keys([1], ["a", "b"], "g")
 
 
 def test_plan_is_byte_identical_on_rerun(make_config, write_resolved):

@@ -47,8 +47,7 @@ def prompt_keys(run_seed: int, classes: Sequence[int], prompt_ids: Sequence[str]
     """One ``uint64`` seed key per prompt, from (run seed, class, prompt_id)."""
     return np.fromiter(
         (_key64(f"seed\0{int(run_seed)}\0{int(c)}\0{p}") for c, p in zip(classes, prompt_ids, strict=True)),
-        dtype=np.uint64,
-        count=len(prompt_ids),
+        dtype=np.uint64,  # no count=: it would stop before zip sees that the lengths differ
     )
 
 
@@ -63,7 +62,6 @@ def image_keys(classes: Sequence[int], prompt_ids: Sequence[str], generator_id: 
     return np.fromiter(
         (_key64(f"image\0{int(c)}\0{p}\0{generator_id}") for c, p in zip(classes, prompt_ids, strict=True)),
         dtype=np.uint64,
-        count=len(prompt_ids),
     )
 
 
