@@ -433,7 +433,7 @@ def test_after_the_real_classes_stage(make_config, monkeypatch) -> None:
         disambiguate={"candidates": 1, "max_retries": 0, "images_per_class": 5, "require_name": False},
         models={"clip": CLIP},
     )
-    _use_llm(monkeypatch, FakeLLM('["item one"]', '["item two"]', '["item three"]'))
+    _use_llm(monkeypatch, FakeLLM('["a leather boot"]', '["a canvas handbag"]', '["a wool overcoat"]'))
     run_stage(cfg, "classes")
     summary = run_stage(cfg, "disambiguate")
     rows = read_jsonl(RunDir(cfg.run_dir).resolved)

@@ -129,12 +129,13 @@ def ask_all(
     if llm is None:  # disambiguate.candidates: 0 -- grounded candidates and CLIP only
         return [Proposal(template_id=None) for _ in rows]
     from synthdiv.llm.structured import ask_list_many
+    from synthdiv.progress import LLMProgress
 
     task = progress.add_task("disambiguate: LLM candidates", total=len(rows))
     calls = [request(row, [rows[j]["name"] for j in near], cfg.disambiguate, _class_seed(cfg.seed, row), check)
              for row, near, check in zip(rows, others, checks, strict=True)]
     try:
-        answers = ask_list_many(llm, [call for call, _ in calls])
+        answers = ask_list_many(llm, [call for call, _ in calls], progress=LLMProgress(progress, task))
     except Exception as exc:  # answered ones are cached: asking class by class repeats no LLM work
         logger.warning("asking the LLM for all classes together failed (%s: %s); asking class by class",
                        type(exc).__name__, exc)
