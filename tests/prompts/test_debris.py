@@ -40,6 +40,9 @@ REFUSED = [
     ("a list of coats", "echo", '"list of"'),
     ("scene 2 in a park", "echo", '"scene 2"'),
     ("a coat in a park ...", "echo", '"..."'),
+    ("first item", "echo", '"item"'),
+    ("break below the last 4 characters", "echo", '"4 characters"'),
+    ("not sure what these look like, but on the kitchen table", "echo", '"not sure"'),
     ("a hard candish of", "dangling", 'ends on "of"'),
     ("a dishonesty of", "dangling", 'ends on "of"'),
     ("a coat hanging on a hook with", "dangling", 'ends on "with"'),
@@ -179,6 +182,21 @@ def test_context_processor_refuses_debris():
                                                               "repaired", None)
     trimmed = process("a crane, a tall wading bird in a marsh with reeds and lilies and frogs of")[0]
     assert trimmed is None or trimmed.split()[-1] not in {"of", "and", "with"}
+
+
+@needs_wordnet
+@pytest.mark.parametrize(("item", "scene"), [
+    ("true colors", False), ("chilly mum", False), ("t-shirt top", False), ("translation art", False),
+    ("on a wooden kitchen table", True), ("under the sea", True), ("swimming among reeds", True),
+    ("a goldfish in a pond at night", True), ("outdoors at dusk", True),
+])
+def test_a_context_must_be_a_scene(item, scene):
+    from synthdiv.config.prompts import PromptsConfig
+    from synthdiv.prompts.contexts import context_processor
+
+    reason = context_processor("a pullover", PromptsConfig())(item)[2]
+    assert (reason is None) == scene, reason
+    assert scene or reason.startswith("not a scene")
 
 
 @needs_wordnet

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from synthdiv.config.prompts import PromptsConfig
-from synthdiv.prompts.debris import debris_reason, drop_dangling
+from synthdiv.prompts.debris import debris_reason, drop_dangling, words_of
 from synthdiv.prompts.gather import Family, Gathered, Processed, gather_many, gather_settings
 from synthdiv.prompts.text import (
     count_tokens,
@@ -29,11 +29,27 @@ from synthdiv.prompts.text import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CONTEXTS_TEMPLATE", "context_processor", "collect_contexts", "collect_contexts_many"]
+__all__ = ["CONTEXTS_TEMPLATE", "PLACE_WORDS", "scene_reason", "context_processor", "collect_contexts",
+           "collect_contexts_many"]
 
 CONTEXTS_TEMPLATE = "contexts.v1"
+# A context says where or when the class is: it has one of these words ("on a table", "under the sea", "at dawn").
+# Another bare noun phrase ("true colors", "t-shirt top") would be glued to the description as "a pullover, ...".
+_PLACES = """
+in on at under near by with beside inside among amid against behind above below beneath next during through across
+along around over underneath between from into onto outside atop within throughout toward towards past beyond upon
+while when after before indoors outdoors underwater nearby overhead alongside
+"""
+PLACE_WORDS = frozenset(_PLACES.split())
 
 _EDGE = re.compile(r"^[\s\"'`*_\-:;,.]+|[\s\"'`*_\-:;,]+$")
+
+
+def scene_reason(text: str) -> str | None:
+    """Why ``text`` is not a scene (no word of :data:`PLACE_WORDS`), or None."""
+    if any(word in PLACE_WORDS for word in words_of(text)):
+        return None
+    return 'not a scene (say where or when: "on a wooden table in morning light")'
 
 
 def context_processor(description: str, cfg: PromptsConfig) -> Callable[[str], Processed]:
@@ -41,7 +57,8 @@ def context_processor(description: str, cfg: PromptsConfig) -> Callable[[str], P
     :func:`~synthdiv.prompts.gather.gather_many`).
 
     Order: clean the edges and a final period; reject chatter, non-words, debris
-    (:func:`~synthdiv.prompts.debris.debris_reason`, the description's words allowed) and rambling (over
+    (:func:`~synthdiv.prompts.debris.debris_reason`, the description's words allowed), non-scenes
+    (:func:`scene_reason`) and rambling (over
     ``max_context_words``); name the class (repair or reject); fit the token limit (trim, dropping a dangling end
     such as "at", or reject); a trim that cuts the class out rejects the item.
     """
@@ -56,7 +73,7 @@ def context_processor(description: str, cfg: PromptsConfig) -> Callable[[str], P
             return None, None, "not an item (model chatter)"
         if not looks_like_text(text, min_words=2):
             return None, None, "not words"
-        reason = debris_reason(text, names)
+        reason = debris_reason(text, names) or scene_reason(text)
         if reason:
             return None, None, reason
         if len(text.split()) > cfg.max_context_words:

@@ -12,8 +12,9 @@ The rules are data (:data:`RULES`, tried in order, the first that matches gives 
 
 * ``fragment``: a JSON key/value piece (``name": "coat``, ``"type": ``, ``a", "b``);
 * ``markup``: a stray quote, brace, bracket, backslash or markdown mark, or unbalanced parentheses;
-* ``echo``: words of our instructions ("(pick one example)", "e.g.", "for instance", "such as", "here is",
-  "list of", "noun phrase", "style 2"...) and placeholders ("...", "lorem ipsum");
+* ``echo``: words of our instructions and corrections ("(pick one example)", "e.g.", "for instance", "such as",
+  "here is", "list of", "noun phrase", "style 2", "first item", "300 characters"...), placeholders ("...",
+  "lorem ipsum") and the model's doubts ("not sure");
 * ``dangling``: an unfinished ending ("a hard candish of", "a dog with", a trailing comma);
 * ``unknown word``: a word no lexicon knows. The lexicon is WordNet in all four parts of speech with morphy's
   inflections (:func:`synthdiv.catalog.wordnet.is_english_word`), plus :data:`FUNCTION_WORDS` (which WordNet
@@ -101,6 +102,7 @@ _ECHO = (
     r"|\bsuch as\b|\bhere (?:is|are)\b|\blist of\b|\betc\b\.?|\bnoun phrases?\b|\bjson\b|\bclass name\b"
     r"|\bthis (?:object|class)\b|\b(?:style|scene|context|option|item|description|answer) ?#?\d+\b"
     r"|\.\.\.|\u2026|\blorem ipsum\b|\b(?:tbd|todo|n/a)\b|\(optional\)|\byour (?:answer|object|class|style)\b"
+    r"|\bitems?\b|\b\d+ characters\b|\bnot sure\b"  # our corrections' words ("first item", "300 characters")
 )
 
 
