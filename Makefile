@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 
-.PHONY: quickstart test test-fast lint venv dev system-deps test-system-deps smoke-data clean-runs
+.PHONY: quickstart test test-fast mutation lint venv dev system-deps test-system-deps smoke-data clean-runs
 
 quickstart: $(VENV)/.stamp-base system-deps
 	$(BIN)/synthdiv run -c examples/quickstart.yaml
@@ -17,6 +17,16 @@ test: $(VENV)/.stamp-dev test-system-deps
 
 test-fast: $(VENV)/.stamp-dev test-system-deps
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Mutation testing of the modules that decide what a run makes ([tool.mutmut] in pyproject.toml names them and their
+# tests). Not part of `make test`: it runs the tests once per mutant (minutes). MUTANTS narrows it to a glob of mutant
+# names, e.g. make mutation MUTANTS='synthdiv.prompts.ids*'. Scores and surviving mutants: benchmarks/RESULTS.md.
+MUTANTS ?=
+mutation: $(VENV)/.stamp-dev
+	$(PIP) install -q "mutmut>=3.3,<4"
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2 $(MUTANTS) > mutants.log 2>&1 || (tail -c 3000 mutants.log; exit 1)
+	$(BIN)/mutmut results --all true | $(BIN)/python scripts/mutation_scores.py
 
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check .

@@ -32,9 +32,17 @@ def test_top_up_gives_tail_classes_more_and_floors_at_zero():
     assert class_budgets(PlanConfig(top_up_to=100), [0, 10, 100, 250]).tolist() == [100, 90, 0, 0]
 
 
-def test_negative_real_counts_rejected():
-    with pytest.raises(ValueError):
-        class_budgets(PlanConfig(), [-1])
+def test_negative_or_nested_real_counts_rejected():
+    for bad in ([-1], [[1, 2]]):
+        with pytest.raises(ValueError, match=r"^real_counts must be a 1-d array of non-negative counts$"):
+            class_budgets(PlanConfig(), bad)
+
+
+def test_budgets_are_int64_in_every_mode():
+    for plan in (PlanConfig(), PlanConfig(multiple_of_real=1.5), PlanConfig(top_up_to=9)):
+        assert class_budgets(plan, [0, 3, 10]).dtype == np.int64
+    counts = split_by_kind(np.array([7]), np.ones((1, 3), int), {"base": 1.0, "context": 1.0}, KINDS)
+    assert counts.dtype == np.int64 and cap_fairly([4, 5], 6).dtype == np.int64
 
 
 def test_cap_water_fills_small_classes_first():
@@ -62,6 +70,11 @@ def test_split_by_kind_largest_remainder():
     counts = split_by_kind(np.array([10, 3, 0]), np.ones((3, 3), int), {"base": 0.2, "context": 0.5, "style": 0.3},
                            KINDS)
     assert counts.tolist() == [[2, 5, 3], [1, 1, 1], [0, 0, 0]]
+
+
+def test_a_kind_the_proportions_do_not_name_gets_nothing_and_ties_go_to_the_earlier_kind():
+    counts = split_by_kind(np.array([5, 1, 2]), np.ones((3, 3), int), {"context": 0.5, "style": 0.5}, KINDS)
+    assert counts.tolist() == [[0, 3, 2], [0, 1, 0], [0, 1, 1]]
 
 
 def test_split_moves_share_of_missing_kind_to_others():
@@ -96,3 +109,25 @@ def test_training_real_counts_follow_the_synthetic_variants_protocol():
     # the protocol of a variant without synthetic images does not count
     only_real = TrainConfig(variants={"real": {"synthetic_fraction": 0, "low_data": 0.1}, "syn": {}})
     assert training_real_counts(only_real, real, seed=0).tolist() == real.tolist()
+
+
+def test_the_protocol_used_is_logged(caplog):
+    from synthdiv.config import TrainConfig
+
+    caplog.set_level("INFO", logger="synthdiv")
+    counts = training_real_counts(TrainConfig(low_data=2), np.array([10, 10, 10]), seed=0)
+    assert counts.tolist() == [2, 2, 2]
+    assert "plan: budgets from the real set after train's protocol: 6 of 30 real images" in caplog.messages
+
+
+def test_variants_with_different_real_protocols_are_refused_naming_two():
+    from synthdiv.config import TrainConfig
+    from synthdiv.errors import ConfigError
+
+    train = TrainConfig(variants={"a": {"low_data": 2}, "b": {"low_data": 3}, "c": {"long_tail": True}})
+    with pytest.raises(ConfigError) as err:
+        training_real_counts(train, np.array([10, 10]), seed=0)
+    assert str(err.value) == (
+        "train.variants: 'a' and 'b' train on synthetic images with different real-set protocols (low_data / "
+        "long_tail keys), so plan.top_up_to / plan.multiple_of_real has no single real count to plan from; give them "
+        "the same protocol or use one run per protocol")

@@ -175,6 +175,12 @@ def test_golden_ids_and_seeds():
                                              "ffffffffffffffff"]
 
 
+def test_hex64_refuses_more_values_than_one_string_array_holds_before_copying_them():
+    too_many = np.broadcast_to(np.uint64(0), (2**27,))  # 2 GiB of hex digits; the view itself takes no memory
+    with pytest.raises(ValueError, match=r"^hex64: 134217728 values exceed one string array; pass chunks$"):
+        ids.hex64(too_many)
+
+
 def test_keys_refuse_classes_and_prompt_ids_of_different_lengths():
     with pytest.raises(ValueError):
         ids.prompt_keys(0, [1, 2], ["a"])

@@ -126,10 +126,10 @@ def split_by_kind(
     weights = np.array([float(proportions.get(k, 0.0)) for k in kinds], dtype=np.float64)
     w = np.where(np.asarray(available) > 0, weights[None, :], 0.0)
     total = w.sum(axis=1, keepdims=True)
-    share = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+    share = w / np.where(total > 0, total, 1.0)  # a row with no usable kind: all weights 0, so all shares 0
     quota = budgets[:, None] * share
     counts = np.floor(quota).astype(np.int64)
-    remainder = np.where(total[:, 0] > 0, budgets - counts.sum(axis=1), 0)
+    remainder = budgets - counts.sum(axis=1)  # in a row with no usable kind it goes nowhere (w > 0 below)
     order = np.argsort(-(quota - counts), axis=1, kind="stable")  # largest fractional part first
     rank = np.empty_like(order)
     np.put_along_axis(rank, order, np.arange(len(kinds))[None, :].repeat(len(budgets), 0), axis=1)

@@ -69,10 +69,10 @@ def hex64(values: np.ndarray) -> pa.Array:
     """A pyarrow string array of 16 lowercase hex digits per ``uint64`` (built from buffers, no Python strings)."""
     import pyarrow as pa
 
-    values = np.ascontiguousarray(values, dtype=np.uint64)
     n = len(values)
-    if n * 16 >= 2**31:
+    if n * 16 >= 2**31:  # before any copy: the int32 offsets of one string array end at 16 * n
         raise ValueError(f"hex64: {n} values exceed one string array; pass chunks")
+    values = np.ascontiguousarray(values, dtype=np.uint64)
     raw = values.astype(">u8").view(np.uint8).reshape(n, 8)
     out = np.empty((n, 16), dtype=np.uint8)
     out[:, 0::2] = _HEX[raw >> 4]
