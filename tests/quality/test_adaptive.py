@@ -80,3 +80,43 @@ def test_least_used_picks_as_one_at_a_time_would():
         m = int(rng.integers(0, 40))
         index, repeat = least_used(uses, m)
         assert list(zip(index.tolist(), repeat.tolist(), strict=True)) == one_at_a_time(uses, m)
+
+
+def test_class_need_clips_errors_floors_keep_rates_and_counts_a_class_without_images_as_kept():
+    need = class_need(np.array([-0.5, 0.0, 0.5, 1.5]), np.array([np.nan, 0.01, 0.5, 1.0]), alpha=2.0, beta=2.0)
+    np.testing.assert_allclose(need, [0.001**2, 0.001**2 / 0.05**2, 0.501**2 / 0.5**2, 1.001**2], rtol=1e-12)
+    np.testing.assert_allclose(class_need([0.2], [0.5]), [(0.2 + 1e-3) / 0.5], rtol=1e-12)  # alpha = beta = 1
+
+
+def test_allocation_refuses_bad_needs_and_accepts_tight_bounds():
+    for need in ([1.0, -0.5], [1.0, np.inf], [np.nan, 1.0]):
+        with pytest.raises(ValueError, match=r"^allocate: need must be finite and non-negative$"):
+            allocate(4, np.array(need))
+    assert allocate(6, np.array([5.0, 1.0, 0.0]), lower=2, upper=2).tolist() == [2, 2, 2]  # lower == upper == total
+    assert allocate(10, np.array([1.0, 0.0]), upper=[6, 10]).tolist() == [6, 4]  # no need, but the rest must go
+
+
+def test_least_used_of_nothing_is_empty_int64():
+    from synthdiv.prompts.adaptive import least_used
+
+    for uses, m in ((np.array([2, 0]), 0), (np.array([], np.int64), 3)):
+        index, repeat = least_used(uses, m)
+        assert index.dtype == repeat.dtype == np.int64 and len(index) == len(repeat) == 0
+
+
+def test_a_round_on_an_empty_plan_interleaves_classes_and_continues_each_prompts_repeats():
+    from synthdiv.prompts import ids
+    from synthdiv.schemas import PLAN_SCHEMA
+
+    prompts = pa.table({"prompt_id": ["a0", "a1", "b0", "c0"], "class": pa.array([0, 0, 1, 2], pa.int32())})
+    rows = append_round(PLAN_SCHEMA.empty_table(), prompts, np.array([3, 1, 0]), 7, "gen", shard_size=2)
+    assert rows.schema == PLAN_SCHEMA
+    assert rows.column("class").to_pylist() == [0, 0, 1, 0]  # class 1's one image in the middle of class 0's three
+    assert rows.column("prompt_id").to_pylist() == ["a0", "a1", "b0", "a0"]  # least used first: a0 again last
+    assert rows.column("shard").to_pylist() == [0, 0, 1, 1]  # the first shard of an empty plan is 0
+    keys = ids.prompt_keys(7, [0, 0, 1, 0], ["a0", "a1", "b0", "a0"])
+    assert rows.column("seed").to_pylist() == ids.derive_seeds(keys, np.array([0, 0, 0, 1])).tolist()
+    with pytest.raises(ValueError, match=r"^append_round: class 2 has no prompts$"):
+        append_round(PLAN_SCHEMA.empty_table(), prompts.slice(0, 3), np.array([0, 0, 1]), 7, "gen", shard_size=2)
+    # a class given no image needs no prompt
+    assert append_round(PLAN_SCHEMA.empty_table(), prompts.slice(0, 3), np.array([1, 0, 0]), 7, "gen", 2).num_rows == 1
