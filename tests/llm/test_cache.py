@@ -52,6 +52,52 @@ def test_every_parameter_enters_the_key(change: dict) -> None:
     assert request_key("b", "m", **base) == request_key("b", "m", **dict(base))
 
 
+def test_free_request_keys_are_unchanged() -> None:
+    # pinned: the key of a free request (no schema) as every earlier synthdiv computed it, so old caches still answer
+    key = request_key("transformers", "transformers:embedded", MSG, 1, 0.7, 3, 64, None)
+    assert key == "88c01c2ae06c0f735ae348f84b3804162a6586234e28b1f00d8d00599df48ed5"
+
+
+class _Switch(FakeLLM):
+    """A fake whose constrained decoding stops (like an OpenAI server refusing structured output) at its first call."""
+
+    def complete(self, *args, **kwargs):
+        self.supports_json_schema = False
+        return super().complete(*args, **kwargs)
+
+
+def test_the_key_holds_the_decoding_the_backend_does(tmp_path: Path) -> None:
+    schema = {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}
+    free = CachedLLM(FakeLLM("free"), tmp_path, backend="b", model="m")
+    assert free.complete(MSG, json_schema=schema) == ["free"]  # ignored by a backend that decodes freely...
+    (entry,) = tmp_path.rglob("*.json")  # ...so it is stored as the free request it really was
+    assert entry.stem == request_key("b", "m", MSG, 1, 0.7, 0, 256, None)
+    constrained = CachedLLM(FakeLLM('["x", "y"]', supports_json_schema=True), tmp_path, backend="b", model="m")
+    assert constrained.complete(MSG, json_schema=schema) == ['["x", "y"]']  # a miss: the free answer is not served
+    assert constrained.complete(MSG) == ["free"]  # and a free request never gets the constrained answer
+    assert constrained.stats.as_dict() == {"hits": 1, "misses": 1}
+    assert {p.stem for p in tmp_path.rglob("*.json")} == {
+        request_key("b", "m", MSG, 1, 0.7, 0, 256, None), request_key("b", "m", MSG, 1, 0.7, 0, 256, schema)}
+    assert request_key("b", "m", MSG, 1, 0.7, 0, 256, schema) != request_key(
+        "b", "m", MSG, 1, 0.7, 0, 256, {**schema, "maxItems": 3})  # and the schema itself is in the key
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_fallback_during_the_call_stores_a_free_answer(tmp_path: Path, batched: bool) -> None:
+    from synthdiv.llm.base import Request
+
+    schema = {"type": "array", "items": {"type": "string"}}
+    inner = _Switch("answered freely", supports_json_schema=True)
+    if batched:
+        inner.complete_many = lambda requests: [r.send(inner) for r in requests]
+    llm = CachedLLM(inner, tmp_path, backend="b", model="m")
+    request = Request(MSG, seed=5, json_schema=schema)
+    assert (llm.complete_many([request])[0] if batched else request.send(llm)) == ["answered freely"]
+    (entry,) = tmp_path.rglob("*.json")
+    assert entry.stem == request_key("b", "m", MSG, 1, 0.7, 5, 256, None)
+    assert request.send(llm) == ["answered freely"] and llm.stats.as_dict() == {"hits": 1, "misses": 1}
+
+
 def test_corrupt_entry_is_a_miss_and_is_rewritten(tmp_path: Path) -> None:
     llm = CachedLLM(FakeLLM("a", "b"), tmp_path)
     llm.complete(MSG)
@@ -97,12 +143,12 @@ def test_bad_option_names_its_key(backend: str, options: dict, where: str) -> No
 def test_create_llm_wraps_in_cache_and_stays_light(tmp_path: Path) -> None:
     llm = create_llm(LLMSpec(), cache_dir=tmp_path)
     assert isinstance(llm, CachedLLM) and llm.model_id.startswith("transformers:embedded")
-    assert llm.supports_json_schema is False
-    # building a backend loads neither the model nor torch before a miss: checked in a fresh process, as this one
-    # imported torch already (the autouse fixture of tests/conftest.py)
+    assert llm.supports_json_schema is True  # xgrammar is a dependency: the embedded model decodes under the schema
+    # building a backend loads neither the model nor torch (nor xgrammar) before a miss: checked in a fresh process,
+    # as this one imported torch already (the autouse fixture of tests/conftest.py)
     code = ("import sys\nfrom synthdiv.config import LLMSpec\nfrom synthdiv.llm import create_llm\n"
             f"create_llm(LLMSpec(), cache_dir={str(tmp_path / 'fresh')!r})\n"
-            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'transformers', 'xgrammar') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"

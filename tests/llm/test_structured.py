@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthdiv.llm.structured import LIST_SCHEMA, ask_list, item_key, parse_list
+from synthdiv.llm.structured import LIST_SCHEMA, ask_list, item_key, list_schema, parse_list
 from tests.llm.fakes import FakeLLM
 
 PARSER_TABLE = [
@@ -113,10 +114,28 @@ def test_ask_list_first_answer_ok() -> None:
     assert call["json_schema"] is None  # the fake says it cannot do constrained decoding
 
 
-def test_ask_list_passes_schema_when_supported() -> None:
-    llm = FakeLLM('["a"]', supports_json_schema=True)
-    assert ask_list(llm, MESSAGES, n_items=1).ok
-    assert llm.calls[0]["json_schema"] == LIST_SCHEMA == {"type": "array", "items": {"type": "string"}}
+def test_ask_list_passes_the_schema_of_what_is_missing_when_supported() -> None:
+    llm = FakeLLM('["a", "b"]', '["c"]', supports_json_schema=True)
+    assert ask_list(llm, MESSAGES, n_items=3, max_len=20).ok
+    assert [c["json_schema"] for c in llm.calls] == [list_schema(3, 1, 20), list_schema(1, 1, 20)]
+    assert list_schema(3, 1, 20) == {
+        "type": "array", "minItems": 3, "maxItems": 3,
+        "items": {"type": "string", "minLength": 1, "maxLength": 20, "pattern": r'^[^"\\{}\[\]\n\r\t]{1,20}$'},
+    }
+    free = FakeLLM('["a"]')
+    assert ask_list(free, MESSAGES, n_items=1).ok and free.calls[0]["json_schema"] is None
+
+
+@pytest.mark.parametrize(("n", "lo", "hi"), [(1, 0, 5), (4, 2, 200)])
+def test_list_schema_items_refuse_json_debris(n: int, lo: int, hi: int) -> None:
+    schema = list_schema(n, lo, hi)
+    assert schema["minItems"] == schema["maxItems"] == n and LIST_SCHEMA["items"]["type"] == "string"
+    pattern = re.compile(schema["items"]["pattern"])
+    assert pattern.fullmatch("a" * lo) and pattern.fullmatch("x" * hi) and not pattern.fullmatch("x" * (hi + 1))
+    for debris in ['a": "b', "n{ }", "a [b]", "x\\y", "a\nb"]:  # each with a refused character in its first 3
+        assert not pattern.fullmatch(debris[:hi])
+    with pytest.raises(ValueError):
+        list_schema(0)
 
 
 def test_ask_list_retries_with_correction_and_new_seed() -> None:

@@ -1,7 +1,11 @@
-"""The transformers backend with the real embedded SmolLM2-135M (GGUF): determinism, batching, cache, ask_list."""
+"""The transformers backend with the real embedded SmolLM2-135M (GGUF): determinism, batching, cache, ask_list, and
+JSON-schema constrained decoding."""
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 import time
 from pathlib import Path
 
@@ -9,7 +13,7 @@ import pytest
 
 from synthdiv.config import LLMSpec
 from synthdiv.llm import CachedLLM, create_llm, templates
-from synthdiv.llm.structured import ask_list, item_key
+from synthdiv.llm.structured import ask_list, item_key, list_schema
 from synthdiv.llm.transformers_backend import TransformersLLM
 
 pytestmark = pytest.mark.slow
@@ -82,3 +86,73 @@ def test_complete_many_batches_requests_by_their_settings(smol: TransformersLLM)
     assert got[0] == smol.complete(MSG, temperature=0.8, seed=1, max_tokens=5)  # batched with request 2's samples
     assert got[1] == smol.complete(other, temperature=0, max_tokens=4)
     assert got[2] == smol.complete(other, n=2, temperature=0.8, seed=2, max_tokens=5)
+
+
+# --- constrained decoding (xgrammar) -----------------------------------------------------------------------------
+
+CRANE = [{"role": "user", "content": 'Class name: "crane"\nOther classes: "heron", "stork", "seal"\n'
+          "Write 3 different short noun phrases that name exactly this class and say what it looks like.\n"
+          "Answer with only a JSON list of 3 strings."}]
+
+
+def _matches(text: str, schema: dict) -> bool:
+    """Whether ``text`` is a JSON document of ``schema`` (a list_schema: exact count, item pattern and length)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    item = schema["items"]
+    return (isinstance(value, list) and schema["minItems"] <= len(value) <= schema["maxItems"]
+            and all(isinstance(v, str) and item["minLength"] <= len(v) <= item["maxLength"]
+                    and re.fullmatch(item["pattern"], v) for v in value))
+
+
+@pytest.mark.timeout(900)
+def test_constrained_answers_are_json_of_the_schema(smol: TransformersLLM) -> None:
+    from synthdiv.llm.base import Request
+
+    assert smol.supports_json_schema
+    schema = list_schema(3, 2, 40)  # 3 items of <= 40 characters fit in 160 tokens: never cut off
+    requests = [Request(CRANE, temperature=0.9, seed=s, max_tokens=160, json_schema=schema) for s in range(4)]
+    constrained = [a for (a,) in smol.complete_many([*requests, Request(CRANE, temperature=0, max_tokens=160,
+                                                                        json_schema=schema)])]
+    assert all(_matches(a, schema) for a in constrained), constrained  # every seed, and greedy
+    assert len(set(constrained)) > 1
+    # the same requests decoded freely: SmolLM2 does not write this JSON by itself (so the test above needs the mask)
+    free = [a for (a,) in smol.complete_many([Request(CRANE, temperature=0.9, seed=s, max_tokens=160)
+                                              for s in range(4)])]
+    assert sum(_matches(a, schema) for a in free) < len(free), free
+
+
+def test_a_constrained_sample_does_not_depend_on_its_batch(smol: TransformersLLM) -> None:
+    from synthdiv.llm.base import Request
+
+    one, two = list_schema(1, 1, 12), list_schema(2, 1, 6)
+    requests = [Request(CRANE, temperature=0.8, seed=1, max_tokens=24, json_schema=one),
+                Request(MSG, temperature=0.8, seed=1, max_tokens=24),  # free, in the same batch
+                Request(MSG, temperature=0.8, seed=2, max_tokens=24, json_schema=two)]
+    got = smol.complete_many(requests)
+    assert got == [r.send(smol) for r in requests]  # the same as alone (batch_size 2: other neighbours too)
+    assert _matches(got[0][0], one) and got[0][0].startswith('["') and got[2][0].startswith('["')
+
+
+def test_without_xgrammar_it_decodes_freely(smol: TransformersLLM, monkeypatch: pytest.MonkeyPatch,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    from synthdiv.llm import _grammar, transformers_backend
+
+    schema = list_schema(2, 1, 20)
+    monkeypatch.setattr(_grammar, "available", lambda: False)
+    transformers_backend._say_free_decoding.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="synthdiv.llm.transformers_backend"):
+        spec = LLMSpec(backend="transformers", model="embedded", device="cpu", options={"batch_size": 2})
+        llm, again = create_llm(spec), create_llm(spec)
+    assert [r.getMessage() for r in caplog.records] == [
+        "xgrammar is not installed: the transformers LLM decodes freely, without its JSON schema (pip install xgrammar)"
+    ]  # one line, however many backends
+    assert not llm.supports_json_schema and not again.supports_json_schema
+    free = llm.complete(CRANE, temperature=0.8, seed=3, max_tokens=8)
+    assert llm.complete(CRANE, temperature=0.8, seed=3, max_tokens=8, json_schema=schema) == free
+    off = TransformersLLM(spec, TransformersLLM.Options(batch_size=2, constrained=False))
+    monkeypatch.undo()
+    assert not off.supports_json_schema and smol.supports_json_schema
+    assert off.complete(CRANE, temperature=0.8, seed=3, max_tokens=8, json_schema=schema) == free

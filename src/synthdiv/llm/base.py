@@ -2,6 +2,8 @@
 
 A backend turns chat ``messages`` into ``n`` completions. ``seed`` makes sampling reproducible; ``json_schema``
 asks for constrained decoding where the backend supports it (``supports_json_schema``), and is ignored otherwise.
+The flag may turn False during a run (an OpenAI-compatible server that refuses structured output), never True;
+the cache keys each request by the decoding the backend does (:mod:`synthdiv.llm.cache`).
 
 Many independent requests (one per class of a stage) go through :func:`complete_many`: a backend that can serve
 them together (batched generation, concurrent HTTP requests) has a ``complete_many(requests)`` method; any other

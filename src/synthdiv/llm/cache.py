@@ -1,7 +1,11 @@
 """An on-disk cache of LLM responses, keyed by the full request, so a rerun costs no LLM calls.
 
 The key is the sha256 of (backend, model, messages, n, temperature, seed, max_tokens, schema): everything that
-decides the answer, and nothing secret (API keys and server URLs are not part of it). Each entry is one small JSON
+decides the answer, and nothing secret (API keys and server URLs are not part of it). The schema in the key is the one
+the backend decodes under: a request's ``json_schema`` where the backend constrains (``supports_json_schema``), None
+where it decodes freely (it ignores the schema, or an OpenAI-compatible server refused structured output and the
+backend fell back), so a free answer is never served for a constrained request, nor the other way round; a free
+request's key is what it always was. Each entry is one small JSON
 file ``<cache_dir>/<key[:2]>/<key>.json`` written atomically, so parallel workers and interrupted runs are safe.
 """
 
@@ -88,6 +92,14 @@ class CachedLLM:
     def path_for(self, key: str) -> Path:
         return self.cache_dir / key[:2] / f"{key}.json"
 
+    def _schema(self, json_schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The schema the wrapped backend decodes under now: ``json_schema``, or None where it decodes freely."""
+        return json_schema if json_schema is not None and self.inner.supports_json_schema else None
+
+    def _key(self, r: Request) -> str:
+        return request_key(self.backend, self.model, r.messages, r.n, r.temperature, r.seed, r.max_tokens,
+                           self._schema(r.json_schema))
+
     def complete(
         self,
         messages: list[Message],
@@ -98,19 +110,18 @@ class CachedLLM:
         json_schema: dict[str, Any] | None = None,
     ) -> list[str]:
         """Return the cached responses of this exact request, or call the wrapped LLM and store its answer."""
-        key = request_key(self.backend, self.model, messages, n, temperature, seed, max_tokens, json_schema)
-        path = self.path_for(key)
-        cached = self._read(path, n)
+        request = Request(messages, n=n, temperature=temperature, seed=seed, max_tokens=max_tokens,
+                          json_schema=json_schema)
+        cached = self._read(self.path_for(self._key(request)), n)
         if cached is not None:
             with self._lock:
                 self.stats.hits += 1
             return cached
-        responses = self.inner.complete(
-            messages, n=n, temperature=temperature, seed=seed, max_tokens=max_tokens, json_schema=json_schema
-        )
+        responses = request.send(self.inner)
         with self._lock:
             self.stats.misses += 1
-        atomic_write_json(path, {"model_id": self.model_id, "responses": list(responses)})
+        # keyed after the call: a backend that fell back to free decoding during it stored a free answer
+        atomic_write_json(self.path_for(self._key(request)), {"model_id": self.model_id, "responses": list(responses)})
         return list(responses)
 
     def complete_many(self, requests: Sequence[Request]) -> list[list[str]]:
@@ -120,16 +131,16 @@ class CachedLLM:
         one request at a time, each answer cached as it comes, so a failure halfway keeps what was answered."""
         if getattr(self.inner, "complete_many", None) is None:
             return [r.send(self) for r in requests]
-        keys = [request_key(self.backend, self.model, r.messages, r.n, r.temperature, r.seed, r.max_tokens,
-                            r.json_schema) for r in requests]
+        keys = [self._key(r) for r in requests]
         answers: list[list[str] | None] = [self._read(self.path_for(k), r.n) for k, r in zip(keys, requests,
                                                                                            strict=True)]
         first = {k: i for i, k in reversed(list(enumerate(keys)))}  # a request repeated in the batch is sent once
         todo = [i for i, a in enumerate(answers) if a is None and first[keys[i]] == i]
         if todo:
             fresh = complete_many(self.inner, [requests[i] for i in todo])
-            for i, responses in zip(todo, fresh, strict=True):
-                atomic_write_json(self.path_for(keys[i]), {"model_id": self.model_id, "responses": list(responses)})
+            for i, responses in zip(todo, fresh, strict=True):  # keyed after the call, as in complete()
+                atomic_write_json(self.path_for(self._key(requests[i])),
+                                  {"model_id": self.model_id, "responses": list(responses)})
                 answers[i] = list(responses)
         answers = [a if a is not None else answers[first[k]] for a, k in zip(answers, keys, strict=True)]
         with self._lock:

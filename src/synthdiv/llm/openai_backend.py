@@ -8,7 +8,15 @@ Transient failures (connection errors, timeouts, HTTP 429 and 5xx) are retried w
 :class:`LLMServerError` says in one line which URL failed and how. At most ``concurrency`` requests are in flight
 per backend; the ``n`` samples of a request are sent as ``n`` requests with seeds ``seed + i`` (servers such as
 llama.cpp ignore ``n``), in parallel; :meth:`OpenAILLM.complete_many` sends a stage's independent requests (one per
-class) the same way, ``concurrency`` at a time. Constrained decoding uses ``response_format``.
+class) the same way, ``concurrency`` at a time.
+
+Structured output: a request with a ``json_schema`` carries it as ``response_format`` (``schema_format``:
+``json_schema`` for OpenAI, vLLM and llama.cpp's server; ``json_object`` with the schema inside for
+llama-cpp-python's). A server that refuses it (HTTP 400, 415, 422 or 501, or another 5xx naming
+``response_format``: llama-cpp-python's answer to a field it does not validate) is asked once more, at once,
+without ``response_format``; when that answer comes, the backend remembers the refusal: from then on it decodes
+freely and ``supports_json_schema`` is False (one warning says so), so the cache stores these answers as free ones.
+A request refused again without the schema raises the server's refusal as usual.
 """
 
 from __future__ import annotations
@@ -36,10 +44,15 @@ logger = logging.getLogger(__name__)
 __all__ = ["OpenAILLM", "OpenAIOptions", "LLMServerError"]
 
 _RETRY_STATUS = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
+_SCHEMA_REFUSED = frozenset({400, 415, 422, 501})  # how servers refuse a request field they do not take
 
 
 class LLMServerError(SynthdivError):
     """The LLM server could not be reached, kept failing, or refused a request; names the URL."""
+
+
+class _SchemaRefused(LLMServerError):
+    """The server refused a request that had a ``response_format`` (perhaps because of it)."""
 
 
 class OpenAIOptions(BaseModel):
@@ -58,7 +71,7 @@ class OpenAIOptions(BaseModel):
     schema_format: Literal["json_schema", "json_object", "none"] = Field(
         "json_schema",
         description="how a JSON schema is sent: OpenAI/vLLM/llama.cpp json_schema, llama-cpp-python json_object, "
-        "or none (no constrained decoding)",
+        "or none (no constrained decoding); a server that refuses it is asked again without it",
     )
     native_n: bool = Field(False, description="send n in one request (only for servers that honour n)")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="extra request fields (e.g. top_p)")
@@ -79,7 +92,7 @@ class OpenAILLM:
         self.options = options or OpenAIOptions()
         self.url = self.options.base_url.rstrip("/") + "/chat/completions"
         self.model_id = f"openai:{spec.model}"
-        self.supports_json_schema = self.options.schema_format != "none"
+        self._schema_refused = False
         env = self.options.api_key_env
         self.__key = os.environ.get(env) if env else None  # checked at the first request: a cached rerun needs none
         self._slots = threading.BoundedSemaphore(self.options.concurrency)
@@ -88,6 +101,11 @@ class OpenAILLM:
 
     def __repr__(self) -> str:
         return f"OpenAILLM({self.model_id!r}, url={self.url!r})"
+
+    @property
+    def supports_json_schema(self) -> bool:
+        """Whether a request's ``json_schema`` is sent: ``schema_format`` is not none and the server took it."""
+        return self.options.schema_format != "none" and not self._schema_refused
 
     def complete(
         self,
@@ -109,12 +127,12 @@ class OpenAILLM:
         if json_schema is not None and self.supports_json_schema:
             body["response_format"] = _response_format(json_schema, self.options.schema_format)
         if self.options.native_n:
-            return self._post({**body, "n": n, "seed": seed}, expect=n)
+            return self._send({**body, "n": n, "seed": seed}, expect=n)
         if n == 1:
-            return self._post({**body, "seed": seed}, expect=1)
+            return self._send({**body, "seed": seed}, expect=1)
         workers = min(n, self.options.concurrency)
         with ThreadPoolExecutor(workers, thread_name_prefix="synthdiv-llm") as pool:
-            parts = list(pool.map(lambda i: self._post({**body, "seed": seed + i}, expect=1), range(n)))
+            parts = list(pool.map(lambda i: self._send({**body, "seed": seed + i}, expect=1), range(n)))
         return [p[0] for p in parts]
 
     def complete_many(self, requests: Sequence[Request]) -> list[list[str]]:
@@ -154,6 +172,23 @@ class OpenAILLM:
                 )
             return self._client
 
+    def _send(self, body: dict[str, Any], expect: int) -> list[str]:
+        """:meth:`_post`; a ``response_format`` the server refuses is dropped, the request sent once more, and the
+        refusal remembered once that answer came."""
+        if "response_format" not in body:
+            return self._post(body, expect)
+        try:
+            return self._post(body, expect)
+        except _SchemaRefused as exc:
+            refusal = str(exc)
+        texts = self._post({k: v for k, v in body.items() if k != "response_format"}, expect)
+        with self._client_lock:
+            first, self._schema_refused = not self._schema_refused, True
+        if first:
+            logger.warning("%s; it answered without response_format, so %s decodes freely from now on "
+                           "(models.llm.options.schema_format)", refusal, self.model_id)
+        return texts
+
     def _post(self, body: dict[str, Any], expect: int) -> list[str]:
         import httpx
 
@@ -176,6 +211,8 @@ class OpenAILLM:
             else:
                 if resp.status_code < 300:
                     return self._parse(resp, expect)
+                if "response_format" in body and _refuses_schema(resp):
+                    raise _SchemaRefused(self._refusal(resp)) from None
                 problem = (
                     f"LLM server at {self.url} answered HTTP {resp.status_code} after {attempt + 1} tries: "
                     f"{self._excerpt(resp)}"
@@ -225,6 +262,13 @@ def _response_format(schema: dict[str, Any], fmt: str) -> dict[str, Any]:
     if fmt == "json_object":
         return {"type": "json_object", "schema": schema}
     return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+
+
+def _refuses_schema(resp: httpx.Response) -> bool:
+    """Whether a failed answer to a request with a ``response_format`` may be a refusal of that field."""
+    if resp.status_code in _SCHEMA_REFUSED:
+        return True
+    return resp.status_code >= 500 and ("response_format" in resp.text or "json_schema" in resp.text)
 
 
 def _retry_after(resp: httpx.Response) -> float | None:

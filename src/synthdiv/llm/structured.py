@@ -23,9 +23,12 @@ from synthdiv.llm.base import LLM, LLMObserver, Message, Request, run_together
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LIST_SCHEMA", "ListAnswer", "ask_list", "ask_list_many", "ask_list_steps", "item_key", "parse_list"]
+__all__ = [
+    "LIST_SCHEMA", "ListAnswer", "ask_list", "ask_list_many", "ask_list_steps", "item_key", "list_schema", "parse_list",
+]
 
-LIST_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+LIST_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "string"}}  # any list of strings, even an empty one
+_ITEM_CHAR = r'[^"\\{}\[\]\n\r\t]'  # a character of a list_schema item (a regular expression)
 
 # Keys whose value is the useful text when a model answers with objects instead of strings.
 _TEXT_KEYS = ("description", "text", "scene", "context", "style", "name", "item", "value", "prompt")
@@ -41,6 +44,21 @@ _WS = re.compile(r"\s+")
 _WORD = re.compile(r"[^\W_]")  # an item needs at least one letter or digit: "[ ]", "...", "-" are not answers
 _STRIP_CHARS = " \t`*_,;"
 _QUOTES = ("\"", "'", "\u201c\u201d", "\u2018\u2019")
+
+
+def list_schema(n_items: int, min_len: int = 1, max_len: int = 300) -> dict[str, Any]:
+    """The JSON schema of an answer of exactly ``n_items`` strings of ``min_len`` to ``max_len`` characters, none
+    with a quote, backslash, brace, bracket or line break (the debris of a model writing JSON inside its strings).
+
+    The item count is exact: under :data:`LIST_SCHEMA` a constrained small model answers ``[]`` at once. The length
+    is both in the regular expression and in ``minLength``/``maxLength``, for servers that read only one of them.
+    """
+    if n_items < 1 or not 0 <= min_len <= max_len:
+        raise ValueError(f"list_schema: need n_items >= 1 and 0 <= min_len <= max_len, got {n_items}, {min_len}, "
+                         f"{max_len}")
+    item = {"type": "string", "minLength": min_len, "maxLength": max_len,
+            "pattern": f"^{_ITEM_CHAR}{{{min_len},{max_len}}}$"}
+    return {"type": "array", "items": item, "minItems": n_items, "maxItems": n_items}
 
 
 def item_key(text: str) -> str:
@@ -238,7 +256,8 @@ def ask_list(
     ``seed + i``. Backend errors (an unreachable server) propagate; bad model output never does.
 
     Args:
-        llm: Any :class:`~synthdiv.llm.base.LLM`; a JSON schema is passed when ``llm.supports_json_schema``.
+        llm: Any :class:`~synthdiv.llm.base.LLM`; when ``llm.supports_json_schema``, each attempt passes the
+            :func:`list_schema` of the items still missing.
         messages: The prompt, usually from :func:`synthdiv.llm.templates.render`.
         n_items: Items wanted; extra items are dropped.
         min_len: Shortest acceptable item, in characters.
@@ -291,7 +310,6 @@ def ask_list_steps(
     backend's ``supports_json_schema`` flag in place of the backend."""
     if n_items < 1:
         raise ValueError(f"n_items must be >= 1, got {n_items}")
-    schema = LIST_SCHEMA if supports_json_schema else None
     convo: list[Message] = list(messages)
     items: list[str] = []
     seen: set[str] = set()
@@ -301,6 +319,7 @@ def ask_list_steps(
     attempts = 0
     for attempt in range(max_retries + 1):
         attempts += 1
+        schema = list_schema(n_items - len(items), min_len, max_len) if supports_json_schema else None
         text = yield Request(convo, n=1, temperature=temperature, seed=seed + attempt, max_tokens=max_tokens,
                              json_schema=schema)
         parsed = parse_list(text, min_len=min_len, max_len=max_len)
