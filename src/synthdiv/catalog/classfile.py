@@ -2,9 +2,14 @@
 
 A ``.txt`` line may name the class's WordNet sense after the name: ``crane n02012849`` (the bird, not the machine).
 CSV columns: ``name`` (required), ``wnid`` and ``definition`` (optional). A missing definition is looked up from the
-wnid. Problems are reported with the file and line number. A class name names a folder of real images
-(``classes.real_root/<name>``), so it must be one plain folder name (:func:`synthdiv.names.name_problem`: no ``/``,
-no ``..``, no NUL or control character, at most 200 characters).
+wnid. Problems are reported with the file and line number (a CSV row's first line). A class name names a folder of
+real images (``classes.real_root/<name>``), so it must be one plain folder name (:func:`synthdiv.names.name_problem`:
+no ``/``, no ``..``, no NUL or control character, at most 200 characters).
+
+Spaces and tabs around a name (and between a ``.txt`` name and its wnid) are dropped and runs of spaces inside it
+become one; any other character is kept as written, so a tab, a newline (in a quoted CSV field) or another control
+character inside a name is refused, never collapsed into a space. A CSV definition is free text: its line breaks
+and tabs become spaces.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 from pathlib import Path
 
 from synthdiv.catalog.imagenet import describe_wnid
@@ -26,9 +32,11 @@ __all__ = ["read_class_file", "folder_senses"]
 
 _CSV_COLUMNS = ("name", "wnid", "definition")
 MAX_DEFINITION_CHARS = 2000
+_TXT_LINE = re.compile(r"(?P<name>.*?)(?:[ \t]+(?P<wnid>n\d{8}))?")
 
 
 def _checked_name(path: Path, number: int, name: str) -> str:
+    name = re.sub(" {2,}", " ", name.strip(" \t"))  # spaces only: any other character is checked as it is
     if not name:
         raise InputError(f"{path}: line {number}: empty class name")
     problem = name_problem(name)
@@ -61,16 +69,16 @@ def read_class_file(path: Path) -> list[ClassRecord]:
 
 
 def _read_txt(path: Path, text: str) -> list[ClassRecord]:
-    lines = text.splitlines()
+    lines = text.split("\n")  # read with universal newlines; str.splitlines() would also split at \x0b, \x1c, ...
     while lines and not lines[-1].strip():
         lines.pop()
     records = []
     for number, raw in enumerate(lines, start=1):
         if raw.lstrip().startswith("#"):
             continue
-        words = raw.split()
-        wnid = words.pop() if len(words) > 1 and WNID_RE.match(words[-1]) else None
-        name = _checked_name(path, number, " ".join(words))
+        match = _TXT_LINE.fullmatch(raw.strip(" \t"))  # matches every line; the wnid group only after a name
+        wnid = match["wnid"] if match else None
+        name = _checked_name(path, number, match["name"] if match and wnid else raw)
         definition = describe_wnid(wnid) if wnid else None
         if wnid is not None and definition is None:
             logger.warning("%s: line %d: no definition known for %s", path, number, wnid)
@@ -91,14 +99,15 @@ def _read_csv(path: Path, text: str) -> list[ClassRecord]:
     reader.fieldnames = header
     records = []
     for row in reader:
-        number = reader.line_num
         if None in row:
-            raise InputError(f"{path}: line {number}: more fields than the header's {len(header)}")
-        name = _checked_name(path, number, " ".join((row.get("name") or "").split()))
+            raise InputError(f"{path}: line {reader.line_num}: more fields than the header's {len(header)}")
+        number = reader.line_num - sum(v.count("\n") for v in row.values() if v)  # the row's first line
+        name = _checked_name(path, number, row.get("name") or "")
         wnid = (row.get("wnid") or "").strip() or None
         if wnid is not None and not WNID_RE.match(wnid):
             raise InputError(f"{path}: line {number}: wnid {wnid!r} is not a WordNet noun id like n02012849")
-        definition = _checked_definition(path, number, " ".join((row.get("definition") or "").split()) or None)
+        definition = _checked_definition(path, number, re.sub(r"[ \t\n]+", " ", row.get("definition") or "").strip()
+                                         or None)
         if definition is None and wnid is not None:
             definition = describe_wnid(wnid)
             if definition is None:
