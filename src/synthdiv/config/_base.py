@@ -1,4 +1,5 @@
-"""The base class of every config section, and path fields resolved against the config file's folder."""
+"""The base class of every config section, path fields resolved against the config file's folder, and names that
+become a file or folder name (:data:`PathName`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 
-__all__ = ["Section", "ConfigPath", "resolve_path"]
+__all__ = ["Section", "ConfigPath", "PathName", "resolve_path", "path_name_problem"]
 
 
 class Section(BaseModel):
@@ -33,3 +34,24 @@ def _resolve(value: Path, info: ValidationInfo) -> Path:
 
 # A path in a config file: relative paths are relative to the config file, so configs can be moved with their data.
 ConfigPath = Annotated[Path, AfterValidator(_resolve)]
+
+
+def path_name_problem(value: str, what: str = "name") -> str | None:
+    """``"<what> '<value>' <problem>"`` when ``value`` cannot be one file or folder name (the rules of
+    :func:`synthdiv.names.name_problem`: no ``/``, ``..`` or control character, at most 200 characters), else None."""
+    from synthdiv.names import name_problem, printable
+
+    problem = name_problem(value)
+    return None if problem is None else f"{what} '{printable(value, limit=60)}' {problem}"
+
+
+def _path_name(value: str) -> str:
+    problem = path_name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+# A name that becomes a file or folder name in the run (a variant, an eval set, a filter): bounded when the config
+# loads, so that a run never stops part-way with "File name too long" or writes outside its folder.
+PathName = Annotated[str, AfterValidator(_path_name)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from synthdiv.config._base import Section
+from synthdiv.config._base import PathName, Section
 
 __all__ = ["AdaptConfig"]
 
@@ -12,10 +12,10 @@ __all__ = ["AdaptConfig"]
 class AdaptConfig(Section):
     rounds: int = Field(0, ge=0, description="rounds after the plan stage's own images (0: no adaptive rounds)")
     images_per_round: int = Field(0, ge=0, description="images each round adds, split by class need")
-    variant: str | None = Field(
+    variant: PathName | None = Field(
         None, description="the variant whose per-class errors drive the rounds (None: the first that uses synthetic "
         "images, else the first)")
-    eval_set: str = Field("test", description="the evaluate set whose per-class errors drive the rounds")
+    eval_set: PathName = Field("test", description="the evaluate set whose per-class errors drive the rounds")
     alpha: float = Field(1.0, ge=0, description="need grows as error^alpha")
     beta: float = Field(1.0, ge=0, description="need grows as 1 / keep_rate^beta (the variant's train.filters)")
     eps: float = Field(1e-3, ge=0, description="added to every error, so a class with none still gets a share")

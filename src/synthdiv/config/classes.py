@@ -34,3 +34,15 @@ class ClassesConfig(Section):
         if re.fullmatch(r"imagenet[-_ ]?\w+", text, flags=re.IGNORECASE) and not re.search(r"[./\\]", text):
             raise ValueError(f"unknown ImageNet source {text!r}; expected one of {', '.join(IMAGENET_SOURCES)}")
         return resolve_path(text, info)
+
+    @field_validator("subset")
+    @classmethod
+    def _subset(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("expected at least one class (or no subset key for every class)")
+        for i, item in enumerate(value):
+            if not item.strip():
+                raise ValueError(f"entry {i} is empty; expected a class name or wnid")
+        return value

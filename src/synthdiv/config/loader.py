@@ -1,7 +1,9 @@
 """Loading a run config: YAML file + ``--set key.path=value`` overrides + ``--run-dir``, validated by pydantic.
 
 Every problem becomes a one-line :class:`~synthdiv.errors.ConfigError` naming the file, the key path and what was
-expected; nothing is written anywhere before the config is valid.
+expected; nothing is written anywhere before the config is valid. The file and every ``--set`` value are read by
+:func:`synthdiv.config._yaml.parse_yaml`: a file over :data:`MAX_CONFIG_BYTES` is refused before it is read, and a
+duplicate key, deep nesting or an alias bomb before anything is built.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from synthdiv.config._yaml import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_CONFIG_VALUES, YAMLRefused, parse_yaml
 from synthdiv.config.backends import check_backends
 from synthdiv.config.root import RunConfig
 from synthdiv.errors import ConfigError
 
-__all__ = ["load_config", "config_from_dict", "apply_override", "dump_config"]
+__all__ = [
+    "load_config", "config_from_dict", "apply_override", "dump_config", "MAX_CONFIG_BYTES", "MAX_CONFIG_VALUES",
+    "MAX_CONFIG_DEPTH",
+]
 
 
 def load_config(
@@ -28,20 +34,24 @@ def load_config(
     Args:
         path: The YAML file.
         overrides: ``"section.key=value"`` strings; the value is parsed as YAML (``true``, ``3``, ``[a, b]``).
-        run_dir: Replaces ``run_dir`` (relative to the current directory, as typed on a command line).
+        run_dir: Replaces ``run_dir`` (relative to the current directory, as typed on a command line); an empty
+            string is refused (``"."`` is the current directory).
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
+    if isinstance(run_dir, str) and not run_dir.strip():
+        raise ConfigError("run_dir: empty; expected a folder path ('.' for the current folder)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(_read_bounded(path))
+    except YAMLRefused as exc:
+        where = "" if exc.line is None else f" line {exc.line}:"
+        raise ConfigError(f"{path}:{where} {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -51,6 +61,24 @@ def load_config(
     if run_dir is not None:
         data["run_dir"] = str(Path(run_dir).resolve())
     return config_from_dict(data, base_dir=path.resolve().parent, source=str(path))
+
+
+def _read_bounded(path: Path) -> str:
+    """The text of the config file, refused before it is read when it is over :data:`MAX_CONFIG_BYTES`."""
+    try:
+        size = path.stat().st_size
+        if size <= MAX_CONFIG_BYTES:
+            with path.open("rb") as f:
+                raw = f.read(MAX_CONFIG_BYTES + 1)  # the file may have grown since it was measured
+            size = len(raw)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {size:,} bytes; a config file is at most {MAX_CONFIG_BYTES:,} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
 
 
 def config_from_dict(data: dict[str, Any], base_dir: Path | None = None, source: str = "<config>") -> RunConfig:
@@ -73,7 +101,9 @@ def apply_override(data: dict[str, Any], item: str, source: str = "--set") -> No
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set {item!r}: expected section.key=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = parse_yaml(raw) if raw.strip() else ""
+    except YAMLRefused as exc:
+        raise ConfigError(f"--set {item!r}: {exc.problem}") from None
     except yaml.YAMLError:
         value = raw
     node = data

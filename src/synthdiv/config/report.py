@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from synthdiv.config._base import Section
+from synthdiv.config._base import PathName, Section
 
 __all__ = ["ReportConfig"]
 
@@ -19,7 +19,7 @@ class ReportConfig(Section):
         10, ge=1, description="classes that gained / lost most, and confused pairs (of the 20 evaluate keeps), shown"
     )
     max_rows: int = Field(50, ge=1, description="rows of a per-class table before it is cut (with a note)")
-    baseline: str | None = Field(
+    baseline: PathName | None = Field(
         None, description="the variant deltas are taken against (None: the first variant with synthetic_fraction 0)"
     )
     bootstrap: int = Field(2000, ge=100, description="bootstrap resamples of the test images for each interval")

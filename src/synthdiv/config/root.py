@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
 
-from synthdiv.config._base import ConfigPath, Section
+from pydantic import Field, field_validator
+
+from synthdiv.config._base import ConfigPath, Section, path_name_problem
 from synthdiv.config.adapt import AdaptConfig
 from synthdiv.config.classes import ClassesConfig
 from synthdiv.config.disambiguate import DisambiguateConfig
@@ -39,3 +41,19 @@ class RunConfig(Section):
     report: ReportConfig = Field(default_factory=ReportConfig)
     estimate: EstimateConfig = Field(default_factory=EstimateConfig)
     adapt: AdaptConfig = Field(default_factory=AdaptConfig)
+
+    @field_validator("run_dir", mode="before")
+    @classmethod
+    def _run_dir_given(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise ValueError("expected a folder path ('.' for the config file's own folder)")
+        return value
+
+    @field_validator("filters")
+    @classmethod
+    def _filter_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            problem = path_name_problem(name, "filter name")
+            if problem is not None:
+                raise ValueError(problem)
+        return value

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from synthdiv.config._base import ConfigPath, Section
+from synthdiv.config._base import ConfigPath, PathName, Section, path_name_problem
 
 __all__ = ["TrainConfig", "EvaluateConfig", "OODSetConfig", "DEFAULT_VARIANT", "SHIFTS", "PROTOCOL_KEYS"]
 
@@ -62,7 +62,7 @@ class TrainConfig(Section):
     # data
     real_root: ConfigPath | None = Field(None, description="ImageFolder or folder of WebDataset shards (else classes)")
     synthetic_root: ConfigPath | None = Field(None, description="folder of synthetic shards (else the run's shards/)")
-    filters: list[str] = Field(
+    filters: list[PathName] = Field(
         default_factory=list, description="names of filters (built-in or under filters:) the synthetic images pass"
     )
     low_data: float | None = Field(None, gt=0, description="keep this fraction (<1) or N (>=1) real images per class")
@@ -93,6 +93,9 @@ class TrainConfig(Section):
         if not value:
             raise ValueError("expected at least one variant, or no variants key")
         for name, over in value.items():
+            problem = path_name_problem(name, "variant name")  # it names train/<v>/, export/<v>/ and eval/<v>/
+            if problem is not None:
+                raise ValueError(problem)
             if not _VARIANT_NAME.match(name):
                 raise ValueError(f"variant name {name!r} must be letters, digits, '_', '.', '+', '-'")
             if not isinstance(over, dict):
@@ -112,7 +115,8 @@ class TrainConfig(Section):
             except ValidationError as exc:
                 err = exc.errors(include_url=False)[0]
                 loc = ".".join(str(p) for p in err["loc"])
-                raise ValueError(f"variant {name!r}: {loc}: {err['msg']}") from None
+                msg = err["msg"].removeprefix("Value error, ")
+                raise ValueError(f"variant {name!r}: {loc}: {msg}") from None
         return self
 
     def variant_names(self) -> list[str]:
@@ -139,7 +143,7 @@ class TrainConfig(Section):
 class OODSetConfig(Section):
     """An out-of-domain evaluation set: an ImageFolder and how its folder names map to the run's classes."""
 
-    name: str
+    name: PathName  # it names the result files eval/<variant>/<name>.json and .npz
     root: ConfigPath
     folders: Literal["wnid", "index", "name"] = Field(
         "wnid", description="class folders are named by WordNet id (Sketch, -R, -A), class index (V2) or class name"
@@ -148,16 +152,6 @@ class OODSetConfig(Section):
         None, description="restrict logits to timm's 200-class subset (ImageNet-R / -A)"
     )
     max_images: int | None = Field(None, ge=1)
-
-    @field_validator("name")
-    @classmethod
-    def _plain_name(cls, value: str) -> str:
-        from synthdiv.names import name_problem, printable
-
-        problem = name_problem(value)  # it names the result file eval/<variant>/<name>.json
-        if problem is not None:
-            raise ValueError(f"name '{printable(value, limit=60)}' {problem}")
-        return value
 
 
 class EvaluateConfig(Section):
