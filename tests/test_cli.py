@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from synthdiv import __version__
 from synthdiv.cli import main
 
@@ -175,3 +177,123 @@ def test_status_escapes_control_characters_from_the_run(tmp_path: Path, capsys):
     assert main(["status", "-c", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out and "pwned" in out
+
+
+# --- issue 24: run directories and hints that run as printed -----------------------------------------------------
+
+
+def test_an_empty_run_dir_option_is_refused(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.txt").write_text("goldfish\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run_dir: run\nclasses:\n  source: c.txt\n")
+    for command in (["classes"], ["status"], ["run", "--until", "classes"]):
+        assert main([*command, "-c", str(cfg), "--run-dir", ""]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == "synthdiv: error: --run-dir: empty; expected a folder path ('.' for the current folder)", err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt", "c.yaml"]
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+@pytest.mark.parametrize("command", [["status"], ["check"], ["verify"], ["estimate"], ["show", "rounds"],
+                                     ["show", "disambiguation"], ["classes"], ["run"], ["generate"], ["adapt"]])
+def test_a_run_dir_that_is_a_file_is_one_line_for_every_command(tmp_path: Path, capsys, command, where):
+    (tmp_path / "c.txt").write_text("goldfish\n")
+    (tmp_path / "f").write_text("x")
+    target = tmp_path / "f" if where == "a file" else tmp_path / "f" / "run"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run_dir: run\nclasses:\n  source: c.txt\n")
+    assert main([*command, "-c", str(cfg), "--run-dir", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    blocker = "it" if where == "a file" else str(tmp_path / "f")
+    assert err.count("\n") == 0 and f"run_dir {target}: cannot write the run here ({blocker} is not a folder)" in err
+    assert (tmp_path / "f").read_text() == "x" and not (tmp_path / "run").exists()
+
+
+FAST = """\
+run_dir: not-here            # every command below is given --run-dir: a hint without it would act on this one
+classes:
+  source: c.txt
+disambiguate:
+  enabled: false
+prompts:
+  contexts_per_class: 0
+  styles: 0
+  clip_dedup: false
+  proportions: {base: 1.0}
+plan:
+  images_per_class: 2
+  shard_size: 2
+models:
+  generator:
+    options: {steps: 1}
+"""
+
+
+def _hints_in(text: str) -> list[list[str]]:
+    """Every command a text tells the user to run, as argv (without 'synthdiv')."""
+    import re
+    import shlex
+
+    return [shlex.split(m)[1:] for m in re.findall(r"`(synthdiv [^`]*)`", text)]
+
+
+def _is(hint: list[str], *command: str, options: list[str]) -> bool:
+    """``hint`` is ``command`` followed by ``options`` (option-value pairs, in any order)."""
+    rest = hint[len(command):]
+    pairs = sorted(zip(rest[::2], rest[1::2], strict=True))
+    return hint[: len(command)] == list(command) and pairs == sorted(zip(options[::2], options[1::2], strict=True))
+
+
+def test_every_printed_hint_runs_as_printed_and_does_what_it_says(tmp_path: Path, capsys, monkeypatch):
+    """An empty run asked for `generate` names `run --until generate`; `status` on lost shards, and `verify --repair`
+    on damaged ones (its summary and its log line), name `generate`: each hint carries the invocation's -c, --set and
+    --run-dir, and running it as printed does what it says."""
+    import pyarrow.parquet as pq
+
+    from synthdiv.generate.shards import part_path, tar_path
+    from synthdiv.run import RunDir
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.txt").write_text("goldfish\ncrane\n")
+    (tmp_path / "c.yaml").write_text(FAST)
+    base = ["-c", "c.yaml", "--run-dir", "the run", "--set", "seed=5"]
+    run = RunDir(tmp_path / "the run")
+
+    # an empty run: the first stage to run is named, not the stage just before (which would name its own, ...)
+    assert main(["show", "rounds", *base]) == 2
+    until_plan, adapt = _hints_in(capsys.readouterr().err)
+    assert _is(until_plan, "run", "--until", "plan", options=base) and _is(adapt, "adapt", options=base)
+    assert main(["generate", *base]) == 2
+    [hint] = _hints_in(capsys.readouterr().err)
+    assert _is(hint, "run", "--until", "generate", options=base)
+    assert main(hint) == 0
+    assert not (tmp_path / "not-here").exists() and run.manifest.exists()
+    assert main(["status", *base]) == 0
+    assert "generate     │ done" in capsys.readouterr().out
+
+    # lost shards: status names the command that makes the rest, on a line of its own under the table
+    before = {s: tar_path(run, s).read_bytes() for s in range(2)}
+    tar_path(run, 1).unlink()
+    assert main(["status", *base]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1].startswith("generate: `synthdiv generate -c c.yaml ")  # unfolded, under the table
+    [hint] = _hints_in(out)
+    assert _is(hint, "generate", options=base)
+    assert main(hint) == 0 and tar_path(run, 1).read_bytes() == before[1]
+
+    # damage of the same size: verify --repair names generate in its summary and its log line
+    part = pq.read_table(part_path(run, 0))
+    offset, size = part.column("offset")[0].as_py(), part.column("size")[0].as_py()
+    blob = bytearray(before[0])
+    blob[offset : offset + size] = bytes(size)
+    tar_path(run, 0).write_bytes(bytes(blob))
+    capsys.readouterr()
+    assert main(["verify", "--repair", *base]) == 1
+    captured = capsys.readouterr()
+    [hint] = _hints_in(captured.out)
+    assert _is(hint, "generate", options=base)
+    logged = _hints_in(captured.err)
+    assert logged and all(_is(h, "generate", options=base) for h in logged), captured.err
+    assert main(hint) == 0 and tar_path(run, 0).read_bytes() == before[0]
+    assert main(["verify", *base]) == 0

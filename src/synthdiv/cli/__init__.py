@@ -1,20 +1,20 @@
 """The ``synthdiv`` command line (typer). Each command parses its options and calls one library function.
 
 Errors derived from :class:`synthdiv.errors.SynthdivError` are rendered here, as one line on stderr, exit code 2.
-Nothing here imports torch: ``synthdiv --help`` stays fast.
+Every ```synthdiv ...``` hint the user sees (errors, tables, log lines) is completed with the invocation's ``-c`` /
+``--set`` / ``--run-dir`` (:mod:`synthdiv.cli._hints`). Nothing here imports torch: ``synthdiv --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import shlex
 import sys
 from typing import Annotated
 
 import typer
 
 from synthdiv import __version__
+from synthdiv.cli import _hints
 from synthdiv.cli import check as _check
 from synthdiv.cli import show as _show
 from synthdiv.cli import stages as _stages
@@ -55,6 +55,8 @@ def _setup_logging(level: int) -> None:
     from synthdiv.logs import setup_logging
 
     setup_logging(level)  # timestamped; plain unfolded lines and quiet third-party bars when stderr is not a terminal
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_hints.HintFilter())  # hints in log lines name this invocation's -c / --set / --run-dir
 
 
 _stages.register(app)
@@ -66,6 +68,7 @@ app.add_typer(_show.app, name="show")
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``synthdiv`` script; returns the exit code instead of raising SystemExit."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    _hints.forget()
     try:
         app(args=argv, prog_name="synthdiv", standalone_mode=True)
     except SystemExit as exc:
@@ -76,28 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(_stages.INTERRUPTED, file=sys.stderr)
         return 130
+    finally:
+        _hints.forget()
     return 0
-
-
-_HINT = re.compile(r"`synthdiv ([^`]*)`")
-_SHARED = ("-c", "--config", "--set", "--run-dir")
 
 
 def render_error(message: str, argv: list[str]) -> str:
     """The one line shown for an error: control characters escaped, length bounded, and every hinted command
     (```synthdiv train --redo```) completed with this invocation's ``-c``, ``--set`` and ``--run-dir``, so it runs
     as it is shown."""
-    shared: list[str] = []
-    for i, arg in enumerate(argv):
-        if arg in _SHARED and i + 1 < len(argv):
-            shared += [arg, argv[i + 1]]
-        elif arg.startswith(tuple(f"{o}=" for o in _SHARED if o.startswith("--"))):
-            shared.append(arg)
-
-    def complete(match: re.Match[str]) -> str:
-        return f"`{shlex.join(['synthdiv', *shlex.split(match[1]), *shared])}`"
-
-    return printable(_HINT.sub(complete, " ".join(message.split("\n"))), limit=2000)
+    completed = _hints.complete(" ".join(message.split("\n")), _hints.shared_from_argv(argv))
+    return printable(completed, limit=2000)
 
 
 def _script() -> None:

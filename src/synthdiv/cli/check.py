@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from synthdiv.cli import _hints
 from synthdiv.cli._options import ConfigOpt, RunDirOpt, SetOpt, console, load
 
 __all__ = ["register"]
@@ -34,7 +35,7 @@ def check(
     for finding in report.findings:
         colour = "red" if finding.level == "error" else "yellow"
         out.print(f"[{colour}]{finding.level}[/]: ", end="")
-        out.print(str(finding), markup=False, highlight=False)
+        out.print(_hints.complete(str(finding)), markup=False, highlight=False)
     report.raise_first(prefix="check: ", shown=True)
     out.print(f"ok: {len(report.warnings)} warning(s), no errors", markup=False, highlight=False)
 

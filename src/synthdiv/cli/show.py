@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from synthdiv.cli._options import ConfigOpt, RunDirOpt, SetOpt, console, load
 
+if TYPE_CHECKING:
+    from synthdiv.config import RunConfig
+
 __all__ = ["app"]
 
 app = typer.Typer(help="Show a run's artifacts.", no_args_is_help=True, rich_markup_mode=None)
+
+
+def _require(cfg: RunConfig, artifact: str, then: str = "") -> None:
+    """Refuse in one line when the run lacks ``artifact`` (a RunDir attribute), naming the one command that makes
+    it from what the run holds (:func:`synthdiv.cli._hints.stage_hint`)."""
+    from synthdiv.cli._hints import stage_hint
+    from synthdiv.errors import StageOrderError
+    from synthdiv.pipeline import producer_of
+    from synthdiv.run import RunDir
+
+    path = getattr(RunDir(cfg.run_dir), artifact)
+    if not path.exists():
+        raise StageOrderError(f"{path}: not found; to make it, run {stage_hint(cfg, producer_of(artifact))}{then}")
+
 
 ClassOpt = Annotated[str | None, typer.Option("--class", help="Only this class (name or wnid).")]
 ClipOpt = Annotated[bool, typer.Option("--clip", help="Add the mean pairwise CLIP text distance (loads models.clip).")]
@@ -22,7 +39,9 @@ def disambiguation(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = 
     """Table of class, original name, why it was ambiguous, chosen description, runner-up, margin and scores."""
     from synthdiv.disambiguate import disambiguation_table
 
-    console().print(disambiguation_table(load(config, set_, run_dir)))
+    cfg = load(config, set_, run_dir)
+    _require(cfg, "resolved")
+    console().print(disambiguation_table(cfg))
 
 
 @app.command("prompts")
@@ -37,6 +56,7 @@ def prompts(
     from synthdiv.prompts.diversity import diversity_report
 
     cfg = load(config, set_, run_dir)
+    _require(cfg, "prompts")
     console().print(diversity_report(cfg, class_, clip=clip))
 
 
@@ -46,13 +66,12 @@ def rounds(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) ->
     from rich.table import Table
 
     from synthdiv.catalog.reader import read_classes
-    from synthdiv.errors import InputError
     from synthdiv.prompts.rounds import round_rows
     from synthdiv.run import RunDir
 
-    run = RunDir(load(config, set_, run_dir).run_dir)
-    if not run.plan.exists():
-        raise InputError(f"{run.plan}: not found; run `synthdiv plan` (and `synthdiv adapt` for rounds) first")
+    cfg = load(config, set_, run_dir)
+    _require(cfg, "plan", then=", then `synthdiv adapt` for rounds")
+    run = RunDir(cfg.run_dir)
     rows = round_rows(run.plan, [c["name"] for c in read_classes(run.classes)])
     table = Table(title=f"adaptive rounds of {run.root}" if rows else "no adaptive rounds in the plan")
     for column in ("round", "images", "shards", "driven by", "given most"):
@@ -74,5 +93,6 @@ def samples(
     from synthdiv.generate.samples import contact_sheet
 
     cfg = load(config, set_, run_dir)
+    _require(cfg, "manifest")
     path = contact_sheet(cfg, class_, out)
     typer.echo(str(path))

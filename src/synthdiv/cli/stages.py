@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from synthdiv.cli import _hints
 from synthdiv.cli._options import ConfigOpt, RedoFlag, RunDirOpt, SetOpt, console, load
 from synthdiv.pipeline import STAGES
 
@@ -34,9 +35,13 @@ def _interruptible(command: Callable[..., None]) -> Callable[..., None]:
 def _stage_command(name: str, help_text: str):  # noqa: ANN202 - a typer command factory
     @_interruptible
     def command(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None, redo: RedoFlag = False) -> None:
+        from synthdiv.errors import StageOrderError
         from synthdiv.stages import run_stage
 
         cfg = load(config, set_, run_dir)
+        problem = _hints.order_problem(cfg, name)  # the engine would name only the stage just before this one
+        if problem is not None:
+            raise StageOrderError(problem)
         run_stage(cfg, name, redo=redo)
 
     command.__name__ = f"{name}_command"
@@ -87,9 +92,14 @@ def status(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) ->
     table.add_column("state", no_wrap=True)
     table.add_column("detail", overflow="fold")  # a long path breaks across lines rather than losing its end
     colours = {"done": "green", "partial": "yellow", "stale": "red"}
+    commands: list[str] = []
     for row in stage_status(cfg):
-        table.add_row(row.stage, f"[{colours.get(row.state, 'white')}]{row.state}[/]", row.detail)
+        detail, hinted = _hints.set_apart(row.detail)  # a command folded in a cell would not run as printed
+        commands += [f"{row.stage}: {command}" for command in hinted]
+        table.add_row(row.stage, f"[{colours.get(row.state, 'white')}]{row.state}[/]", detail)
     out.print(table)
+    for line in commands:
+        out.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 def estimate(

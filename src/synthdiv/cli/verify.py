@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from synthdiv.cli import _hints
 from synthdiv.cli._options import ConfigOpt, RunDirOpt, SetOpt, load
 
 __all__ = ["verify", "register"]
@@ -35,9 +36,11 @@ def verify(
     with run_lock(run, "generate") if repair else nullcontext():  # repair removes files: no generate at once
         result = verify_shards(run, repair=repair, workers=workers)
     for line in result.lines():
-        typer.echo(line)
-    typer.echo(f"verified {result.shards} shards: {result.images} images intact, {len(result.damaged)} shards damaged"
-               + (f", {len(result.repaired)} set to be redone by `synthdiv generate`" if result.repaired else ""))
+        typer.echo(_hints.complete(line))
+    summary = f"verified {result.shards} shards: {result.images} images intact, {len(result.damaged)} shards damaged"
+    if result.repaired:
+        summary += f", {len(result.repaired)} set to be redone by `synthdiv generate`"
+    typer.echo(_hints.complete(summary))
     if not result.ok:
         raise typer.Exit(1)
 
