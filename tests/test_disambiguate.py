@@ -415,7 +415,7 @@ def test_show_disambiguation_cli(tmp_path: Path, capsys: pytest.CaptureFixture[s
     config = tmp_path / "run.yaml"
     config.write_text("run_dir: run\ndisambiguate:\n  enabled: false\n", encoding="utf-8")
     assert main(["show", "disambiguation", "-c", str(config)]) == 2  # nothing resolved yet: a one-line error
-    assert "run `synthdiv disambiguate" in capsys.readouterr().err
+    assert "run `synthdiv run --until disambiguate" in capsys.readouterr().err
     _write_classes(RunDir(tmp_path / "run"), [{"name": "crane"}, {"name": "cardigan"}])
     assert main(["disambiguate", "-c", str(config)]) == 0
     assert main(["show", "disambiguation", "-c", str(config)]) == 0
