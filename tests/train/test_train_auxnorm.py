@@ -216,3 +216,58 @@ def test_a_vit_with_aux_norm_exports_as_plain_timm(tmp_path):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model.eval()(x))
+
+
+def test_the_split_point_is_exact_at_its_edges_and_no_split_means_all_real():
+    layer = _bn_model(momentum=None).train()[0]  # momentum None: a cumulative average, so every batch shows
+    x = torch.randn(5, 3, 4, 4)
+    layer(x)  # training without route(): every sample is real
+    assert (int(layer.main.num_batches_tracked), int(layer.aux.num_batches_tracked)) == (1, 0)
+    with route([layer], 0):  # no real sample: the main norm is not even called with an empty block
+        layer(x)
+    assert (int(layer.main.num_batches_tracked), int(layer.aux.num_batches_tracked)) == (1, 1)
+    fresh = _bn_model().train()[0]
+    with route([fresh], 1):  # one real sample: it alone makes the main statistics
+        fresh(x)
+    torch.testing.assert_close(fresh.main.running_mean, x[:1].mean((0, 2, 3)))
+    torch.testing.assert_close(fresh.aux.running_mean, x[1:].mean((0, 2, 3)))
+    assert fresh.extra_repr() == "main: real samples (and eval), aux: synthetic samples"
+
+
+def test_a_folded_batch_that_does_not_divide_is_refused_with_the_fix():
+    layer = AuxNorm(nn.LayerNorm(4)).train()
+    with route([layer], 2, 4), pytest.raises(RuntimeError) as err:
+        layer(torch.randn(6, 4))
+    assert str(err.value) == ("aux norm: a norm layer got 6 rows from a batch of 4; it cannot tell real from synthetic "
+                              "samples (set train.aux_norm_layers to skip its kind)")
+
+
+def test_conversion_by_name_in_steps_and_what_it_logs(caplog):
+    from synthdiv.train.auxnorm import _timm_layers
+
+    assert _timm_layers("RmsNorm", "NoSuchLayer") == (timm.layers.RmsNorm,)
+    model = nn.Sequential(nn.BatchNorm2d(3), nn.LayerNorm(3))
+    with caplog.at_level(logging.INFO, logger="synthdiv.train.auxnorm"):
+        convert_aux_norm(model, "batchnorm")  # one kind by name
+        convert_aux_norm(model, "layernorm")  # the converted sibling before it does not stop the walk
+        convert_aux_norm(nn.Sequential(nn.Linear(2, 2)), ["batchnorm", "layernorm"])
+        convert_aux_norm(nn.Sequential(nn.BatchNorm2d(3), nn.LayerNorm(3), nn.LayerNorm(3)))
+    assert aux_norm_counts(model) == {"batchnorm": 1, "layernorm": 1}
+    assert caplog.messages == [
+        "aux norm: auxiliary copies for synthetic samples of 1 norm layers (batchnorm 1)",
+        "aux norm: auxiliary copies for synthetic samples of 1 norm layers (layernorm 1)",
+        "aux norm: the model has no batchnorm/layernorm layers; nothing converted",
+        "aux norm: auxiliary copies for synthetic samples of 3 norm layers (batchnorm 1, layernorm 2)",
+    ]
+    with pytest.raises(ValueError) as err:
+        convert_aux_norm(model, ["x"])
+    assert str(err.value) == ("unknown norm kind 'x'; expected 'auto' or a list of batchnorm, layernorm, groupnorm, "
+                              "rmsnorm")
+    assert aux_norm_counts(nn.Sequential(AuxNorm(nn.Identity()))) == {"Identity": 1}  # a kind not in NORM_KINDS
+
+
+def test_stripping_leaves_the_model_it_strips_as_it_was():
+    model = _bn_model()
+    plain = strip_aux_norm(model)
+    assert isinstance(model[0], AuxNorm) and isinstance(plain[0], nn.BatchNorm2d)
+    assert plain[0] is not model[0].main  # a copy: training the stripped model does not train this one
