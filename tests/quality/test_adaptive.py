@@ -120,3 +120,22 @@ def test_a_round_on_an_empty_plan_interleaves_classes_and_continues_each_prompts
         append_round(PLAN_SCHEMA.empty_table(), prompts.slice(0, 3), np.array([0, 0, 1]), 7, "gen", shard_size=2)
     # a class given no image needs no prompt
     assert append_round(PLAN_SCHEMA.empty_table(), prompts.slice(0, 3), np.array([1, 0, 0]), 7, "gen", 2).num_rows == 1
+
+
+def test_allocation_rounds_by_largest_remainder_and_breaks_ties_in_class_order():
+    assert allocate(3, np.array([10.0, 20.0])).tolist() == [1, 2]  # a scale below 1: needs larger than the total
+    assert allocate(10, np.array([0.52, 0.28, 0.2])).tolist() == [5, 3, 2]  # 5.2, 2.8, 2.0: the 0.8 gets the rest
+    need = np.tile([1.0, 2.0, 1.0, 3.0], 10)  # shares 0.64, 1.29, 0.64, 1.93: 25 left after the floors
+    out = allocate(45, need)
+    assert out.dtype == np.int64 and out.sum() == 45
+    ones = np.flatnonzero(need == 1.0)  # the 20 classes of fraction 0.64 share the last 15 images: the first 15
+    assert out[ones].tolist() == [1] * 15 + [0] * 5
+    assert (out[need == 2.0] == 1).all() and (out[need == 3.0] == 2).all()
+
+
+def test_a_round_of_many_images_interleaves_classes_with_ties_in_class_order():
+    from synthdiv.schemas import PLAN_SCHEMA
+
+    prompts = pa.table({"prompt_id": ["a0", "b0"], "class": pa.array([0, 1], pa.int32())})
+    rows = append_round(PLAN_SCHEMA.empty_table(), prompts, np.array([10, 10]), 7, "gen", shard_size=4)
+    assert rows.column("class").to_pylist() == [0, 1] * 10
