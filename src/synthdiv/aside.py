@@ -103,7 +103,8 @@ def _rmtree(folder: Path) -> None:
 
 
 def _remove(path: Path) -> None:
-    if path.is_dir():
+    """Delete an output: a folder with what it holds, a file, or a link (the link only, never what it points to)."""
+    if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     else:
         with contextlib.suppress(FileNotFoundError):

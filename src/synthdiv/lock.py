@@ -9,7 +9,14 @@ those few system calls, so no one takes the lock between the first rank's exclus
 The locks are ``flock`` locks: the kernel drops them when their process dies (a SIGKILL leaves no stale lock to
 clear by hand), and Linux NFS clients map them onto NFS byte-range locks that every client of the server sees.
 Read-only commands (``status``, ``show``) never take the lock. Within one process the lock is re-entrant: ``run``
-holds it across all its stages.
+holds it across all its stages, and the holder's record names the stage it is in now (a second writer is told
+``stage generate`` while ``run`` generates, not the stage it started with).
+
+Every writer takes the lock first (each stage, ``adapt``, ``verify --repair``), so the lock is also where the rules of
+every write are kept: a run whose folders are links is refused before anything is written
+(:meth:`synthdiv.run.RunDir.refuse_links`), and a write that finds the disk full (ENOSPC, EDQUOT) while the lock is
+held ends as one line naming the file, the space left and the command that resumes (:class:`DiskFullError`), as
+generate's did, whichever stage wrote (a train checkpoint, the report, an evaluation).
 """
 
 from __future__ import annotations
@@ -21,15 +28,28 @@ import os
 import socket
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from synthdiv.errors import InputError, RunLockedError
-from synthdiv.run import RunDir, atomic_write_json
+from synthdiv.errors import InputError, RunLockedError, SynthdivError
+from synthdiv.run import RunDir, atomic_write_json, disk_full_cause, disk_full_error
 
 __all__ = ["launch_id", "writer_id", "run_lock"]
 
-# lock path -> [fd, depth]: the locks this process holds
-_HELD: dict[str, list[int]] = {}
+
+
+@dataclass
+class _Held:
+    """A lock this process holds: its file descriptor, the stages it was taken for (innermost last), and whether
+    this process wrote the holder's record (a later rank of a launch joins without writing it)."""
+
+    fd: int
+    stages: list[str] = field(default_factory=list)
+    recorded: bool = False
+
+
+# lock path -> the locks this process holds
+_HELD: dict[str, _Held] = {}
 
 
 def launch_id(environ: Mapping[str, str] | None = None) -> str | None:
@@ -76,8 +96,8 @@ def _holder_text(path: Path) -> str:
         return "another process (its pid and host were not recorded)"
 
 
-def _acquire(folder: Path, stage: str, root: Path) -> int:
-    """Take the run's lock (see the module docstring); returns its file descriptor."""
+def _acquire(folder: Path, stage: str, root: Path) -> _Held:
+    """Take the run's lock (see the module docstring)."""
     launch = launch_id()
     with _gate(folder):
         fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -92,13 +112,13 @@ def _acquire(folder: Path, stage: str, root: Path) -> int:
                         "run: wait for it to finish (`synthdiv status` reads the run meanwhile)"
                     ) from None
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a rank of the launch that holds it
-                return fd
+                return _Held(fd, [stage])
             holder = {"pid": os.getpid(), "host": socket.gethostname(), "stage": stage, "since": time.time(),
                       "launch": launch}
             atomic_write_json(folder / "lock.json", holder)
             if launch is not None:
                 fcntl.flock(fd, fcntl.LOCK_SH)  # let the other ranks of this launch in (under the gate)
-            return fd
+            return _Held(fd, [stage], recorded=True)
         except BaseException:
             os.close(fd)
             raise
@@ -111,26 +131,53 @@ def _read_launch(path: Path) -> str | None:
         return None
 
 
+def _record_stage(folder: Path, stage: str) -> None:
+    """Name ``stage`` in the holder's record, keeping the rest (pid, host, since, launch)."""
+    path = folder / "lock.json"
+    try:
+        holder = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(holder, dict) and holder.get("stage") != stage:
+            atomic_write_json(path, {**holder, "stage": stage})
+    except (OSError, ValueError):  # the record only informs a refused writer: it never stops the holder's work
+        pass
+
+
 @contextlib.contextmanager
 def run_lock(run: RunDir, stage: str) -> Iterator[None]:
     """Hold the run's writer lock for the block; raises RunLockedError naming the holder when another has it.
 
     Creates the run directory if needed. A run directory that cannot be written (a file, under a file, on a
-    read-only filesystem) raises InputError with one line.
+    read-only filesystem) raises InputError with one line, and so does one whose folders are links (nothing is
+    written then). Taken again in the same process for another stage, the holder's record names that stage
+    until the inner block ends. A full disk in the block raises DiskFullError (one line) instead of the OSError.
     """
     folder = run.root / ".synthdiv"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         key = str(folder.resolve() / "lock")
         if key in _HELD:
-            _HELD[key][1] += 1
+            held = _HELD[key]
+            if held.recorded and held.stages[-1] != stage:
+                _record_stage(folder, stage)
+            held.stages.append(stage)
         else:
-            _HELD[key] = [_acquire(folder, stage, run.root), 1]
+            run.refuse_links()
+            folder.mkdir(parents=True, exist_ok=True)
+            _HELD[key] = _acquire(folder, stage, run.root)
     except OSError as exc:
         raise _unusable(run.root, exc) from None
     try:
         yield
+    except Exception as exc:
+        full = None if isinstance(exc, SynthdivError) else disk_full_cause(exc)
+        if full is None:
+            raise
+        folder = Path(full.filename).parent if full.filename else run.root
+        raise disk_full_error(full, folder, f"what was complete is kept: free some space and rerun `synthdiv {stage}` "
+                                            "to resume") from None
     finally:
-        _HELD[key][1] -= 1
-        if _HELD[key][1] == 0:
-            os.close(_HELD.pop(key)[0])
+        held = _HELD[key]
+        held.stages.pop()
+        if not held.stages:
+            os.close(_HELD.pop(key).fd)
+        elif held.recorded and held.stages[-1] != stage:
+            _record_stage(folder, held.stages[-1])

@@ -2,12 +2,17 @@
 
 Every artifact is written under a temporary name in its final folder, fsynced, then renamed into place, so a
 reader sees either the old file, the new file, or none: never half of one. Stage state lives in
-``.synthdiv/stages/<stage>.json`` inside the run directory.
+``.synthdiv/stages/<stage>.json`` inside the run directory; a state file that does not read is a ``damaged`` state.
+
+A folder's digest is its content (relative paths, file sizes and bytes), never a folder's size or an mtime, so a run
+copied to another filesystem or machine keeps its fingerprints. The run's folders are real folders: a link among them
+is refused before anything is written (:meth:`RunDir.refuse_links`), so no write or delete leaves the run directory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -31,7 +36,11 @@ __all__ = [
     "read_jsonl",
     "file_digest",
     "canonical_hash",
+    "listing_digest",
     "fsync_path",
+    "DISK_FULL_ERRNOS",
+    "disk_full_cause",
+    "disk_full_error",
 ]
 
 TMP_MARK = ".tmp-"
@@ -55,9 +64,11 @@ def atomic_write(path: Path | str, mode: str = "wb", encoding: str | None = None
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         fsync_path(path.parent)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # write() and fsync() name no file: a full disk's error names the artifact
         raise
 
 
@@ -144,46 +155,183 @@ def canonical_hash(obj: Any) -> str:
 
 
 def file_digest(path: Path | str, chunk: int = 1 << 20) -> str:
-    """sha256 of a file's bytes; for a folder, of its entries' names, sizes and mtimes (one level deep).
+    """sha256 of a file's bytes; for a folder, of its content: every entry's path relative to the folder, and each
+    file's size and content digest (:func:`_content_digest`).
 
-    One level keeps the fingerprint of an ImageFolder with a million images cheap: adding or removing an image
-    changes its class folder's mtime, which is in the listing.
+    Never a folder's own size or any mtime: a run copied to another filesystem or machine (``cp -a``, ``rsync -a``,
+    a tar round trip, a copy that keeps no times) has the digests it had, so its finished stages stay done. Links
+    are not followed: a link enters as its target's name. ``*.tmp-*`` files of a writer at work are left out.
     """
     path = Path(path)
-    h = hashlib.sha256()
     if path.is_dir():
-        for child in sorted(path.iterdir()):
-            if TMP_MARK not in child.name:
-                st = child.stat()
-                h.update(f"{child.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h = hashlib.sha256()
+        for rel, kind, child in _tree(path):
+            if kind == "file":
+                h.update(f"F\0{rel}\0{child.stat().st_size}\0{_content_digest(child, chunk)}\n".encode())
+            elif kind == "link":
+                h.update(f"L\0{rel}\0{os.readlink(child)}\n".encode())
+            else:
+                h.update(f"D\0{rel}\n".encode())
         return h.hexdigest()
-    st = path.stat()
-    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    if key not in _FILE_DIGESTS:  # `run` fingerprints a stage twice (cascade, then run); a 7.7M-row plan costs ~0.5 s
+    return _memo(path, lambda: _sha256(path, chunk))
+
+
+def listing_digest(path: Path | str) -> str:
+    """For a folder outside the run (a user's ImageFolder): sha256 of the relative paths of everything in it, read
+    from the folder listings alone (no stat and no read per image, so an ImageNet-sized folder stays cheap); a
+    file's digest is :func:`file_digest`. Adding, removing or renaming an image changes it, an image rewritten in
+    place under its name does not; no folder size or mtime enters, so a copy of the folder has the same digest."""
+    path = Path(path)
+    if not path.is_dir():
+        return file_digest(path)
+    h = hashlib.sha256()
+    for rel, kind, child in _tree(path):
+        h.update(f"{kind[0].upper()}\0{rel}\0{os.readlink(child) if kind == 'link' else ''}\n".encode())
+    return h.hexdigest()
+
+
+def legacy_folder_digest(path: Path | str) -> str:
+    """The folder digest synthdiv used before folder digests were content digests: names, sizes and mtimes one
+    level deep. Only to recognise the fingerprints that runs made then recorded, on the filesystem they were made
+    on (see :func:`synthdiv.stage_state.fingerprint_matches`)."""
+    path = Path(path)
+    if not path.is_dir():
+        return file_digest(path)
+    h = hashlib.sha256()
+    for child in sorted(path.iterdir()):
+        if TMP_MARK not in child.name:
+            st = child.stat()
+            h.update(f"{child.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _tree(root: Path) -> Iterator[tuple[str, str, Path]]:
+    """(relative path, ``file`` | ``dir`` | ``link``, path) of everything under ``root``, sorted, links not
+    followed, ``*.tmp-*`` files left out."""
+    stack = [root]
+    found: list[tuple[str, str, Path]] = []
+    while stack:
+        folder = stack.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                child = Path(entry.path)
+                rel = child.relative_to(root).as_posix()
+                if entry.is_symlink():
+                    found.append((rel, "link", child))
+                elif entry.is_dir():
+                    found.append((rel, "dir", child))
+                    stack.append(child)
+                elif TMP_MARK not in entry.name:
+                    found.append((rel, "file", child))
+    return iter(sorted(found))
+
+
+# files larger than this are digested by their size and three windows (start, middle, end), not read whole: a
+# checkpoint of several GB in ``train/`` would otherwise be read at every ``status``. The artifacts this large are
+# written whole (a checkpoint, exported weights), so a new one differs in every window.
+_WHOLE_FILE_LIMIT = 64 << 20
+_WINDOW = 1 << 20
+
+
+def _content_digest(path: Path, chunk: int = 1 << 20) -> str:
+    size = path.stat().st_size
+    if size <= _WHOLE_FILE_LIMIT:
+        return _memo(path, lambda: _sha256(path, chunk))
+
+    def sampled() -> str:
+        h = hashlib.sha256(f"sampled:{size}\n".encode())
         with open(path, "rb") as fh:
-            while block := fh.read(chunk):
-                h.update(block)
-        _FILE_DIGESTS[key] = h.hexdigest()
+            for start in (0, (size - _WINDOW) // 2, size - _WINDOW):
+                fh.seek(start)
+                h.update(fh.read(_WINDOW))
+        return h.hexdigest()
+
+    return _memo(path, sampled, kind="sampled")
+
+
+def _sha256(path: Path, chunk: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _memo(path: Path, compute: Any, kind: str = "whole") -> str:
+    """``compute()`` once per version of the file in this process (``run`` fingerprints a stage twice: cascade,
+    then run; a 7.7M-row plan costs ~0.5 s)."""
+    st = path.stat()
+    key = (kind, str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key not in _FILE_DIGESTS:
+        _FILE_DIGESTS[key] = compute()
     return _FILE_DIGESTS[key]
 
 
-# (path, inode, size, mtime, ctime) -> sha256: an atomic rewrite is a new inode, an in-place one changes mtime/ctime
-_FILE_DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
+# (kind, path, inode, size, mtime, ctime) -> sha256: an atomic rewrite is a new inode, an in-place one changes
+# mtime/ctime
+_FILE_DIGESTS: dict[tuple[str, str, int, int, int, int], str] = {}
 
 
 @dataclass
 class StageState:
-    """What the run directory remembers of one stage."""
+    """What the run directory remembers of one stage.
+
+    ``status`` is ``running`` or ``done`` as recorded, or ``damaged`` for a state file that does not read as one
+    (empty, truncated, not JSON, a field missing or of the wrong type): ``problem`` then says what is wrong, and
+    :meth:`RunDir.damaged_text` says what to do. A damaged state is never done, and the engine refuses to run its
+    stage over it without ``--redo`` (it cannot tell which config made the outputs).
+    """
 
     stage: str
-    status: str  # "running" or "done"
+    status: str  # "running", "done" or "damaged"
     fingerprint: str
     started_at: float
     finished_at: float | None = None
     summary: dict[str, Any] | None = None
+    problem: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "problem"}
+
+
+_STATUSES = ("running", "done")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _parse_state(raw: bytes, stage: str) -> StageState | str:
+    """The state in ``raw``, or what is wrong with it (one line)."""
+    if not raw.strip():
+        return "the file is empty"
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        return f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    if not isinstance(data, dict):
+        return f"not a JSON object but {type(data).__name__}"
+    checks = (("stage", lambda v: v == stage, f"the stage name {stage!r}"),
+              ("status", lambda v: v in _STATUSES, " or ".join(_STATUSES)),
+              ("fingerprint", lambda v: isinstance(v, str), "a string"),
+              ("started_at", _number, "a number"),
+              ("finished_at", lambda v: v is None or _number(v), "a number or null"),
+              ("summary", lambda v: v is None or isinstance(v, dict), "an object or null"))
+    for key, ok, expected in checks:
+        if key not in data and key in ("stage", "status", "fingerprint", "started_at"):
+            return f"no {key!r}"
+        if key in data and not ok(data[key]):
+            return f"{key!r} is {json.dumps(data[key])[:40]}, expected {expected}"
+    return StageState(**{k: data.get(k) for k in ("stage", "status", "fingerprint", "started_at", "finished_at",
+                                                  "summary")})
+
+
+# The attributes of the run's artifacts, files and folders (``.synthdiv`` is checked with them).
+ARTIFACTS = ("classes", "resolved", "prompts", "styles", "plan", "shards", "manifest", "scores", "train", "export",
+             "eval", "report", "cache", "config")
+_LINK_DEPTH = 2  # folders inside an artifact folder that are checked too: train/<variant>/checkpoints
 
 
 class RunDir:
@@ -258,10 +406,27 @@ class RunDir:
         return self.state_dir / f"{stage}.json"
 
     def read_state(self, stage: str) -> StageState | None:
+        """The recorded state of ``stage`` (None when it has none); a state file that does not read as one is a
+        ``damaged`` state (see :class:`StageState`), never an exception."""
         path = self.state_path(stage)
-        if not path.exists():
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
             return None
-        return StageState(**json.loads(path.read_text(encoding="utf-8")))
+        except OSError as exc:
+            parsed: StageState | str = f"unreadable ({exc.strerror or exc})"
+        else:
+            parsed = _parse_state(raw, stage)
+        if isinstance(parsed, StageState):
+            return parsed
+        return StageState(stage=stage, status="damaged", fingerprint="", started_at=0.0, problem=parsed)
+
+    def damaged_text(self, state: StageState) -> str:
+        """What a damaged state is and what to do, on one line (for the engine's refusal and ``status``)."""
+        name = state.stage
+        return (f"{self.state_path(name)}: damaged stage state ({state.problem}); run `synthdiv {name} --redo` to "
+                f"make the stage again (what it made is kept aside until then), or delete the file to let "
+                f"`synthdiv {name}` resume over what it made")
 
     def write_state(self, state: StageState) -> None:
         atomic_write_json(self.state_path(state.stage), state.to_json())
@@ -281,3 +446,81 @@ class RunDir:
         state.summary = summary or {}
         self.write_state(state)
         return state
+
+    def refuse_links(self) -> None:
+        """Refuse a run whose folders are links: synthdiv writes and deletes only inside the run directory.
+
+        A folder of the run (every artifact folder, ``.synthdiv``, and the folders in them down to
+        ``train/<variant>/checkpoints``) that is a symbolic link, or a link to nothing, would make a stage write
+        into, and a redo or a resume delete from, a folder outside the run. The run directory itself may be a link
+        (the user names it); a linked *file* is replaced by a write, never written through, so it is let be.
+
+        Raises:
+            InputError: Naming the first link, where it points, and what to do.
+        """
+        for name in (*ARTIFACTS, "synthdiv"):
+            path = self.root / ".synthdiv" if name == "synthdiv" else getattr(self, name)
+            link = path if _is_folder_link(path) else _folder_link_in(path, _LINK_DEPTH)
+            if link is not None:
+                from synthdiv.errors import InputError
+
+                raise InputError(
+                    f"run_dir {self.root}: {link.relative_to(self.root).as_posix()} is a symbolic link (to "
+                    f"{os.readlink(link)}); synthdiv writes and deletes only inside the run directory, never through "
+                    "a link: make it a real folder (to keep a run on another disk, put the whole run there: run_dir)"
+                )
+
+
+def _is_folder_link(path: Path) -> bool:
+    """A link to a folder, or to nothing (a write would create what it names, wherever that is)."""
+    return path.is_symlink() and (path.is_dir() or not path.exists())
+
+
+def _folder_link_in(folder: Path, depth: int) -> Path | None:
+    """The first folder link inside ``folder``, ``depth`` levels down (no link is followed)."""
+    if depth <= 0 or folder.is_symlink() or not folder.is_dir():
+        return None
+    with os.scandir(folder) as entries:
+        found = sorted((Path(e.path), e.is_symlink(), e.is_dir(follow_symlinks=False)) for e in entries)
+    for path, link, _ in found:
+        if link and _is_folder_link(path):
+            return path
+    for path, _, real_dir in found:
+        if real_dir and (inner := _folder_link_in(path, depth - 1)) is not None:
+            return inner
+    return None
+
+
+# -- a full disk: one line for every write ---------------------------------------------------------------------------
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full_cause(exc: BaseException) -> OSError | None:
+    """The ENOSPC / EDQUOT error behind ``exc`` (itself, or what it was raised from or while handling), or None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in DISK_FULL_ERRNOS:
+            return current
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return None
+
+
+def disk_full_error(exc: OSError, folder: Path | str, then: str) -> Any:
+    """The one-line :class:`~synthdiv.errors.DiskFullError` for a write that found the disk full: the file, the space
+    left where it was written, and ``then`` (what is kept and how to go on)."""
+    import shutil
+
+    from synthdiv.errors import DiskFullError
+
+    path = exc.filename or folder
+    where = Path(folder)
+    try:
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        free = f"{shutil.disk_usage(where).free / 2**20:,.1f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    return DiskFullError(f"{path}: {exc.strerror or os.strerror(errno.ENOSPC)} ({free} in {folder}); {then}")

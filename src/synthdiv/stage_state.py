@@ -16,12 +16,13 @@ from typing import Any
 from synthdiv.config import RunConfig
 from synthdiv.pipeline import STAGES, StageSpec
 from synthdiv.progress import read_heartbeats
-from synthdiv.run import RunDir, canonical_hash, file_digest
+from synthdiv.run import RunDir, StageState, canonical_hash, file_digest, legacy_folder_digest, listing_digest
 from synthdiv.units import human_duration, human_rate
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["StageStatus", "fingerprint", "is_done", "lost_outputs", "summary_text", "summary_line", "stage_status"]
+__all__ = ["StageStatus", "fingerprint", "fingerprint_matches", "is_done", "lost_outputs", "summary_text",
+           "summary_line", "stage_status"]
 
 
 def _section(cfg: RunConfig, key: str) -> Any:
@@ -31,27 +32,55 @@ def _section(cfg: RunConfig, key: str) -> Any:
     return node.model_dump(mode="json") if hasattr(node, "model_dump") else node
 
 
-def fingerprint(cfg: RunConfig, spec: StageSpec, run: RunDir | None = None) -> str:
-    """Hash of the stage's config sections, the run seed, and the bytes of its input artifacts (or the digests
-    the spec's ``input_digests`` gives for them)."""
+def fingerprint(cfg: RunConfig, spec: StageSpec, run: RunDir | None = None, legacy: bool = False) -> str:
+    """Hash of the stage's config sections, the run seed, and the content of its input artifacts (or the digests
+    the spec's ``input_digests`` gives for them), and of its external inputs (a file's bytes, a folder's listing).
+
+    Args:
+        legacy: Digest folders as synthdiv did before folder digests were content digests (names, sizes and mtimes
+            one level deep), to recognise what runs made then recorded (:func:`fingerprint_matches`).
+    """
     run = run or RunDir(cfg.run_dir)
+    folder_digest = legacy_folder_digest if legacy else file_digest
     parts: dict[str, Any] = {"seed": cfg.seed, "sections": {k: _section(cfg, k) for k in spec.sections}}
     inputs = {}
     given = spec.input_digests(run) if spec.input_digests else {}
     for name in (*spec.inputs, *spec.optional_inputs):
         path = getattr(run, name)
         if path.exists():
-            inputs[name] = given.get(name) or file_digest(path)
+            inputs[name] = given.get(name) or folder_digest(path)
     parts["inputs"] = inputs
     if spec.external:
-        parts["external"] = {str(p): file_digest(p) for p in spec.external(cfg) if Path(p).exists()}
+        external_digest = legacy_folder_digest if legacy else listing_digest
+        parts["external"] = {str(p): external_digest(p) for p in spec.external(cfg) if Path(p).exists()}
     return canonical_hash(parts)
+
+
+def _has_folders(cfg: RunConfig, spec: StageSpec, run: RunDir) -> bool:
+    """Whether a fingerprint of the stage digests a folder (only then does the earlier digest differ)."""
+    inputs = (getattr(run, n) for n in (*spec.inputs, *spec.optional_inputs))
+    external = (Path(p) for p in (spec.external(cfg) if spec.external else ()))
+    return any(p.is_dir() for p in (*inputs, *external))
+
+
+def fingerprint_matches(cfg: RunConfig, spec: StageSpec, run: RunDir, state: StageState,
+                        current: str | None = None) -> bool:
+    """Whether ``state`` was recorded with the stage's current fingerprint (``current`` when already computed).
+
+    A state recorded before folder digests were content digests matches too when its fingerprint is the one the
+    earlier digest gives now, on the filesystem it was made on: upgrading synthdiv does not make a finished run stale.
+    """
+    if state.status == "damaged":
+        return False
+    if state.fingerprint == (current or fingerprint(cfg, spec, run)):
+        return True
+    return _has_folders(cfg, spec, run) and state.fingerprint == fingerprint(cfg, spec, run, legacy=True)
 
 
 def is_done(cfg: RunConfig, spec: StageSpec, run: RunDir) -> bool:
     """Whether the stage is done with its current fingerprint (a rerun would be a no-op)."""
     state = run.read_state(spec.name)
-    return state is not None and state.status == "done" and state.fingerprint == fingerprint(cfg, spec, run)
+    return state is not None and state.status == "done" and fingerprint_matches(cfg, spec, run, state)
 
 
 def summary_text(summary: dict[str, Any], empty: str = "no summary") -> str:
@@ -80,7 +109,7 @@ def lost_outputs(cfg: RunConfig, spec: StageSpec, run: RunDir) -> bool:
 @dataclass
 class StageStatus:
     stage: str
-    state: str  # not started | partial | done | stale
+    state: str  # not started | partial | done | stale | damaged
     detail: str = ""
 
 
@@ -93,10 +122,13 @@ def stage_status(cfg: RunConfig) -> list[StageStatus]:
         if state is None:
             rows.append(StageStatus(spec.name, "not started"))
             continue
+        if state.status == "damaged":
+            rows.append(StageStatus(spec.name, "damaged", run.damaged_text(state)))
+            continue
         detail = ""
         if spec.progress:
             detail = spec.progress(cfg, run) or ""
-        if all(getattr(run, i).exists() for i in spec.inputs) and state.fingerprint != fingerprint(cfg, spec, run):
+        if all(getattr(run, i).exists() for i in spec.inputs) and not fingerprint_matches(cfg, spec, run, state):
             rows.append(StageStatus(spec.name, "stale", "config or inputs changed since it ran"))
         elif state.status == "done" and lost_outputs(cfg, spec, run):
             rows.append(StageStatus(spec.name, "partial", f"{detail}; not complete since it was done (outputs lost or "

@@ -18,12 +18,20 @@ from typing import Any
 
 from synthdiv import aside
 from synthdiv.config import RunConfig, dump_config
-from synthdiv.errors import ConfigError, FingerprintMismatchError, StageOrderError
+from synthdiv.errors import ConfigError, FingerprintMismatchError, InputError, StageOrderError
 from synthdiv.lock import run_lock
 from synthdiv.pipeline import STAGE_NAMES, STAGES, StageSpec, get_spec, producer_of
 from synthdiv.progress import heartbeat
 from synthdiv.run import RunDir, atomic_write_bytes, atomic_write_text
-from synthdiv.stage_state import StageStatus, fingerprint, is_done, lost_outputs, stage_status, summary_line
+from synthdiv.stage_state import (
+    StageStatus,
+    fingerprint,
+    fingerprint_matches,
+    is_done,
+    lost_outputs,
+    stage_status,
+    summary_line,
+)
 from synthdiv.units import human_duration
 
 logger = logging.getLogger(__name__)
@@ -42,6 +50,11 @@ def run_stage(
     directory behind and no changed ``config.yaml``); then the run's writer lock is taken (held in ``hold`` when
     given, so ``run`` keeps it across stages); then ``redo`` moves the old outputs aside, and they are deleted only
     when the new stage is done, or put back when it fails before writing anything.
+
+    Raises:
+        DiskFullError: A write of the stage found the disk full (one line: the file, the space left, how to resume;
+            see :func:`synthdiv.lock.run_lock`).
+        InputError: A folder of the run is a link (nothing is written), or the stage's state file is damaged.
     """
     spec = get_spec(name)
     run = RunDir(cfg.run_dir)
@@ -58,11 +71,21 @@ def run_stage(
         return _run_locked(cfg, spec, run, redo)
 
 
+class DamagedStateError(InputError):
+    """The stage's state file does not read as one (the message names it and says what to do)."""
+
+
 def _run_locked(cfg: RunConfig, spec: StageSpec, run: RunDir, redo: bool) -> dict[str, Any]:
     name = spec.name
     fp = fingerprint(cfg, spec, run)
     state = run.read_state(name)
     set_aside = False
+    if state is not None and state.status == "damaged" and not redo:
+        raise DamagedStateError(run.damaged_text(state))
+    if state is not None and not redo and state.fingerprint != fp and fingerprint_matches(cfg, spec, run, state, fp):
+        logger.info("stage %s: recording its fingerprint as this synthdiv computes it (content digests)", name)
+        state.fingerprint = fp  # made by an earlier synthdiv, unchanged since: its run stays done
+        run.write_state(state)
     if state is not None and state.fingerprint != fp and not redo:
         raise FingerprintMismatchError(
             f"stage {name!r} in {run.root} was {'run' if state.status == 'done' else 'started'} with another "
@@ -123,10 +146,10 @@ def _restore_config(run: RunDir, old: bytes | None) -> None:
 def _remove_outputs(run: RunDir, spec: StageSpec) -> None:
     for out in spec.outputs:
         path = getattr(run, out)
-        if path.is_dir():
+        if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+        else:  # a file, or a link: the link goes, never what it points to
+            path.unlink(missing_ok=True)
 
 
 def run_all(cfg: RunConfig, redo: Sequence[str] = (), stop_after: str | None = None) -> dict[str, dict[str, Any]]:
@@ -147,12 +170,14 @@ def run_all(cfg: RunConfig, redo: Sequence[str] = (), stop_after: str | None = N
         for spec in STAGES:
             run = RunDir(cfg.run_dir)
             state = run.read_state(spec.name)
-            changed = cascade and state is not None and state.fingerprint != fingerprint(cfg, spec, run)
+            # a damaged state is refused below (never redone unasked: it cannot say which config made its outputs)
+            changed = (cascade and state is not None and state.status != "damaged"
+                       and not fingerprint_matches(cfg, spec, run, state))
             try:
                 results[spec.name] = run_stage(cfg, spec.name, redo=spec.name in redo or changed, hold=hold)
-            except FingerprintMismatchError as exc:
+            except (FingerprintMismatchError, DamagedStateError) as exc:
                 until = f" --until {stop_after}" if stop_after else ""
-                raise FingerprintMismatchError(
+                raise type(exc)(
                     str(exc).replace(f"`synthdiv {spec.name} --redo`", f"`synthdiv run --redo {spec.name}{until}`")
                 ) from None
             if not results[spec.name].get("skipped"):

@@ -1,14 +1,22 @@
 """Torture on a finished tiny run (generate + train): a truncated tar, a deleted manifest part, a corrupt newest
-checkpoint. After each, ``status`` tells the truth and, once the stage is rerun, the artifacts equal the undisturbed
-run's: byte-identical shards and bit-identical exported weights. (SIGKILL in every stage and two concurrent writers
-are covered by tests/generate/test_kill.py, tests/train/test_train_loop.py and the lock tests.)"""
+checkpoint, a copy to another filesystem, a damaged stage state and a folder of the run replaced by a link. After
+each, ``status`` tells the truth and, once the stage is rerun, the artifacts equal the undisturbed run's:
+byte-identical shards and bit-identical exported weights. (SIGKILL in every stage and two concurrent writers are
+covered by tests/generate/test_kill.py, tests/train/test_train_loop.py and the lock tests.)"""
 
 from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from synthdiv.errors import InputError
 from synthdiv.generate.shards import part_path, tar_path
 from synthdiv.run import RunDir, atomic_write_jsonl
 from synthdiv.stages import run_stage, stage_status
@@ -56,8 +64,8 @@ def test_damage_to_a_finished_run_is_seen_and_repaired_to_the_undisturbed_artifa
         assert _status(cfg)["generate"] == "partial", damage
         assert run_stage(cfg, "generate")["made_shards"] == 1, damage
         assert {s: tar_path(run, s).read_bytes() for s in range(3)} == tars, damage
-        # the manifest folder was rewritten, so train is stale; `synthdiv run` redoes it, as this does
-        assert _status(cfg)["train"] == "stale", damage
+        # the repaired manifest part is the one it replaces, byte for byte: train's fingerprint (content) holds
+        assert _status(cfg)["train"] == "done", damage
         run_stage(cfg, "train", redo=True)
         assert _same(_weights(run), weights), damage
         assert set(_status(cfg).values()) <= {"done", "not started", "not built"}, damage
@@ -72,3 +80,47 @@ def test_damage_to_a_finished_run_is_seen_and_repaired_to_the_undisturbed_artifa
     (run.export / "main" / "model.safetensors").unlink()
     fit(cfg, run)
     assert _same(_weights(run), weights)
+
+    # the finished run copied to another filesystem (tmpfs) and through a tar: every stage is done there too
+    copies = _copies(run.root, run.root.parent / "copies")
+    try:
+        for how, copy in copies.items():
+            moved = cfg.model_copy(update={"run_dir": copy})
+            assert _status(moved) == _status(cfg), how
+            assert run_stage(moved, "train").get("skipped") is True, how
+    finally:
+        if "tmpfs" in copies:
+            shutil.rmtree(copies["tmpfs"].parent, ignore_errors=True)
+
+    # a damaged stage state: status says so with the file, the stage refuses in one line, --redo replaces it
+    run.state_path("generate").write_text("{")
+    assert _status(cfg)["generate"] == "damaged"
+    with pytest.raises(InputError, match=r"generate\.json: damaged stage state"):
+        run_stage(cfg, "generate")
+    run_stage(cfg, "generate", redo=True)
+    assert {s: tar_path(run, s).read_bytes() for s in range(3)} == tars
+
+    # shards/ replaced by a link to another disk: refused before anything there is written or deleted
+    outside = run.root.parent / "other-disk"
+    shutil.move(run.shards, outside)
+    (outside / "theirs.tar.tmp-1-abcdef01").write_bytes(b"x")
+    run.shards.symlink_to(outside, target_is_directory=True)
+    listing = sorted(p.name for p in outside.iterdir())
+    with pytest.raises(InputError, match="shards is a symbolic link"):
+        run_stage(cfg, "generate", redo=True)
+    assert sorted(p.name for p in outside.iterdir()) == listing
+
+
+def _copies(root: Path, folder: Path) -> dict[str, Path]:
+    out = {"copytree": Path(shutil.copytree(root, folder / "copytree" / "run"))}
+    tar = folder / "run.tar"
+    with tarfile.open(tar, "w", format=tarfile.GNU_FORMAT) as tf:
+        tf.add(root, arcname="run")
+    with tarfile.open(tar) as tf:
+        tf.extractall(folder / "untarred", filter="tar")
+    out["tar"] = folder / "untarred" / "run"
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        dest = Path(tempfile.mkdtemp(dir=shm)) / "run"
+        out["tmpfs"] = Path(shutil.copytree(root, dest))
+    return out

@@ -8,7 +8,6 @@ flight, and a rerun makes exactly what is missing.
 
 from __future__ import annotations
 
-import errno
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,14 +16,13 @@ import numpy as np
 
 from synthdiv.errors import DiskFullError, InputError
 from synthdiv.generate.shards import clean_shard, shard_name, shard_state, write_wds_info
+from synthdiv.run import DISK_FULL_ERRNOS, disk_full_error
 
 if TYPE_CHECKING:
     from synthdiv.config import RunConfig
     from synthdiv.run import RunDir
 
 logger = logging.getLogger(__name__)
-
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 __all__ = ["generate_images", "progress", "is_complete", "pending_shards", "incomplete_shards", "known_shards",
            "require_complete", "disk_full"]
@@ -65,7 +63,7 @@ def generate_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
         else:
             made = run_local(cfg, run, work, todo, env) if todo else {"made_images": 0, "made_shards": 0}
     except OSError as exc:
-        if exc.errno in _DISK_FULL:
+        if exc.errno in DISK_FULL_ERRNOS:
             raise disk_full(exc, run.shards) from None
         raise
     planned = known_shards(run)
@@ -77,15 +75,8 @@ def generate_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
 
 def disk_full(exc: OSError, folder: Path) -> DiskFullError:
     """The one-line error for a write that found the disk full: the path, the space left, and how to resume."""
-    import shutil
-
-    path = exc.filename or folder
-    try:
-        free = f"{shutil.disk_usage(folder).free / 2**20:,.1f} MiB free"
-    except OSError:
-        free = "free space unknown"
-    return DiskFullError(f"{path}: {exc.strerror or 'no space left on device'} ({free} in {folder}); the complete "
-                         "shards are kept: free some space and rerun `synthdiv generate` to resume")
+    return disk_full_error(exc, folder, "the complete shards are kept: free some space and rerun `synthdiv generate` "
+                                        "to resume")
 
 
 def _plan_counts(run: RunDir) -> tuple[np.ndarray, np.ndarray]:
