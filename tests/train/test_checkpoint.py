@@ -99,3 +99,82 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_older_one_and_training_
     assert resumed.keys() == undisturbed.keys()
     for key, value in undisturbed.items():
         assert torch.equal(resumed[key], value), key
+
+
+class _RunsACommand:
+    """What a plain ``pickle.dump`` of a crafted object holds: a call to a function when it is unpickled."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.path}",))
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+@pytest.mark.parametrize("payload", ["crafted", "plain data"])
+def test_a_plain_pickle_as_the_newest_checkpoint_is_refused_not_skipped(tmp_path, protocol, payload, caplog):
+    import pickle
+
+    save_checkpoint(tmp_path, 1, {"w": torch.ones(2)})
+    marker = tmp_path / "pwned"
+    obj = {"step": 2, "x": _RunsACommand(marker)} if payload == "crafted" else {"step": 2, "w": [1.0, 2.0]}
+    with open(checkpoint_path(tmp_path, 2), "wb") as fh:
+        pickle.dump(obj, fh, protocol=protocol)
+    with pytest.raises(InputError, match=r"step-00000002\.pt: refused: it is a (plain )?pickle") as info:
+        load_latest_checkpoint(tmp_path)
+    assert "\n" not in str(info.value) and not marker.exists()
+    if payload == "crafted":
+        assert "posix.system" in str(info.value) or "os.system" in str(info.value)
+    assert "unreadable" not in caplog.text  # never skipped for the older one
+
+
+def test_a_plain_pickle_stops_training_in_one_line_instead_of_resuming_from_an_older_one(toy, make_config, tmp_path):
+    import pickle
+
+    cfg = make_config(run_dir=str(toy["run"]), train={**BASE, "max_steps": 2, "checkpoint_every": 1})
+    run = RunDir(cfg.run_dir)
+    folder = run.train / "main" / "checkpoints"
+    folder.mkdir(parents=True)
+    save_checkpoint(folder, 1, {"w": torch.ones(2)})
+    with open(checkpoint_path(folder, 2), "wb") as fh:
+        pickle.dump({"step": 2, "x": _RunsACommand(tmp_path / "pwned")}, fh)
+    with pytest.raises(InputError, match=r"step-00000002\.pt: refused"):
+        fit(cfg, run)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_the_kernels_error_and_leaves_no_file(tmp_path, monkeypatch):
+    import contextlib
+    import errno
+    import os
+
+    from synthdiv.train import checkpoint
+
+    real = checkpoint.atomic_write
+
+    class _Full:
+        def __init__(self, fh):
+            self.fh, self.written = fh, 0
+
+        def write(self, data):
+            self.written += len(data)
+            if self.written > 4096:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.fh.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+    @contextlib.contextmanager
+    def full(path, mode="wb", encoding=None):
+        with real(path, mode, encoding) as fh:
+            yield _Full(fh)
+
+    monkeypatch.setattr(checkpoint, "atomic_write", full)
+    with pytest.raises(OSError) as info:
+        save_checkpoint(tmp_path, 3, {"w": torch.ones(100_000)})
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(checkpoint_path(tmp_path, 3))
+    assert list(tmp_path.iterdir()) == []

@@ -6,14 +6,19 @@ per-step random seeds are functions of (seed, step).
 
 Run directories are shared and copied between people and clusters, so a checkpoint is data, never code: it holds
 only tensors and plain types (checked when it is saved) and is read with ``torch.load(weights_only=True)``, which
-refuses any other object instead of unpickling it. A file that asks for such an object stops the resume with an
-error naming it; a damaged file (a truncated copy, a full disk) is skipped for the newest readable one before it.
+refuses any other object instead of unpickling it. A file that asks for such an object, or any whole pickle that is
+not torch's zip format (a plain ``pickle.dump``, which synthdiv never writes), stops the resume with an error naming
+it; a damaged file (a truncated copy, a full disk) is skipped for the newest readable one before it.
+
+A checkpoint is streamed to disk as ``torch.save`` writes it; a full disk stops the save with the ``OSError`` the
+kernel gave (``ENOSPC``), not torch's own message for a failed write, so the stage says so in one line.
 """
 
 from __future__ import annotations
 
 import logging
 import pickle
+import pickletools
 import re
 import zipfile
 from pathlib import Path
@@ -77,34 +82,116 @@ def save_checkpoint(folder: Path, step: int, state: dict[str, Any]) -> Path:
     _check_plain(state)
     path = checkpoint_path(folder, step)
     with atomic_write(path, "wb") as fh:
-        torch.save(state, fh)
+        sink = _Sink(fh)
+        try:
+            torch.save(state, sink)
+        except RuntimeError:
+            if sink.error is not None:  # torch reports a failed write as its own RuntimeError: give the real one
+                raise sink.error from None
+            raise
     logger.info("checkpoint at step %d: %s", step, path)
     return path
+
+
+class _Sink:
+    """The file torch.save writes to, remembering the OSError of a failed write (a full disk)."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint without running any code from it.
 
     Raises:
-        InputError: The file asks to build a Python object other than tensors and plain types (a crafted or foreign
-            file): it is refused, not unpickled.
-        CorruptCheckpointError: The file is not a readable checkpoint.
+        InputError: The file is refused, not unpickled: it asks to build a Python object other than tensors and
+            plain types (a crafted or foreign file), or it is a whole pickle outside torch's zip format (synthdiv
+            never writes one: a plain ``pickle.dump`` is a foreign file, whatever it holds).
+        CorruptCheckpointError: The file is not a readable checkpoint (truncated, garbage, empty).
     """
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        _refuse_pickle(path, _read_head(path))
+        raise CorruptCheckpointError("not a checkpoint file (not torch's zip format)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         unsafe = re.search(r"[Uu]nsupported (?:global: )?GLOBAL (\S+)", str(exc))
         if unsafe:
-            raise InputError(
-                f"{path}: refused: it asks to load {unsafe.group(1).rstrip('.,')}, not only tensors and plain types; "
-                "a checkpoint is never unpickled (delete the file if you did not make it)"
-            ) from None
+            raise _refused(path, f"it asks to load {unsafe.group(1).rstrip('.,')}") from None
+        _refuse_pickle(path, _zipped_pickle(path))  # a whole pickle with what the safe loader does not know
         raise CorruptCheckpointError(_first_line(exc)) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         raise CorruptCheckpointError(_first_line(exc)) from None
     if not isinstance(state, dict) or not isinstance(state.get("step"), int):
         raise CorruptCheckpointError("not a synthdiv checkpoint (no step number)")
     return state
+
+
+def _refused(path: Path, why: str) -> InputError:
+    return InputError(f"{path}: refused: {why}, not only tensors and plain types; a checkpoint is never unpickled "
+                      "(delete the file if you did not make it)")
+
+
+# a plain pickle larger than this is not read whole to be recognised (it is refused by its first opcode, PROTO)
+_PICKLE_SCAN_LIMIT = 64 << 20
+
+
+def _read_head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(_PICKLE_SCAN_LIMIT)
+    except OSError:
+        return b""
+
+
+def _zipped_pickle(path: Path) -> bytes:
+    """The pickle inside a torch zip checkpoint (``<name>/data.pkl``), or b"" when it cannot be read."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            name = next((n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+            return zf.read(name)[:_PICKLE_SCAN_LIMIT] if name else b""
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return b""
+
+
+def _refuse_pickle(path: Path, data: bytes) -> None:
+    """Raise the refusal when ``data`` is a pickle: a stream that begins with the PROTO opcode (protocol 2 and
+    later), or one that parses whole to its STOP opcode (protocols 0 and 1). It is read with :mod:`pickletools`,
+    which lists opcodes and never builds an object. Damage (zeros, a truncated zip, text) is no pickle and returns."""
+    if not data or data.startswith(b"PK\x03\x04"):  # nothing, or a zip cut short: damage, not a pickle
+        return
+    imports: list[str] = []
+    strings: list[str] = []
+    whole = False
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name == "GLOBAL":
+                imports.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                imports.append(".".join(strings[-2:]))
+            elif isinstance(arg, str):
+                strings.append(arg)
+            if op.name == "STOP":
+                whole = True
+                break
+    except Exception:  # noqa: BLE001 - any parse failure: not a whole pickle (its first opcode may still say so)
+        pass
+    if not whole and not (len(data) > 1 and data[0] == 0x80 and 2 <= data[1] <= 5):
+        return
+    asks = f"it is a pickle asking to load {imports[0]}" if imports else "it is a plain pickle"
+    raise _refused(path, asks)
 
 
 def _first_line(exc: BaseException) -> str:
