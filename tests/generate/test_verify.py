@@ -85,3 +85,36 @@ def test_a_member_twice_or_at_the_wrong_place_is_damage(gen_config):
     assert verify_shards(run).damaged == {0: f"member {meta.name!r} is in the tar twice"}
     tar_path(run, 0).write_bytes(original)
     assert verify_shards(run).ok
+
+
+def test_verify_before_generate_finishes_calls_unmade_shards_not_made_yet(gen_config, tmp_path, capsys):
+    """A planned shard that generate has not made is no damage: exit 0 with a note; once the stage is done, a shard
+    that is gone is lost, and that is damage again."""
+    cfg = gen_config(images_per_class=2, shard_size=2)
+    run = RunDir(cfg.run_dir)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    result = verify_shards(run)  # nothing generated yet
+    assert result.ok and result.not_made == [0, 1, 2] and result.shards == 0
+    capsys.readouterr()
+    assert main(["-q", "verify", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "3 planned shards are not made yet (first: shard-000000)" in out and "damaged" in out
+
+    run_stage(cfg, "generate")
+    for shard in (1, 2):  # as a generate stopped after its first shard leaves the run
+        tar_path(run, shard).unlink()
+        part_path(run, shard).unlink()
+    state = run.read_state("generate")
+    state.status = "running"
+    run.write_state(state)
+    result = verify_shards(run)
+    assert result.ok and result.not_made == [1, 2] and result.shards == 1 and result.images == 2
+    assert main(["-q", "verify", "-c", str(config)]) == 0
+
+    run_stage(cfg, "generate")  # finished; then shard 2 is lost
+    tar_path(run, 2).unlink()
+    part_path(run, 2).unlink()
+    result = verify_shards(run)
+    assert not result.ok and result.damaged == {2: "missing"} and result.not_made == []
+    assert main(["-q", "verify", "-c", str(config)]) == 1

@@ -6,6 +6,10 @@ flipped bit, a copy that went wrong): for every shard it reads the tar's headers
 part, that each image and its metadata are there once, that each image lies at the byte range the part recorded
 (training reads it from there), that it decodes, and that the metadata names the same image. With ``repair`` the
 manifest part of each damaged shard is removed (the tar alone is never read), so ``synthdiv generate`` redoes it.
+
+A planned shard with neither tar nor manifest part is *not made yet* when the generate stage has not finished it (a
+note, not damage: ``generate`` makes it): the stage never finished, or the shard was planned after it did (an
+adaptive round). A shard the finished stage made that is gone is lost, and that is damage.
 """
 
 from __future__ import annotations
@@ -40,13 +44,21 @@ class VerifyResult:
     images: int = 0
     damaged: dict[int, str] = field(default_factory=dict)
     repaired: list[int] = field(default_factory=list)
+    not_made: list[int] = field(default_factory=list)  # planned, not made yet: generate has not finished
 
     @property
     def ok(self) -> bool:
         return not self.damaged
 
     def lines(self) -> list[str]:
-        return [f"{shard_name(s)}: {problem}" for s, problem in sorted(self.damaged.items())]
+        """One line per damaged shard, then a note on the shards not made yet."""
+        lines = [f"{shard_name(s)}: {problem}" for s, problem in sorted(self.damaged.items())]
+        if self.not_made:
+            n = len(self.not_made)
+            lines.append(f"{n} planned shard{'s are' if n > 1 else ' is'} not made yet (first: "
+                         f"{shard_name(self.not_made[0])}); generate has not finished: run `synthdiv generate` to "
+                         "make the rest")
+        return lines
 
 
 def check_shard(run: RunDir, shard: int) -> tuple[int, str | None]:
@@ -124,14 +136,22 @@ def verify_shards(run: RunDir, repair: bool = False, workers: int = 4) -> Verify
     """Read every shard of the run and check it against its manifest part (see the module docstring).
 
     Args:
-        repair: Remove the manifest part of each damaged shard, so that ``synthdiv generate`` redoes it.
+        repair: Remove the manifest part of each damaged shard, so that ``synthdiv generate`` redoes it (refused,
+            in one line, when a folder of the run is a link).
         workers: Shards checked at once (image decoding releases the GIL).
     """
+    if repair:
+        run.refuse_links()  # repair deletes manifest parts: never through a link out of the run
     shards = known_shards(run).tolist()
-    result = VerifyResult(shards=len(shards))
+    made = _made_by_finished_stage(run, shards)
+    result = VerifyResult()
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="synthdiv-verify") as pool:
         for shard, (images, problem) in zip(shards, pool.map(lambda s: check_shard(run, s), shards), strict=True):
             result.images += images
+            if problem == "missing" and shard not in made:
+                result.not_made.append(shard)
+                continue
+            result.shards += 1
             if problem is not None:
                 result.damaged[shard] = problem
     if repair:
@@ -141,6 +161,18 @@ def verify_shards(run: RunDir, repair: bool = False, workers: int = 4) -> Verify
                 result.repaired.append(shard)
                 logger.warning("%s: %s; its manifest part is removed, `synthdiv generate` will redo it",
                                shard_name(shard), problem)
-    logger.info("verified %d shards, %d images: %d damaged", result.shards, result.images, len(result.damaged))
+    logger.info("verified %d shards, %d images: %d damaged%s", result.shards, result.images, len(result.damaged),
+                f", {len(result.not_made)} not made yet" if result.not_made else "")
     return result
+
+
+def _made_by_finished_stage(run: RunDir, shards: list[int]) -> set[int]:
+    """The planned shards the generate stage made when it was last done: none when it never finished, else the
+    first ``planned_shards`` of its summary (an adaptive round plans its shards after the plan's last)."""
+    state = run.read_state("generate")
+    if state is None or state.status != "done":
+        return set()
+    planned = (state.summary or {}).get("planned_shards")
+    ordered = sorted(shards)
+    return set(ordered[:planned] if isinstance(planned, int) and not isinstance(planned, bool) else ordered)
 
