@@ -21,6 +21,7 @@ from synthdiv.data import (
     shard_samples,
     synthetic_samples,
 )
+from synthdiv.data.images import Unreadable
 from synthdiv.data.mixed import block_sizes
 from synthdiv.errors import ConfigError, InputError
 from synthdiv.run import RunDir
@@ -202,7 +203,9 @@ def test_a_damaged_shard_costs_its_images_not_the_run(toy, make_config):
     transform = build_transforms(cfg.train, False, (0.5,) * 3, (0.5,) * 3)
     got = [ImageDataset([syn], transform)[(0, i, 0)] for i in range(len(syn))]
     damaged = [p == str(shard) for p in syn.paths]
-    assert sum(damaged) == 10 and [g is None for g in got] == damaged  # unreadable when read: skipped and counted
+    # unreadable when read: skipped and counted, with its class
+    assert sum(damaged) == 10 and [isinstance(g, Unreadable) for g in got] == damaged
+    assert all(g.label == syn.labels[i] and g.reason == "not an image" for i, g in enumerate(got) if damaged[i])
 
 
 def test_synthetic_byte_ranges_come_from_the_manifest_or_from_the_tars(toy, make_config):

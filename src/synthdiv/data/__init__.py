@@ -3,6 +3,7 @@
 Importing this package does not import torch; the loader imports it when built.
 """
 
+from synthdiv.data.decode import SkipTally, UnreadableImage, decode_image
 from synthdiv.data.images import ImageDataset, build_transforms, collate_blocks, decode_rgb
 from synthdiv.data.mixed import BatchPlan, block_sizes, make_loader
 from synthdiv.data.protocols import RealProtocol, apply_protocol, long_tail, low_data, pareto_profile, protocol_counts
@@ -34,4 +35,7 @@ __all__ = [
     "collate_blocks",
     "build_transforms",
     "decode_rgb",
+    "decode_image",
+    "UnreadableImage",
+    "SkipTally",
 ]

@@ -2,8 +2,10 @@
 
 A key is ``(source, index, seed)``: which set, which sample, and the seed of its random augmentation. Seeding each
 sample's augmentation from its key makes a batch the same whichever worker builds it, and so makes resume exact.
-A sample that cannot be read or decoded yields ``None`` (the collate function drops and counts it). Loading in the
-main process reseeds numpy's global RNG (torch's and Python's are given back); the training loop does not use it.
+A sample that cannot be read or decoded under the decoder policy (:mod:`synthdiv.data.decode`: empty, not an image,
+truncated or damaged, over the pixel bound) yields a :class:`Unreadable` record; the collate function drops it and
+tallies it per class (``batch["unreadable"]``). Loading in the main process reseeds numpy's global RNG (torch's and
+Python's are given back); the training loop does not use it.
 
 Decode as little as needed: when a training transform starts with timm's random resized crop, the crop is drawn
 from the JPEG's header (its size) before decoding, and the JPEG is decoded at the smallest DCT scale (1/2, 1/4,
@@ -13,14 +15,14 @@ from the JPEG's header (its size) before decoding, and the JPEG is decoded at th
 
 from __future__ import annotations
 
-import io
 import logging
 import random
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from synthdiv.data.decode import SkipTally, decode_image, describe, open_image
 from synthdiv.data.sources import SampleSet
 
 if TYPE_CHECKING:
@@ -28,38 +30,47 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["decode_rgb", "ImageDataset", "collate_blocks", "build_transforms"]
+__all__ = ["decode_rgb", "ImageDataset", "Unreadable", "collate_blocks", "build_transforms"]
 
 
-def decode_rgb(data: bytes) -> Any:
-    """Decode image bytes to an RGB PIL image (grayscale and palette images are converted)."""
-    from PIL import Image
+def decode_rgb(data: bytes, max_pixels: int | None = None, name: str | None = None) -> Any:
+    """Decode image bytes to an RGB PIL image under the decoder policy (:func:`synthdiv.data.decode.decode_image`;
+    raises its one-line :class:`~synthdiv.data.decode.UnreadableImage`)."""
+    return decode_image(data, max_pixels, name)
 
-    img = Image.open(io.BytesIO(data))
-    img.load()
-    return img.convert("RGB")
+
+class Unreadable(NamedTuple):
+    """A sample the dataset skipped: its class, its name and what was wrong."""
+
+    label: int
+    name: str
+    reason: str
 
 
 class ImageDataset:
-    """Map-style dataset: ``ds[(source, index, seed)] -> (image tensor, label, source)`` or ``None`` if corrupt.
+    """Map-style dataset: ``ds[(source, index, seed)] -> (image tensor, label, source)``, or an :class:`Unreadable`.
 
     Args:
         sources: The sample sets; ``source`` in a key indexes this list (0 = real, 1 = synthetic for training).
         transform: A callable on a PIL image (timm transforms).
+        max_pixels: The decoder policy's pixel bound (None: :data:`~synthdiv.data.decode.DEFAULT_MAX_PIXELS`; a
+            stage passes :func:`~synthdiv.data.decode.max_pixels_of` its config).
     """
 
-    def __init__(self, sources: Sequence[SampleSet], transform: Callable[[Any], Any]) -> None:
+    def __init__(self, sources: Sequence[SampleSet], transform: Callable[[Any], Any],
+                 max_pixels: int | None = None) -> None:
         self.sources = list(sources)
         self.transform = transform
+        self.max_pixels = max_pixels
         self._crop, self._rest = _split_random_crop(transform)
 
     def __len__(self) -> int:
         return sum(len(s) for s in self.sources)
 
-    def __getitem__(self, key: tuple[int, int, int]) -> tuple[Any, int, int] | None:
+    def __getitem__(self, key: tuple[int, int, int]) -> tuple[Any, int, int] | Unreadable:
         return self.__getitems__([key])[0]
 
-    def __getitems__(self, keys: Sequence[tuple[int, int, int]]) -> list[tuple[Any, int, int] | None]:
+    def __getitems__(self, keys: Sequence[tuple[int, int, int]]) -> list[tuple[Any, int, int] | Unreadable]:
         """A batch of samples (the DataLoader's batched fetch).
 
         In the main process the caller's Python and torch random states are saved before the batch and restored after
@@ -77,19 +88,22 @@ class ImageDataset:
             random.setstate(saved[0])
             torch.default_generator.set_state(saved[1])
 
-    def _load(self, key: tuple[int, int, int]) -> tuple[Any, int, int] | None:
+    def _load(self, key: tuple[int, int, int]) -> tuple[Any, int, int] | Unreadable:
         source, index, seed = key
         samples = self.sources[source]
+        name = str(samples.keys[index])
         try:
             if self._crop is None:
-                img = decode_rgb(samples.read(index))
-            else:
-                img = _open(samples.read(index))  # the header only: the crop is drawn before decoding
+                img = decode_image(samples.read(index), self.max_pixels, name)
+            else:  # the header only, checked: the crop is drawn before decoding
+                img = open_image(samples.read(index), self.max_pixels, name)
                 self._seed(seed)
-                img = self._crop(img)
+                with img:
+                    img = self._crop(img)
         except Exception as exc:  # noqa: BLE001 - any unreadable sample is skipped, never fatal
-            logger.warning("skipping unreadable image %s: %s", samples.keys[index], exc)
-            return None
+            reason = describe(exc)
+            logger.warning("skipping unreadable image %s: %s", name, reason)
+            return Unreadable(int(samples.labels[index]), name, reason)
         if self._crop is None:
             self._seed(seed)
             return self.transform(img), int(samples.labels[index]), source
@@ -103,12 +117,6 @@ class ImageDataset:
             random.seed(seed)
             np.random.seed(seed % (1 << 32))  # numpy's global state is not restored: saving it costs 0.3 ms a sample
             torch.default_generator.manual_seed(seed)  # the CPU generator only: torch.manual_seed costs ~1 ms
-
-
-def _open(data: bytes) -> Any:
-    from PIL import Image
-
-    return Image.open(io.BytesIO(data))
 
 
 class _DraftResizedCrop:
@@ -163,17 +171,24 @@ def _split_random_crop(transform: Any) -> tuple[_DraftResizedCrop | None, Any]:
     return _DraftResizedCrop(steps[0]), transforms.Compose(list(steps[1:]))
 
 
-def collate_blocks(items: Sequence[tuple[Any, int, int] | None]) -> dict[str, Any]:
-    """Stack a batch, dropping corrupt samples; the real block (source 0) stays first.
+def collate_blocks(items: Sequence[tuple[Any, int, int] | Unreadable | None]) -> dict[str, Any]:
+    """Stack a batch, dropping unreadable samples; the real block (source 0) stays first.
 
     Returns:
-        ``{"images", "labels", "domain", "n_real", "corrupt"}``: ``n_real`` is the split point.
+        ``{"images", "labels", "domain", "n_real", "corrupt", "unreadable"}``: ``n_real`` is the split point;
+        ``corrupt`` counts the samples dropped, ``unreadable`` (a :class:`~synthdiv.data.decode.SkipTally`) counts
+        them per class and names the first few.
     """
     import torch
 
-    good = [it for it in items if it is not None]
+    skipped = SkipTally()
+    for it in items:
+        if isinstance(it, Unreadable):
+            skipped.add(it.label, it.name, it.reason)
+    good = [it for it in items if it is not None and not isinstance(it, Unreadable)]
     if not good:
-        return {"images": None, "labels": None, "domain": None, "n_real": 0, "corrupt": len(items)}
+        return {"images": None, "labels": None, "domain": None, "n_real": 0, "corrupt": len(items),
+                "unreadable": skipped}
     domain = torch.tensor([it[2] for it in good], dtype=torch.long)
     return {
         "images": torch.stack([it[0] for it in good]),
@@ -181,6 +196,7 @@ def collate_blocks(items: Sequence[tuple[Any, int, int] | None]) -> dict[str, An
         "domain": domain,
         "n_real": int((domain == 0).sum()),
         "corrupt": len(items) - len(good),
+        "unreadable": skipped,
     }
 
 

@@ -160,14 +160,16 @@ def make_loader(
     total_steps: int,
     num_workers: int = 2,
     pin_memory: bool = False,
+    max_pixels: int | None = None,
 ) -> Any:
     """A torch DataLoader yielding the collated micro-batches of steps ``start_step .. total_steps - 1``.
 
-    Each batch is ``{"images", "labels", "domain", "n_real", "corrupt"}`` (see :func:`collate_blocks`).
+    Each batch is ``{"images", "labels", "domain", "n_real", "corrupt", "unreadable"}`` (see :func:`collate_blocks`);
+    ``max_pixels`` is the decoder policy's pixel bound (:func:`synthdiv.data.decode.max_pixels_of` the config).
     """
     import torch.utils.data
 
-    dataset = ImageDataset([real, synthetic], transform)
+    dataset = ImageDataset([real, synthetic], transform, max_pixels)
     return torch.utils.data.DataLoader(
         dataset,  # type: ignore[arg-type]
         batch_sampler=_PlanSampler(plan, start_step, total_steps),

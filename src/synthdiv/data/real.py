@@ -93,9 +93,13 @@ def _shard_index(shard: Path, index_dir: Path | None) -> list[TarMember]:
     key = hashlib.sha256(f"{shard.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:32]
     cached = Path(index_dir) / f"{key}.parquet"
     if cached.is_file():
-        t = pq.read_table(cached).to_pydict()
-        return [TarMember(k, o, n, {} if c is None else {"class": c})
-                for k, o, n, c in zip(t["key"], t["offset"], t["size"], t["class"], strict=True)]
+        try:
+            t = pq.read_table(cached, columns=["key", "offset", "size", "class"]).to_pydict()
+            return [TarMember(str(k), int(o), int(n), {} if c is None else {"class": int(c)})
+                    for k, o, n, c in zip(t["key"], t["offset"], t["size"], t["class"], strict=True)]
+        except (pa.ArrowException, OSError, KeyError, ValueError, TypeError) as exc:  # a damaged index: a miss
+            logger.warning("%s: damaged shard index (%s); indexing %s again", cached,
+                           (str(exc).splitlines() or [""])[0][:120], shard.name)
     members = index_tar(shard)
     labels = [m.meta.get("class", m.meta.get("label")) for m in members]
     write_parquet_atomic(pa.table({

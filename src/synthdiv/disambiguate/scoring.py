@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from synthdiv.clip import ImageTextScorer
+    from synthdiv.data.decode import SkipTally
 
 logger = logging.getLogger(__name__)
 
@@ -51,20 +52,27 @@ def sample_images(folder: Path | str | None, extensions: Sequence[str], limit: i
     return files
 
 
-def mean_image_embedding(scorer: ImageTextScorer, files: Sequence[Path]) -> ClassImages:
-    """Embed ``files`` and average them; unreadable files are skipped with a warning."""
+def mean_image_embedding(scorer: ImageTextScorer, files: Sequence[Path], max_pixels: int | None = None,
+                         skipped: SkipTally | None = None, label: int = -1) -> ClassImages:
+    """Embed ``files`` and average them, decoded under the decoder policy (:mod:`synthdiv.data.decode`).
+
+    Unreadable files (empty, not an image, truncated or damaged, over ``max_pixels``) are skipped with a warning and
+    added to ``skipped`` under class ``label`` when a tally is given.
+    """
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
+
+    from synthdiv.data.decode import UnreadableImage, decode_image
 
     images, used = [], []
     for path in files:
         try:
-            with Image.open(path) as im:
-                im.load()
-                images.append(im.convert("RGB"))
-            used.append(path)
-        except (OSError, UnidentifiedImageError) as exc:
-            logger.warning("skipping unreadable image %s: %s", path, exc)
+            images.append(decode_image(path, max_pixels))
+        except UnreadableImage as exc:
+            logger.warning("skipping %s", exc)
+            if skipped is not None:
+                skipped.add(label, str(path), exc.reason)
+            continue
+        used.append(path)
     if not images:
         return ClassImages(used, None)
     mean = scorer.embed_images(images).mean(axis=0)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from synthdiv.data.decode import SkipTally
 from synthdiv.data.images import ImageDataset, collate_blocks
 from synthdiv.evaluate.sets import EvalSet
 
@@ -33,19 +34,20 @@ class _Shifted:
 
 def predict(
     model: Any, evalset: EvalSet, transform: Callable[[Any], Any], batch_size: int = 128, num_workers: int = 0,
-    device: Any = "cpu", k: int = 5,
+    device: Any = "cpu", k: int = 5, max_pixels: int | None = None, skipped: SkipTally | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """``(topk indices (N, k), labels (N,), corrupt count)`` of ``model`` on ``evalset``.
 
     The model is put in eval mode, so auxiliary norms (if any) are not used; ``evalset.class_mask`` restricts the
-    logits to a class subset (ImageNet-R / -A).
+    logits to a class subset (ImageNet-R / -A). Images are decoded under the decoder policy (pixel bound
+    ``max_pixels``); the unreadable ones are skipped and, when ``skipped`` is given, tallied there per class.
     """
     import torch
     import torch.utils.data
 
     from synthdiv.progress import Progress
 
-    dataset = ImageDataset([evalset.samples], _Shifted(evalset.shift, transform))
+    dataset = ImageDataset([evalset.samples], _Shifted(evalset.shift, transform), max_pixels)
     keys = [(0, i, -1) for i in range(len(evalset.samples))]
     batches = [keys[i : i + batch_size] for i in range(0, len(keys), batch_size)]
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=collate_blocks,  # type: ignore
@@ -59,6 +61,8 @@ def predict(
         task = bar.add_task(f"eval {evalset.name}", total=len(batches))
         for batch in loader:
             corrupt += batch["corrupt"]
+            if skipped is not None:
+                skipped.update(batch["unreadable"])
             if batch["images"] is not None:
                 logits = model(batch["images"].to(device)).float()
                 if mask is not None:

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EvalSet", "folder_set", "test_samples", "subset_classes", "shift_transform", "build_eval_sets"]
+__all__ = ["EvalSet", "check_sets", "folder_set", "test_samples", "subset_classes", "shift_transform",
+           "build_eval_sets"]
 
 
 @dataclass
@@ -54,13 +55,47 @@ def _name_key(name: str) -> str:
     return " ".join(name.replace("_", " ").casefold().split())
 
 
+def _folders(root: Path, what: str) -> list[Path]:
+    """The sub-folders of ``root``, sorted; a missing, non-folder or unlistable ``root`` is one line naming ``what``."""
+    _check_folder(what, root)
+    try:
+        return sorted(p for p in root.iterdir() if p.is_dir())
+    except OSError as exc:
+        raise InputError(f"{what}: {root} cannot be listed ({exc.strerror or exc})") from None
+
+
+def _check_folder(what: str, path: Path) -> None:
+    """``synthdiv check``'s test of an input folder, with its words."""
+    if not path.exists():
+        raise InputError(f"{what}: {path} does not exist")
+    if not path.is_dir():
+        raise InputError(f"{what}: {path} is not a directory")
+
+
+def check_sets(ecfg: EvaluateConfig) -> None:
+    """The evaluate section's sets, checked before the stage reads or writes anything, with the one-line errors
+    ``synthdiv check`` and ``run`` give: every folder exists and is a directory, shifts have a test set, and there
+    is at least one set.
+
+    Raises:
+        InputError: The first problem, naming its key.
+    """
+    wanted = [("evaluate.test_root", ecfg.test_root)]
+    wanted += [(f"evaluate.ood[{i}].root ({o.name})", o.root) for i, o in enumerate(ecfg.ood)]
+    for where, path in wanted:
+        if path is not None:
+            _check_folder(where, Path(path))
+    if ecfg.test_root is None and ecfg.shifts:
+        raise InputError("evaluate.shifts: shifted copies need evaluate.test_root")
+    if ecfg.test_root is None and not ecfg.ood:
+        raise InputError("evaluate: no evaluation sets; set evaluate.test_root and/or evaluate.ood")
+
+
 def folder_set(root: Path, folders: str, classes: Sequence[dict[str, Any]], what: str) -> SampleSet:
     """Labelled images of an ImageFolder whose class folders are named per ``folders`` (wnid, index or name)."""
     root = Path(root)
-    if not root.is_dir():
-        raise InputError(f"{what}: {root} is not a folder")
     rows, skipped = [], []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+    for folder in _folders(root, what):
         label = _folder_label(folder.name, folders, classes)
         if label is None:
             skipped.append(folder.name)
@@ -114,29 +149,25 @@ def _limit(samples: SampleSet, max_images: int | None, seed: int) -> SampleSet:
 
 def build_eval_sets(ecfg: EvaluateConfig, classes: Sequence[dict[str, Any]], seed: int) -> list[EvalSet]:
     """Every set of the ``evaluate`` section: ``test``, ``test-<shift>`` and each OOD set."""
+    check_sets(ecfg)
     sets: list[EvalSet] = []
     if ecfg.test_root is not None:
         test = _limit(test_samples(ecfg, classes), ecfg.max_images, seed)
         sets.append(EvalSet("test", test))
         sets += [EvalSet(f"test-{kind}", test, shift=shift_transform(kind, seed)) for kind in ecfg.shifts]
-    elif ecfg.shifts:
-        raise InputError("evaluate.shifts: shifted copies need evaluate.test_root")
     for ood in ecfg.ood:
         samples = _limit(folder_set(ood.root, ood.folders, classes, f"evaluate.ood[{ood.name}]"),
                          ood.max_images or ecfg.max_images, seed)
         mask = subset_classes(ood.subset, classes) if ood.subset else None
         sets.append(EvalSet(ood.name, samples, class_mask=mask))
-    if not sets:
-        raise InputError("evaluate: no evaluation sets; set evaluate.test_root and/or evaluate.ood")
     return sets
 
 
 def test_samples(ecfg: EvaluateConfig, classes: Sequence[dict[str, Any]]) -> SampleSet:
     """Every image of ``evaluate.test_root``, its class folders named by wnid or by class name."""
-    by = "wnid" if _by_wnid(ecfg.test_root, classes) else "name"
-    return folder_set(ecfg.test_root, by, classes, "evaluate.test_root")
-
-
-def _by_wnid(root: Path, classes: Sequence[dict[str, Any]]) -> bool:
+    if ecfg.test_root is None:
+        raise InputError("evaluate.test_root: not set")
+    root = Path(ecfg.test_root)
     wnids = {row.get("wnid") for row in classes if row.get("wnid")}
-    return any(p.name in wnids for p in Path(root).iterdir() if p.is_dir())
+    by = "wnid" if any(p.name in wnids for p in _folders(root, "evaluate.test_root")) else "name"
+    return folder_set(root, by, classes, "evaluate.test_root")

@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from synthdiv.errors import ConfigError, InputError
 from synthdiv.generate.shards import read_manifest
-from synthdiv.run import atomic_write_json, canonical_hash
+from synthdiv.run import atomic_write_json, canonical_hash, read_parquet_artifact
 
 if TYPE_CHECKING:
     from synthdiv.config import RunConfig
@@ -121,10 +120,9 @@ def _joined(table: pa.Table, ids: pa.ChunkedArray, columns: Sequence[str]) -> di
 
 
 def _num_classes(run: RunDir, labels: np.ndarray) -> int:
-    from synthdiv.run import read_jsonl
+    from synthdiv.catalog.reader import read_classes
 
-    path = run.resolved if run.resolved.exists() else run.classes
-    return len(read_jsonl(path)) if path.exists() else int(labels.max()) + 1
+    return len(read_classes(run.classes)) if run.classes.exists() else int(labels.max()) + 1
 
 
 def filter_masks(cfg: RunConfig, run: RunDir, manifest: pa.Table, names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -144,6 +142,8 @@ def filter_masks(cfg: RunConfig, run: RunDir, manifest: pa.Table, names: Sequenc
         from synthdiv.generate.scoring import read_scores
 
         scores = read_scores(run)
+        if not {"image_id", "similarity"} <= set(scores.column_names):
+            raise InputError(f"{run.scores}: no 'image_id' and 'similarity' columns; run `synthdiv score --redo`")
         cols = _joined(scores, ids, [c for c in scores.column_names if c != "image_id"])
         missing = int(np.isnan(cols["similarity"]).sum())
         if missing:
@@ -175,7 +175,8 @@ def _mask(spec: Any, cfg: RunConfig, run: RunDir, manifest: pa.Table, cols: dict
     path = classifier_scores_path(run)
     if not path.exists():
         raise InputError(f"{path}: not found; set score.classifier.model and run `synthdiv score --redo`")
-    clf = _joined(pq.read_table(path), manifest.column("image_id"), ["mislabeled", "easy"])
+    clf = _joined(read_parquet_artifact(path, "score", ["image_id", "mislabeled", "easy"]), manifest.column("image_id"),
+                  ["mislabeled", "easy"])
     return classifier_mask(clf["mislabeled"], clf["easy"], spec.drop)
 
 

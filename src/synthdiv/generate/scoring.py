@@ -6,7 +6,6 @@ near-duplicate columns and the quality metrics from the stored embeddings (``sco
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,11 +32,14 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from synthdiv.config import RunConfig
+    from synthdiv.data.decode import SkipTally
     from synthdiv.run import RunDir
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["score_images", "class_texts", "score_matrix", "iter_shard_images", "read_scores", "prompt_kinds"]
+__all__ = ["score_images", "class_texts", "score_matrix", "iter_shard_images", "read_scores", "prompt_kinds",
+           "real_images_summary"]
+
 
 def class_texts(cfg: RunConfig, run: RunDir) -> list[str]:
     """One text per class index: ``score.template`` filled with the resolved description (else the class name)."""
@@ -79,11 +81,18 @@ def read_scores(run: RunDir, columns: list[str] | None = None) -> pa.Table:
 
 
 def iter_shard_images(run: RunDir, rows: pa.Table) -> Iterator[Image.Image]:
-    """The images of the manifest ``rows``, in row order, read by their byte ranges (:func:`image_bytes`)."""
-    from PIL import Image
+    """The images of the manifest ``rows``, in row order, read by their byte ranges (:func:`image_bytes`) and decoded
+    under the decoder policy (:mod:`synthdiv.data.decode`): a damaged one is one line naming its shard and key."""
+    from synthdiv.data.decode import UnreadableImage, decode_image
 
-    for blob in image_bytes(run, rows):
-        yield Image.open(io.BytesIO(blob)).convert("RGB")
+    shards, ids = rows.column("shard").to_pylist(), rows.column("image_id").to_pylist()
+    for shard, image_id, blob in zip(shards, ids, image_bytes(run, rows), strict=True):
+        name = f"{shard_name(shard)}:{image_id}"
+        try:
+            yield decode_image(blob, name=name)
+        except UnreadableImage as exc:
+            raise UnreadableImage(name, f"{exc.reason}; run `synthdiv verify --repair`, then `synthdiv generate`"
+                                  ) from None
 
 
 def _shard_key(run: RunDir, shard: int) -> str:
@@ -206,7 +215,7 @@ def score_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
                     ((positions[s], load_shard_cache(cache / f"{shard_name(s)}.npz", _shard_key(run, s),
                                                      [ids[i] for i in positions[s]])) for s in positions))
     table = pa.concat_tables(tables)
-    table = _with_quality(cfg, run, table, score, cache)
+    table, skipped = _with_quality(cfg, run, table, score, cache)
     write_parquet_atomic(table, run.scores)
     sim = table.column("similarity").to_numpy()
     top1 = float((table.column("class_rank").to_numpy() == 0).mean())
@@ -215,7 +224,8 @@ def score_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
                 "%.1f%%, %d near-duplicate(s)", table.num_rows, cfg.models.clip.model, cached, float(sim.mean()),
                 100 * top1, dups)
     summary = {"scored": table.num_rows, "cached_shards": cached, "mean_similarity": round(float(sim.mean()), 6),
-               "top1": round(top1, 6), "logit_scale": round(score.logit_scale(), 4), "duplicates": dups}
+               "top1": round(top1, 6), "logit_scale": round(score.logit_scale(), 4), "duplicates": dups,
+               **real_images_summary(skipped, run)}
     if cfg.score.classifier.model is not None:
         from synthdiv.quality.classifier import classify_images
 
@@ -223,16 +233,31 @@ def score_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     return summary
 
 
-def _with_quality(cfg: RunConfig, run: RunDir, table: pa.Table, score: _LazyScorer, cache: Path) -> pa.Table:
-    """``table`` (manifest order) with the near-duplicate columns; writes the real embeddings and ``quality.json``."""
+def real_images_summary(skipped: SkipTally, run: RunDir) -> dict[str, Any]:
+    """The score summary's account of the user's real images it skipped (empty when none): their count, the count
+    per class name, the first few named, and a one-line note for the log and ``status``."""
+    if not skipped.total:
+        return {}
+    from synthdiv.catalog.reader import read_classes
+
+    names = {int(r["index"]): str(r["name"]) for r in read_classes(run.classes)}
+    out = skipped.summary("real_unreadable", names)
+    out["real_unreadable_note"] = skipped.line("real image(s)", names)
+    return out
+
+
+def _with_quality(cfg: RunConfig, run: RunDir, table: pa.Table, score: _LazyScorer, cache: Path
+                  ) -> tuple[pa.Table, SkipTally]:
+    """``table`` (manifest order) with the near-duplicate columns, and the real images skipped as unreadable; writes
+    the real embeddings and ``quality.json``."""
     from synthdiv.quality.assess import DUPLICATE_SCHEMA, duplicate_table, embed_real, quality_metrics
 
-    embed_real(cfg, run, cache, score.embed_images)
+    skipped = embed_real(cfg, run, cache, score.embed_images)
     syn, real = load_synthetic(run), load_real(run)
     dups = duplicate_table(cfg, syn, real)
-    quality_metrics(cfg, run, syn, real, dups)
+    quality_metrics(cfg, run, syn, real, dups, skipped)
     idx = pc.index_in(table.column("image_id"), value_set=dups.column("image_id"))
     for field in DUPLICATE_SCHEMA:
         if field.name != "image_id":
             table = table.append_column(field, pc.take(dups.column(field.name), idx))
-    return table.cast(SCORES_SCHEMA)
+    return table.cast(SCORES_SCHEMA), skipped

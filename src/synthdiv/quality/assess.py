@@ -4,6 +4,7 @@ columns of ``scores.parquet`` and the per-class / per-kind metrics of ``quality.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -11,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from synthdiv.quality.embeddings import EmbeddingSet, load_shard_cache, save_shard_cache, write_real
+from synthdiv.data.decode import SkipTally, max_pixels_of
+from synthdiv.quality.embeddings import NPY_DAMAGE, EmbeddingSet, write_real
 from synthdiv.quality.metrics import group_metrics
 from synthdiv.quality.near_duplicates import nearest_in, nearest_within
-from synthdiv.run import atomic_write_json, canonical_hash
+from synthdiv.run import atomic_write, atomic_write_json, canonical_hash
 from synthdiv.schemas import SCORES_SCHEMA
 
 if TYPE_CHECKING:
@@ -36,11 +38,14 @@ def quality_path(run: RunDir) -> Path:
     return run.root / "quality.json"
 
 
-def embed_real(cfg: RunConfig, run: RunDir, cache: Path, embed: Callable[[list[Any]], np.ndarray]) -> int:
+def embed_real(cfg: RunConfig, run: RunDir, cache: Path, embed: Callable[[list[Any]], np.ndarray]) -> SkipTally:
     """Embed up to ``score.real_per_class`` real images of each class (a seeded sample) into ``embeddings/real.*``;
-    the embeddings are cached under ``cache`` by the sample's paths and byte ranges. Returns the number embedded."""
+    the embeddings are cached under ``cache`` by the sample's paths and byte ranges and the pixel bound.
+
+    Images are decoded under the decoder policy (:mod:`synthdiv.data.decode`): an empty, truncated, damaged or
+    oversized image is skipped, never fatal. Returns the skipped images (counted per class; the same from the cache).
+    """
     from synthdiv.catalog.reader import read_classes
-    from synthdiv.data.images import decode_rgb
     from synthdiv.data.real import real_dir_roots, real_samples
     from synthdiv.disambiguate.reader import read_resolved
 
@@ -52,7 +57,7 @@ def embed_real(cfg: RunConfig, run: RunDir, cache: Path, embed: Callable[[list[A
                                real_dir_roots(cfg))
     if samples is None or len(samples) == 0:
         write_real(run, [], np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32))
-        return 0
+        return SkipTally()
     rng = np.random.default_rng(cfg.seed)
     picked = []
     for cls in np.unique(samples.labels):
@@ -61,16 +66,67 @@ def embed_real(cfg: RunConfig, run: RunDir, cache: Path, embed: Callable[[list[A
                                                                                                    replace=False)))
     sample = samples.take(np.concatenate(picked))
     keys = [str(k) for k in sample.keys]
-    ident = canonical_hash([keys, sample.offsets.tolist(), sample.sizes.tolist()])[:16]
+    bound = max_pixels_of(cfg)
+    ident = canonical_hash([keys, sample.offsets.tolist(), sample.sizes.tolist(), bound])[:16]
     part = cache / f"real-{ident}.npz"
-    emb = load_shard_cache(part, ident, keys)
-    if emb is None:
-        batch = max(1, cfg.score.batch_size)
-        emb = np.concatenate([embed([decode_rgb(sample.read(i)) for i in range(s, min(s + batch, len(sample)))])
-                              for s in range(0, len(sample), batch)])
-        save_shard_cache(part, ident, keys, emb)
-    write_real(run, keys, sample.labels, emb)
-    return len(keys)
+    got = _load_real_cache(part, ident)
+    if got is None:
+        got = _embed_sample(sample, keys, embed, max(1, cfg.score.batch_size), bound)
+        _save_real_cache(part, ident, *got)
+    used, emb, skipped = got
+    if skipped.total:
+        logger.warning("score: %s", skipped.line("real image(s)"))
+    pos = {k: i for i, k in enumerate(keys)}
+    write_real(run, used, sample.labels[[pos[k] for k in used]].astype(np.int64), emb)
+    return skipped
+
+
+def _embed_sample(sample: Any, keys: list[str], embed: Callable[[list[Any]], np.ndarray], batch: int, bound: int
+                  ) -> tuple[list[str], np.ndarray, SkipTally]:
+    """``(keys embedded, their embeddings, the images skipped)``, decoding ``batch`` images at a time."""
+    from synthdiv.data.decode import UnreadableImage, decode_image, describe
+
+    used: list[str] = []
+    parts: list[np.ndarray] = []
+    skipped = SkipTally()
+    for start in range(0, len(sample), batch):
+        images = []
+        for i in range(start, min(start + batch, len(sample))):
+            try:
+                images.append(decode_image(sample.read(i), bound, keys[i]))
+            except (UnreadableImage, OSError) as exc:  # OSError: the file went away or cannot be opened
+                skipped.add(int(sample.labels[i]), keys[i], describe(exc))
+                continue
+            used.append(keys[i])
+        if images:
+            parts.append(np.asarray(embed(images), dtype=np.float32))
+    return used, np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32), skipped
+
+
+def _load_real_cache(path: Path, ident: str) -> tuple[list[str], np.ndarray, SkipTally] | None:
+    """The cached ``(keys embedded, embeddings, skipped)`` of the real sample ``ident``, or None (a miss)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) != ident:
+                return None
+            skipped = json.loads(str(z["skipped"]))
+            tally = SkipTally()
+            for label, count in skipped["per_class"]:
+                tally.per_class[int(label)] += int(count)
+            tally.examples = [str(e) for e in skipped["examples"]]
+            used, emb = [str(k) for k in z["ids"].tolist()], np.asarray(z["emb"])
+    except (*NPY_DAMAGE, AttributeError):  # absent, damaged or of an older synthdiv: embed again
+        return None
+    if emb.ndim != 2 or len(emb) != len(used):
+        return None
+    return used, emb, tally
+
+
+def _save_real_cache(path: Path, ident: str, used: list[str], emb: np.ndarray, skipped: SkipTally) -> None:
+    record = {"per_class": sorted(skipped.per_class.items()), "examples": skipped.examples}
+    with atomic_write(path) as fh:
+        np.savez(fh, key=np.array(ident), ids=np.array(used, dtype=str), emb=emb.astype(np.float32),
+                 skipped=np.array(json.dumps(record)))
 
 
 def duplicate_table(cfg: RunConfig, syn: EmbeddingSet, real: EmbeddingSet | None) -> pa.Table:
@@ -106,8 +162,9 @@ def duplicate_table(cfg: RunConfig, syn: EmbeddingSet, real: EmbeddingSet | None
 
 
 def quality_metrics(cfg: RunConfig, run: RunDir, syn: EmbeddingSet, real: EmbeddingSet | None,
-                    dups: pa.Table) -> dict[str, Any]:
-    """Diversity and fidelity per class and per (class, prompt kind), duplicate counts per class; written to
+                    dups: pa.Table, skipped: SkipTally | None = None) -> dict[str, Any]:
+    """Diversity and fidelity per class and per (class, prompt kind), duplicate counts per class, and the real images
+    skipped as unreadable (``real_unreadable``: count, per class index, the first few named); written to
     ``quality.json`` and returned."""
     m = cfg.score.metrics
     rng = np.random.default_rng(cfg.seed)
@@ -137,5 +194,7 @@ def quality_metrics(cfg: RunConfig, run: RunDir, syn: EmbeddingSet, real: Embedd
     out = {"model": cfg.models.clip.model, "duplicates": cfg.score.duplicates.model_dump(mode="json"),
            "metrics": m.model_dump(mode="json"), "images": len(syn.ids),
            "real_images": 0 if real is None else len(real.ids), "classes": classes}
+    if skipped is not None and skipped.total:
+        out["real_unreadable"] = skipped.summary("images")
     atomic_write_json(quality_path(run), out)
     return out

@@ -71,20 +71,35 @@ def _score_shard(model: Any, samples: Any, transform: Any, cfg: RunConfig, devic
     import torch
     import torch.utils.data
 
+    from synthdiv.data.decode import max_pixels_of
     from synthdiv.data.images import ImageDataset, collate_blocks
 
     bs = cfg.score.classifier.batch_size
     keys = [(0, i, -1) for i in range(len(samples))]
-    loader = torch.utils.data.DataLoader(ImageDataset([samples], transform), collate_fn=collate_blocks,
+    loader = torch.utils.data.DataLoader(ImageDataset([samples], transform, max_pixels_of(cfg)),
+                                         collate_fn=collate_blocks,
                                          batch_sampler=[keys[i : i + bs] for i in range(0, len(keys), bs)])
     probs = []
     with torch.inference_mode():
         for batch in loader:
-            if batch["corrupt"]:
-                raise InputError(f"{samples.paths[0]}: {batch['corrupt']} image(s) cannot be decoded")
+            if batch["corrupt"]:  # generated images: a damaged one is a damaged shard, for verify to repair
+                raise InputError(f"{samples.paths[0]}: {batch['corrupt']} image(s) cannot be decoded (e.g. "
+                                 f"{batch['unreadable'].examples[0]}); run `synthdiv verify --repair`")
             probs.append(model(batch["images"].to(device)).float().softmax(dim=1).cpu().numpy())
     c = cfg.score.classifier
     return mark(np.concatenate(probs), samples.labels, c.mislabeled_p_other, c.mislabeled_p_own, c.easy_p_own)
+
+
+def _cached_scores(path: Path, key: bytes, ids: list[str]) -> pa.Table | None:
+    """A shard's cached classifier scores, if made from this very tar by this model (None: a miss, also for a damaged
+    cache file, which is then computed again)."""
+    try:
+        table = pq.read_table(path)
+        if (table.schema.metadata or {}).get(_KEY) != key or table.column("image_id").to_pylist() != ids:
+            return None
+        return table.cast(CLASSIFIER_SCORES_SCHEMA.with_metadata(table.schema.metadata))
+    except (pa.ArrowException, OSError, KeyError, ValueError, TypeError):
+        return None
 
 
 def classify_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
@@ -111,9 +126,7 @@ def classify_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
         cached = cache / f"{Path(path).stem}.parquet"
         table = None
         if cached.exists():
-            table = pq.read_table(cached)
-            if (table.schema.metadata or {}).get(_KEY) != key or table.column("image_id").to_pylist() != ids:
-                table = None
+            table = _cached_scores(cached, key, ids)
         if table is None:
             cols = _score_shard(model, part, transform, cfg, device)
             table = pa.table({"image_id": ids, **cols}, schema=CLASSIFIER_SCORES_SCHEMA)

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
+import tokenize
 import uuid
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
     from synthdiv.run import RunDir
 
 __all__ = [
+    "NPY_DAMAGE",
     "EmbeddingSet",
     "embeddings_dir",
     "tar_key",
@@ -65,15 +70,23 @@ def tar_key(path: Path | str) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
+# what np.load raises on a file that is absent, not an .npy / .npz, or cut short or damaged (inside its zip, or in
+# the array header numpy parses as a Python literal)
+NPY_DAMAGE = (OSError, KeyError, ValueError, TypeError, EOFError, NotImplementedError, SyntaxError, MemoryError,
+              tokenize.TokenError, zipfile.BadZipFile, zlib.error, struct.error)
+
+
 def load_shard_cache(path: Path, key: str, ids: list[str]) -> np.ndarray | None:
-    """A shard's cached embeddings, if they were computed from this very tar for these images."""
+    """A shard's cached embeddings, if they were computed from this very tar for these images (None: a miss, also
+    for a damaged cache file, which is then computed again)."""
     try:
         with np.load(path, allow_pickle=False) as z:
             if str(z["key"]) != key or z["ids"].tolist() != ids:
                 return None
-            return z["emb"]
-    except (OSError, KeyError, ValueError):
+            emb = np.asarray(z["emb"])
+    except NPY_DAMAGE:
         return None
+    return emb if emb.ndim == 2 and emb.dtype.kind == "f" else None  # (the texts' cache keys all rows by one id)
 
 
 def save_shard_cache(path: Path, key: str, ids: list[str], emb: np.ndarray) -> None:
@@ -126,15 +139,33 @@ def write_real(run: RunDir, keys: list[str], labels: np.ndarray, emb: np.ndarray
 
 
 def _load(run: RunDir, name: str, id_col: str, with_kind: bool) -> EmbeddingSet:
+    """``embeddings/<name>.*`` checked: a damaged or mismatched pair is one InputError naming the file."""
     folder = embeddings_dir(run)
-    if not (folder / f"{name}.npy").exists() or not (folder / f"{name}.parquet").exists():
-        raise InputError(f"{folder / (name + '.npy')}: not found; run `synthdiv score` (or `synthdiv score --redo`)")
-    table = pq.read_table(folder / f"{name}.parquet")
-    emb = np.load(folder / f"{name}.npy", mmap_mode="r")
-    kinds = (np.asarray(table.column("kind").to_pylist(), dtype=object) if with_kind
-             else np.full(table.num_rows, "", dtype=object))
-    return EmbeddingSet(np.asarray(table.column(id_col).to_pylist(), dtype=object),
-                        table.column("class").to_numpy().astype(np.int64), kinds, emb)
+    npy, table_path = folder / f"{name}.npy", folder / f"{name}.parquet"
+    if not npy.exists() or not table_path.exists():
+        raise InputError(f"{npy}: not found; run `synthdiv score` (or `synthdiv score --redo`)")
+    redo = "run `synthdiv score --redo`"
+    try:
+        table = pq.read_table(table_path, columns=[id_col, "class", *(["kind"] if with_kind else [])])
+        ids = np.asarray(table.column(id_col).to_pylist(), dtype=object)
+        labels = table.column("class").to_numpy(zero_copy_only=False).astype(np.int64)
+        kinds = (np.asarray(table.column("kind").to_pylist(), dtype=object) if with_kind
+                 else np.full(table.num_rows, "", dtype=object))
+    except (pa.ArrowException, OSError, KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"{table_path}: not a readable embeddings table ({_first_line(exc)}); {redo}") from None
+    try:
+        emb = np.load(npy, mmap_mode="r", allow_pickle=False)
+    except NPY_DAMAGE as exc:
+        raise InputError(f"{npy}: not a readable embeddings array ({_first_line(exc)}); {redo}") from None
+    if emb.ndim != 2 or len(emb) != len(ids):
+        raise InputError(f"{npy}: {emb.shape} embeddings for {len(ids)} rows of {table_path.name}; {redo}")
+    if len(labels) and (np.any(np.diff(labels) < 0) or labels.min() < 0):
+        raise InputError(f"{table_path}: classes not in order; {redo}")
+    return EmbeddingSet(ids, labels, kinds, emb)
+
+
+def _first_line(exc: BaseException) -> str:
+    return ((str(exc).splitlines() or [""])[0] or type(exc).__name__)[:160]
 
 
 def load_synthetic(run: RunDir) -> EmbeddingSet:

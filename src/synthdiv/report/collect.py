@@ -2,20 +2,29 @@
 
 Each ``*_section`` function reads one stage's artifacts and returns plain data for the template, or an empty value
 when that stage has not run, so a report can be made at any point of a run.
+
+Every artifact is read and interpreted inside :func:`artifact`: whatever a damaged file makes a reader raise (a
+Parquet file that is not Parquet, a JSON line cut short, a field of the wrong type) becomes one
+:class:`~synthdiv.errors.InputError` naming the file and the stage to redo. The documented skips are few: an eval
+result or ``quality.json`` that cannot be read is left out with a warning (as a stage that has not run), and a
+``metrics.jsonl`` whose last line was cut short by a killed training loses that line.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import re
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synthdiv.run import read_jsonl
+from synthdiv.errors import InputError, SynthdivError
 from synthdiv.schemas import PROMPT_KINDS
 
 if TYPE_CHECKING:
@@ -25,6 +34,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "artifact",
+    "damaged",
+    "class_names",
+    "read_metrics",
     "data_uri",
     "versions",
     "warnings_for",
@@ -37,6 +50,62 @@ __all__ = [
 ]
 
 _PACKAGES = ("synthdiv", "torch", "torchvision", "timm", "diffusers", "transformers", "open_clip_torch", "webdataset")
+
+
+def damaged(path: Path | str, stage: str, exc: BaseException) -> str:
+    """The one line that names a damaged artifact, what the reader said, and the stage that rewrites it."""
+    said = (str(exc).splitlines() or [""])[0][:160]
+    return (f"{path}: damaged or not as `synthdiv {stage}` writes it ({type(exc).__name__}"
+            f"{': ' + said if said else ''}); run `synthdiv {stage} --redo`")
+
+
+@contextlib.contextmanager
+def artifact(path: Path | str, stage: str) -> Iterator[None]:
+    """Read and interpret one artifact of ``stage``: any damage is one :class:`InputError` naming ``path``.
+
+    A :class:`~synthdiv.errors.SynthdivError` a reader raises itself (a missing file, a missing column) passes as it is.
+    """
+    try:
+        yield
+    except SynthdivError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged file makes a reader raise; the file is to blame
+        raise InputError(damaged(path, stage, exc)) from None
+
+
+def class_names(run: RunDir) -> dict[int, str]:
+    """``{index: name}`` of ``classes.jsonl``, checked (:func:`synthdiv.catalog.read_classes`); empty when absent."""
+    if not run.classes.exists():
+        return {}
+    from synthdiv.catalog.reader import read_classes
+
+    with artifact(run.classes, "classes"):
+        return {int(r["index"]): str(r["name"]) for r in read_classes(run.classes)}
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``metrics.jsonl``: JSON objects, one a line. A last line cut short (no newline: a training
+    killed while appending) is dropped with a warning; any other damage is one InputError naming the file and line."""
+    with artifact(path, "train"):
+        data = path.read_bytes()
+        lines = data.split(b"\n")
+        rows = []
+        for lineno, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+                if lineno == len(lines):  # the last line, without its newline
+                    logger.warning("report: %s: its last line is cut short (a training killed while writing it); "
+                                   "left out", path)
+                    break
+                raise InputError(f"{path}:{lineno}: not a JSON object ({type(exc).__name__}); run "
+                                 "`synthdiv train --redo`") from None
+            if not isinstance(row, dict):
+                raise InputError(f"{path}:{lineno}: not a JSON object; run `synthdiv train --redo`")
+            rows.append(row)
+        return rows
 
 
 def data_uri(png: bytes, mime: str = "image/png") -> str:
@@ -73,8 +142,11 @@ def stages_section(cfg: RunConfig) -> list[dict[str, Any]]:
 
     run = RunDir(cfg.run_dir)
     rows = []
-    for status in stage_status(cfg):
-        state = run.read_state(status.stage)
+    with artifact(run.state_dir, "status"):
+        statuses = stage_status(cfg)
+    for status in statuses:
+        with artifact(run.state_path(status.stage), status.stage):
+            state = run.read_state(status.stage)
         duration = ""
         if state is not None and state.finished_at:
             duration = f"{state.finished_at - state.started_at:.1f} s"
@@ -110,20 +182,30 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def disambiguation_summary(run: RunDir) -> str:
     """The one-line count of ambiguous classes, how they were settled and how many were left bare."""
+    from synthdiv.disambiguate.reader import read_resolved
     from synthdiv.disambiguate.table import ambiguity_summary
 
-    return ambiguity_summary(read_jsonl(run.resolved)) if run.resolved.exists() else ""
+    if not run.resolved.exists():
+        return ""
+    with artifact(run.resolved, "disambiguate"):
+        return ambiguity_summary(read_resolved(run.resolved))
 
 
 def disambiguation_section(run: RunDir) -> list[dict[str, Any]]:
     """Per class: the chosen description, why the name was ambiguous, the runner-up, their margin and what settled
     it (older runs without these fields show blanks)."""
-    from synthdiv.disambiguate.table import runner_up, sense_text
-
     if not run.resolved.exists():
         return []
+    with artifact(run.resolved, "disambiguate"):
+        return _disambiguation_rows(run)
+
+
+def _disambiguation_rows(run: RunDir) -> list[dict[str, Any]]:
+    from synthdiv.disambiguate.reader import read_resolved
+    from synthdiv.disambiguate.table import runner_up, sense_text
+
     rows = []
-    for r in read_jsonl(run.resolved):
+    for r in read_resolved(run.resolved):
         cands = r.get("candidates") or []
         chosen = next((c for c in cands if c.get("text") == r.get("description")), None)
         other = runner_up(r)
@@ -156,17 +238,25 @@ def prompts_section(run: RunDir, samples_per_kind: int = 3) -> list[dict[str, An
         return []
     from synthdiv.prompts.artifacts import read_plan, read_prompts
 
-    table = read_prompts(run, ["class", "class_name", "kind", "text"]).to_pylist()
+    with artifact(run.prompts, "prompts"):
+        table = read_prompts(run, ["class", "class_name", "kind", "text"]).to_pylist()
     planned: Counter[int] = Counter()
     img2img: Counter[int] = Counter()
     if run.plan.exists():
         import pyarrow.parquet as pq
 
-        with_source = "source" in pq.read_schema(run.plan).names  # only an img2img plan has the column
-        plan = read_plan(run, ["class", "source"] if with_source else ["class"]).to_pydict()
-        planned.update(plan["class"])
-        if with_source:
-            img2img.update(c for c, s in zip(plan["class"], plan["source"], strict=True) if s is not None)
+        with artifact(run.plan, "plan"):
+            with_source = "source" in pq.read_schema(run.plan).names  # only an img2img plan has the column
+            plan = read_plan(run, ["class", "source"] if with_source else ["class"]).to_pydict()
+            planned.update(plan["class"])
+            if with_source:
+                img2img.update(c for c, s in zip(plan["class"], plan["source"], strict=True) if s is not None)
+    with artifact(run.prompts, "prompts"):
+        return _prompt_rows(table, planned, img2img, samples_per_kind)
+
+
+def _prompt_rows(table: list[dict[str, Any]], planned: Counter[int], img2img: Counter[int], samples_per_kind: int
+                 ) -> list[dict[str, Any]]:
     by_class: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in table:
         by_class[row["class"]].append(row)
@@ -192,10 +282,11 @@ def rounds_section(run: RunDir, top: int = 5) -> list[dict[str, Any]]:
     """One row per adaptive round recorded in the plan, with the classes it gave most images to."""
     if not run.plan.exists():
         return []
-    from synthdiv.catalog.reader import read_classes
     from synthdiv.prompts.rounds import round_rows
 
-    return round_rows(run.plan, [c["name"] for c in read_classes(run.classes)], top)
+    names = class_names(run)
+    with artifact(run.plan, "plan"):
+        return round_rows(run.plan, [names[i] for i in sorted(names)], top)
 
 
 def metrics_series(run: RunDir) -> dict[str, list[dict[str, Any]]]:
@@ -205,7 +296,7 @@ def metrics_series(run: RunDir) -> dict[str, list[dict[str, Any]]]:
     if run.train.exists():
         for path in sorted(run.train.rglob("metrics.jsonl")):
             name = path.parent.name if path.parent != run.train else "model"
-            out[name] = read_jsonl(path)
+            out[name] = read_metrics(path)
     return out
 
 

@@ -2,7 +2,8 @@
 and the image-level diversity and fidelity metrics of ``quality.json``.
 
 Per-class tables list the classes CLIP doubts most first and are cut at ``report.max_rows`` (the page says so);
-per-kind tables cover every image.
+per-kind tables cover every image. Artifacts are read through :func:`synthdiv.report.collect.artifact` (damage is one
+line naming the file); a ``quality.json`` or ``filters/*.json`` that cannot be read is left out with a warning.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from synthdiv.errors import SynthdivError
-from synthdiv.run import read_jsonl
+from synthdiv.report.collect import artifact, class_names
 from synthdiv.schemas import PROMPT_KINDS
 
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ def image_kinds(run: RunDir, manifest: pa.Table) -> np.ndarray:
     """The prompt kind of each manifest row (``unknown`` when its prompt is not in prompts.parquet)."""
     from synthdiv.generate.scoring import prompt_kinds
 
-    return np.array(prompt_kinds(run, manifest.column("prompt_id")), dtype=object)
+    with artifact(run.prompts, "prompts"):
+        return np.array(prompt_kinds(run, manifest.column("prompt_id")), dtype=object)
 
 
 def filter_names(cfg: RunConfig, run: RunDir) -> list[str]:
@@ -47,9 +49,13 @@ def filter_names(cfg: RunConfig, run: RunDir) -> list[str]:
     names = [n for v in cfg.train.variant_names() for n in cfg.train.variant(v).filters]
     for path in sorted((run.root / "filters").glob("*.json")):
         try:
-            names += list(json.loads(path.read_text(encoding="utf-8")).get("filters") or {})
-        except (OSError, ValueError, AttributeError):
-            logger.warning("report: cannot read %s", path)
+            record = json.loads(path.read_text(encoding="utf-8"))
+            found = record.get("filters") or {}
+            if not isinstance(found, dict) or not all(isinstance(n, str) for n in found):
+                raise ValueError("'filters' is not a mapping of names")
+            names += list(found)
+        except (OSError, ValueError, AttributeError, RecursionError):
+            logger.warning("report: cannot read %s; its filters are left out", path)
     return list(dict.fromkeys(names))
 
 
@@ -58,12 +64,14 @@ def _masks(cfg: RunConfig, run: RunDir, manifest: pa.Table) -> dict[str, np.ndar
 
     names = filter_names(cfg, run)
     try:
-        return filter_masks(cfg, run, manifest, names)
+        with artifact(run.scores, "score"):
+            return filter_masks(cfg, run, manifest, names)
     except SynthdivError:
         masks = {}
-        for name in names:  # one unusable filter (its scores missing) leaves the others shown
+        for name in names:  # one unusable filter (its scores missing or damaged) leaves the others shown
             try:
-                masks.update(filter_masks(cfg, run, manifest, [name]))
+                with artifact(run.scores, "score"):
+                    masks.update(filter_masks(cfg, run, manifest, [name]))
             except SynthdivError as exc:
                 logger.warning("report: filter %s: %s", name, exc)
         return masks
@@ -99,21 +107,25 @@ def score_tables(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     from synthdiv.generate.scoring import read_scores
     from synthdiv.generate.shards import read_manifest
 
-    manifest = read_manifest(run)
+    with artifact(run.manifest, "generate"):
+        manifest = read_manifest(run)
+        labels = manifest.column("class").to_numpy()
+        ids = manifest.column("image_id").to_pylist()
     if manifest.num_rows == 0:
         return {}
-    scores = read_scores(run)
-    pos = {k: i for i, k in enumerate(scores.column("image_id").to_pylist())}
-    idx = np.array([pos.get(k, -1) for k in manifest.column("image_id").to_pylist()])
     cols: dict[str, np.ndarray] = {}
-    for name in ("similarity", "prob", "class_rank"):
-        if name in scores.column_names:
-            col = scores.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
-            cols[name] = np.where(idx >= 0, col[np.maximum(idx, 0)], np.nan)
-    labels = manifest.column("class").to_numpy()
+    with artifact(run.scores, "score"):
+        scores = read_scores(run)
+        pos = {k: i for i, k in enumerate(scores.column("image_id").to_pylist())}
+        idx = np.array([pos.get(k, -1) for k in ids], dtype=np.int64)
+        for name in ("similarity", "prob", "class_rank"):
+            if name in scores.column_names:
+                col = scores.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+                cols[name] = np.where(idx >= 0, col[np.maximum(idx, 0)], np.nan) if len(col) else np.full(
+                    len(idx), np.nan)
     kinds = image_kinds(run, manifest)
     masks = _masks(cfg, run, manifest)
-    names = {r["index"]: r["name"] for r in read_jsonl(run.classes)} if run.classes.exists() else {}
+    names = class_names(run)
     kind_rows = [{"kind": k, **_group(kinds == k, cols, masks)} for k in kind_order(kinds)]
     order_by = cols.get("prob", cols.get("similarity"))
     classes = [int(c) for c in np.unique(labels)]
@@ -162,20 +174,18 @@ def quality_tables(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     path = run.root / "quality.json"
     if not path.exists():
         return {}
-    try:
-        q = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        logger.warning("report: cannot read %s", path)
+    q = _read_quality(path)
+    if q is None:
         return {}
-    per_class = q.get("classes") or {}
-    names = {r["index"]: r["name"] for r in read_jsonl(run.classes)} if run.classes.exists() else {}
+    per_class = q["classes"]
+    names = class_names(run)
     keys = [k for k in QUALITY_KEYS if any(k in (e.get("all") or {}) for e in per_class.values())]
     groups = kind_order(g for e in per_class.values() for g in e if isinstance(e[g], dict) and g != "all")
     kind_rows = []
     for g in ["all", *groups]:
         vals = {k: [e[g][k] for e in per_class.values() if isinstance(e.get(g), dict) and e[g].get(k) is not None]
                 for k in keys}
-        n = sum(int(e[g].get("images", 0)) for e in per_class.values() if isinstance(e.get(g), dict))
+        n = sum(int(e[g].get("images") or 0) for e in per_class.values() if isinstance(e.get(g), dict))
         means = [_f(float(np.mean(v))) if v else "" for v in vals.values()]
         kind_rows.append({"kind": g, "images": n, "cells": means})
     order = sorted(per_class, key=lambda c: ((per_class[c].get("all") or {}).get("vendi") or np.inf, int(c)))
@@ -185,3 +195,37 @@ def quality_tables(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
                   for c in order[: cfg.report.max_rows]]
     return {"metrics": keys, "kinds": kind_rows, "classes": class_rows, "model": q.get("model", ""),
             "cut": f"lowest Vendi score (least diverse) first; showing {len(class_rows)} of {len(per_class)} classes"}
+
+
+def _read_quality(path: Any) -> dict[str, Any] | None:
+    """``quality.json`` as the score stage writes it, or None (with a warning) when it cannot be read or its shape is
+    not that: ``{"classes": {class: {"duplicates": n, "memorized": n, "all" | <kind>: {metric: number}}}}``."""
+    try:
+        q = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(q, dict) or not isinstance(q.get("classes") or {}, dict):
+            raise ValueError("not a mapping with a 'classes' mapping")
+        q["classes"] = q.get("classes") or {}
+        for cls, entry in q["classes"].items():
+            _check_class(cls, entry)
+    except (OSError, ValueError, RecursionError) as exc:
+        logger.warning("report: cannot read %s (%s); its tables are left out", path, str(exc).splitlines()[0]
+                       if str(exc) else type(exc).__name__)
+        return None
+    return q
+
+
+def _check_class(cls: str, entry: Any) -> None:
+    """Raise ValueError where one class's entry of ``quality.json`` is not of the shape the score stage writes."""
+
+    def number(v: Any) -> bool:
+        return v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+
+    int(cls)
+    if not isinstance(entry, dict):
+        raise ValueError(f"class {cls} is not a mapping")
+    for key, group in entry.items():
+        if key in ("duplicates", "memorized"):
+            if not number(group):
+                raise ValueError(f"class {cls}: {key} is not a number")
+        elif not isinstance(group, dict) or not all(number(group.get(k)) for k in (*QUALITY_KEYS, "images")):
+            raise ValueError(f"class {cls}: {key} is not a mapping of metrics")

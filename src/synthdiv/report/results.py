@@ -2,7 +2,9 @@
 long-tail splits, the classes that gained and lost most, and the most confused class pairs.
 
 Everything comes from ``eval/<variant>/<set>.json`` and, where the evaluate stage kept them, the predictions in
-``eval/<variant>/<set>.npz`` (without them the intervals and confusions read from the JSON, or stay blank).
+``eval/<variant>/<set>.npz`` (without them the intervals and confusions read from the JSON, or stay blank). A result
+that cannot be read, or whose fields are not of the types the evaluate stage writes, is left out with a warning (as
+a set that was not evaluated); damaged predictions leave its intervals blank.
 """
 
 from __future__ import annotations
@@ -62,16 +64,46 @@ def load_results(run: RunDir) -> dict[str, dict[str, EvalResult]]:
             continue
         if _top1(report) is None:
             continue
+        problem = _malformed(report)
+        if problem:
+            logger.warning("report: %s: %s; left out", path, problem)
+            continue
         variant = str(report.get("variant") or (path.parent.name if path.parent != run.eval else "model"))
         name = str(report.get("set") or path.stem)
         result = EvalResult(variant, name, report)
         preds = read_predictions(path.with_suffix(".npz"))
         if preds is not None:
             topk, labels = preds
-            if len(labels):
+            if len(labels) and (not isinstance(report.get("images"), int) or report["images"] == len(labels)):
                 result.labels, result.top1 = labels, topk[:, 0]
         out.setdefault(variant, {})[name] = result
     return out
+
+
+_NUMBER = (int, float)
+
+
+def _malformed(report: dict[str, Any]) -> str | None:
+    """What in an eval result is not of the type the evaluate stage writes, or None when all is."""
+
+    def number(v: Any) -> bool:
+        return v is None or (isinstance(v, _NUMBER) and not isinstance(v, bool))
+
+    checks = [
+        ("top5", number(report.get("top5"))),
+        ("images", report.get("images") is None or (isinstance(report["images"], int) and report["images"] >= 0)),
+        ("variant", report.get("variant") is None or isinstance(report["variant"], str)),
+        ("set", report.get("set") is None or isinstance(report["set"], str)),
+        ("per_class", isinstance(report.get("per_class") or {}, dict)
+         and all(number(v) for v in (report.get("per_class") or {}).values())),
+        ("per_class_images", isinstance(report.get("per_class_images") or {}, dict)),
+        ("long_tail", isinstance(report.get("long_tail") or {}, dict)
+         and all(isinstance(v, dict) and number(v.get("top1")) for v in (report.get("long_tail") or {}).values())),
+        ("confused", isinstance(report.get("confused") or [], list)
+         and all(isinstance(p, dict) and number(p.get("share")) for p in report.get("confused") or [])),
+    ]
+    bad = [name for name, ok in checks if not ok]
+    return f"'{bad[0]}' is not what `synthdiv evaluate` writes" if bad else None
 
 
 def pick_baseline(cfg: RunConfig, variants: list[str]) -> str | None:

@@ -1,9 +1,10 @@
 """Sample grids for the report: per class and prompt kind, images at a legible size with the class name and the
 prompt under each one.
 
-Images are read straight from the shards by their manifest byte range, shrunk to ``report.thumb_size`` and inlined
-as JPEG data URIs. Only ``report.grid_classes`` classes get a grid (those that gained and lost most first, then a
-seeded sample), so the page stays small at 1,000 classes.
+Images are read straight from the shards by their manifest byte range, decoded under the decoder policy
+(:mod:`synthdiv.data.decode`; a damaged one is left out of its grid with a warning), shrunk to ``report.thumb_size``
+and inlined as JPEG data URIs. Only ``report.grid_classes`` classes get a grid (those that gained and lost most
+first, then a seeded sample), so the page stays small at 1,000 classes.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from synthdiv.report.collect import artifact, class_names
 from synthdiv.report.quality import kind_order
-from synthdiv.run import read_jsonl
 
 if TYPE_CHECKING:
     from synthdiv.config import RunConfig
@@ -42,13 +43,18 @@ def pick_classes(first: list[int], candidates: list[int], count: int, seed: int)
     return chosen
 
 
-def _thumb(data: bytes, size: int) -> tuple[str, int, int]:
-    from PIL import Image
-
+def _thumb(data: bytes, size: int, name: str) -> tuple[str, int, int] | None:
+    """The image as a JPEG data URI of at most ``size`` pixels a side, with its shown size; None (and a warning)
+    when it cannot be decoded."""
+    from synthdiv.data.decode import UnreadableImage, decode_image
     from synthdiv.report.collect import data_uri
 
-    with Image.open(io.BytesIO(data)) as img:
-        img = img.convert("RGB")
+    try:
+        img = decode_image(data, name=name)
+    except UnreadableImage as exc:
+        logger.warning("report: %s; left out of the sample grid (run `synthdiv verify`)", exc)
+        return None
+    with img:
         w, h = img.size
         if max(w, h) > size:
             img.thumbnail((size, size))
@@ -67,7 +73,8 @@ def _read(run: RunDir, rows: list[dict[str, Any]]) -> dict[str, bytes]:
     if not rows:
         return {}
     table = pa.Table.from_pylist(rows)
-    return dict(zip(table.column("image_id").to_pylist(), image_bytes(run, table), strict=True))
+    with artifact(run.shards, "generate"):
+        return dict(zip(table.column("image_id").to_pylist(), image_bytes(run, table), strict=True))
 
 
 def _scores(run: RunDir, ids: list[str]) -> dict[str, dict[str, float]]:
@@ -80,10 +87,35 @@ def _scores(run: RunDir, ids: list[str]) -> dict[str, dict[str, float]]:
 
     from synthdiv.generate.scoring import read_scores
 
-    names = pq.read_schema(run.scores).names  # "prob" is missing from scores written before it existed
-    table = read_scores(run, [c for c in ("image_id", "similarity", "prob") if c in names])
-    table = table.filter(pc.is_in(table.column("image_id"), value_set=pa.array(ids, pa.string())))
-    return {r["image_id"]: r for r in table.to_pylist()}
+    with artifact(run.scores, "score"):
+        names = pq.read_schema(run.scores).names  # "prob" is missing from scores written before it existed
+        table = read_scores(run, ["image_id", *(c for c in ("similarity", "prob") if c in names)])
+        table = table.filter(pc.is_in(table.column("image_id"), value_set=pa.array(ids, pa.string())))
+        rows = table.to_pylist()
+        if not all(isinstance(r.get(k), float | None) for r in rows for k in ("similarity", "prob")):
+            raise ValueError("a score is not a number")
+        return {r["image_id"]: r for r in rows}
+
+
+def _pick(manifest: Any, labels: np.ndarray, chosen: list[int], prompts: dict[str, Any], per_class: int
+          ) -> dict[int, list[dict[str, Any]]]:
+    """Up to ``per_class`` manifest rows of each chosen class, round-robin over its prompt kinds."""
+    cols = [c for c in ("image_id", "class", "prompt_id", "shard", "offset", "size", "ext") if c in
+            manifest.column_names]
+    picked: dict[int, list[dict[str, Any]]] = {}
+    for cls in chosen:
+        rows = manifest.filter(labels == cls).select(cols).to_pylist()
+        by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            by_kind[str((prompts.get(r["prompt_id"]) or {}).get("kind") or "unknown")].append(r)
+        kinds = kind_order(by_kind)
+        take: list[dict[str, Any]] = []
+        for i in range(per_class):  # round-robin over the kinds: every kind shows, then more of each
+            group = by_kind[kinds[i % len(kinds)]]
+            if i // len(kinds) < len(group):
+                take.append(group[i // len(kinds)])
+        picked[cls] = take
+    return picked
 
 
 def sample_grids(cfg: RunConfig, run: RunDir, first: list[str]) -> dict[str, Any]:
@@ -93,34 +125,23 @@ def sample_grids(cfg: RunConfig, run: RunDir, first: list[str]) -> dict[str, Any
         return {"classes": [], "note": ""}
     from synthdiv.generate.shards import read_manifest
 
-    manifest = read_manifest(run)
+    with artifact(run.manifest, "generate"):
+        manifest = read_manifest(run)
+        labels = manifest.column("class").to_numpy()
     if manifest.num_rows == 0:
         return {"classes": [], "note": ""}
-    classes = {r["index"]: r["name"] for r in read_jsonl(run.classes)} if run.classes.exists() else {}
+    classes = class_names(run)
     prompts = {}
     if run.prompts.exists():
         from synthdiv.prompts.artifacts import read_prompts
 
-        prompts = {r["prompt_id"]: r for r in read_prompts(run, ["prompt_id", "kind", "text"]).to_pylist()}
-    labels = manifest.column("class").to_numpy()
+        with artifact(run.prompts, "prompts"):
+            prompts = {r["prompt_id"]: r for r in read_prompts(run, ["prompt_id", "kind", "text"]).to_pylist()}
     present = sorted(int(c) for c in np.unique(labels))
     by_name = {n: i for i, n in classes.items()}
     chosen = pick_classes([by_name[n] for n in first if n in by_name], present, cfg.report.grid_classes, cfg.seed)
-    cols = [c for c in ("image_id", "class", "prompt_id", "shard", "offset", "size", "ext") if c in
-            manifest.column_names]
-    picked: dict[int, list[dict[str, Any]]] = {}
-    for cls in chosen:
-        rows = manifest.filter(labels == cls).select(cols).to_pylist()
-        by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for r in rows:
-            by_kind[(prompts.get(r["prompt_id"]) or {}).get("kind") or "unknown"].append(r)
-        kinds = kind_order(by_kind)
-        take: list[dict[str, Any]] = []
-        for i in range(per_class):  # round-robin over the kinds: every kind shows, then more of each
-            group = by_kind[kinds[i % len(kinds)]]
-            if i // len(kinds) < len(group):
-                take.append(group[i // len(kinds)])
-        picked[cls] = take
+    with artifact(run.manifest, "generate"):
+        picked = _pick(manifest, labels, chosen, prompts, per_class)
     blobs = _read(run, [r for rows in picked.values() for r in rows])
     scores = _scores(run, [r["image_id"] for rows in picked.values() for r in rows])
     out = []
@@ -129,8 +150,11 @@ def sample_grids(cfg: RunConfig, run: RunDir, first: list[str]) -> dict[str, Any
         kinds: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
             prompt = prompts.get(r["prompt_id"]) or {}
-            kind, text = prompt.get("kind") or "unknown", prompt.get("text") or ""
-            src, w, h = _thumb(blobs[r["image_id"]], cfg.report.thumb_size)
+            kind, text = str(prompt.get("kind") or "unknown"), str(prompt.get("text") or "")
+            thumb = _thumb(blobs[r["image_id"]], cfg.report.thumb_size, f"shard {r['shard']}: {r['image_id']}")
+            if thumb is None:
+                continue
+            src, w, h = thumb
             s = scores.get(r["image_id"]) or {}
             score = " · ".join(f"{k} {s[k]:.2f}" for k in ("similarity", "prob") if s.get(k) is not None)
             kinds[kind].append({"src": src, "w": w, "h": h, "title": text, "score": score,
