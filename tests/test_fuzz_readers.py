@@ -436,19 +436,7 @@ READERS = [
 ]
 
 # readers in files others own that fail today: (artifact, reader) -> what fails
-KNOWN: dict[tuple[str, str], str] = {
-    ("classes.jsonl", "_classes"): "catalog.reader.read_classes: a byte that is not UTF-8 raises UnicodeDecodeError",
-    ("classes.resolved.jsonl", "_resolved"): "catalog.reader.read_classes (through read_resolved): a byte that is "
-    "not UTF-8 raises UnicodeDecodeError",
-    ("manifest.parquet/shard-000000.parquet", "_manifest"): "generate.shards.read_manifest: a part whose footer "
-    "still reads but whose pages are damaged raises OSError / ArrowInvalid from pq.read_table",
-    ("manifest.parquet/shard-000000.parquet", "_synthetic"): "generate.shards.read_manifest (through the filter "
-    "view): a part whose footer reads but whose pages are damaged raises OSError from pq.read_table",
-    ("train/real/metrics.jsonl", "_jsonl"): "run.read_jsonl: a damaged line raises JSONDecodeError / "
-    "UnicodeDecodeError (train's _Metrics reads it on resume)",
-    ("train/real/checkpoints/step-00000005.pt", "_checkpoint"): "train.checkpoint.load_checkpoint: torch's "
-    "weights-only unpickler raises IndexError on a damaged pickle, which is not caught as corrupt",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _params(known: dict[tuple[str, str], str] = KNOWN) -> list[Any]:

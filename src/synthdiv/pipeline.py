@@ -130,6 +130,12 @@ def _generate_complete(cfg: RunConfig, run: RunDir) -> bool:
     return is_complete(cfg, run)
 
 
+def _evaluate_check(cfg: RunConfig, run: RunDir) -> None:
+    from synthdiv.evaluate.sets import check_sets
+
+    check_sets(cfg.evaluate)
+
+
 def _generate_check(cfg: RunConfig, run: RunDir) -> None:
     from synthdiv.generate.plan_check import check_plan
 
@@ -223,6 +229,7 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec(
         "evaluate", "Evaluate the trained model in-domain, out-of-domain and on long-tail splits.", _evaluate,
         inputs=("train",), outputs=("eval",), sections=("evaluate",), headline=_evaluate_headline,
+        check=_evaluate_check,
     ),
     StageSpec(
         "report", "Write report/index.html.", _report, inputs=("classes",), outputs=("report",),

@@ -106,9 +106,25 @@ def atomic_write_jsonl(path: Path | str, rows: Iterable[dict[str, Any]]) -> int:
 
 
 def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
-    """Read a JSON-lines artifact written by :func:`atomic_write_jsonl`."""
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    """Read a JSON-lines artifact written by :func:`atomic_write_jsonl`.
+
+    Raises:
+        InputError: A line is not JSON, or the file is not UTF-8 (named with the line).
+    """
+    from synthdiv.errors import InputError
+
+    rows = []
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                rows.append(json.loads(raw.decode("utf-8")))
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}:{lineno}: not UTF-8 text (byte {exc.start})") from None
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
+    return rows
 
 
 def write_parquet_atomic(table: Any, path: Path | str, **kwargs: Any) -> None:

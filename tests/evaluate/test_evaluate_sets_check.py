@@ -52,9 +52,6 @@ def test_evaluate_refuses_a_bad_test_root_in_one_line(tmp_path, capsys, make_con
     assert run.read_state("evaluate") is None and not run.config.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="needs the evaluate StageSpec in synthdiv/pipeline.py to take "
-                   "check=<a function calling synthdiv.evaluate.sets.check_sets(cfg.evaluate)>, so the engine refuses "
-                   "before it takes the lock and sets the old outputs aside")
 def test_evaluate_refuses_a_bad_test_root_before_the_engine_writes(tmp_path, capsys):
     rc, err, _, run, before = _probe(tmp_path, capsys, "missing")
     assert rc == 2 and err.count("\n") == 0

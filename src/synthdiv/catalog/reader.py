@@ -40,12 +40,14 @@ def read_classes(
     if not path.is_file():
         raise InputError(f"{path}: not found; run `synthdiv {stage}` first")
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}:{lineno}: not UTF-8 text (byte {exc.start})") from None
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}:{lineno}: not a JSON object ({exc.msg})") from None
             _check_row(path, lineno, row, len(rows), fields, strings)

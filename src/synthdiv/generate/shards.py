@@ -266,7 +266,14 @@ def read_manifest(run: RunDir) -> pa.Table:
     shards = planned_complete_shards(run)
     if not shards:
         return MANIFEST_PART_SCHEMA.empty_table()
-    tables = [pq.read_table(part_path(run, s)).replace_schema_metadata(None) for s in shards]
+    tables = []
+    for shard in shards:
+        path = part_path(run, shard)
+        try:
+            tables.append(pq.read_table(path).replace_schema_metadata(None))
+        except (OSError, pa.ArrowException) as exc:  # footer readable, pages damaged: thrift or decode errors
+            raise InputError(f"{path}: damaged manifest part ({str(exc).splitlines()[0][:120]}); "
+                             "`synthdiv verify --repair` remakes its shard") from None
     return pa.concat_tables(tables, promote_options="default")
 
 

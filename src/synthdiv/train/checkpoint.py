@@ -132,7 +132,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             raise _refused(path, f"it asks to load {unsafe.group(1).rstrip('.,')}") from None
         _refuse_pickle(path, _zipped_pickle(path))  # a whole pickle with what the safe loader does not know
         raise CorruptCheckpointError(_first_line(exc)) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, zipfile.BadZipFile) as exc:
+        # a damaged pickle inside the zip: torch's weights-only unpickler indexes past its memo or stack
         raise CorruptCheckpointError(_first_line(exc)) from None
     if not isinstance(state, dict) or not isinstance(state.get("step"), int):
         raise CorruptCheckpointError("not a synthdiv checkpoint (no step number)")
