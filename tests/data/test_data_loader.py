@@ -93,6 +93,15 @@ def test_rank_and_microstep_slices_make_the_same_global_batch(toy, make_config, 
         assert sorted(k for piece in pieces for k in piece) == sorted(expected)
 
 
+def test_fewer_real_images_than_a_real_block_wrap_around_like_the_synthetic_ones():
+    plan = BatchPlan(3, 50, 16, 0.5, seed=0)  # a real block of 8 from 3 real images
+    for step in range(4):
+        real, syn = plan.global_keys(step)
+        assert len(real) == plan.n_real == 8 and len(syn) == plan.n_syn == 8
+        assert set(real.tolist()) == {0, 1, 2}
+    assert len(plan.keys(0, 0)) == 16
+
+
 def test_block_sizes_that_do_not_split_over_ranks_are_a_config_error():
     with pytest.raises(ConfigError, match="train.batch_size"):
         BatchPlan(10, 10, 6, 0.5, seed=0, world_size=2)

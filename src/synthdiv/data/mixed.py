@@ -107,7 +107,9 @@ class BatchPlan:
 
     def global_keys(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices of the real and synthetic blocks of optimizer step ``step`` (all ranks, all micro-steps)."""
-        if self.n_real:
+        if self.n_real and self.n_real_total < self.n_real:  # fewer real images than a block: wrap, as synthetic does
+            real = self._real.take(step * self.n_real, self.n_real)
+        elif self.n_real:
             spe = self.steps_per_epoch
             epoch, pos = divmod(step, spe)
             real = self._real.perm(epoch)[pos * self.n_real : (pos + 1) * self.n_real]
