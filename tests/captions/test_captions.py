@@ -112,3 +112,15 @@ def test_openai_captioner_keeps_a_batch_in_flight_together_and_in_order(tmp_path
     one_by_one = [captioner.caption([im])[0] for im in images]
     gated[0], arrivals[0] = True, 0
     assert captioner.caption(images) == one_by_one  # in order, with up to concurrency requests at once
+
+
+def test_a_decompression_bomb_is_refused_under_the_decoder_policy(captioner, tmp_path):
+    from PIL import Image
+
+    from synthdiv.data.decode import DEFAULT_MAX_PIXELS
+
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (12_000, 12_000)).save(bomb)  # 144 megapixels in a few KB
+    assert DEFAULT_MAX_PIXELS < 12_000 * 12_000
+    with pytest.raises(InputError, match="bomb.png: cannot read the image to caption: .*over the bound"):
+        caption_files(captioner, [bomb], tmp_path / "cache")

@@ -61,7 +61,7 @@ def caption_files(
     Raises:
         InputError: A file is missing or is not an image (naming it).
     """
-    from PIL import Image, UnidentifiedImageError
+    from synthdiv.data.decode import UnreadableImage, decode_image
 
     cache = CaptionCache(cache_dir, captioner.captioner_id) if cache_dir is not None else None
     digests = [image_digest(p) for p in paths]
@@ -71,11 +71,10 @@ def caption_files(
         rows = todo[lo : lo + batch_size]
         images = []
         for i in rows:
-            try:
-                with Image.open(paths[i]) as im:
-                    images.append(im.convert("RGB"))
-            except (OSError, UnidentifiedImageError) as exc:
-                raise InputError(f"{paths[i]}: cannot read the image to caption: {exc}") from None
+            try:  # the one decoder policy for user images (a decompression bomb is refused, not decoded)
+                images.append(decode_image(paths[i]))
+            except UnreadableImage as exc:
+                raise InputError(f"{paths[i]}: cannot read the image to caption: {exc.reason}") from None
         for i, text in zip(rows, captioner.caption(images), strict=True):
             out[i] = text
             if cache:

@@ -66,7 +66,7 @@ class SourceImages:
 
     def open(self, cls: int, source: str, image_id: str) -> Image.Image:
         """The RGB source image of plan row ``image_id``."""
-        from PIL import Image, UnidentifiedImageError
+        from synthdiv.data.decode import UnreadableImage, decode_image
 
         folder = self._real_dir(cls)
         if folder is None:
@@ -75,14 +75,14 @@ class SourceImages:
         path = folder / source
         if not is_within(path, folder):
             raise InputError(f"{self.run.plan}: image {image_id}: source {source!r} leaves the class folder {folder}")
-        try:
-            with Image.open(path) as im:
-                return im.convert("RGB")
-        except FileNotFoundError:
+        if not path.is_file():
             raise InputError(f"{path}: the source real image of plan image {image_id} is gone; restore it or redo "
-                             "the plan stage") from None
-        except (OSError, UnidentifiedImageError) as exc:
-            raise InputError(f"{path}: cannot read the source real image of plan image {image_id}: {exc}") from None
+                             "the plan stage")
+        try:  # the one decoder policy for user images (a decompression bomb is refused, not decoded)
+            return decode_image(path)
+        except UnreadableImage as exc:
+            raise InputError(f"{path}: cannot read the source real image of plan image {image_id}: "
+                             f"{exc.reason}") from None
 
     def open_rows(self, classes: list[int], sources: list[str | None], ids: list[str]) -> list[Any]:
         """Per row, its source image or None (text-to-image)."""
