@@ -18,6 +18,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from synthdiv.catalog.reader import read_classes
+from synthdiv.data.decode import SkipTally
 from synthdiv.disambiguate.ambiguity import Ambiguity, detect_ambiguity, token_ids_of
 from synthdiv.disambiguate.confusable import confusable_classes
 from synthdiv.disambiguate.grounded import grounded_candidates
@@ -56,15 +57,17 @@ def _progress() -> Any:
 
 
 def _embed_real_images(
-    cfg: RunConfig, rows: list[dict[str, Any]], scorer: ImageTextScorer, progress: Any
+    cfg: RunConfig, rows: list[dict[str, Any]], scorer: ImageTextScorer, progress: Any, skipped: SkipTally
 ) -> list[ClassImages]:
+    from synthdiv.data.decode import max_pixels_of
+
     task = progress.add_task("disambiguate: real images", total=len(rows))
     out = []
     for row in rows:
         seed = f"{cfg.seed}:{row['index']}:{row['name']}"
         limit = cfg.disambiguate.images_per_class
         files = sample_images(row.get("real_dir"), cfg.classes.image_extensions, limit, seed)
-        out.append(mean_image_embedding(scorer, files))
+        out.append(mean_image_embedding(scorer, files, max_pixels_of(cfg), skipped, row["index"]))
         progress.advance(task)
     return out
 
@@ -283,8 +286,9 @@ def resolve_classes(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     token_ids = token_ids_of(scorer)
     ambiguity = detect_ambiguity(rows, token_ids)
     class_names = ClassNames(names)
+    skipped = SkipTally()
     with _progress() as progress:
-        images = _embed_real_images(cfg, rows, scorer, progress)
+        images = _embed_real_images(cfg, rows, scorer, progress, skipped)
         senses = settle_senses(rows, ambiguity, images, scorer, cfg.disambiguate.clip_template)
         if llm is not None:
             senses = ask_llm_senses(llm, rows, senses, cfg.seed)
@@ -330,6 +334,9 @@ def resolve_classes(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     ]
     atomic_write_jsonl(run.resolved, resolved)
     summary = _summary(resolved, picks, proposals, scored, llm, token_ids)
+    if skipped.total:
+        summary["real_unreadable"] = skipped.total
+        summary["real_unreadable_note"] = skipped.line(names={row["index"]: row["name"] for row in rows})
     logger.info("disambiguate: %s", ", ".join(f"{k}={v}" for k, v in summary.items()))
     return summary
 
