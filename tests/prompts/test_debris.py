@@ -29,6 +29,7 @@ REFUSED = [
     ("a coat [on a hanger]", "markup", "stray '['"),
     ("a coat\\n on a hanger", "markup", "stray '\\\\'"),
     ("a **red** coat", "markup", "stray '*'"),
+    ("/coat, an outer garment", "markup", "stray '/'"),
     ("'coat on a hanger", "markup", "stray \"'\""),
     ("a coat (on a hanger", "markup", "unbalanced parentheses"),
     ("on a wooden table in morning light (pick one example)", "echo", '"(pick one example)"'),
@@ -56,7 +57,7 @@ ACCEPTED = [
     "oil painting", "pencil sketch", "watercolor", "3D render", "origami", "stained glass", "video game render",
     "a crane standing in a marsh at dawn", "sneaker (shoe)", "a dog's bed in a child's bedroom", "the dogs' kennel",
     "a café in Paris", "sun-dappled forest floor", "a 1920s photograph", "it isn't raining", "geese flying higher",
-    "a sneaker lying on wet pavement, lit by neon signs", "a selfie on a smartphone",
+    "a sneaker lying on wet pavement, lit by neon signs", "a selfie on a smartphone", "open 24/7, rain and/or snow",
 ]
 
 
@@ -132,7 +133,8 @@ def test_words_of_and_drop_dangling():
 @pytest.mark.parametrize(("item", "reason"), [
     ("a hard candish of", 'ends on "of"'), ("a dishonesty of", 'ends on "of"'),
     ("stintyshkovd's", '"stintyshkovd" is not an English word'), ("vintage", "not a rendition"),
-    ("dishonesty", "not a rendition"), ('paint", "oil painting', "JSON key/value fragment"),
+    ("dishonesty", "not a rendition"), ("translation art", "not a rendition"), ("still", "not a rendition"),
+    ('paint", "oil painting', "JSON key/value fragment"),
 ])
 def test_style_processor_refuses_debris_and_non_renditions(item, reason):
     from synthdiv.prompts.styles import style_processor
@@ -142,7 +144,8 @@ def test_style_processor_refuses_debris_and_non_renditions(item, reason):
 
 @needs_wordnet
 @pytest.mark.parametrize("style", ["oil painting", "pencil sketch", "watercolors", "3D render", "origami",
-                                   "plush toy", "crystal-glass art", "black and white photograph"])
+                                   "plush toy", "crystal-glass art", "black and white photograph", "pixel art",
+                                   "pop-art poster", "still life"])
 def test_renditions_pass(style):
     from synthdiv.prompts.styles import style_processor
 

@@ -11,7 +11,7 @@ model (:func:`synthdiv.llm.structured.ask_list`).
 The rules are data (:data:`RULES`, tried in order, the first that matches gives the reason):
 
 * ``fragment``: a JSON key/value piece (``name": "coat``, ``"type": ``, ``a", "b``);
-* ``markup``: a stray quote, brace, bracket, backslash or markdown mark, or unbalanced parentheses;
+* ``markup``: a stray quote, brace, bracket, backslash, slash or markdown mark, or unbalanced parentheses;
 * ``echo``: words of our instructions and corrections ("(pick one example)", "e.g.", "for instance", "such as",
   "here is", "list of", "noun phrase", "style 2", "first item", "300 characters"...), placeholders ("...",
   "lorem ipsum") and the model's doubts ("not sure");
@@ -96,7 +96,11 @@ _FRAGMENT = (
     r'|"\s*,\s*"'  # a", "b
     r"|\b(?:name|type|description|style|scene|context|label|text|category|class|item)\s*\"?\s*:"  # name: coat
 )
-_MARKUP = r'["\u201c\u201d{}\[\]<>\\|`*#_=~^]|(?<![^\W\d_])[\'\u2018\u2019]|[\'\u2018\u2019](?![^\W\d_]|\s|$)'
+_MARKUP = (
+    r'["\u201c\u201d{}\[\]<>\\|`*#_=~^]'  # quotes, braces, brackets, backslashes, markdown
+    r"|(?<![^\W\d_])['\u2018\u2019]|['\u2018\u2019](?![^\W\d_]|\s|$)"  # a quote that is no apostrophe
+    r"|(?<!\w)/|/(?!\w)"  # a slash outside "and/or", "24/7"
+)
 _ECHO = (
     r"\(\s*pick one[^)]*\)?|\b(?:pick|choose) one\b|\be\.\s?g\b\.?|\bi\.\s?e\.|\bexamples?\b|\bfor instance\b"
     r"|\bsuch as\b|\bhere (?:is|are)\b|\blist of\b|\betc\b\.?|\bnoun phrases?\b|\bjson\b|\bclass name\b"

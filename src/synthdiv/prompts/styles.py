@@ -62,17 +62,19 @@ def _word_set(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-# Head words of a rendition: a style names at least one (singular or plural). Grouped by kind of rendition.
+# Head words of a rendition: a style names at least one (singular or plural), or one of the two-word heads written
+# with "_" (a bare "art" or "still" is no rendition: "translation art"). Grouped by kind of rendition.
 RENDITIONS = _word_set("""
-painting paint oil watercolor watercolour acrylic gouache fresco mural tempera canvas
-drawing sketch doodle illustration charcoal pencil pastel crayon chalk ink lineart art artwork
-photograph photo photography snapshot polaroid daguerreotype x-ray screenshot still
+painting paint watercolor watercolour acrylic gouache fresco mural tempera canvas
+drawing sketch doodle illustration charcoal pencil pastel crayon chalk ink lineart
+pixel_art line_art pop_art clip_art street_art folk_art fan_art concept_art digital_art glass_art ascii_art
+photograph photo photography snapshot polaroid daguerreotype x-ray screenshot still_life film_still
 render rendering cgi 3d model wireframe voxel hologram
 sculpture statue statuette bust figurine carving relief bronze marble clay ceramic porcelain terracotta pottery
 origami papercraft cutout collage quilt embroidery needlepoint stitch cross-stitch tapestry weaving knitting
-crochet felt plush plushie toy doll puppet lego diorama miniature claymation glass stained-glass beadwork
+crochet plush plushie toy doll puppet lego diorama miniature claymation glass stained-glass beadwork
 engraving etching woodcut linocut lithograph print screenprint blueprint poster postcard stamp stencil graffiti
-tattoo cartoon comic manga anime animation caricature emoji icon sticker pixel sprite vector silhouette
+tattoo cartoon comic manga anime animation caricature emoji icon sticker sprite silhouette
 mosaic calligraphy
 """)
 
@@ -96,10 +98,10 @@ _EDGE = re.compile(r"^[\s\"'`*_\-:;,.]+|[\s\"'`*_\-:;,.!]+$")
 
 def rendition_reason(style: str) -> str | None:
     """Why ``style`` does not read as a rendition (no head word of :data:`RENDITIONS`), or None."""
-    for word in words_of(style):
-        for part in {word, *word.split("-")}:
-            if part in RENDITIONS or part.removesuffix("s") in RENDITIONS or part.removesuffix("es") in RENDITIONS:
-                return None
+    words = [part for word in words_of(style) for part in dict.fromkeys([word, *word.split("-")])]
+    heads = [*words, *(f"{a}_{b}" for a, b in zip(words, words[1:], strict=False))]
+    if any(h in RENDITIONS or h.removesuffix("s") in RENDITIONS or h.removesuffix("es") in RENDITIONS for h in heads):
+        return None
     return 'not a rendition (name a medium: "oil painting", "pencil sketch", "origami", "3D render")'
 
 
