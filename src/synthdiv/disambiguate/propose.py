@@ -76,16 +76,15 @@ def request(
             return "has no words"
         if _PLACEHOLDER.search(item):
             return "contains a template placeholder"
-        debris = debris_reason(strip_label(item), names)
-        if debris:
-            return debris
         if text_key(item) == text_key(name):
             return "only repeats the class name"
         if len(item.split()) > dcfg.max_words:
             return f"longer than {dcfg.max_words} words"
         if dcfg.require_name and not any(mentions_name(item, n) for n in names):
             return f"does not name the class ({name})"
-        return check.reason(strip_label(item)) if check is not None else None
+        # the class's own checks first: their reasons (a sentence, another class named) say more than debris does
+        why = check.reason(strip_label(item)) if check is not None else None
+        return why or debris_reason(strip_label(item), names)
 
     call = {"messages": messages, "n_items": dcfg.candidates, "min_len": 2, "max_len": 200,
             "max_retries": dcfg.max_retries, "temperature": dcfg.temperature, "seed": seed,
