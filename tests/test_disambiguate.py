@@ -178,6 +178,7 @@ def _use_llm(monkeypatch: pytest.MonkeyPatch, llm: Any) -> None:
     monkeypatch.setattr(synthdiv.llm, "create_llm", create)
 
 
+@pytest.mark.wordnet  # the homonyms' senses come from WordNet
 def test_stage_resolves_every_class_and_keeps_them_unique(make_config, monkeypatch, cranes) -> None:
     from synthdiv.clip import create_scorer
     from synthdiv.disambiguate import resolve_classes
@@ -228,6 +229,7 @@ def test_stage_resolves_every_class_and_keeps_them_unique(make_config, monkeypat
     assert rows[0]["candidates"][0]["other_class"] == 1
 
 
+@pytest.mark.wordnet  # the homonyms' senses come from WordNet
 def test_a_failed_llm_answer_is_a_fallback_and_the_stage_goes_on(make_config, monkeypatch, cranes) -> None:
     from synthdiv.disambiguate import resolve_classes
 
@@ -331,6 +333,7 @@ def test_engine_rerun_is_free_from_the_llm_cache(make_config, monkeypatch, crane
     assert run.resolved.read_text() == before
 
 
+@pytest.mark.wordnet  # the homonyms' senses come from WordNet
 def test_table_shows_original_chosen_and_runner_up(make_config, monkeypatch, cranes) -> None:
     from rich.console import Console
 

@@ -36,6 +36,7 @@ def _tokens(texts: list[str]) -> list[tuple[int, ...]]:
 # ---------------------------------------------------------------------------------------------- detection
 
 
+@pytest.mark.wordnet  # the homonyms' senses come from WordNet
 def test_collisions_are_found_in_token_space_and_numbers_by_base_form() -> None:
     rows = [{"name": n} for n in ("Cardigan", "cardigan", "crane.", "Crane", "mouse", "mice", "goldfish")]
     amb = detect_ambiguity(rows, _tokens)
