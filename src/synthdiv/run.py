@@ -34,6 +34,7 @@ __all__ = [
     "write_parquet_atomic",
     "read_parquet_artifact",
     "read_jsonl",
+    "json_lines",
     "file_digest",
     "canonical_hash",
     "listing_digest",
@@ -105,26 +106,29 @@ def atomic_write_jsonl(path: Path | str, rows: Iterable[dict[str, Any]]) -> int:
     return n
 
 
-def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
-    """Read a JSON-lines artifact written by :func:`atomic_write_jsonl`.
+def json_lines(path: Path | str) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` of every non-blank line of a JSON-lines file.
 
     Raises:
-        InputError: A line is not JSON, or the file is not UTF-8 (named with the line).
+        InputError: A line is not JSON, or not UTF-8 (named with the file and line).
     """
     from synthdiv.errors import InputError
 
-    rows = []
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             if not raw.strip():
                 continue
             try:
-                rows.append(json.loads(raw.decode("utf-8")))
+                yield lineno, json.loads(raw.decode("utf-8"))
             except UnicodeDecodeError as exc:
                 raise InputError(f"{path}:{lineno}: not UTF-8 text (byte {exc.start})") from None
             except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
-    return rows
+                raise InputError(f"{path}:{lineno}: not a JSON object ({exc.msg})") from None
+
+
+def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
+    """Read a JSON-lines artifact written by :func:`atomic_write_jsonl` (a damaged line: see :func:`json_lines`)."""
+    return [row for _, row in json_lines(path)]
 
 
 def write_parquet_atomic(table: Any, path: Path | str, **kwargs: Any) -> None:

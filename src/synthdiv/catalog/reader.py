@@ -8,13 +8,13 @@ same function with its own fields (:func:`synthdiv.disambiguate.read_resolved`).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from synthdiv.errors import InputError
+from synthdiv.run import json_lines
 from synthdiv.schemas import CLASS_FIELDS
 
 logger = logging.getLogger(__name__)
@@ -40,18 +40,9 @@ def read_classes(
     if not path.is_file():
         raise InputError(f"{path}: not found; run `synthdiv {stage}` first")
     rows = []
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: not UTF-8 text (byte {exc.start})") from None
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: not a JSON object ({exc.msg})") from None
-            _check_row(path, lineno, row, len(rows), fields, strings)
-            rows.append(row)
+    for lineno, row in json_lines(path):
+        _check_row(path, lineno, row, len(rows), fields, strings)
+        rows.append(row)
     if not rows:
         raise InputError(f"{path}: no classes; run `synthdiv {stage} --redo` with a class list that has some")
     return rows
