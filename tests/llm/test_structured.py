@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthdiv.llm.structured import LIST_SCHEMA, ask_list, item_key, list_schema, parse_list
+from synthdiv.llm.structured import LIST_SCHEMA, affordable_len, ask_list, item_key, list_schema, parse_list
 from tests.llm.fakes import FakeLLM
 
 PARSER_TABLE = [
@@ -126,14 +126,24 @@ def test_ask_list_passes_the_schema_of_what_is_missing_when_supported() -> None:
     assert ask_list(free, MESSAGES, n_items=1).ok and free.calls[0]["json_schema"] is None
 
 
-@pytest.mark.parametrize(("n", "lo", "hi"), [(1, 0, 5), (4, 2, 200)])
+def test_the_schema_asks_only_for_items_the_token_budget_can_finish() -> None:
+    assert affordable_len(200, 272, 5, 2) == 156 and affordable_len(200, 512, 3) == 200  # disambiguate; roomy
+    assert affordable_len(300, 64, 4) == 42 and affordable_len(200, 10, 5, min_len=2) == 2  # styles; never < min
+    llm = FakeLLM('["ab", "cd"]', supports_json_schema=True)
+    assert ask_list(llm, MESSAGES, n_items=2, min_len=2, max_len=200, max_tokens=64).ok
+    assert llm.calls[0]["json_schema"] == list_schema(2, 2, 90)
+
+
+@pytest.mark.parametrize(("n", "lo", "hi"), [(1, 0, 5), (4, 2, 128), (4, 2, 200), (2, 130, 300)])
 def test_list_schema_items_refuse_json_debris(n: int, lo: int, hi: int) -> None:
     schema = list_schema(n, lo, hi)
     assert schema["minItems"] == schema["maxItems"] == n and LIST_SCHEMA["items"]["type"] == "string"
     pattern = re.compile(schema["items"]["pattern"])
     assert pattern.fullmatch("a" * lo) and pattern.fullmatch("x" * hi) and not pattern.fullmatch("x" * (hi + 1))
+    assert lo == 0 or not pattern.fullmatch("a" * (lo - 1))
+    assert all(int(b) <= 128 for b in re.findall(r"\{\d+,(\d+)\}", pattern.pattern))  # xgrammar's fast bound
     for debris in ['a": "b', "n{ }", "a [b]", "x\\y", "a\nb"]:  # each with a refused character in its first 3
-        assert not pattern.fullmatch(debris[:hi])
+        assert not pattern.fullmatch((debris + "x" * lo)[:hi])
     with pytest.raises(ValueError):
         list_schema(0)
 

@@ -5,8 +5,8 @@ decides the answer, and nothing secret (API keys and server URLs are not part of
 the backend decodes under: a request's ``json_schema`` where the backend constrains (``supports_json_schema``), None
 where it decodes freely (it ignores the schema, or an OpenAI-compatible server refused structured output and the
 backend fell back), so a free answer is never served for a constrained request, nor the other way round; a free
-request's key is what it always was. Each entry is one small JSON
-file ``<cache_dir>/<key[:2]>/<key>.json`` written atomically, so parallel workers and interrupted runs are safe.
+request's key is what it always was. Each entry is one small JSON file ``<cache_dir>/<key[:2]>/<key>.json``
+written atomically, so parallel workers and interrupted runs are safe.
 """
 
 from __future__ import annotations

@@ -24,11 +24,14 @@ from synthdiv.llm.base import LLM, LLMObserver, Message, Request, run_together
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "LIST_SCHEMA", "ListAnswer", "ask_list", "ask_list_many", "ask_list_steps", "item_key", "list_schema", "parse_list",
+    "LIST_SCHEMA", "ListAnswer", "affordable_len", "ask_list", "ask_list_many", "ask_list_steps", "item_key",
+    "list_schema", "parse_list",
 ]
 
 LIST_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "string"}}  # any list of strings, even an empty one
 _ITEM_CHAR = r'[^"\\{}\[\]\n\r\t]'  # a character of a list_schema item (a regular expression)
+_CHARS_PER_TOKEN = 3  # below the ~4 characters of an English BPE token: an item this long rarely overruns
+_MAX_REPEAT = 128  # xgrammar 0.2 masks a regex repetition with a larger bound ~1000x slower (15 ms a token): split it
 
 # Keys whose value is the useful text when a model answers with objects instead of strings.
 _TEXT_KEYS = ("description", "text", "scene", "context", "style", "name", "item", "value", "prompt")
@@ -56,9 +59,29 @@ def list_schema(n_items: int, min_len: int = 1, max_len: int = 300) -> dict[str,
     if n_items < 1 or not 0 <= min_len <= max_len:
         raise ValueError(f"list_schema: need n_items >= 1 and 0 <= min_len <= max_len, got {n_items}, {min_len}, "
                          f"{max_len}")
-    item = {"type": "string", "minLength": min_len, "maxLength": max_len,
-            "pattern": f"^{_ITEM_CHAR}{{{min_len},{max_len}}}$"}
+    item = {"type": "string", "minLength": min_len, "maxLength": max_len, "pattern": _item_pattern(min_len, max_len)}
     return {"type": "array", "items": item, "minItems": n_items, "maxItems": n_items}
+
+
+def _item_pattern(min_len: int, max_len: int) -> str:
+    """``^C{min_len,max_len}$`` for the item character C, the repetition split into bounds of at most 128."""
+    highs = [_MAX_REPEAT] * (max_len // _MAX_REPEAT) + ([max_len % _MAX_REPEAT] if max_len % _MAX_REPEAT else [])
+    parts, need = [], min_len
+    for high in highs or [0]:
+        low = min(need, high)
+        need -= low
+        parts.append(f"{_ITEM_CHAR}{{{low},{high}}}")
+    return "^" + "".join(parts) + "$"
+
+
+def affordable_len(max_len: int, max_tokens: int, n_items: int, min_len: int = 1) -> int:
+    """The longest item :func:`ask_list_steps` puts in its schema: ``max_len``, or less where ``n_items`` items that
+    long would not fit in ``max_tokens`` (about 3 characters a token, 2 tokens of quotes and comma per item).
+
+    A constrained answer cut off by ``max_tokens`` loses its last strings, so the schema asks only for what the
+    budget can finish; never below ``min_len``.
+    """
+    return max(min_len, min(max_len, _CHARS_PER_TOKEN * (max_tokens // max(n_items, 1) - 2)))
 
 
 def item_key(text: str) -> str:
@@ -257,7 +280,7 @@ def ask_list(
 
     Args:
         llm: Any :class:`~synthdiv.llm.base.LLM`; when ``llm.supports_json_schema``, each attempt passes the
-            :func:`list_schema` of the items still missing.
+            :func:`list_schema` of the items still missing, as long as :func:`affordable_len` allows.
         messages: The prompt, usually from :func:`synthdiv.llm.templates.render`.
         n_items: Items wanted; extra items are dropped.
         min_len: Shortest acceptable item, in characters.
@@ -319,7 +342,10 @@ def ask_list_steps(
     attempts = 0
     for attempt in range(max_retries + 1):
         attempts += 1
-        schema = list_schema(n_items - len(items), min_len, max_len) if supports_json_schema else None
+        schema = None
+        if supports_json_schema:
+            missing = n_items - len(items)
+            schema = list_schema(missing, min_len, affordable_len(max_len, max_tokens, missing, min_len))
         text = yield Request(convo, n=1, temperature=temperature, seed=seed + attempt, max_tokens=max_tokens,
                              json_schema=schema)
         parsed = parse_list(text, min_len=min_len, max_len=max_len)
