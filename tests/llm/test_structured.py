@@ -120,7 +120,7 @@ def test_ask_list_passes_the_schema_of_what_is_missing_when_supported() -> None:
     assert [c["json_schema"] for c in llm.calls] == [list_schema(3, 1, 20), list_schema(1, 1, 20)]
     assert list_schema(3, 1, 20) == {
         "type": "array", "minItems": 3, "maxItems": 3,
-        "items": {"type": "string", "minLength": 1, "maxLength": 20, "pattern": r'^[^"\\{}\[\]\n\r\t]{1,20}$'},
+        "items": {"type": "string", "pattern": r'^[^"\\{}\[\]\n\r\t]{1,20}$'},
     }
     free = FakeLLM('["a"]')
     assert ask_list(free, MESSAGES, n_items=1).ok and free.calls[0]["json_schema"] is None

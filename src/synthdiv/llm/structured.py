@@ -54,12 +54,13 @@ def list_schema(n_items: int, min_len: int = 1, max_len: int = 300) -> dict[str,
     with a quote, backslash, brace, bracket or line break (the debris of a model writing JSON inside its strings).
 
     The item count is exact: under :data:`LIST_SCHEMA` a constrained small model answers ``[]`` at once. The length
-    is both in the regular expression and in ``minLength``/``maxLength``, for servers that read only one of them.
+    is in the regular expression only: xgrammar (and so vLLM) ignores ``minLength``/``maxLength`` next to a
+    ``pattern``, and says so at every compile.
     """
     if n_items < 1 or not 0 <= min_len <= max_len:
         raise ValueError(f"list_schema: need n_items >= 1 and 0 <= min_len <= max_len, got {n_items}, {min_len}, "
                          f"{max_len}")
-    item = {"type": "string", "minLength": min_len, "maxLength": max_len, "pattern": _item_pattern(min_len, max_len)}
+    item = {"type": "string", "pattern": _item_pattern(min_len, max_len)}
     return {"type": "array", "items": item, "minItems": n_items, "maxItems": n_items}
 
 
