@@ -12,8 +12,8 @@ def write_bench_run(run: Any, images: int, shard_size: int, gen_id: str) -> list
     """Write one base prompt per class and a plan cycling the classes; returns (prompt, seed) in plan order."""
     import pyarrow as pa
 
-    from synthdiv.run import write_parquet_atomic
-    from synthdiv.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA
+    from synthdiv.core.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA
+    from synthdiv.utils.io import write_parquet_atomic
 
     prompts: dict[str, list[Any]] = {f.name: [] for f in PROMPTS_SCHEMA}
     for c, name in enumerate(CLASSES):

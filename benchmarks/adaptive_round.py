@@ -34,14 +34,14 @@ __all__ = ["main"]
 def _round(root: Path, share: float) -> dict[str, float]:
     import numpy as np
 
-    from synthdiv.config import config_from_dict
+    from synthdiv.config.loader import config_from_dict
     from synthdiv.config.models import generator_id
-    from synthdiv.generate.filter import keep_rates
-    from synthdiv.prompts.adaptive import allocate, append_round, class_need
-    from synthdiv.prompts.artifacts import read_plan, read_prompts
-    from synthdiv.prompts.plan import build_plan
-    from synthdiv.prompts.rounds import grow_plan
-    from synthdiv.run import RunDir
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.stages.plan.adaptive import allocate, append_round, class_need
+    from synthdiv.stages.plan.rounds import grow_plan
+    from synthdiv.stages.plan.stage import build_plan
+    from synthdiv.stages.prompts.reader import read_plan, read_prompts
+    from synthdiv.stages.score.filters import keep_rates
 
     run = RunDir(root)
     cfg = config_from_dict({"run_dir": str(root), "plan": {"multiple_of_real": 1}})
@@ -73,10 +73,10 @@ def _round(root: Path, share: float) -> dict[str, float]:
 
 def _generation_rate(root: Path, images: int) -> float:
     """Images per second of the generate stage with the tiny embedded pipeline (4 steps, batch 8), warm."""
-    from synthdiv.config import config_from_dict
-    from synthdiv.generate import generate_images
-    from synthdiv.generate.registry import generator_id
-    from synthdiv.run import RunDir
+    from synthdiv.config.loader import config_from_dict
+    from synthdiv.config.models import generator_id
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.stages.generate.stage import generate_images
 
     def config(sub: str) -> Any:
         return config_from_dict({
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--gen-images", type=int, default=64, help="images generated to measure the rate")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    from synthdiv.rates import generation_rate
+    from synthdiv.engine.rates import generation_rate
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

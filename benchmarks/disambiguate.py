@@ -29,7 +29,7 @@ SMOKE_TRAIN = Path(__file__).resolve().parents[1] / "data" / "fashion-mnist-smok
 
 
 def _config(root: Path, candidates: int, max_tokens: int | None, max_retries: int) -> Any:
-    from synthdiv.config import config_from_dict
+    from synthdiv.config.loader import config_from_dict
 
     return config_from_dict({
         "run_dir": str(root),
@@ -57,8 +57,9 @@ def bench(
     n_classes: int = 10, candidates: int = 3, max_tokens: int | None = None, max_retries: int = 1
 ) -> dict[str, Any]:
     """Run the stage cold then warm in a temporary run directory; returns timings and counts."""
-    from synthdiv.disambiguate import resolve_classes
-    from synthdiv.run import RunDir, read_jsonl
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.stages.disambiguate.stage import resolve_classes
+    from synthdiv.utils.io import read_jsonl
 
     with tempfile.TemporaryDirectory(prefix="synthdiv-bench-") as tmp:
         root = Path(tmp) / "run"

@@ -39,7 +39,7 @@ CLIP = {"backend": "open_clip", "model": "embedded", "device": "cpu"}
 
 
 def _config(root: Path, source: dict[str, Any], llm: dict[str, Any] | None, candidates: int) -> Any:
-    from synthdiv.config import config_from_dict
+    from synthdiv.config.loader import config_from_dict
 
     return config_from_dict({
         "run_dir": str(root), "classes": source,
@@ -51,9 +51,10 @@ def _config(root: Path, source: dict[str, Any], llm: dict[str, Any] | None, cand
 def _measure(cfg: Any) -> dict[str, Any]:
     from open_clip.tokenizer import SimpleTokenizer
 
-    from synthdiv.disambiguate.validate import sentence_reason
-    from synthdiv.run import RunDir, read_jsonl
-    from synthdiv.stages import run_stage
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.engine.runner import run_stage
+    from synthdiv.stages.disambiguate.validate import sentence_reason
+    from synthdiv.utils.io import read_jsonl
 
     run_stage(cfg, "classes", redo=True)
     start = time.perf_counter()
@@ -80,7 +81,7 @@ def _measure(cfg: Any) -> dict[str, Any]:
 
 def bench(only: list[str], llm_classes: int, candidates: int) -> dict[str, Any]:
     """Run each setting in its own temporary run directory; returns the counts and timings per setting."""
-    from synthdiv.llm.llama_server import serve_embedded
+    from synthdiv.models.llm.llama_server import serve_embedded
 
     subset = {"source": "imagenet-1k", "subset": SUBSET[:llm_classes]}
     result: dict[str, Any] = {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}

@@ -59,10 +59,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
     from diffusers import AutoPipelineForText2Image
 
-    from synthdiv.config import config_from_dict
-    from synthdiv.embedded import tiny_diffusion_dir
-    from synthdiv.generate import generate_images, generator_id, read_manifest
-    from synthdiv.run import RunDir
+    from synthdiv.config.loader import config_from_dict
+    from synthdiv.config.models import generator_id
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.models.embedded import tiny_diffusion_dir
+    from synthdiv.stages.generate.shards import read_manifest
+    from synthdiv.stages.generate.stage import generate_images
 
     torch.set_num_threads(args.threads)
     model_dir = tiny_diffusion_dir()

@@ -66,7 +66,7 @@ def build_pipeline(out: Path, spec: dict[str, Any]) -> int:
     from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from synthdiv.embedded import tiny_diffusion_dir
+    from synthdiv.models.embedded import tiny_diffusion_dir
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(in_channels=4, out_channels=4, **spec["unet"])
@@ -161,9 +161,10 @@ def _synthdiv_run(model_dir: Path, root: Path, args: argparse.Namespace, spec: d
     """One ``generate`` stage of ``images``; returns (its summary, wall seconds, dynamo graphs compiled in it)."""
     from torch._dynamo.utils import counters
 
-    from synthdiv.config import config_from_dict
-    from synthdiv.generate import generate_images, generator_id
-    from synthdiv.run import RunDir
+    from synthdiv.config.loader import config_from_dict
+    from synthdiv.config.models import generator_id
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.stages.generate.stage import generate_images
 
     options = {"steps": spec["steps"], "guidance": 7.5, "width": spec["size"], "height": spec["size"],
                "scheduler": "dpm++", "compile_backend": args.compile_backend, **switches}
@@ -184,8 +185,8 @@ def _synthdiv_run(model_dir: Path, root: Path, args: argparse.Namespace, spec: d
 
 def _synthdiv(model_dir: Path, root: Path, args: argparse.Namespace, spec: dict[str, Any], batch: int,
               arm: str) -> dict[str, Any]:
-    from synthdiv.generate import read_manifest
-    from synthdiv.run import RunDir
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.stages.generate.shards import read_manifest
 
     switches = ARMS[arm]
     _, warm_wall, warm_graphs = _synthdiv_run(model_dir, root / "warmup", args, spec, batch, switches, 2 * batch)

@@ -53,7 +53,7 @@ def bench_model(name: str, kwargs: dict[str, Any], img_size: int, batch: int, st
     import torch
     import torch.nn.functional as F
 
-    from synthdiv.train.auxnorm import aux_layers, convert_aux_norm, route
+    from synthdiv.stages.train.auxnorm import aux_layers, convert_aux_norm, route
 
     torch.manual_seed(0)
     x = torch.randn(batch, 3, img_size, img_size, device=device).contiguous(memory_format=torch.channels_last)

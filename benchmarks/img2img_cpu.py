@@ -35,8 +35,8 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from synthdiv.config import GeneratorSpec
-    from synthdiv.generate.registry import create_generator
+    from synthdiv.config.models import GeneratorSpec
+    from synthdiv.models.generators import create_generator
 
     torch.set_num_threads(args.threads)
     gen = create_generator(GeneratorSpec(model="embedded", device="cpu", options={"steps": args.steps}))

@@ -24,9 +24,12 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from synthdiv.config import LLMSpec  # noqa: E402
-from synthdiv.llm import create_llm, templates  # noqa: E402
-from synthdiv.llm.structured import ask_list  # noqa: E402
+from synthdiv.config.models import LLMSpec  # noqa: E402
+from synthdiv.models.llm import (
+    create_llm,
+    templates,  # noqa: E402
+)
+from synthdiv.models.llm.structured import ask_list  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ CLASSES = ("goldfish", "tabby cat", "school bus", "crane", "volcano", "espresso"
 
 
 def _requests(n: int, max_tokens: int, offset: int) -> list[Any]:
-    from synthdiv.llm import templates
-    from synthdiv.llm.base import Request
+    from synthdiv.models.llm import templates
+    from synthdiv.models.llm.base import Request
 
     out = []
     for i in range(n):
@@ -41,7 +41,7 @@ def _requests(n: int, max_tokens: int, offset: int) -> list[Any]:
 
 def _rate(llm: Any, requests: list[Any], batched: bool) -> tuple[float, float]:
     """(requests/s, mean characters per answer: the answers must be as long on every path)."""
-    from synthdiv.llm.base import complete_many
+    from synthdiv.models.llm.base import complete_many
 
     start = time.perf_counter()
     answers = complete_many(llm, requests) if batched else [r.send(llm) for r in requests]
@@ -50,11 +50,11 @@ def _rate(llm: Any, requests: list[Any], batched: bool) -> tuple[float, float]:
 
 
 def bench_openai(n: int, max_tokens: int, rounds: int, threads: int, levels: list[int]) -> dict[str, Any]:
-    from synthdiv.config import LLMSpec
-    from synthdiv.llm import create_llm
+    from synthdiv.config.models import LLMSpec
+    from synthdiv.models.llm import create_llm
 
     out: dict[str, Any] = {}
-    from synthdiv.llm.llama_server import serve_embedded
+    from synthdiv.models.llm.llama_server import serve_embedded
 
     with tempfile.TemporaryDirectory() as tmp, serve_embedded(Path(tmp) / "server.log", threads=threads) as url:
         llms = {c: create_llm(LLMSpec(backend="openai", model="smollm2", options={
@@ -75,8 +75,8 @@ def bench_openai(n: int, max_tokens: int, rounds: int, threads: int, levels: lis
 
 
 def bench_transformers(n: int, max_tokens: int, rounds: int, threads: int) -> dict[str, Any]:
-    from synthdiv.config import LLMSpec
-    from synthdiv.llm import create_llm
+    from synthdiv.config.models import LLMSpec
+    from synthdiv.models.llm import create_llm
 
     llm = create_llm(LLMSpec(backend="transformers", model="embedded", device="cpu",
                              options={"batch_size": 8, "torch_threads": threads}))

@@ -47,7 +47,8 @@ def make_data(root: Path, n: int, size: int) -> tuple[Any, Any]:
     import numpy as np
     import webdataset as wds
 
-    from synthdiv.data import SampleSet, shard_samples
+    from synthdiv.data.real import shard_samples
+    from synthdiv.data.sources import SampleSet
 
     rng = np.random.default_rng(0)
     rows = []
@@ -99,7 +100,8 @@ def run(n_images: int, size: int, crop: int, scale_min: float, batch: int, worke
     import torch.utils.data
     from timm.data import create_transform
 
-    from synthdiv.data import BatchPlan, images, make_loader
+    from synthdiv.data import images
+    from synthdiv.data.mixed import BatchPlan, make_loader
 
     torch.set_num_threads(1)
     transform = create_transform(crop, is_training=True, auto_augment=None, color_jitter=0.0, scale=(scale_min, 1.0))

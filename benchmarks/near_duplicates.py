@@ -4,9 +4,9 @@ Each method runs in a fresh child process on the same seeded embeddings (n unit 
 as ``embeddings/synthetic.npy`` stores them, with planted duplicates); the child reports its wall time and its peak
 RSS above what it held once the inputs were made. Methods:
 
-- ``blocked``: :func:`synthdiv.quality.near_duplicates.nearest_within` (torch, ``--block`` rows at a time);
+- ``blocked``: :func:`synthdiv.metrics.near_duplicates.nearest_within` (torch, ``--block`` rows at a time);
 - ``naive``: the whole n x n cosine matrix in numpy float32, argmax per row, pairs above the threshold;
-- ``metrics``: :func:`synthdiv.quality.metrics.group_metrics` without real images (mean distance from the sum
+- ``metrics``: :func:`synthdiv.metrics.diversity.group_metrics` without real images (mean distance from the sum
   vector, Vendi from the d x d Gram matrix);
 - ``metrics-naive``: the same two numbers from the n x n matrix (mean of its off-diagonal, eigenvalues of K / n).
 
@@ -46,11 +46,11 @@ def _child(method: str, n: int, d: int, block: int) -> dict[str, float]:
     torch.set_num_threads(1)
     emb = _inputs(n, d)
     if method.startswith("metrics"):
-        from synthdiv.quality.metrics import group_metrics  # noqa: F401  (import cost outside the timing)
+        from synthdiv.metrics.diversity import group_metrics  # noqa: F401  (import cost outside the timing)
     base = _rss_mb()
     start = time.perf_counter()
     if method == "blocked":
-        from synthdiv.quality.near_duplicates import nearest_within
+        from synthdiv.metrics.near_duplicates import nearest_within
 
         nn, groups = nearest_within(emb, 0.95, block, "cpu")
         out = {"dup_rows": int((groups != np.arange(n)).sum()), "nn0": int(nn.index[0])}
@@ -62,7 +62,7 @@ def _child(method: str, n: int, d: int, block: int) -> dict[str, float]:
         pairs = np.argwhere(np.triu(sims >= 0.95, 1))
         out = {"dup_rows": int(len(np.unique(pairs[:, 1]))), "nn0": int(nn_index[0])}
     elif method == "metrics":
-        from synthdiv.quality.metrics import group_metrics
+        from synthdiv.metrics.diversity import group_metrics
 
         m = group_metrics(emb, None)
         out = {"mean_distance": m["mean_distance"], "vendi": m["vendi"]}

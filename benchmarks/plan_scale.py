@@ -35,9 +35,10 @@ def _setup(root: Path, n_classes: int, contexts: int, styles: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from synthdiv.prompts.ids import prompt_id
-    from synthdiv.run import RunDir, atomic_write_jsonl
-    from synthdiv.schemas import PROMPTS_SCHEMA
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.core.schemas import PROMPTS_SCHEMA
+    from synthdiv.stages.prompts.ids import prompt_id
+    from synthdiv.utils.io import atomic_write_jsonl
 
     run = RunDir(root)
     rows = [
@@ -61,13 +62,13 @@ def _setup(root: Path, n_classes: int, contexts: int, styles: int) -> None:
 def _child(mode: str, root: Path, multiple: float) -> dict:
     import pyarrow.parquet as pq
 
-    from synthdiv.config import config_from_dict
-    from synthdiv.run import RunDir
+    from synthdiv.config.loader import config_from_dict
+    from synthdiv.core.rundir import RunDir
 
     run = RunDir(root)
     start = time.perf_counter()
     if mode == "plan":
-        from synthdiv.prompts.plan import build_plan
+        from synthdiv.stages.plan.stage import build_plan
 
         cfg = config_from_dict({"run_dir": str(root), "plan": {"multiple_of_real": multiple}})
         summary = build_plan(cfg, run)

@@ -1,6 +1,6 @@
 """Benchmark (CPU): does the shard producer hide its host work behind the model? Pipeline efficiency per device time.
 
-The real :class:`~synthdiv.generate.producer.ShardProducer` (degenerate-image checks, JPEG encoding on
+The real :class:`~synthdiv.stages.generate.producer.ShardProducer` (degenerate-image checks, JPEG encoding on
 ``writer_threads`` threads, tar writing, manifest parts, shard commits) runs against a generator whose device time
 is simulated: ``generate`` waits ``device_ms`` per image with ``time.sleep`` (which releases the GIL, as a CUDA
 kernel does) and returns ready-made 512-px photo-like images. Pipeline efficiency = achieved images/s divided by
@@ -59,12 +59,12 @@ def _pool(size: int, n: int) -> list[Any]:
 
 
 def _baseline_module(ref: str) -> Any:
-    """``synthdiv/generate/producer.py`` as of git revision ``ref``, imported under another name."""
+    """``synthdiv/stages/generate/producer.py`` as of git revision ``ref``, imported under another name."""
     import importlib.util
     import subprocess
 
     repo = Path(__file__).resolve().parents[1]
-    source = subprocess.run(["git", "show", f"{ref}:src/synthdiv/generate/producer.py"], cwd=repo, check=True,
+    source = subprocess.run(["git", "show", f"{ref}:src/synthdiv/stages/generate/producer.py"], cwd=repo, check=True,
                             capture_output=True, text=True).stdout
     path = Path(tempfile.mkdtemp(prefix="producer-baseline-")) / "producer_baseline.py"
     path.write_text(source)
@@ -79,8 +79,8 @@ def _run(root: Path, images: int, shard_size: int, device_ms: float, pool: list[
          module: Any = None) -> float:
     import shutil
 
-    from synthdiv.generate import producer
-    from synthdiv.run import RunDir
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.stages.generate import producer
 
     PlannedWork, ShardProducer = (module or producer).PlannedWork, (module or producer).ShardProducer
 
@@ -100,8 +100,8 @@ def _run(root: Path, images: int, shard_size: int, device_ms: float, pool: list[
 
 def _host_ms_per_image(pool: list[Any], gcfg: Any) -> float:
     """Host work of one image on one thread: the degenerate check and the JPEG encoding (the tar append is ~0)."""
-    from synthdiv.generate.producer import encode_image
-    from synthdiv.generate.quality import degenerate_reason
+    from synthdiv.stages.generate.degenerate import degenerate_reason
+    from synthdiv.stages.generate.producer import encode_image
 
     start = time.perf_counter()
     for img in pool:
@@ -121,14 +121,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--baseline", default=None, help="also run the producer of this git revision")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    from synthdiv.config import GenerateConfig
+    from synthdiv.config.generate import GenerateConfig
 
     gcfg = GenerateConfig(batch_size=args.batch_size, writer_threads=args.writer_threads)
     pool = _pool(args.size, 16)
     out: dict[str, Any] = {"images": args.images, "batch_size": args.batch_size,
                            "writer_threads": args.writer_threads, "px": args.size}
     with tempfile.TemporaryDirectory() as tmp:
-        from synthdiv.run import RunDir
+        from synthdiv.core.rundir import RunDir
 
         write_bench_run(RunDir(tmp), args.images, args.shard_size, SimulatedDevice.generator_id)
         host_ms = _host_ms_per_image(pool, gcfg)

@@ -32,8 +32,8 @@ __all__ = ["main"]
 
 
 def _config(root: Path, multiple: float, shard_size: int):
-    from synthdiv.config import config_from_dict
-    from synthdiv.embedded import tiny_diffusion_dir
+    from synthdiv.config.loader import config_from_dict
+    from synthdiv.models.embedded import tiny_diffusion_dir
 
     model = {"backend": "diffusers", "model": str(tiny_diffusion_dir()), "device": "cpu", "options": {"steps": 1}}
     return config_from_dict({
@@ -44,14 +44,15 @@ def _config(root: Path, multiple: float, shard_size: int):
 
 
 def _child(mode: str, root: Path, multiple: float, shard_size: int) -> dict:
-    from synthdiv.run import RunDir
+    from synthdiv.core.rundir import RunDir
 
     cfg, run = _config(root, multiple, shard_size), RunDir(root)
     if mode == "plan":
-        from synthdiv.prompts.plan import build_plan
+        from synthdiv.stages.plan.stage import build_plan
 
         return {"images": build_plan(cfg, run)["images"]}
-    from synthdiv.generate import engine, producer
+    from synthdiv.stages.generate import producer
+    from synthdiv.stages.generate import stage as engine
 
     if mode == "eager":  # every shard's rows and prompts, as every rank held them before
         load = producer.PlannedWork.load
@@ -60,7 +61,7 @@ def _child(mode: str, root: Path, multiple: float, shard_size: int) -> dict:
             load(self, self.shards.tolist())
 
         producer.PlannedWork.load = load_all
-    from synthdiv.generate.plan_file import plan_shard_counts
+    from synthdiv.stages.plan.reader import plan_shard_counts
 
     os.environ.update({"RANK": "0", "WORLD_SIZE": str(len(plan_shard_counts(run.plan)[0])), "LOCAL_RANK": "0"})
     start = time.perf_counter()
@@ -71,7 +72,7 @@ def _child(mode: str, root: Path, multiple: float, shard_size: int) -> dict:
 
 
 def _spawn(mode: str, root: Path, multiple: float, shard_size: int) -> dict:
-    from synthdiv.run import RunDir
+    from synthdiv.core.rundir import RunDir
 
     run = RunDir(root)
     for folder in (run.shards, run.manifest):

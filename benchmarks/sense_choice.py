@@ -5,7 +5,7 @@ food, vehicles; each polysemous name annotated with the senses that fit its list
 Fashion-MNIST names, with no LLM and no images:
 
 * ``before``: the sense the grounded fallback took until now: WordNet's first sense a photo can show;
-* ``after``: :func:`synthdiv.disambiguate.senses.list_senses` (Lin relatedness to the rest of the list).
+* ``after``: :func:`synthdiv.stages.disambiguate.senses.list_senses` (Lin relatedness to the rest of the list).
 
 Printed per list: names scored, right before, right after (undecided counts as not right), undecided; the share
 over all lists; the time of ``after`` (WordNet's hierarchy read once, then every list) against ``before``, both in
@@ -36,8 +36,8 @@ QUICKSTART = {"ankle boot": [], "bag": ["n02773037", "n02773838", "n02774152"], 
 
 
 def _before(name: str) -> str | None:
-    from synthdiv.catalog.wordnet import noun_senses
-    from synthdiv.disambiguate.ambiguity import sense_of
+    from synthdiv.lexicon.wordnet import noun_senses
+    from synthdiv.stages.disambiguate.ambiguity import sense_of
 
     senses = [s for s in (sense_of(w) for w in noun_senses(name)) if s is not None]
     visual = [s for s in senses if s.visual] or senses
@@ -46,8 +46,8 @@ def _before(name: str) -> str | None:
 
 def bench() -> dict[str, Any]:
     """Score both choices on every list; returns per-list counts and the totals."""
-    from synthdiv.catalog.wordnet import noun_senses, wordnet_dir
-    from synthdiv.disambiguate.senses import list_senses
+    from synthdiv.lexicon.wordnet import noun_senses, wordnet_dir
+    from synthdiv.stages.disambiguate.senses import list_senses
 
     if wordnet_dir() is None:
         raise SystemExit("WordNet is not installed (apt-get install wordnet-base)")

@@ -34,7 +34,7 @@ def _step_fn(model: Any, n_real: int, x: Any, y: Any) -> Any:
     import torch
     import torch.nn.functional as F
 
-    from synthdiv.train.auxnorm import aux_layers, route
+    from synthdiv.stages.train.auxnorm import aux_layers, route
 
     layers = aux_layers(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -56,7 +56,7 @@ def bench_aux_ratio(model_name: str, img_size: int, batch: int, steps: int, thre
     import timm
     import torch
 
-    from synthdiv.train.auxnorm import convert_aux_norm
+    from synthdiv.stages.train.auxnorm import convert_aux_norm
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -85,8 +85,8 @@ def bench_guard_ratio(model_name: str, img_size: int, batch: int, steps: int, th
     import torch
     import torch.nn.functional as F
 
-    from synthdiv.config import TrainConfig
-    from synthdiv.train.loop import _TrainState
+    from synthdiv.config.train import TrainConfig
+    from synthdiv.stages.train.loop import _TrainState
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -126,7 +126,8 @@ def _make_data(root: Path, n_real: int, n_syn: int, size: int) -> tuple[Any, Any
     import webdataset as wds
     from PIL import Image
 
-    from synthdiv.data import SampleSet, shard_samples
+    from synthdiv.data.real import shard_samples
+    from synthdiv.data.sources import SampleSet
 
     rng = np.random.default_rng(0)
     rows = []
@@ -150,7 +151,8 @@ def bench_loader_ratio(n_images: int, img_size: int, batch: int, workers: int) -
     import torch
     from torchvision import transforms
 
-    from synthdiv.data import BatchPlan, decode_rgb, make_loader
+    from synthdiv.data.images import decode_rgb
+    from synthdiv.data.mixed import BatchPlan, make_loader
 
     torch.set_num_threads(1)
     transform = transforms.Compose([transforms.Resize((img_size, img_size)), transforms.ToTensor()])

@@ -30,8 +30,8 @@ __all__ = ["main"]
 def _write_shards(root: Path, shards: int, per_shard: int, classes: int) -> None:
     import pyarrow as pa
 
-    from synthdiv.generate.shards import MANIFEST_COLUMNS, ShardWriter
-    from synthdiv.run import RunDir
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.stages.generate.shards import MANIFEST_COLUMNS, ShardWriter
 
     run = RunDir(root)
     image = bytes(range(256)) * 12  # ~3 KB, about a 64 px JPEG
@@ -58,8 +58,8 @@ def _strip_ranges(manifest: Path) -> None:
 
 
 def _timed(cfg: Any, root: Path, classes: int) -> tuple[float, Any]:
-    from synthdiv.data import synthetic_samples
-    from synthdiv.run import RunDir
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.stages.score.reader import synthetic_samples
 
     t = time.perf_counter()
     samples = synthetic_samples(cfg, RunDir(root), classes)
@@ -67,7 +67,7 @@ def _timed(cfg: Any, root: Path, classes: int) -> tuple[float, Any]:
 
 
 def _time_real_shards(shards: Path, index: Path, classes: int) -> dict[str, Any]:
-    from synthdiv.data import shard_samples
+    from synthdiv.data.real import shard_samples
 
     times, results = {}, {}
     for name, index_dir in (("no_index", None), ("first_with_index", index), ("kept_index", index)):
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--classes", type=int, default=1000)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    from synthdiv.config import config_from_dict
+    from synthdiv.config.loader import config_from_dict
 
     with tempfile.TemporaryDirectory() as tmp:
         ranged, scanned = Path(tmp) / "ranged", Path(tmp) / "scanned"

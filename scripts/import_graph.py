@@ -20,8 +20,8 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(SRC).with_suffix("").parts)
+def _module_name(path: Path, src: Path = SRC) -> str:
+    parts = list(path.relative_to(src).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -39,7 +39,7 @@ def _is_type_checking(node: ast.If) -> bool:
 
 def collect(src: Path = SRC) -> tuple[set[str], list[tuple[str, str, str, int]]]:
     """All synthdiv modules, and edges ``(importer, imported, kind, line)`` with kind top / deferred / typing."""
-    files = {_module_name(p): p for p in (src / "synthdiv").rglob("*.py")}
+    files = {_module_name(p, src): p for p in (src / "synthdiv").rglob("*.py")}
     modules = set(files)
     edges = []
     for name, path in files.items():
@@ -120,6 +120,63 @@ def cycles(modules: set[str], edges: list[tuple[str, str, str, int]]) -> list[li
                 if len(component) > 1:
                     out.append(sorted(component))
     return out
+
+
+# imported inside functions so that ``import synthdiv``, ``synthdiv --help`` and the config stay light
+HEAVY = ("torch", "torchvision", "diffusers", "timm", "open_clip", "transformers", "ray", "matplotlib", "accelerate",
+         "xgrammar", "safetensors", "huggingface_hub")
+
+
+def heavy_modules(src: Path = SRC) -> set[str]:
+    """synthdiv modules that import a heavy library (:data:`HEAVY`) when imported: at their top, or through a
+    synthdiv module (or package) they import at their top."""
+    files = {_module_name(p, src): p for p in (src / "synthdiv").rglob("*.py")}
+    modules = set(files)
+    direct: dict[str, bool] = {}
+    deps: dict[str, set[str]] = {}
+    for name, path in files.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found, needs = False, set()
+        for node in _top_imports(tree.body):
+            for target in _targets(node, package):
+                if target.split(".")[0] in HEAVY:
+                    found = True
+                elif target.startswith("synthdiv") and (resolved := _resolve(target, modules)) and resolved != name:
+                    parts = resolved.split(".")
+                    needs |= {".".join(parts[:k]) for k in range(1, len(parts) + 1)} & modules - {name}
+        direct[name], deps[name] = found, needs
+    heavy = {m for m in modules if direct[m]}
+    grew = True
+    while grew:
+        grew = False
+        for m in modules - heavy:
+            if deps[m] & heavy:
+                heavy.add(m)
+                grew = True
+    return heavy
+
+
+def _top_imports(body: list[ast.stmt]) -> list[ast.Import | ast.ImportFrom]:
+    out: list[ast.Import | ast.ImportFrom] = []
+    for node in body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            out.append(node)
+        elif isinstance(node, ast.If) and not _is_type_checking(node):
+            out += _top_imports(node.body) + _top_imports(node.orelse)
+        elif isinstance(node, ast.Try):
+            out += _top_imports(node.body)
+    return out
+
+
+def _targets(node: ast.Import | ast.ImportFrom, package: str) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    base = node.module or ""
+    if node.level:
+        up = package.split(".")[: len(package.split(".")) - node.level + 1]
+        base = ".".join(up + ([base] if base else []))
+    return [f"{base}.{a.name}" for a in node.names] + [base]
 
 
 def main() -> int:

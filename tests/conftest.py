@@ -19,7 +19,7 @@ SMOKE_DATA = REPO / "data" / "fashion-mnist-smoke"
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """``@pytest.mark.wordnet`` tests are skipped, with one reason, where WordNet is not installed."""
     if item.get_closest_marker("wordnet") is not None:
-        from synthdiv.catalog.wordnet import wordnet_dir
+        from synthdiv.lexicon.wordnet import wordnet_dir
 
         if wordnet_dir() is None:
             pytest.skip("WordNet (Debian wordnet-base) is not installed")
@@ -56,7 +56,7 @@ def toy(tmp_path: Path) -> dict[str, Path]:
 @pytest.fixture
 def make_config(tmp_path: Path):
     """``make_config(**sections)`` -> a validated RunConfig whose run_dir is in tmp_path."""
-    from synthdiv.config import config_from_dict
+    from synthdiv.config.loader import config_from_dict
 
     def make(**sections: Any):
         data: dict[str, Any] = {"run_dir": str(tmp_path / "run"), "seed": 0}

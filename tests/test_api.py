@@ -1,4 +1,4 @@
-"""The Python API (``synthdiv.open_run``, ``synthdiv.run``, the aux norm functions) and the example that adds a run to
+"""The Python API (``synthdiv.open_run``, ``synthdiv.core.rundir``, the aux norm functions) and the example that adds a run to
 a timm-style training loop, on the toy run of tests/data/toydata.py."""
 
 from __future__ import annotations
@@ -7,16 +7,17 @@ import importlib.util
 import math
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 import synthdiv
-from synthdiv.config import dump_config
+from synthdiv.config.loader import dump_config
+from synthdiv.core.rundir import RunDir
 from synthdiv.errors import InputError, StageOrderError
-from synthdiv.generate.shards import part_path
-from synthdiv.run import RunDir, write_parquet_atomic
+from synthdiv.utils.io import write_parquet_atomic
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "timm_train_with_synthdiv.py"
 
@@ -27,7 +28,7 @@ def toy_run(toy, make_config) -> synthdiv.Run:
     cfg = make_config(run_dir=str(toy["run"]))
     run = RunDir(cfg.run_dir)
     run.config.write_text(dump_config(cfg))
-    part = part_path(run, 0)
+    part = run.manifest_part(0)
     import pyarrow.parquet as pq
 
     table = pq.read_table(part)
@@ -41,7 +42,7 @@ def test_import_and_help_stay_torch_free():
     code = ("import sys, synthdiv; synthdiv.open_run; synthdiv.Run; "
             "assert 'torch' not in sys.modules, 'import synthdiv imported torch'")
     subprocess.run([sys.executable, "-c", code], check=True)
-    code = ("import sys\nfrom synthdiv.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+    code = ("import sys\nfrom synthdiv.cli.app import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
             "assert 'torch' not in sys.modules, 'synthdiv --help imported torch'")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
@@ -49,12 +50,10 @@ def test_import_and_help_stay_torch_free():
 def test_everything_public_is_listed_and_resolves():
     for name in synthdiv.__all__:
         assert getattr(synthdiv, name) is not None
-    assert synthdiv.convert_aux_norm is importlib.import_module("synthdiv.train.auxnorm").convert_aux_norm
+    assert synthdiv.convert_aux_norm is importlib.import_module("synthdiv.stages.train.auxnorm").convert_aux_norm
     with pytest.raises(AttributeError):
         synthdiv.no_such_thing  # noqa: B018
-    from synthdiv.run import RunDir  # the module of the run layout is the same object, and callable
-
-    assert callable(synthdiv.run) and synthdiv.run.RunDir is RunDir
+    assert isinstance(synthdiv.run, types.FunctionType) and synthdiv.run is importlib.import_module("synthdiv.api").run
 
 
 def test_open_run_reads_the_artifacts_as_arrow_tables(toy_run, toy, tmp_path):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from synthdiv.check import CheckReport, check_run
-from synthdiv.cli import main
-from synthdiv.config import load_config
+from synthdiv.cli.app import main
+from synthdiv.config.loader import load_config
+from synthdiv.engine.preflight import CheckReport, check_run
 from synthdiv.errors import ConfigError, InputError
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from synthdiv import __version__
-from synthdiv.cli import main
+from synthdiv.cli.app import main
 
 
 def test_version(capsys):
@@ -19,7 +19,7 @@ def test_version(capsys):
 
 def test_help_does_not_import_torch():
     code = (
-        "import sys\nfrom synthdiv.cli import main\n"
+        "import sys\nfrom synthdiv.cli.app import main\n"
         "rc = main(['--help'])\nassert rc == 0, rc\n"
         "heavy = sorted(m for m in ('torch', 'diffusers', 'transformers', 'open_clip', 'timm') if m in sys.modules)\n"
         "print('HEAVY', heavy)\n"
@@ -114,7 +114,7 @@ def test_run_until_an_unknown_stage_is_refused(tmp_path: Path, capsys):
 def test_ctrl_c_in_a_stage_says_how_to_resume(tmp_path: Path, capsys, monkeypatch):
     import dataclasses
 
-    from synthdiv import pipeline
+    from synthdiv.core import pipeline
 
     def interrupted(cfg, run):
         raise KeyboardInterrupt
@@ -251,8 +251,7 @@ def test_every_printed_hint_runs_as_printed_and_does_what_it_says(tmp_path: Path
     --run-dir, and running it as printed does what it says."""
     import pyarrow.parquet as pq
 
-    from synthdiv.generate.shards import part_path, tar_path
-    from synthdiv.run import RunDir
+    from synthdiv.core.rundir import RunDir
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "c.txt").write_text("goldfish\ncrane\n")
@@ -273,21 +272,21 @@ def test_every_printed_hint_runs_as_printed_and_does_what_it_says(tmp_path: Path
     assert "generate     │ done" in capsys.readouterr().out
 
     # lost shards: status names the command that makes the rest, on a line of its own under the table
-    before = {s: tar_path(run, s).read_bytes() for s in range(2)}
-    tar_path(run, 1).unlink()
+    before = {s: run.shard_tar(s).read_bytes() for s in range(2)}
+    run.shard_tar(1).unlink()
     assert main(["status", *base]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[-1].startswith("generate: `synthdiv generate -c c.yaml ")  # unfolded, under the table
     [hint] = _hints_in(out)
     assert _is(hint, "generate", options=base)
-    assert main(hint) == 0 and tar_path(run, 1).read_bytes() == before[1]
+    assert main(hint) == 0 and run.shard_tar(1).read_bytes() == before[1]
 
     # damage of the same size: verify --repair names generate in its summary and its log line
-    part = pq.read_table(part_path(run, 0))
+    part = pq.read_table(run.manifest_part(0))
     offset, size = part.column("offset")[0].as_py(), part.column("size")[0].as_py()
     blob = bytearray(before[0])
     blob[offset : offset + size] = bytes(size)
-    tar_path(run, 0).write_bytes(bytes(blob))
+    run.shard_tar(0).write_bytes(bytes(blob))
     capsys.readouterr()
     assert main(["verify", "--repair", *base]) == 1
     captured = capsys.readouterr()
@@ -295,5 +294,5 @@ def test_every_printed_hint_runs_as_printed_and_does_what_it_says(tmp_path: Path
     assert _is(hint, "generate", options=base)
     logged = _hints_in(captured.err)
     assert logged and all(_is(h, "generate", options=base) for h in logged), captured.err
-    assert main(hint) == 0 and tar_path(run, 0).read_bytes() == before[0]
+    assert main(hint) == 0 and run.shard_tar(0).read_bytes() == before[0]
     assert main(["verify", *base]) == 0

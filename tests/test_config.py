@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from synthdiv.cli import main
-from synthdiv.config import load_config
+from synthdiv.cli.app import main
+from synthdiv.config.loader import load_config
 from synthdiv.errors import ConfigError
 
 GOOD = """\
@@ -109,8 +109,8 @@ def test_missing_config_file(tmp_path: Path):
 def test_every_role_reads_a_bad_option_the_same_at_load_and_at_build(tmp_path: Path, role):
     """One validator and one error line for every models.<role>, when the config loads and when the registry builds
     the backend from its spec (the LLM had its own format, and captioner options were not checked at load)."""
-    from synthdiv.config import config_from_dict
     from synthdiv.config.backends import registry
+    from synthdiv.config.loader import config_from_dict
 
     path = tmp_path / "run.yaml"
     path.write_text(f"run_dir: run\nmodels:\n  {role}:\n    options: {{bogus_key: 1}}\n")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from synthdiv.cli import main
-from synthdiv.config import load_config
-from synthdiv.config.loader import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_CONFIG_VALUES
+from synthdiv.cli.app import main
+from synthdiv.config._yaml import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_CONFIG_VALUES
+from synthdiv.config.loader import load_config
 from synthdiv.errors import ConfigError
 
 

@@ -11,8 +11,8 @@ import sys
 import pytest
 import torch
 
-from synthdiv.devices import DistEnv, dist_env, resolve_device, resolve_dtype
 from synthdiv.errors import ConfigError
+from synthdiv.utils.devices import DistEnv, dist_env, resolve_device, resolve_dtype
 
 
 def test_ranks_from_torchrun_or_slurm() -> None:
@@ -39,7 +39,7 @@ def test_devices_on_a_cpu_machine_and_errors_that_name_the_key() -> None:
 # One Slurm task of a two-task step: the ranks come from SLURM_* alone (srun sets no RANK / WORLD_SIZE).
 SLURM_TASK = """
 import json, torch, torch.distributed as dist
-from synthdiv.train.distributed import setup_distributed
+from synthdiv.stages.train.distributed import setup_distributed
 info = setup_distributed("cpu")
 total = torch.tensor([float(info.rank + 1)])
 dist.all_reduce(total)  # the two tasks joined one process group

@@ -13,13 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from synthdiv.catalog.wordnet import wordnet_dir
-from synthdiv.disambiguate.confusable import confusable_classes, normalise_name
-from synthdiv.disambiguate.scoring import sample_images, score_candidates
-from synthdiv.disambiguate.unique import distinguishing_part, make_unique, text_key
+from synthdiv.core.rundir import RunDir
+from synthdiv.core.schemas import RESOLVED_FIELDS
 from synthdiv.errors import InputError, StageOrderError
-from synthdiv.run import RunDir, read_jsonl
-from synthdiv.schemas import RESOLVED_FIELDS
+from synthdiv.lexicon.wordnet import wordnet_dir
+from synthdiv.stages.disambiguate.confusable import confusable_classes, normalise_name
+from synthdiv.stages.disambiguate.scoring import sample_images, score_candidates
+from synthdiv.stages.disambiguate.unique import distinguishing_part, make_unique, text_key
+from synthdiv.utils.io import read_jsonl
 from tests.llm.fakes import FakeLLM
 
 REPO = Path(__file__).resolve().parents[1]
@@ -169,19 +170,19 @@ def cranes(tmp_path: Path) -> list[dict[str, Any]]:
 
 def _use_llm(monkeypatch: pytest.MonkeyPatch, llm: Any) -> None:
     """The stage gets ``llm`` behind the real response cache, as it gets any backend."""
-    import synthdiv.llm
-    from synthdiv.llm.cache import CachedLLM
+    import synthdiv.models.llm
+    from synthdiv.models.llm.cache import CachedLLM
 
     def create(spec: Any, cache_dir: Path | None = None) -> Any:
         return CachedLLM(llm, cache_dir, "fake", "scripted") if cache_dir else llm
 
-    monkeypatch.setattr(synthdiv.llm, "create_llm", create)
+    monkeypatch.setattr(synthdiv.models.llm, "create_llm", create)
 
 
 @pytest.mark.wordnet  # the homonyms' senses come from WordNet
 def test_stage_resolves_every_class_and_keeps_them_unique(make_config, monkeypatch, cranes) -> None:
-    from synthdiv.clip import create_scorer
-    from synthdiv.disambiguate import resolve_classes
+    from synthdiv.models.clip import create_scorer
+    from synthdiv.stages.disambiguate.stage import resolve_classes
 
     cfg = make_config(disambiguate={"candidates": 2, "confusable": 2}, models={"clip": CLIP})
     run = RunDir(cfg.run_dir)
@@ -231,7 +232,7 @@ def test_stage_resolves_every_class_and_keeps_them_unique(make_config, monkeypat
 
 @pytest.mark.wordnet  # the homonyms' senses come from WordNet
 def test_a_failed_llm_answer_is_a_fallback_and_the_stage_goes_on(make_config, monkeypatch, cranes) -> None:
-    from synthdiv.disambiguate import resolve_classes
+    from synthdiv.stages.disambiguate.stage import resolve_classes
 
     cfg = make_config(disambiguate={"candidates": 2, "max_retries": 1}, models={"clip": CLIP})
     run = RunDir(cfg.run_dir)
@@ -249,7 +250,7 @@ def test_a_failed_llm_answer_is_a_fallback_and_the_stage_goes_on(make_config, mo
 
 
 def test_off_topic_and_placeholder_candidates_are_rejected(make_config, monkeypatch) -> None:
-    from synthdiv.disambiguate import resolve_classes
+    from synthdiv.stages.disambiguate.stage import resolve_classes
 
     cfg = make_config(disambiguate={"candidates": 1, "confusable": 0, "max_retries": 1, "max_words": 6},
                       models={"clip": CLIP})
@@ -277,7 +278,7 @@ class _Broken(FakeLLM):
 
 
 def test_backend_errors_are_recorded_unless_the_llm_never_works(make_config, monkeypatch) -> None:
-    from synthdiv.disambiguate import resolve_classes
+    from synthdiv.stages.disambiguate.stage import resolve_classes
 
     cfg = make_config(disambiguate={"candidates": 1, "confusable": 0}, models={"clip": CLIP})
     run = RunDir(cfg.run_dir)
@@ -297,14 +298,14 @@ def test_backend_errors_are_recorded_unless_the_llm_never_works(make_config, mon
 
 
 def test_disabled_loads_no_model(make_config, monkeypatch, cranes) -> None:
-    import synthdiv.clip
-    from synthdiv.disambiguate import resolve_classes
+    import synthdiv.models.clip
+    from synthdiv.stages.disambiguate.stage import resolve_classes
 
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("no model may be loaded when disambiguation is disabled")
 
-    monkeypatch.setattr(synthdiv.clip, "create_scorer", refuse)
-    monkeypatch.setattr("synthdiv.llm.create_llm", refuse)
+    monkeypatch.setattr(synthdiv.models.clip, "create_scorer", refuse)
+    monkeypatch.setattr("synthdiv.models.llm.create_llm", refuse)
     cfg = make_config(disambiguate={"enabled": False})
     run = RunDir(cfg.run_dir)
     _write_classes(run, cranes)
@@ -314,8 +315,8 @@ def test_disabled_loads_no_model(make_config, monkeypatch, cranes) -> None:
 
 
 def test_engine_rerun_is_free_from_the_llm_cache(make_config, monkeypatch, cranes) -> None:
-    from synthdiv.llm.cache import CachedLLM
-    from synthdiv.stages import run_stage
+    from synthdiv.engine.runner import run_stage
+    from synthdiv.models.llm.cache import CachedLLM
 
     cfg = make_config(disambiguate={"candidates": 2}, models={"clip": CLIP})
     run = RunDir(cfg.run_dir)
@@ -323,7 +324,7 @@ def test_engine_rerun_is_free_from_the_llm_cache(make_config, monkeypatch, crane
     replies = ['["a grey crane bird", "a crane wading"]', '["a tower crane", "a crane lifting steel"]',
                '["a wool cardigan", "a knitted cardigan sweater"]']
     fake = FakeLLM(*replies)
-    monkeypatch.setattr("synthdiv.llm.create_llm", lambda spec, cache_dir=None: CachedLLM(fake, cache_dir, "fake", "f"))
+    monkeypatch.setattr("synthdiv.models.llm.create_llm", lambda spec, cache_dir=None: CachedLLM(fake, cache_dir, "fake", "f"))
     first = run_stage(cfg, "disambiguate")
     assert first["llm_cache_misses"] == 3 and first["llm_cache_hits"] == 0
     before = run.resolved.read_text()
@@ -337,7 +338,8 @@ def test_engine_rerun_is_free_from_the_llm_cache(make_config, monkeypatch, crane
 def test_table_shows_original_chosen_and_runner_up(make_config, monkeypatch, cranes) -> None:
     from rich.console import Console
 
-    from synthdiv.disambiguate import disambiguation_table, resolve_classes
+    from synthdiv.stages.disambiguate.stage import resolve_classes
+    from synthdiv.stages.disambiguate.table import disambiguation_table
 
     cfg = make_config(disambiguate={"candidates": 1}, models={"clip": CLIP})
     with pytest.raises(StageOrderError, match="run `synthdiv disambiguate` first"):
@@ -358,7 +360,7 @@ def test_table_shows_original_chosen_and_runner_up(make_config, monkeypatch, cra
 
 
 def test_bad_classes_file_names_the_line(make_config, tmp_path) -> None:
-    from synthdiv.catalog import read_classes
+    from synthdiv.stages.classes.reader import read_classes
 
     path = tmp_path / "classes.jsonl"
     path.write_text('{"index": 0, "name": "a", "wnid": null, "definition": null, "real_images": 0, "real_dir": null}\n'
@@ -379,8 +381,8 @@ def test_bad_classes_file_names_the_line(make_config, tmp_path) -> None:
 def test_real_embedded_llm_on_fashion_mnist(make_config) -> None:
     """The embedded SmolLM2 (through the transformers backend) and tiny CLIP on three real classes, then a rerun
     that is served from the LLM cache and writes the same file."""
-    from synthdiv.disambiguate import resolve_classes
-    from synthdiv.disambiguate.confusable import mentions_name
+    from synthdiv.stages.disambiguate.confusable import mentions_name
+    from synthdiv.stages.disambiguate.stage import resolve_classes
 
     cfg = make_config(
         disambiguate={"candidates": 2, "confusable": 2, "images_per_class": 4, "max_retries": 0, "max_tokens": 64},
@@ -413,7 +415,7 @@ def test_real_embedded_llm_on_fashion_mnist(make_config) -> None:
 
 
 def test_show_disambiguation_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from synthdiv.cli import main
+    from synthdiv.cli.app import main
 
     config = tmp_path / "run.yaml"
     config.write_text("run_dir: run\ndisambiguate:\n  enabled: false\n", encoding="utf-8")
@@ -429,7 +431,7 @@ def test_show_disambiguation_cli(tmp_path: Path, capsys: pytest.CaptureFixture[s
 @pytest.mark.skipif(not SMOKE_TRAIN.is_dir(), reason="the Fashion-MNIST smoke subset is not in this checkout")
 def test_after_the_real_classes_stage(make_config, monkeypatch) -> None:
     """classes.jsonl as the catalog writes it (an ImageFolder): real_dir is read, images are sampled and scored."""
-    from synthdiv.stages import run_stage
+    from synthdiv.engine.runner import run_stage
 
     cfg = make_config(
         classes={"source": str(SMOKE_TRAIN), "max_classes": 3},
@@ -447,7 +449,7 @@ def test_after_the_real_classes_stage(make_config, monkeypatch) -> None:
 
 def test_the_classes_are_asked_together_round_by_round(make_config, monkeypatch, cranes) -> None:
     """One batch per round (a batching backend's whole point), and the same answers as asking class by class."""
-    from synthdiv.disambiguate import resolve_classes
+    from synthdiv.stages.disambiguate.stage import resolve_classes
 
     class Batching(FakeLLM):
         def __init__(self, *replies: str) -> None:
@@ -469,7 +471,7 @@ def test_the_classes_are_asked_together_round_by_round(make_config, monkeypatch,
     assert together.batches == [3]
     batched = run.resolved.read_text()
     _use_llm(monkeypatch, FakeLLM(*replies))
-    monkeypatch.setattr("synthdiv.llm.structured.ask_list_many", lambda llm, calls: 1 / 0)  # force class by class
+    monkeypatch.setattr("synthdiv.models.llm.structured.ask_list_many", lambda llm, calls: 1 / 0)  # force class by class
     import shutil
 
     shutil.rmtree(run.cache)

@@ -11,12 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from synthdiv.catalog.wordnet import base_form, noun_senses, wordnet_dir
-from synthdiv.disambiguate.ambiguity import detect_ambiguity, token_ids_of
-from synthdiv.disambiguate.grounded import definition_phrase
-from synthdiv.disambiguate.validate import ClassNames, sentence_reason
-from synthdiv.prompts.text import fill, repair_mention
-from synthdiv.run import RunDir, read_jsonl
+from synthdiv.core.rundir import RunDir
+from synthdiv.lexicon.wordnet import base_form, noun_senses, wordnet_dir
+from synthdiv.stages.disambiguate.ambiguity import detect_ambiguity, token_ids_of
+from synthdiv.stages.disambiguate.grounded import definition_phrase
+from synthdiv.stages.disambiguate.validate import ClassNames, sentence_reason
+from synthdiv.stages.prompts.text import fill, repair_mention
+from synthdiv.utils.io import read_jsonl
 from tests.llm.fakes import FakeLLM
 
 CLIP = {"backend": "open_clip", "model": "embedded", "device": "cpu"}
@@ -58,7 +59,7 @@ def test_polysemy_and_own_sense_from_wordnet() -> None:
 
 
 def test_without_wordnet_collisions_still_count_and_it_says_so_once(monkeypatch, caplog) -> None:
-    monkeypatch.setattr("synthdiv.disambiguate.ambiguity.wordnet_dir", lambda: None)
+    monkeypatch.setattr("synthdiv.stages.disambiguate.ambiguity.wordnet_dir", lambda: None)
     with caplog.at_level(logging.WARNING):
         amb = detect_ambiguity([{"name": "Crane"}, {"name": "crane"}, {"name": "kite"}], _tokens)
     assert [a.kinds for a in amb] == [["collision"], ["collision"], []]
@@ -109,11 +110,11 @@ def test_prompts_compose_the_noun_phrase_grammatically() -> None:
 
 
 def _resolve(make_config, monkeypatch, classes: dict[str, Any], llm: FakeLLM | None, **dis: Any) -> tuple[dict, list]:
-    from synthdiv.disambiguate import resolve_classes
-    from synthdiv.stages import run_stage
+    from synthdiv.engine.runner import run_stage
+    from synthdiv.stages.disambiguate.stage import resolve_classes
 
     if llm is not None:
-        monkeypatch.setattr("synthdiv.llm.create_llm", lambda spec, cache_dir=None: llm)
+        monkeypatch.setattr("synthdiv.models.llm.create_llm", lambda spec, cache_dir=None: llm)
     cfg = make_config(classes=classes, disambiguate={"confusable": 3, "max_retries": 0, **dis}, models={"clip": CLIP})
     run_stage(cfg, "classes", redo=True)  # hypothesis examples share one tmp_path
     summary = resolve_classes(cfg, RunDir(cfg.run_dir))
@@ -165,7 +166,7 @@ def test_a_plain_class_file_gets_polysemy_and_number_detection(make_config, monk
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_the_rule_holds_for_random_imagenet_subsets(make_config, monkeypatch, data: st.DataObject) -> None:
-    from synthdiv.catalog.imagenet import imagenet_wnids
+    from synthdiv.stages.classes.imagenet import imagenet_wnids
 
     wnids = list(imagenet_wnids("imagenet-1k"))
     subset = data.draw(st.lists(st.sampled_from(wnids), min_size=2, max_size=12, unique=True))

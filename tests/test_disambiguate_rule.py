@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from synthdiv.disambiguate.rule import choose_order
+from synthdiv.stages.disambiguate.rule import choose_order
 
 
 def _r(text: str, source: str, score: float | None, rank: int, margin: float | None = None,

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthdiv.catalog.relatedness import information_content, lin_similarity
-from synthdiv.catalog.wordnet import noun_senses, wordnet_dir
-from synthdiv.disambiguate.senses import DOMAIN_MARGIN, SenseChoice, clip_sense, list_senses, unrelated_images
+from synthdiv.lexicon.relatedness import information_content, lin_similarity
+from synthdiv.lexicon.wordnet import noun_senses, wordnet_dir
+from synthdiv.stages.disambiguate.senses import DOMAIN_MARGIN, SenseChoice, clip_sense, list_senses, unrelated_images
 
 needs_wordnet = pytest.mark.skipif(wordnet_dir() is None, reason="WordNet (Debian wordnet-base) is not installed")
 LISTS = json.loads((Path(__file__).parents[1] / "benchmarks" / "data" / "sense_lists.json").read_text())
@@ -83,7 +83,7 @@ def test_what_the_list_cannot_separate_stays_undecided() -> None:
 
 @needs_wordnet
 def test_the_second_pass_reads_the_others_through_their_settled_senses() -> None:
-    from synthdiv.disambiguate import senses
+    from synthdiv.stages.disambiguate import senses
 
     names = list(LISTS["sports"])
     one = pytest.MonkeyPatch()
@@ -120,8 +120,8 @@ def test_clip_decides_only_where_its_preference_stands_out_from_unrelated_inputs
 
 @needs_wordnet
 def test_a_random_clip_does_not_decide_on_unrelated_images() -> None:
-    from synthdiv.clip import create_scorer
-    from synthdiv.config import CLIPSpec
+    from synthdiv.config.models import CLIPSpec
+    from synthdiv.models.clip import create_scorer
 
     scorer = create_scorer(CLIPSpec(backend="open_clip", model="embedded", device="cpu"))
     images = scorer.embed_images(unrelated_images())
@@ -141,9 +141,10 @@ def test_unrelated_images_are_fixed() -> None:
 
 
 def _run_stage(make_config, tmp_path: Path, names: list[str]) -> tuple[dict, list, object]:
-    from synthdiv.disambiguate import resolve_classes
-    from synthdiv.run import RunDir, read_jsonl
-    from synthdiv.stages import run_stage
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.engine.runner import run_stage
+    from synthdiv.stages.disambiguate.stage import resolve_classes
+    from synthdiv.utils.io import read_jsonl
 
     path = tmp_path / "classes.txt"
     path.write_text("\n".join(names) + "\n", encoding="utf-8")
@@ -158,7 +159,7 @@ def _run_stage(make_config, tmp_path: Path, names: list[str]) -> tuple[dict, lis
 def test_plain_names_without_llm_or_images_take_their_lists_sense(make_config, tmp_path, caplog) -> None:
     from rich.console import Console
 
-    from synthdiv.disambiguate import disambiguation_table
+    from synthdiv.stages.disambiguate.table import disambiguation_table
 
     names = ["crane", "heron", "stork", "bow", "bat", "eagle", "otter", "kite"]
     with caplog.at_level("WARNING"):
@@ -192,7 +193,7 @@ def test_a_named_sense_is_kept_whatever_the_list_says(make_config, tmp_path) -> 
 
 @needs_wordnet
 def test_the_llm_settles_an_undecided_sense_only_when_it_answers_the_same_both_ways() -> None:
-    from synthdiv.disambiguate.llm_sense import ask_llm_senses
+    from synthdiv.stages.disambiguate.llm_sense import ask_llm_senses
     from tests.llm.fakes import FakeLLM
 
     names = list(LISTS["sports"])

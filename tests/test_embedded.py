@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from synthdiv import embedded
 from synthdiv.errors import MissingDependencyError
+from synthdiv.models import embedded
 
 torch = pytest.importorskip("torch")
 
@@ -55,7 +55,7 @@ def test_smollm2_missing_package_names_the_pip_command(monkeypatch):
 
 
 def test_importing_embedded_does_not_import_torch():
-    code = "import sys, synthdiv.embedded; sys.exit(1 if 'torch' in sys.modules else 0)"
+    code = "import sys, synthdiv.models.embedded; sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from synthdiv.cli import main
-from synthdiv.config import load_config
-from synthdiv.generate.estimate import IMAGENET_1K_TRAIN, budget, estimate, human_duration
-from synthdiv.run import RunDir
+from synthdiv.cli.app import main
+from synthdiv.config.loader import load_config
+from synthdiv.core.rundir import RunDir
+from synthdiv.engine.estimate import IMAGENET_1K_TRAIN, budget, estimate
+from synthdiv.utils.humanize import human_duration
 
 REPO = Path(__file__).resolve().parents[1]
 SD15 = REPO / "examples" / "imagenet1k-sd15.yaml"

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from synthdiv.config import load_config
+from synthdiv.config.loader import load_config
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
 
 
 def _registries():
-    from synthdiv.clip import SCORERS
-    from synthdiv.generate.registry import GENERATORS
-    from synthdiv.llm import LLM_BACKENDS
+    from synthdiv.models.clip import SCORERS
+    from synthdiv.models.generators import GENERATORS
+    from synthdiv.models.llm import LLM_BACKENDS
 
     return {"llm": LLM_BACKENDS, "clip": SCORERS, "generator": GENERATORS}
 

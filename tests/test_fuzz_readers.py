@@ -27,9 +27,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from synthdiv.core.rundir import RunDir
+from synthdiv.core.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA, SCORES_SCHEMA
 from synthdiv.errors import SynthdivError
-from synthdiv.run import RunDir, atomic_write_jsonl, write_parquet_atomic
-from synthdiv.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA, SCORES_SCHEMA
+from synthdiv.utils.io import atomic_write_jsonl, write_parquet_atomic
 
 EXAMPLES = int(os.environ.get("SYNTHDIV_FUZZ_EXAMPLES", "25"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
@@ -122,11 +123,11 @@ def pristine(tmp_path_factory) -> Path:
     import timm
     import torch
 
-    from synthdiv.evaluate.metrics import accuracy_report
-    from synthdiv.generate.shards import read_manifest
-    from synthdiv.quality.embeddings import write_real, write_synthetic
-    from synthdiv.train.checkpoint import save_checkpoint
-    from synthdiv.train.export import export_model
+    from synthdiv.metrics.accuracy import accuracy_report
+    from synthdiv.stages.generate.shards import read_manifest
+    from synthdiv.stages.score.embeddings import write_real, write_synthetic
+    from synthdiv.stages.train.checkpoint import save_checkpoint
+    from synthdiv.stages.train.export import export_model
     from tests.data.toydata import make_toy_run
 
     root = tmp_path_factory.mktemp("fuzz")
@@ -170,12 +171,12 @@ def pristine(tmp_path_factory) -> Path:
 
 def _caches(run: RunDir, ids: list[str]) -> None:
     """The caches the stages keep under ``cache/`` and the classifier's scores, as the stages write them."""
-    from synthdiv.data.decode import SkipTally
+    from synthdiv.core.schemas import CLASSIFIER_SCORES_SCHEMA
     from synthdiv.data.real import _shard_index
-    from synthdiv.quality.assess import _save_real_cache
-    from synthdiv.quality.classifier import _KEY
-    from synthdiv.quality.embeddings import save_shard_cache
-    from synthdiv.schemas import CLASSIFIER_SCORES_SCHEMA
+    from synthdiv.stages.score.assess import _save_real_cache
+    from synthdiv.stages.score.classifier import _KEY
+    from synthdiv.stages.score.embeddings import save_shard_cache
+    from synthdiv.utils.decode import SkipTally
 
     save_shard_cache(run.cache / "embeddings" / "x" / "shard-000000.npz", "k", ids[:3], np.ones((3, 4)))
     skipped = SkipTally()
@@ -210,7 +211,7 @@ class Reader:
 
 
 def _cfg(run: RunDir) -> Any:
-    from synthdiv.config import config_from_dict
+    from synthdiv.config.loader import config_from_dict
 
     return config_from_dict({"run_dir": str(run.root), "train": {"variants": {"real": {"synthetic_fraction": 0}}},
                              "classes": {"real_root": str(run.root.parent / "real")}}, base_dir=run.root.parent)
@@ -223,21 +224,21 @@ def _state(run: RunDir) -> Any:
 
 
 def _classes(run: RunDir) -> Any:
-    from synthdiv.catalog.reader import read_classes
+    from synthdiv.stages.classes.reader import read_classes
 
     return read_classes(run.classes)
 
 
 def _resolved(run: RunDir) -> Any:
-    from synthdiv.disambiguate.reader import read_resolved
+    from synthdiv.stages.disambiguate.reader import read_resolved
 
     return read_resolved(run.resolved)
 
 
 def _plan(run: RunDir) -> Any:
-    from synthdiv.generate.plan_file import plan_shard_counts
-    from synthdiv.prompts.artifacts import read_plan
-    from synthdiv.prompts.rounds import plan_rounds
+    from synthdiv.stages.plan.reader import plan_shard_counts
+    from synthdiv.stages.plan.rounds import plan_rounds
+    from synthdiv.stages.prompts.reader import read_plan
 
     read_plan(run)
     plan_rounds(run.plan)
@@ -245,19 +246,19 @@ def _plan(run: RunDir) -> Any:
 
 
 def _manifest(run: RunDir) -> Any:
-    from synthdiv.generate.shards import read_manifest
+    from synthdiv.stages.generate.shards import read_manifest
 
     return read_manifest(run)  # a damaged part makes its shard incomplete: read_manifest leaves it out
 
 
 def _shard_state(run: RunDir) -> Any:
-    from synthdiv.generate.shards import shard_state
+    from synthdiv.stages.generate.shards import shard_state
 
     return shard_state(run, 0, "members")
 
 
 def _verify(run: RunDir) -> Any:
-    from synthdiv.generate.verify import check_shard
+    from synthdiv.stages.generate.verify import check_shard
 
     return check_shard(run, 0)
 
@@ -269,64 +270,64 @@ def _index_tar(run: RunDir) -> Any:
 
 
 def _synthetic(run: RunDir) -> Any:
-    from synthdiv.data.synthetic import synthetic_samples
+    from synthdiv.stages.score.reader import synthetic_samples
 
     return synthetic_samples(_cfg(run), run, 3)
 
 
 def _scores(run: RunDir) -> Any:
-    from synthdiv.generate.scoring import read_scores
+    from synthdiv.stages.score.stage import read_scores
 
     return read_scores(run)
 
 
 def _filters(run: RunDir) -> Any:
-    from synthdiv.generate.filter import filter_masks
-    from synthdiv.generate.shards import read_manifest
+    from synthdiv.stages.generate.shards import read_manifest
+    from synthdiv.stages.score.filters import filter_masks
 
     cfg = _cfg(run)
     return filter_masks(cfg, run, read_manifest(run), ["clip-top1", "dedup"])
 
 
 def _prompts(run: RunDir) -> Any:
-    from synthdiv.prompts.artifacts import read_prompts
+    from synthdiv.stages.prompts.reader import read_prompts
 
     return read_prompts(run)
 
 
 def _jsonl(run: RunDir) -> Any:
-    from synthdiv.run import read_jsonl
+    from synthdiv.utils.io import read_jsonl
 
     return read_jsonl(run.train / "real" / "metrics.jsonl")
 
 
 def _metrics(run: RunDir) -> Any:
-    from synthdiv.report.collect import read_metrics
+    from synthdiv.stages.report.collect import read_metrics
 
     return read_metrics(run.train / "real" / "metrics.jsonl")
 
 
 def _data_info(run: RunDir) -> Any:
-    from synthdiv.train.stage import read_data_info
+    from synthdiv.stages.train.stage import read_data_info
 
     return read_data_info(run, "real")
 
 
 def _checkpoint(run: RunDir) -> Any:
-    from synthdiv.train.checkpoint import load_latest_checkpoint
+    from synthdiv.stages.train.checkpoint import load_latest_checkpoint
 
     return load_latest_checkpoint(run.train / "real" / "checkpoints")
 
 
 def _export(run: RunDir) -> Any:
-    from synthdiv.evaluate.stage import load_export
+    from synthdiv.stages.evaluate.stage import load_export
 
     return load_export(run, "real")
 
 
 def _eval_result(run: RunDir) -> Any:
-    from synthdiv.evaluate.stage import read_predictions, read_result
-    from synthdiv.report.results import load_results, results_section
+    from synthdiv.stages.evaluate.stage import read_predictions, read_result
+    from synthdiv.stages.report.results import load_results, results_section
 
     read_result(run.eval / "real" / "test.json")
     read_predictions(run.eval / "real" / "test.npz")
@@ -334,43 +335,43 @@ def _eval_result(run: RunDir) -> Any:
 
 
 def _quality(run: RunDir) -> Any:
-    from synthdiv.report.quality import quality_tables
+    from synthdiv.stages.report.quality import quality_tables
 
     return quality_tables(_cfg(run), run)
 
 
 def _embeddings(run: RunDir) -> Any:
-    from synthdiv.quality.embeddings import load_real, load_synthetic
+    from synthdiv.stages.score.embeddings import load_real, load_synthetic
 
     return load_synthetic(run), load_real(run)
 
 
 def _styles(run: RunDir) -> Any:
-    from synthdiv.prompts.styles import load_styles
+    from synthdiv.stages.prompts.styles import load_styles
 
     return load_styles(run.root / "styles.json")
 
 
 def _report_sections(run: RunDir) -> Any:
-    from synthdiv.report import collect
+    from synthdiv.stages.report import collect
 
     return collect.disambiguation_section(run), collect.prompts_section(run), collect.rounds_section(run)
 
 
 def _ids(run: RunDir) -> list[str]:
-    from synthdiv.generate.shards import read_manifest
+    from synthdiv.stages.generate.shards import read_manifest
 
     return read_manifest(run).column("image_id").to_pylist()
 
 
 def _shard_cache(run: RunDir) -> Any:
-    from synthdiv.quality.embeddings import load_shard_cache
+    from synthdiv.stages.score.embeddings import load_shard_cache
 
     return load_shard_cache(run.cache / "embeddings" / "x" / "shard-000000.npz", "k", _ids(run)[:3])
 
 
 def _real_cache(run: RunDir) -> Any:
-    from synthdiv.quality.assess import _load_real_cache
+    from synthdiv.stages.score.assess import _load_real_cache
 
     return _load_real_cache(run.cache / "embeddings" / "x" / "real-r.npz", "r")
 
@@ -382,14 +383,14 @@ def _tar_index(run: RunDir) -> Any:
 
 
 def _classifier_cache(run: RunDir) -> Any:
-    from synthdiv.quality.classifier import _cached_scores
+    from synthdiv.stages.score.classifier import _cached_scores
 
     return _cached_scores(run.cache / "classifier" / "x" / "shard-000000.parquet", b"k", _ids(run)[:3])
 
 
 def _classifier_filter(run: RunDir) -> Any:
-    from synthdiv.generate.filter import filter_masks
-    from synthdiv.generate.shards import read_manifest
+    from synthdiv.stages.generate.shards import read_manifest
+    from synthdiv.stages.score.filters import filter_masks
 
     return filter_masks(_cfg(run), run, read_manifest(run), ["classifier"])
 

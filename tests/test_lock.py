@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from synthdiv.cli import main
-from synthdiv.lock import launch_id
-from synthdiv.run import RunDir
+from synthdiv.cli.app import main
+from synthdiv.core.lock import launch_id
+from synthdiv.core.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ HOLDER = """
 import dataclasses, sys, time
 from pathlib import Path
 from synthdiv import pipeline
-from synthdiv.catalog import build_classes
+from synthdiv.stages.classes.stage import build_classes
 
 def slow(cfg, run):
     Path(sys.argv[2]).write_text("started")
@@ -33,7 +33,7 @@ def slow(cfg, run):
     return build_classes(cfg, run)
 
 pipeline._BY_NAME["classes"] = dataclasses.replace(pipeline.get_spec("classes"), impl=slow)
-from synthdiv.cli import main
+from synthdiv.cli.app import main
 sys.exit(main(["classes", "-c", sys.argv[1]]))
 """
 
@@ -41,8 +41,8 @@ sys.exit(main(["classes", "-c", sys.argv[1]]))
 RANK = """
 import sys, time
 from pathlib import Path
-from synthdiv.lock import run_lock
-from synthdiv.run import RunDir
+from synthdiv.core.lock import run_lock
+from synthdiv.core.rundir import RunDir
 from synthdiv.errors import RunLockedError
 try:
     with run_lock(RunDir(sys.argv[1]), "generate"):
@@ -168,8 +168,8 @@ def test_launch_ids():
 TRY = """
 import sys
 from synthdiv.errors import RunLockedError
-from synthdiv.lock import run_lock
-from synthdiv.run import RunDir
+from synthdiv.core.lock import run_lock
+from synthdiv.core.rundir import RunDir
 try:
     with run_lock(RunDir(sys.argv[1]), "probe"):
         pass
@@ -185,7 +185,8 @@ def test_run_keeps_the_lock_between_its_stages_and_takes_it_again_itself(make_co
     the second one locks) another process is refused, and the second stage's own lock is re-entrant."""
     import dataclasses
 
-    from synthdiv import pipeline, stages
+    from synthdiv.core import pipeline
+    from synthdiv.engine import runner as stages
 
     (tmp_path / "c.txt").write_text("goldfish\ncrane\n")
     cfg = make_config(classes={"source": str(tmp_path / "c.txt")})

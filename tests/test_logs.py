@@ -12,17 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from synthdiv.config import config_from_dict
-from synthdiv.progress import Progress, heartbeat
-from synthdiv.run import RunDir
-from synthdiv.stages import stage_status
+from synthdiv.config.loader import config_from_dict
+from synthdiv.core.rundir import RunDir
+from synthdiv.core.status import stage_status
+from synthdiv.utils.progress import Progress, heartbeat
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
 
 LOOP = """
 import logging, sys, time
-from synthdiv.logs import setup_logging
-from synthdiv.progress import Progress
+from synthdiv.utils.logs import setup_logging
+from synthdiv.utils.progress import Progress
 setup_logging(logging.INFO)
 logging.getLogger("synthdiv.test").info("a long line " + "x" * 150 + " end")
 with Progress() as bar:
@@ -61,7 +61,7 @@ def test_a_stage_logged_to_a_file_ends_with_a_summary_line(tmp_path: Path):
 
 
 def test_status_shows_rate_eta_and_last_progress_of_a_running_stage(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr("synthdiv.progress._BEAT_SECONDS", 0.0)
+    monkeypatch.setattr("synthdiv.utils.progress._BEAT_SECONDS", 0.0)
     cfg = config_from_dict({"run_dir": str(tmp_path / "run")})
     run = RunDir(cfg.run_dir)
     run.begin("prompts", "f")
@@ -99,8 +99,8 @@ def test_heartbeat_files_are_named_by_the_launch_rank(tmp_path: Path, monkeypatc
 def test_generate_logged_to_a_file(tmp_path: Path):
     import yaml
 
-    from synthdiv.embedded import tiny_diffusion_dir
-    from synthdiv.generate import generator_id
+    from synthdiv.config.models import generator_id
+    from synthdiv.models.embedded import tiny_diffusion_dir
     from tests.generate.conftest import write_inputs
 
     data = {"run_dir": str(tmp_path / "run"),

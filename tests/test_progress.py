@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from synthdiv.llm.base import Request, report_generated, run_together, token_counter
-from synthdiv.llm.structured import ask_list_many
-from synthdiv.progress import LLMProgress, Progress, llm_progress
-from synthdiv.units import human_rate
+from synthdiv.models.llm.base import Request, report_generated, run_together, token_counter
+from synthdiv.models.llm.progress import LLMProgress, llm_progress
+from synthdiv.models.llm.structured import ask_list_many
+from synthdiv.utils.humanize import human_rate
+from synthdiv.utils.progress import Progress
 
 
 @pytest.mark.parametrize(("per_second", "unit", "text"), [
@@ -162,7 +163,7 @@ def test_the_token_streamer_counts_generated_tokens_without_padding():
         def answered(self, requests: int) -> None: ...
         def finished(self, conversations: int) -> None: ...
 
-    from synthdiv.llm.base import observe_llm
+    from synthdiv.models.llm.base import observe_llm
 
     with observe_llm(Observer()):
         streamer = token_counter(pad_token_id=0)
@@ -176,8 +177,8 @@ def test_the_token_streamer_counts_generated_tokens_without_padding():
 
 @pytest.mark.slow
 def test_the_transformers_backend_reports_tokens_while_it_generates():
-    from synthdiv.config import LLMSpec
-    from synthdiv.llm import create_llm
+    from synthdiv.config.models import LLMSpec
+    from synthdiv.models.llm import create_llm
 
     llm = create_llm(LLMSpec(backend="transformers", model="embedded", device="cpu",
                              options={"batch_size": 1, "torch_threads": 1}))
@@ -203,12 +204,12 @@ def test_the_transformers_backend_reports_tokens_while_it_generates():
 
 
 def test_status_shows_an_llm_batch_in_flight(tmp_path, monkeypatch):
-    from synthdiv.config import config_from_dict
-    from synthdiv.progress import heartbeat
-    from synthdiv.run import RunDir
-    from synthdiv.stage_state import stage_status
+    from synthdiv.config.loader import config_from_dict
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.core.status import stage_status
+    from synthdiv.utils.progress import heartbeat
 
-    monkeypatch.setattr("synthdiv.progress._BEAT_SECONDS", 0.0)
+    monkeypatch.setattr("synthdiv.utils.progress._BEAT_SECONDS", 0.0)
     cfg = config_from_dict({"run_dir": str(tmp_path / "run")})
     run = RunDir(cfg.run_dir)
     run.begin("disambiguate", "f")

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from synthdiv.cli import main
-from synthdiv.config import load_config
-from synthdiv.generate.estimate import budget, estimate
-from synthdiv.pipeline import get_spec
-from synthdiv.rates import Rate
-from synthdiv.run import RunDir
-from synthdiv.stage_state import fingerprint, stage_status, summary_line
-from synthdiv.stages import run_stage
+from synthdiv.cli.app import main
+from synthdiv.config.loader import load_config
+from synthdiv.core.pipeline import get_spec
+from synthdiv.core.rundir import RunDir
+from synthdiv.core.status import fingerprint, stage_status, summary_line
+from synthdiv.engine.estimate import budget, estimate
+from synthdiv.engine.rates import Rate
+from synthdiv.engine.runner import run_stage
 
 SD15 = Path(__file__).resolve().parents[1] / "examples" / "imagenet1k-sd15.yaml"
 
@@ -42,9 +42,9 @@ def test_train_and_evaluate_end_with_a_one_line_summary(make_config, monkeypatch
     run = RunDir(cfg.run_dir)
     run.classes.parent.mkdir(parents=True, exist_ok=True)
     run.classes.write_text('{"index": 0, "name": "goldfish"}\n')
-    monkeypatch.setattr("synthdiv.train.fit", lambda cfg, run: run.train.mkdir(parents=True) or TRAIN)
-    monkeypatch.setattr("synthdiv.evaluate.evaluate_run", lambda cfg, run: EVALUATE)
-    monkeypatch.setattr("synthdiv.evaluate.sets.check_sets", lambda section: None)  # no sets: evaluate is stubbed
+    monkeypatch.setattr("synthdiv.stages.train.stage.build", lambda cfg, run: run.train.mkdir(parents=True) or TRAIN)
+    monkeypatch.setattr("synthdiv.stages.evaluate.stage.build", lambda cfg, run: EVALUATE)
+    monkeypatch.setattr("synthdiv.stages.evaluate.stage.check_sets", lambda section: None)  # no sets: evaluate is stubbed
     with caplog.at_level(logging.INFO, logger="synthdiv.stages"):
         run_stage(cfg, "train")
         run_stage(cfg, "evaluate")

@@ -8,16 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from synthdiv.run import (
-    RunDir,
-    atomic_write,
-    atomic_write_json,
-    atomic_write_jsonl,
-    canonical_hash,
-    file_digest,
-    read_jsonl,
-    write_parquet_atomic,
-)
+from synthdiv.core.rundir import RunDir
+from synthdiv.utils.hashing import canonical_hash, file_digest
+from synthdiv.utils.io import atomic_write, atomic_write_json, atomic_write_jsonl, read_jsonl, write_parquet_atomic
 
 
 def test_failed_write_leaves_no_artifact_and_no_temp(tmp_path: Path):

@@ -19,11 +19,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from synthdiv import pipeline, stages
-from synthdiv.cli import main
+from synthdiv.cli.app import main
+from synthdiv.core import pipeline
+from synthdiv.core.rundir import RunDir
+from synthdiv.core.status import is_done, stage_status
+from synthdiv.engine import runner as stages
 from synthdiv.errors import DiskFullError, FingerprintMismatchError, InputError
-from synthdiv.run import RunDir, atomic_write_text, file_digest
-from synthdiv.stage_state import is_done, stage_status
+from synthdiv.utils.hashing import file_digest
+from synthdiv.utils.io import atomic_write_text
 
 
 @pytest.fixture
@@ -67,7 +70,7 @@ def _write_outputs(cfg, run: RunDir, name: str) -> dict:
 @pytest.fixture
 def stand_ins(monkeypatch):
     """Every stage of the pipeline with a stand-in implementation (no model, no check, no completeness hook)."""
-    from synthdiv import stage_state
+    from synthdiv.core import status as stage_state
 
     replaced = []
     for spec in pipeline.STAGES:
@@ -133,7 +136,7 @@ def test_a_symlinked_folder_inside_an_output_is_refused(make_config, class_file,
 
 def test_a_redo_deletes_a_symlinked_output_link_never_its_target(make_config, class_file, tmp_path):
     """The deleters themselves never follow a link: removing an output that is a link removes the link."""
-    from synthdiv import aside
+    from synthdiv.core import redo as aside
 
     cfg = make_config(classes={"source": str(class_file)})
     run = RunDir(cfg.run_dir)
@@ -222,7 +225,7 @@ def test_a_changed_output_still_makes_the_next_stage_stale(make_config, class_fi
 def test_a_run_fingerprinted_by_the_earlier_folder_digest_stays_done(make_config, class_file, stand_ins):
     """Runs made before folder digests were content digests are not made stale by the upgrade: a state whose
     fingerprint is the earlier digest's still counts as done, and the engine records the new one."""
-    from synthdiv import stage_state
+    from synthdiv.core import status as stage_state
 
     cfg = _finished_run(make_config, class_file)
     run = RunDir(cfg.run_dir)
@@ -277,8 +280,8 @@ def test_a_damaged_stage_state_is_one_line_everywhere(make_config, class_file, t
 
 
 def test_a_damaged_generate_state_stops_generate_in_one_line_before_any_image(make_config, tmp_path, capsys):
-    from synthdiv.embedded import tiny_diffusion_dir
-    from synthdiv.generate import generator_id
+    from synthdiv.config.models import generator_id
+    from synthdiv.models.embedded import tiny_diffusion_dir
     from tests.generate.conftest import write_inputs
 
     model = {"backend": "diffusers", "model": str(tiny_diffusion_dir()), "device": "cpu", "options": {"steps": 1}}
@@ -303,7 +306,7 @@ def _fill_disk_at(monkeypatch, pattern: str) -> list[str]:
     """Make every atomic write to a path containing ``pattern`` fail as a full disk does: ENOSPC from write()."""
     import contextlib
 
-    from synthdiv import run as run_module
+    from synthdiv.utils import io as run_module
 
     real = run_module.atomic_write
     hits: list[str] = []
@@ -328,7 +331,7 @@ def _fill_disk_at(monkeypatch, pattern: str) -> list[str]:
                 yield fh
 
     monkeypatch.setattr(run_module, "atomic_write", atomic_write)
-    from synthdiv.train import checkpoint
+    from synthdiv.stages.train import checkpoint
 
     monkeypatch.setattr(checkpoint, "atomic_write", atomic_write)
     return hits
@@ -404,7 +407,7 @@ def test_the_lock_names_the_stage_that_run_is_in(make_config, class_file, monkey
 
 
 def test_a_nested_lock_records_the_inner_stage_and_keeps_the_holder(tmp_path):
-    from synthdiv.lock import _holder_text, run_lock
+    from synthdiv.core.lock import _holder_text, run_lock
 
     run = RunDir(tmp_path / "run")
     lock_json = run.root / ".synthdiv" / "lock.json"

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from synthdiv import pipeline, stages
-from synthdiv.cli import main
+from synthdiv.cli.app import main
+from synthdiv.core import pipeline
+from synthdiv.core.rundir import RunDir
+from synthdiv.engine import runner as stages
 from synthdiv.errors import FingerprintMismatchError, InputError, StageOrderError
-from synthdiv.run import RunDir
 
 
 @pytest.fixture
@@ -149,9 +150,9 @@ def _half(cfg, run: RunDir) -> dict:
 def test_refused_generate_redo_leaves_shards_manifest_and_state(make_config, tmp_path):
     import pyarrow as pa
 
-    from synthdiv.embedded import tiny_diffusion_dir
-    from synthdiv.generate import generator_id
-    from synthdiv.run import write_parquet_atomic
+    from synthdiv.config.models import generator_id
+    from synthdiv.models.embedded import tiny_diffusion_dir
+    from synthdiv.utils.io import write_parquet_atomic
     from tests.generate.conftest import write_inputs
 
     model = {"backend": "diffusers", "model": str(tiny_diffusion_dir()), "device": "cpu", "options": {"steps": 1}}
@@ -180,7 +181,7 @@ def stages_plan(run: RunDir) -> list[dict]:
 
 
 def stages_schema():
-    from synthdiv.schemas import PLAN_SCHEMA
+    from synthdiv.core.schemas import PLAN_SCHEMA
 
     return PLAN_SCHEMA
 
@@ -219,7 +220,7 @@ def test_refused_stage_keeps_the_recorded_config(make_config, class_file, monkey
 def test_unusable_run_dir_is_one_line_exit_2(tmp_path, class_file, capsys, monkeypatch, where):
     import errno
 
-    from synthdiv import lock
+    from synthdiv.core import lock
 
     target = {"file": tmp_path / "f", "under a file": tmp_path / "f" / "run", "read-only": tmp_path / "ro"}[where]
     (tmp_path / "f").write_text("x")

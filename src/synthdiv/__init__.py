@@ -9,30 +9,35 @@ functions put synthdiv's per-domain norms into any timm model. Names are resolve
 from __future__ import annotations
 
 import importlib
-import types
 from typing import TYPE_CHECKING, Any
+
+from synthdiv import _moved
 
 __version__ = "0.1.0"
 
+_moved.install()  # the import paths of 0.1 keep working for one release, with a warning
+
 if TYPE_CHECKING:
     from synthdiv.api import ManifestView, Run, SyntheticImages, open_run, run
-    from synthdiv.config import RunConfig, load_config
+    from synthdiv.config.loader import load_config
+    from synthdiv.config.root import RunConfig
     from synthdiv.errors import SynthdivError
-    from synthdiv.train.auxnorm import AuxNorm, aux_layers, convert_aux_norm, route, strip_aux_norm
+    from synthdiv.stages.train.auxnorm import AuxNorm, aux_layers, convert_aux_norm, route, strip_aux_norm
 
 _LAZY = {
     "open_run": "synthdiv.api",
+    "run": "synthdiv.api",
     "Run": "synthdiv.api",
     "SyntheticImages": "synthdiv.api",
     "ManifestView": "synthdiv.api",
     "load_config": "synthdiv.config",
     "RunConfig": "synthdiv.config",
     "SynthdivError": "synthdiv.errors",
-    "AuxNorm": "synthdiv.train.auxnorm",
-    "convert_aux_norm": "synthdiv.train.auxnorm",
-    "aux_layers": "synthdiv.train.auxnorm",
-    "route": "synthdiv.train.auxnorm",
-    "strip_aux_norm": "synthdiv.train.auxnorm",
+    "AuxNorm": "synthdiv.stages.train.auxnorm",
+    "convert_aux_norm": "synthdiv.stages.train.auxnorm",
+    "aux_layers": "synthdiv.stages.train.auxnorm",
+    "route": "synthdiv.stages.train.auxnorm",
+    "strip_aux_norm": "synthdiv.stages.train.auxnorm",
 }
 
 __all__ = [
@@ -51,23 +56,6 @@ __all__ = [
     "route",
     "strip_aux_norm",
 ]
-
-
-class _RunModule(types.ModuleType):
-    """``synthdiv.run`` is the module of the run directory's layout (``synthdiv.run.RunDir``) and, called, runs the
-    stages (:func:`synthdiv.api.run`). A plain function of that name would be replaced by the module the first time
-    anything imports ``synthdiv.run``, so the module itself is made callable."""
-
-    def __call__(self, config: Any, until: str | None = None, redo: Any = ()) -> dict[str, dict[str, Any]]:
-        from synthdiv.api import run
-
-        return run(config, until=until, redo=redo)
-
-
-if not TYPE_CHECKING:
-    from synthdiv import run  # stdlib imports only
-
-    run.__class__ = _RunModule
 
 
 def __getattr__(name: str) -> Any:

@@ -2,6 +2,6 @@
 
 import sys
 
-from synthdiv.cli import main
+from synthdiv.cli.app import main
 
 sys.exit(main())

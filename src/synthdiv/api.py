@@ -18,14 +18,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
+from synthdiv.core.rundir import RunDir
 from synthdiv.errors import InputError, StageOrderError
-from synthdiv.run import RunDir, read_jsonl, read_parquet_artifact
+from synthdiv.utils.io import read_jsonl, read_parquet_artifact
 
 if TYPE_CHECKING:
     import numpy as np
     import torch.utils.data
 
-    from synthdiv.config import RunConfig
+    from synthdiv.config.root import RunConfig
     from synthdiv.data.sources import SampleSet
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ def open_run(source: str | os.PathLike[str] | RunConfig, overrides: Sequence[str
         InputError: ``source`` is neither a run directory nor a config file.
         ConfigError: The config is not valid.
     """
-    from synthdiv.config import RunConfig, load_config
+    from synthdiv.config.loader import load_config
+    from synthdiv.config.root import RunConfig
 
     if isinstance(source, RunConfig):
         if overrides:
@@ -73,7 +75,7 @@ def run(
         until: Stop after this stage (``"generate"``, say), or run every stage.
         redo: Stages to redo even if done.
     """
-    from synthdiv.stages import run_all
+    from synthdiv.engine.runner import run_all
 
     return run_all(open_run(config).config, redo=tuple(redo), stop_after=until)
 
@@ -105,7 +107,7 @@ class Run:
 
     def classes(self) -> pa.Table:
         """``classes.jsonl`` (``index``, ``name``, ``wnid``, ...), with ``description`` once disambiguated."""
-        from synthdiv.schemas import CLASS_FIELDS
+        from synthdiv.core.schemas import CLASS_FIELDS
 
         rows = [{k: r.get(k) for k in CLASS_FIELDS} for r in self._class_rows()]
         table = pa.Table.from_pylist(rows)
@@ -115,15 +117,15 @@ class Run:
         return table
 
     def prompts(self) -> pa.Table:
-        """``prompts.parquet`` (:data:`~synthdiv.schemas.PROMPTS_SCHEMA`)."""
+        """``prompts.parquet`` (:data:`~synthdiv.core.schemas.PROMPTS_SCHEMA`)."""
         return read_parquet_artifact(self.dir.prompts, "prompts")
 
     def plan(self) -> pa.Table:
-        """``plan.parquet`` (:data:`~synthdiv.schemas.PLAN_SCHEMA`): every image to generate."""
+        """``plan.parquet`` (:data:`~synthdiv.core.schemas.PLAN_SCHEMA`): every image to generate."""
         return read_parquet_artifact(self.dir.plan, "plan")
 
     def scores(self) -> pa.Table:
-        """``scores.parquet`` (:data:`~synthdiv.schemas.SCORES_SCHEMA`), joined to the manifest on ``image_id``."""
+        """``scores.parquet`` (:data:`~synthdiv.core.schemas.SCORES_SCHEMA`), joined to the manifest on ``image_id``."""
         return read_parquet_artifact(self.dir.scores, "score")
 
     def manifest(self, view: ManifestView = "all") -> pa.Table:
@@ -134,9 +136,9 @@ class Run:
                 ``score.keep_quantile``); ``"train"``: the filtered ones not flagged degenerate (what the
                 ``train`` stage uses).
         """
-        from synthdiv.data.synthetic import selected_manifest
-        from synthdiv.generate.filter import filtered_manifest
-        from synthdiv.generate.shards import read_manifest
+        from synthdiv.stages.generate.shards import read_manifest
+        from synthdiv.stages.score.filters import filtered_manifest
+        from synthdiv.stages.score.reader import selected_manifest
 
         views = {"all": lambda: read_manifest(self.dir), "filtered": lambda: filtered_manifest(self.config, self.dir),
                  "train": lambda: selected_manifest(self.config, self.dir)}
@@ -193,9 +195,9 @@ class Run:
             world_size: DDP ranks.
             rank: This rank.
         """
-        from synthdiv.data import BatchPlan, SampleSet, make_loader, real_samples
-        from synthdiv.data.mixed import block_sizes
-        from synthdiv.data.real import real_dir_roots
+        from synthdiv.data.mixed import BatchPlan, block_sizes, make_loader
+        from synthdiv.data.real import real_dir_roots, real_samples
+        from synthdiv.data.sources import SampleSet
         from synthdiv.data.synthetic import manifest_samples
 
         n_real, n_syn = block_sizes(batch_size, synthetic_fraction)
@@ -210,7 +212,7 @@ class Run:
         return make_loader(real, synthetic, plan, transform, start_step, start_step + steps, num_workers=num_workers)
 
     def _class_rows(self) -> list[dict[str, Any]]:
-        from synthdiv.catalog.reader import read_classes
+        from synthdiv.stages.classes.reader import read_classes
 
         if not self.dir.classes.is_file():
             raise StageOrderError(f"{self.dir.classes} not found: run `synthdiv classes` first")

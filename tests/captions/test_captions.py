@@ -10,9 +10,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from synthdiv.captions import CaptionCache, caption_files, create_captioner, list_captioners
 from synthdiv.config.models import CaptionerSpec
 from synthdiv.errors import InputError, UnknownBackendError
+from synthdiv.models.captions import caption_files, create_captioner, list_captioners
+from synthdiv.models.captions.cache import CaptionCache
 from tests.conftest import SMOKE_DATA
 
 
@@ -117,7 +118,7 @@ def test_openai_captioner_keeps_a_batch_in_flight_together_and_in_order(tmp_path
 def test_a_decompression_bomb_is_refused_under_the_decoder_policy(captioner, tmp_path):
     from PIL import Image
 
-    from synthdiv.data.decode import DEFAULT_MAX_PIXELS
+    from synthdiv.utils.decode import DEFAULT_MAX_PIXELS
 
     bomb = tmp_path / "bomb.png"
     Image.new("1", (12_000, 12_000)).save(bomb)  # 144 megapixels in a few KB

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from synthdiv.catalog import collect_classes
-from synthdiv.config import ClassesConfig
+from synthdiv.config.classes import ClassesConfig
 from synthdiv.errors import InputError
+from synthdiv.stages.classes.stage import collect_classes
 
 
 def _classes(path: Path) -> list:

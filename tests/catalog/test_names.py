@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from synthdiv.catalog import collect_classes
-from synthdiv.catalog.imagefolder import find_class_dir
-from synthdiv.catalog.records import ClassRecord
-from synthdiv.config import ClassesConfig
+from synthdiv.config.classes import ClassesConfig
 from synthdiv.errors import InputError
-from synthdiv.names import is_within, printable, safe_join
+from synthdiv.stages.classes.imagefolder import find_class_dir
+from synthdiv.stages.classes.records import ClassRecord
+from synthdiv.stages.classes.stage import collect_classes
+from synthdiv.utils.names import is_within, printable, safe_join
 
 
 @pytest.mark.parametrize(

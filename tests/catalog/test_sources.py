@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from synthdiv.catalog import collect_classes
-from synthdiv.catalog.wordnet import lookup, wordnet_dir
-from synthdiv.config import ClassesConfig
+from synthdiv.config.classes import ClassesConfig
 from synthdiv.errors import InputError
+from synthdiv.lexicon.wordnet import lookup, wordnet_dir
+from synthdiv.stages.classes.stage import collect_classes
 
 
 def classes(**kw):

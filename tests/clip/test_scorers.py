@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synthdiv.clip import create_scorer, list_scorers
-from synthdiv.config import CLIPSpec
+from synthdiv.config.models import CLIPSpec
 from synthdiv.errors import ConfigError, UnknownBackendError
+from synthdiv.models.clip import create_scorer, list_scorers
 
 BACKENDS = list_scorers()
 
@@ -120,7 +120,7 @@ def test_cuda_without_a_gpu_is_a_config_error() -> None:
 
 
 def test_importing_the_package_does_not_import_torch() -> None:
-    code = "import sys, synthdiv.clip; print('torch' in sys.modules)"
+    code = "import sys, synthdiv.models.clip; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -131,7 +131,7 @@ def test_siglip_through_the_transformers_backend(tmp_path) -> None:
     import torch
     from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor
 
-    from synthdiv.embedded import _clip_tokenizer
+    from synthdiv.models.embedded.bpe import _clip_tokenizer
 
     tok = _clip_tokenizer()
     ids = {"vocab_size": tok.vocab_size, "pad_token_id": tok.pad_token_id, "bos_token_id": tok.bos_token_id,

@@ -10,21 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from synthdiv.catalog import read_classes
-from synthdiv.data import (
-    BatchPlan,
-    ImageDataset,
-    build_transforms,
-    imagefolder_samples,
-    make_loader,
-    real_samples,
-    shard_samples,
-    synthetic_samples,
-)
-from synthdiv.data.images import Unreadable
-from synthdiv.data.mixed import block_sizes
+from synthdiv.core.rundir import RunDir
+from synthdiv.data.images import ImageDataset, Unreadable, build_transforms
+from synthdiv.data.mixed import BatchPlan, block_sizes, make_loader
+from synthdiv.data.real import imagefolder_samples, real_samples, shard_samples
 from synthdiv.errors import ConfigError, InputError
-from synthdiv.run import RunDir
+from synthdiv.stages.classes.reader import read_classes
+from synthdiv.stages.score.reader import synthetic_samples
 
 
 def _sets(toy: dict[str, Path], make_config):

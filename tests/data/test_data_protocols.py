@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthdiv.data import RealProtocol, SampleSet, apply_protocol, long_tail, low_data, pareto_profile, protocol_counts
+from synthdiv.data.protocols import RealProtocol, apply_protocol, long_tail, low_data, pareto_profile, protocol_counts
+from synthdiv.data.sources import SampleSet
 
 
 def _samples(per_class: list[int]) -> SampleSet:
@@ -75,7 +76,7 @@ def test_low_data_then_long_tail_compose():
 
 
 def test_protocol_of_a_train_section():
-    from synthdiv.config import config_from_dict
+    from synthdiv.config.loader import config_from_dict
 
     cfg = config_from_dict({"run_dir": "r", "train": {"long_tail": True, "long_tail_max": 9, "low_data": 0.5}})
     protocol = RealProtocol.from_train(cfg.train.variant("main"))

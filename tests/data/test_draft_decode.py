@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 from PIL.JpegImagePlugin import JpegImageFile
 
-from synthdiv.data import ImageDataset, SampleSet
+from synthdiv.data.images import ImageDataset
+from synthdiv.data.sources import SampleSet
 
 
 def _photo(side: int) -> Image.Image:
@@ -34,7 +35,7 @@ def _reference(samples: SampleSet, transform, seed: int) -> torch.Tensor:
     """The plain path: full decode, then the timm transform, with the same seeding as the dataset."""
     import random
 
-    from synthdiv.data import decode_rgb
+    from synthdiv.data.images import decode_rgb
 
     img = decode_rgb(samples.read(0))
     random.seed(seed)

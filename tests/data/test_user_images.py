@@ -1,4 +1,4 @@
-"""Damaged user images under the one decoder policy (synthdiv.data.decode): an empty file, a truncated JPEG or PNG,
+"""Damaged user images under the one decoder policy (synthdiv.utils.decode): an empty file, a truncated JPEG or PNG,
 bytes that are no image and a 48 KB PNG of 20000 x 20000 pixels are skipped, counted per class and named, in every
 stage that reads user images: score's real embeddings, the train / evaluate loaders, disambiguate's class images."""
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synthdiv.data.decode import DEFAULT_MAX_PIXELS, SkipTally, UnreadableImage, decode_image, max_pixels_of
+from synthdiv.core.rundir import RunDir
 from synthdiv.errors import InputError
-from synthdiv.run import RunDir
+from synthdiv.utils.decode import DEFAULT_MAX_PIXELS, SkipTally, UnreadableImage, decode_image, max_pixels_of
 from tests.data.toydata import write_classes, write_folder
 
 
@@ -112,8 +112,8 @@ def _score_run(tmp_path, make_config, per_class=3):
 
 
 def test_score_skips_damaged_real_images_and_counts_them_per_class(tmp_path, make_config):
-    from synthdiv.quality.assess import embed_real
-    from synthdiv.quality.embeddings import load_real
+    from synthdiv.stages.score.assess import embed_real
+    from synthdiv.stages.score.embeddings import load_real
 
     cfg, run, bad = _score_run(tmp_path, make_config)
     seen = []
@@ -134,7 +134,7 @@ def test_score_skips_damaged_real_images_and_counts_them_per_class(tmp_path, mak
 
 
 def test_score_summary_names_the_skipped_real_images(tmp_path, make_config):
-    from synthdiv.generate.scoring import real_images_summary
+    from synthdiv.stages.score.stage import real_images_summary
 
     cfg, run, bad = _score_run(tmp_path, make_config, per_class=1)
     tally = SkipTally()
@@ -150,7 +150,8 @@ def test_score_summary_names_the_skipped_real_images(tmp_path, make_config):
 def test_loader_skips_damaged_images_and_counts_them_per_class(tmp_path):
     import torch.utils.data
 
-    from synthdiv.data import ImageDataset, collate_blocks, imagefolder_samples
+    from synthdiv.data.images import ImageDataset, collate_blocks
+    from synthdiv.data.real import imagefolder_samples
 
     root = write_folder(tmp_path / "real", 2, 2, seed=0)
     bad = plant(root / "class0")
@@ -172,7 +173,7 @@ def test_evaluate_counts_and_names_unreadable_test_images_per_class(toy, make_co
     import timm
     from timm.models import save_for_hf
 
-    from synthdiv.evaluate.stage import evaluate_run, headline
+    from synthdiv.stages.evaluate.stage import evaluate_run, headline
 
     bad = plant(toy["test"] / "class2")
     run = RunDir(toy["run"])
@@ -193,7 +194,7 @@ def test_evaluate_counts_and_names_unreadable_test_images_per_class(toy, make_co
 
 
 def test_disambiguate_skips_damaged_class_images(tmp_path):
-    from synthdiv.disambiguate.scoring import mean_image_embedding
+    from synthdiv.stages.disambiguate.scoring import mean_image_embedding
 
     folder = write_folder(tmp_path / "real", 1, 2, seed=0) / "class0"
     plant(folder)

@@ -54,8 +54,8 @@ def write_shards(run_root: Path, num_classes: int, per_class: int, shard_size: i
     """Synthetic shards and manifest parts, written by the generate stage's ShardWriter; returns the image count."""
     import pyarrow as pa
 
-    from synthdiv.generate.shards import MANIFEST_COLUMNS, ShardWriter, tar_path
-    from synthdiv.run import RunDir
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.stages.generate.shards import MANIFEST_COLUMNS, ShardWriter
 
     run = RunDir(run_root)
     rng = np.random.default_rng(seed)
@@ -71,7 +71,7 @@ def write_shards(run_root: Path, num_classes: int, per_class: int, shard_size: i
             writer.add(image_id, "jpg", buf.getvalue(), {"class": c, "image_id": image_id})
             rows.append({"image_id": image_id, "class": c, "prompt_id": "p", "seed": i, "shard": shard,
                          "retries": 0, "width": size, "height": size, "generator_id": "toy",
-                         "tar": tar_path(run, shard).name, "ext": "jpg", "degenerate": False})
+                         "tar": run.shard_tar(shard).name, "ext": "jpg", "degenerate": False})
         writer.commit(pa.Table.from_pylist(rows, schema=MANIFEST_COLUMNS))
     return len(items)
 

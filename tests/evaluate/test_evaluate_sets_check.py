@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from synthdiv.check import check_run
-from synthdiv.cli import main
+from synthdiv.cli.app import main
+from synthdiv.core.rundir import RunDir
+from synthdiv.data.eval_sets import check_sets
+from synthdiv.engine.preflight import check_run
 from synthdiv.errors import InputError
-from synthdiv.evaluate.sets import check_sets
-from synthdiv.run import RunDir
 from tests.data.toydata import write_classes
 
 

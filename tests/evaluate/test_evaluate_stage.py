@@ -11,11 +11,12 @@ import pytest
 import timm
 from PIL import Image
 
+from synthdiv.core.rundir import RunDir
+from synthdiv.data.eval_sets import EvalSet, folder_set, shift_transform, subset_classes
+from synthdiv.data.predict import eval_transform, predict
 from synthdiv.errors import InputError
-from synthdiv.evaluate import accuracy_report, folder_set, long_tail_splits, shift_transform, subset_classes
-from synthdiv.evaluate.predict import eval_transform, predict
-from synthdiv.evaluate.sets import EvalSet
-from synthdiv.run import RunDir, read_jsonl
+from synthdiv.metrics.accuracy import accuracy_report, long_tail_splits
+from synthdiv.utils.io import read_jsonl
 
 
 def test_top1_top5_and_per_class_accuracy():
@@ -87,7 +88,7 @@ def test_shifts_are_deterministic_and_change_the_image(kind):
 
 
 def test_the_evaluate_stage_measures_the_exported_models(toy, make_config):
-    from synthdiv.stages import run_stage
+    from synthdiv.engine.runner import run_stage
 
     cfg = make_config(
         run_dir=str(toy["run"]),
@@ -155,7 +156,7 @@ def test_corrupt_eval_images_are_counted(toy):
 
 
 def test_no_eval_sets_is_an_input_error(toy, make_config):
-    from synthdiv.evaluate import evaluate_run
+    from synthdiv.stages.evaluate.stage import evaluate_run
 
     cfg = make_config(run_dir=str(toy["run"]))
     with pytest.raises(InputError, match="evaluate.test_root"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthdiv.evaluate.metrics import bootstrap_ci, confused_pairs, paired_delta_ci
+from synthdiv.metrics.accuracy import bootstrap_ci, confused_pairs, paired_delta_ci
 
 
 def _naive_bootstrap(stat, n: int, n_boot: int, seed: int = 1) -> np.ndarray:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthdiv.evaluate.metrics import (
+from synthdiv.metrics.accuracy import (
     accuracy_report,
     bootstrap_ci,
     confused_pairs,

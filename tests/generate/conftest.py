@@ -9,8 +9,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from synthdiv.run import RunDir, atomic_write_jsonl, write_parquet_atomic
-from synthdiv.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA
+from synthdiv.core.rundir import RunDir
+from synthdiv.core.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA
+from synthdiv.utils.io import atomic_write_jsonl, write_parquet_atomic
 
 CLASS_NAMES = ("goldfish", "crane", "tabby cat")
 
@@ -18,7 +19,7 @@ CLASS_NAMES = ("goldfish", "crane", "tabby cat")
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
     """The embedded tiny diffusion pipeline folder (random weights), built once per session."""
-    from synthdiv.embedded import tiny_diffusion_dir
+    from synthdiv.models.embedded import tiny_diffusion_dir
 
     return tiny_diffusion_dir()
 
@@ -65,7 +66,7 @@ def gen_config(make_config, tiny_model_dir: Path):
         model = {"backend": "diffusers", "model": str(tiny_model_dir), "device": "cpu",
                  "options": {"steps": 1, **(options or {})}}
         cfg = make_config(models={"generator": model}, generate=gen, plan={"shard_size": shard_size})
-        from synthdiv.generate import generator_id
+        from synthdiv.config.models import generator_id
 
         write_inputs(RunDir(cfg.run_dir), images_per_class, shard_size, generator_id(cfg.models.generator))
         return cfg

@@ -11,15 +11,18 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from synthdiv.adapt import adapt_run, add_round
+from synthdiv.core.pipeline import get_spec
+from synthdiv.core.rundir import RunDir
+from synthdiv.core.status import fingerprint, stage_status
+from synthdiv.engine.adapt import adapt_run, add_round
+from synthdiv.engine.runner import run_stage
 from synthdiv.errors import ConfigError, InputError
-from synthdiv.generate import read_manifest
-from synthdiv.generate.shards import part_path, tar_path
-from synthdiv.prompts.adaptive import append_round
-from synthdiv.prompts.artifacts import read_plan, read_prompts
-from synthdiv.prompts.rounds import grow_plan, plan_base_digest, plan_rounds
-from synthdiv.run import RunDir, atomic_write_json, atomic_write_jsonl, file_digest
-from synthdiv.stages import fingerprint, get_spec, run_stage, stage_status
+from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.plan.adaptive import append_round
+from synthdiv.stages.plan.rounds import grow_plan, plan_base_digest, plan_rounds
+from synthdiv.stages.prompts.reader import read_plan, read_prompts
+from synthdiv.utils.hashing import file_digest
+from synthdiv.utils.io import atomic_write_json, atomic_write_jsonl
 from tests.generate.conftest import CLASS_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,10 +43,10 @@ def test_a_grown_plan_keeps_the_shards_and_generate_makes_only_the_new_ones(gen_
     run_stage(cfg, "generate")
     spec = get_spec("generate")
     before_fp, first = fingerprint(cfg, spec, run), file_digest(run.plan)
-    stamps = {s: tar_path(run, s).stat().st_mtime_ns for s in range(3)}
+    stamps = {s: run.shard_tar(s).stat().st_mtime_ns for s in range(3)}
 
     _grow(cfg, [1, 2, 1])
-    from synthdiv.generate.plan_check import check_plan_file
+    from synthdiv.stages.generate.plan_check import check_plan_file
 
     assert check_plan_file(run.plan) == 10  # the grown plan keeps the plan contract
     assert file_digest(run.plan) != first and plan_base_digest(run.plan) == first
@@ -54,7 +57,7 @@ def test_a_grown_plan_keeps_the_shards_and_generate_makes_only_the_new_ones(gen_
 
     summary = run_stage(cfg, "generate")
     assert summary["made_shards"] == 2 and summary["made_images"] == 4
-    assert {s: tar_path(run, s).stat().st_mtime_ns for s in range(3)} == stamps  # the first round's shards untouched
+    assert {s: run.shard_tar(s).stat().st_mtime_ns for s in range(3)} == stamps  # the first round's shards untouched
     plan, manifest = read_plan(run), read_manifest(run)
     assert manifest.column("image_id").to_pylist() == plan.column("image_id").to_pylist()
     assert len(set(plan.column("image_id").to_pylist())) == plan.num_rows == 10
@@ -78,7 +81,7 @@ def test_a_plan_redone_without_its_rounds_hides_their_shards(gen_config):
     from synthdiv.config.models import generator_id
 
     write_inputs(run, 2, 2, generator_id(cfg.models.generator))  # the plan as the plan stage wrote it, no rounds
-    assert run.plan.read_bytes() == plain and tar_path(run, 3).exists()
+    assert run.plan.read_bytes() == plain and run.shard_tar(3).exists()
     assert run_stage(cfg, "generate")["skipped"]
     assert read_manifest(run).num_rows == 6  # shard 3 is on disk but in no plan: not part of the run
 
@@ -97,7 +100,7 @@ def test_a_round_after_a_plan_redone_without_its_rounds_makes_its_own_images(gen
     run_stage(cfg, "generate")
     dropped = set(read_manifest(run).column("image_id").to_pylist()[6:])
     write_inputs(run, 2, 2, generator_id(cfg.models.generator))  # the plan redone, without its round
-    assert tar_path(run, 3).exists() and part_path(run, 3).exists()
+    assert run.shard_tar(3).exists() and run.manifest_part(3).exists()
     record = add_round(cfg, run, "main")
     assert record["first_shard"] == 3 and record["images"] == 2
     run_stage(cfg, "generate")
@@ -105,7 +108,7 @@ def test_a_round_after_a_plan_redone_without_its_rounds_makes_its_own_images(gen
     assert manifest.column("image_id").to_pylist() == plan.column("image_id").to_pylist()
     new = set(plan.column("image_id").to_pylist()[6:])
     assert len(new) == 2 and new.isdisjoint(dropped)
-    with tarfile.open(tar_path(run, 3)) as tf:
+    with tarfile.open(run.shard_tar(3)) as tf:
         assert {n.split(".", 1)[0] for n in tf.getnames()} == new  # the new round's images, made
 
 
@@ -123,9 +126,9 @@ def test_grow_plan_refuses_an_id_twice_and_leaves_the_plan(gen_config):
 KILLED_GROW = """
 import os, signal, sys
 import pyarrow as pa, pyarrow.parquet as pq
-from synthdiv.prompts.rounds import grow_plan
-from synthdiv.run import RunDir
-from synthdiv.schemas import PLAN_SCHEMA
+from synthdiv.stages.plan.rounds import grow_plan
+from synthdiv.core.rundir import RunDir
+from synthdiv.core.schemas import PLAN_SCHEMA
 real, calls = pq.ParquetWriter.write_table, []
 def write_then_die(self, *args, **kwargs):
     real(self, *args, **kwargs)
@@ -145,8 +148,8 @@ def test_a_round_killed_while_grow_plan_writes_is_not_in_the_plan(tmp_path):
 
     import pyarrow as pa
 
-    from synthdiv.run import write_parquet_atomic
-    from synthdiv.schemas import PLAN_SCHEMA
+    from synthdiv.core.schemas import PLAN_SCHEMA
+    from synthdiv.utils.io import write_parquet_atomic
 
     run = RunDir(tmp_path / "run")
     first = pa.table({"image_id": ["a", "b"], "class": pa.array([0, 1], pa.int32()), "prompt_id": ["p0", "p1"],
@@ -240,8 +243,8 @@ adapt: {{rounds: {rounds}, images_per_round: 6, min_per_class: 1, eval_set: val}
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_adapt_command_runs_rounds_resumably_and_makes_each_image_once(tmp_path: Path, capsys):
-    from synthdiv.cli import main
-    from synthdiv.config import load_config
+    from synthdiv.cli.app import main
+    from synthdiv.config.loader import load_config
 
     one = _config(tmp_path, 1)
     assert main(["adapt", "-c", str(one)]) == 0
@@ -254,7 +257,7 @@ def test_adapt_command_runs_rounds_resumably_and_makes_each_image_once(tmp_path:
     # killed after round 2 was written to the plan, before any of its images: the rerun makes them, adds no round
     two = load_config(_config(tmp_path, 2))
     add_round(two, run, "real+syn")
-    assert part_path(run, int(plan_rounds(run.plan)[1]["first_shard"])).exists() is False
+    assert run.manifest_part(int(plan_rounds(run.plan)[1]["first_shard"])).exists() is False
     assert main(["adapt", "-c", str(_config(tmp_path, 2))]) == 0
     assert "2 round(s) in the plan (0 added now), 12 images added" in capsys.readouterr().out
     plan, manifest = read_plan(run), read_manifest(run)
@@ -277,9 +280,9 @@ def test_adapt_command_runs_rounds_resumably_and_makes_each_image_once(tmp_path:
 def test_an_img2img_plan_grows_with_text_to_image_rows(tmp_path):
     import pyarrow as pa
 
-    from synthdiv.generate.plan_check import check_plan_file
-    from synthdiv.run import write_parquet_atomic
-    from synthdiv.schemas import PLAN_SCHEMA, PLAN_SOURCE_SCHEMA
+    from synthdiv.core.schemas import PLAN_SCHEMA, PLAN_SOURCE_SCHEMA
+    from synthdiv.stages.generate.plan_check import check_plan_file
+    from synthdiv.utils.io import write_parquet_atomic
 
     run = RunDir(tmp_path / "run")
     schema = pa.schema([*PLAN_SCHEMA, *PLAN_SOURCE_SCHEMA])

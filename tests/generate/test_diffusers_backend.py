@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthdiv.config import GeneratorSpec
+from synthdiv.config.models import GeneratorSpec
 from synthdiv.errors import ConfigError, InputError, UnknownBackendError
-from synthdiv.generate import GENERATORS, create_generator
-from synthdiv.generate.diffusers_backend import model_defaults
+from synthdiv.models.generators import GENERATORS, create_generator
+from synthdiv.models.generators.diffusers import model_defaults
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_scheduler_by_short_name_and_size_option(tiny_model_dir):
 
 
 def test_nan_output_becomes_black_and_is_flagged(generator):
-    from synthdiv.generate.quality import degenerate_reason, generate_with_retries
+    from synthdiv.stages.generate.degenerate import degenerate_reason, generate_with_retries
 
     def nan_hook(module, args, output):  # what fp16 overflow does to a real model
         (output[0] if isinstance(output, tuple) else output.sample).fill_(float("nan"))
@@ -114,7 +114,7 @@ class _PipeProxy:
 
 
 def test_fast_path_is_on_for_cuda_off_on_the_cpu_and_every_switch_can_be_set():
-    from synthdiv.generate.diffusers_backend import DiffusersOptions, fast_path
+    from synthdiv.models.generators.diffusers import DiffusersOptions, fast_path
 
     assert vars(fast_path(DiffusersOptions(), "cpu")) == dict.fromkeys(
         ("channels_last", "fuse_qkv", "compile", "static_batch"), False)

@@ -10,10 +10,11 @@ import shutil
 
 import yaml
 
-from synthdiv.cli import main
-from synthdiv.generate.shards import ShardWriter, tar_path
-from synthdiv.run import RunDir
-from synthdiv.stages import run_stage, stage_status
+from synthdiv.cli.app import main
+from synthdiv.core.rundir import RunDir
+from synthdiv.core.status import stage_status
+from synthdiv.engine.runner import run_stage
+from synthdiv.stages.generate.shards import ShardWriter
 
 
 def test_disk_full_is_one_line_and_the_resume_is_byte_identical(gen_config, tmp_path, monkeypatch, capsys):
@@ -25,7 +26,7 @@ def test_disk_full_is_one_line_and_the_resume_is_byte_identical(gen_config, tmp_
 
     def add_on_a_full_disk(self, key, ext, data, meta):
         if self.shard == 1:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"{tar_path(run, 1)}.tmp-1-abc")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"{run.shard_tar(1)}.tmp-1-abc")
         return real_add(self, key, ext, data, meta)
 
     monkeypatch.setattr(ShardWriter, "add", add_on_a_full_disk)
@@ -35,16 +36,16 @@ def test_disk_full_is_one_line_and_the_resume_is_byte_identical(gen_config, tmp_
     lines = [line for line in err.splitlines() if line.startswith("synthdiv:")]
     assert len(lines) == 1 and "Traceback" not in err
     err = lines[0]
-    assert err.startswith(f"synthdiv: error: {tar_path(run, 1)}.tmp-1-abc: No space left on device (")
+    assert err.startswith(f"synthdiv: error: {run.shard_tar(1)}.tmp-1-abc: No space left on device (")
     assert "MiB free in" in err and "rerun `synthdiv generate" in err and err.endswith("to resume")
     assert not list(run.shards.glob("*.tmp-*"))  # nothing half-written is left
     assert next(r for r in stage_status(cfg) if r.stage == "generate").state == "partial"
 
     monkeypatch.setattr(ShardWriter, "add", real_add)
     assert main(["-q", "generate", "-c", str(config)]) == 0
-    resumed = {s: tar_path(run, s).read_bytes() for s in range(3)}
+    resumed = {s: run.shard_tar(s).read_bytes() for s in range(3)}
     shutil.rmtree(run.shards)
     shutil.rmtree(run.manifest)
     run.clear_state("generate")
     run_stage(cfg, "generate")  # the undisturbed run
-    assert {s: tar_path(run, s).read_bytes() for s in range(3)} == resumed
+    assert {s: run.shard_tar(s).read_bytes() for s in range(3)} == resumed

@@ -9,11 +9,13 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from synthdiv.core.pipeline import get_spec
+from synthdiv.core.rundir import RunDir
+from synthdiv.core.status import fingerprint
+from synthdiv.engine.runner import run_stage
 from synthdiv.errors import ConfigError, FingerprintMismatchError, InputError
-from synthdiv.generate import is_complete, progress, read_manifest
-from synthdiv.generate.shards import part_path, tar_path
-from synthdiv.run import RunDir
-from synthdiv.stages import fingerprint, get_spec, run_stage
+from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.generate.stage import is_complete, progress
 
 
 def _plan(run: RunDir):
@@ -30,7 +32,7 @@ def test_generate_writes_every_planned_image_once(gen_config):
     for col in ("image_id", "class", "prompt_id", "seed", "shard"):
         assert manifest.column(col).to_pylist() == plan.column(col).to_pylist()
     assert progress(cfg, run) == "6/6 images, 3/3 shards" and is_complete(cfg, run)
-    with tarfile.open(tar_path(run, 1)) as tf:
+    with tarfile.open(run.shard_tar(1)) as tf:
         names = tf.getnames()
         ids = manifest.filter(manifest.column("shard").to_numpy() == 1).column("image_id").to_pylist()
         assert names == [f"{i}.{ext}" for i in ids for ext in ("jpg", "cls", "json")]
@@ -49,16 +51,16 @@ def test_resume_redoes_only_broken_shards(gen_config):
     cfg = gen_config(images_per_class=2, shard_size=2)
     run = RunDir(cfg.run_dir)
     run_stage(cfg, "generate")
-    before = {s: tar_path(run, s).read_bytes() for s in range(3)}
-    stamp = tar_path(run, 0).stat().st_mtime_ns
-    part_path(run, 1).unlink()  # killed after the tar's rename, before its part
-    tar_path(run, 2).write_bytes(before[2][:1000])  # truncated
+    before = {s: run.shard_tar(s).read_bytes() for s in range(3)}
+    stamp = run.shard_tar(0).stat().st_mtime_ns
+    run.manifest_part(1).unlink()  # killed after the tar's rename, before its part
+    run.shard_tar(2).write_bytes(before[2][:1000])  # truncated
     (run.shards / "shard-000000.tar.tmp-1-dead").write_bytes(b"half")
     run.clear_state("generate")
     summary = run_stage(cfg, "generate")
     assert summary["made_shards"] == 2 and summary["made_images"] == 4
-    assert tar_path(run, 0).stat().st_mtime_ns == stamp  # the complete shard was not touched
-    assert {s: tar_path(run, s).read_bytes() for s in range(3)} == before  # same bytes again
+    assert run.shard_tar(0).stat().st_mtime_ns == stamp  # the complete shard was not touched
+    assert {s: run.shard_tar(s).read_bytes() for s in range(3)} == before  # same bytes again
     assert not list(run.shards.glob("*.tmp-*"))
     ids = read_manifest(run).column("image_id").to_pylist()
     assert len(ids) == len(set(ids)) == 6
@@ -68,13 +70,13 @@ def test_garbage_tar_is_reported_and_redone(gen_config, caplog):
     cfg = gen_config(images_per_class=1, shard_size=3, image_format="webp", max_side=16)
     run = RunDir(cfg.run_dir)
     run_stage(cfg, "generate")
-    tar_path(run, 0).write_bytes(b"\0garbage" * 100)
+    run.shard_tar(0).write_bytes(b"\0garbage" * 100)
     assert not is_complete(cfg, run)
     run.clear_state("generate")
     with caplog.at_level("WARNING"):
         assert run_stage(cfg, "generate")["made_shards"] == 1
     assert "shard-000000: corrupt; it will be redone" in caplog.text
-    with tarfile.open(tar_path(run, 0)) as tf:
+    with tarfile.open(run.shard_tar(0)) as tf:
         first = next(n for n in tf.getnames() if n.endswith(".webp"))
         img = Image.open(tf.extractfile(first))
         assert img.format == "WEBP" and max(img.size) <= 16
@@ -84,7 +86,7 @@ def test_garbage_tar_is_reported_and_redone(gen_config, caplog):
 def test_plan_naming_an_unknown_prompt_is_an_input_error(gen_config):
     import pyarrow as pa
 
-    from synthdiv.run import write_parquet_atomic
+    from synthdiv.utils.io import write_parquet_atomic
 
     cfg = gen_config(images_per_class=1, shard_size=3)
     run = RunDir(cfg.run_dir)
@@ -114,8 +116,8 @@ def test_config_rejects_two_filters(make_config):
 
 
 def test_degenerate_images_are_retried_and_recorded(gen_config, monkeypatch):
-    from synthdiv.generate.diffusers_backend import DiffusersGenerator
-    from synthdiv.generate.quality import derive_seed
+    from synthdiv.models.generators.diffusers import DiffusersGenerator
+    from synthdiv.stages.generate.degenerate import derive_seed
 
     cfg = gen_config(images_per_class=1, shard_size=3)
     run = RunDir(cfg.run_dir)
@@ -131,7 +133,7 @@ def test_degenerate_images_are_retried_and_recorded(gen_config, monkeypatch):
     manifest = read_manifest(run)
     assert manifest.column("retries").to_pylist() == [0, 1, 0]
     assert not any(manifest.column("degenerate").to_pylist())
-    with tarfile.open(tar_path(run, 0)) as tf:
+    with tarfile.open(run.shard_tar(0)) as tf:
         meta = json.loads(tf.extractfile(f"{manifest.column('image_id')[1].as_py()}.json").read())
     assert meta["seed"] == planned_seed and meta["used_seed"] == derive_seed(planned_seed, 1) and meta["retries"] == 1
 

@@ -16,15 +16,16 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from synthdiv.core.rundir import RunDir
+from synthdiv.core.schemas import PLAN_SCHEMA, PLAN_SOURCE_SCHEMA, PROMPTS_SCHEMA
 from synthdiv.errors import InputError
-from synthdiv.generate import generate_images, read_manifest
-from synthdiv.generate.img2img import fit_image, img2img_steps
-from synthdiv.generate.shards import part_path, tar_path
-from synthdiv.prompts.ids import prompt_id
-from synthdiv.prompts.img2img import assign_sources
-from synthdiv.prompts.plan import build_plan
-from synthdiv.run import RunDir, atomic_write_jsonl, write_parquet_atomic
-from synthdiv.schemas import PLAN_SCHEMA, PLAN_SOURCE_SCHEMA, PROMPTS_SCHEMA
+from synthdiv.models.generators.image_fit import fit_image, img2img_steps
+from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.generate.stage import generate_images
+from synthdiv.stages.plan.img2img import assign_sources
+from synthdiv.stages.plan.stage import build_plan
+from synthdiv.stages.prompts.ids import prompt_id
+from synthdiv.utils.io import atomic_write_jsonl, write_parquet_atomic
 from tests.conftest import SMOKE_DATA
 
 CLASSES = ("bag", "coat", "dress")
@@ -158,8 +159,8 @@ def test_img2img_steps_examples():
 
 
 def test_diffusers_backend_makes_img2img_rows_through_the_image_pipeline(tiny_model_dir, tmp_path):
-    from synthdiv.config import GeneratorSpec
-    from synthdiv.generate.registry import create_generator
+    from synthdiv.config.models import GeneratorSpec
+    from synthdiv.models.generators import create_generator
 
     gen = create_generator(GeneratorSpec(model=str(tiny_model_dir), device="cpu", options={"steps": 2}))
     real = Image.open(sorted((SMOKE_DATA / "train" / "bag").iterdir())[0])
@@ -192,19 +193,19 @@ def test_local_runner_makes_img2img_rows_exactly_once_with_provenance(img2img_co
     by_id = dict(zip(plan.column("image_id").to_pylist(), plan.column("source").to_pylist(), strict=True))
     assert {i: s for i, s in zip(manifest.column("image_id").to_pylist(), manifest.column("source").to_pylist(),
                                  strict=True)} == by_id
-    with tarfile.open(tar_path(run, 0)) as tf:
+    with tarfile.open(run.shard_tar(0)) as tf:
         metas = [json.load(tf.extractfile(m)) for m in tf.getmembers() if m.name.endswith(".json")]
     assert {type(m["source"]) for m in metas} == {str} and {type(m["strength"]) for m in metas} == {float}
     assert any(m["source"] and m["strength"] in (0.5, 0.8) for m in metas)
 
     # resume: a lost shard is remade with the same bytes, the others are not touched
-    before = {s: tar_path(run, s).read_bytes() for s in range(6)}
-    tar_path(run, 2).unlink()
-    part_path(run, 2).unlink()
-    mtime = tar_path(run, 0).stat().st_mtime_ns
+    before = {s: run.shard_tar(s).read_bytes() for s in range(6)}
+    run.shard_tar(2).unlink()
+    run.manifest_part(2).unlink()
+    mtime = run.shard_tar(0).stat().st_mtime_ns
     again = generate_images(cfg, run)
-    assert again["made_shards"] == 1 and tar_path(run, 0).stat().st_mtime_ns == mtime
-    assert all(tar_path(run, s).read_bytes() == before[s] for s in range(6))
+    assert again["made_shards"] == 1 and run.shard_tar(0).stat().st_mtime_ns == mtime
+    assert all(run.shard_tar(s).read_bytes() == before[s] for s in range(6))
     assert read_manifest(run).num_rows == 24
 
 
@@ -224,9 +225,9 @@ def test_the_memorization_check_runs_on_img2img_output(img2img_config, tmp_path)
     """Image-to-image is where copies of real images can happen: the score stage compares every img2img image with
     the real images of its class, and an output that is a copy of one (planted here: the tiny random VAE cannot
     reconstruct, so no real copy happens by itself) is flagged as memorized and dropped by the `memorized` filter."""
-    from synthdiv.generate.filter import filtered_manifest
-    from synthdiv.generate.shards import image_bytes
-    from synthdiv.stages import run_stage
+    from synthdiv.engine.runner import run_stage
+    from synthdiv.stages.generate.shards import image_bytes
+    from synthdiv.stages.score.filters import filtered_manifest
 
     cfg = img2img_config(share=1.0, per_class=3, shard_size=3)
     run = RunDir(cfg.run_dir)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pytest
 
+from synthdiv.core.rundir import RunDir
+from synthdiv.core.status import stage_status
+from synthdiv.engine.runner import run_stage
 from synthdiv.errors import InputError
-from synthdiv.generate import is_complete, progress, read_manifest
-from synthdiv.generate.shards import part_path, tar_path
-from synthdiv.run import RunDir
-from synthdiv.stages import run_stage, stage_status
+from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.generate.stage import is_complete, progress
 
 
 def _state(cfg, stage: str):
@@ -23,29 +24,29 @@ def finished(gen_config):
     cfg = gen_config(images_per_class=2, shard_size=2)
     run = RunDir(cfg.run_dir)
     run_stage(cfg, "generate")
-    return cfg, run, {s: tar_path(run, s).read_bytes() for s in range(3)}
+    return cfg, run, {s: run.shard_tar(s).read_bytes() for s in range(3)}
 
 
 def test_lost_or_damaged_shards_of_a_finished_stage_show_and_are_redone(finished):
     cfg, run, before = finished
     assert _state(cfg, "generate").state == "done"
-    stamp = tar_path(run, 0).stat().st_mtime_ns
-    part_path(run, 1).unlink()
-    tar_path(run, 2).write_bytes(before[2][:1000])
+    stamp = run.shard_tar(0).stat().st_mtime_ns
+    run.manifest_part(1).unlink()
+    run.shard_tar(2).write_bytes(before[2][:1000])
     row = _state(cfg, "generate")
     assert row.state == "partial" and row.detail.startswith("2/6 images, 1/3 shards")
     assert not is_complete(cfg, run)
     summary = run_stage(cfg, "generate")
     assert not summary.get("skipped") and summary["made_shards"] == 2 and summary["made_images"] == 4
-    assert {s: tar_path(run, s).read_bytes() for s in range(3)} == before
-    assert tar_path(run, 0).stat().st_mtime_ns == stamp  # the intact shard was not touched
+    assert {s: run.shard_tar(s).read_bytes() for s in range(3)} == before
+    assert run.shard_tar(0).stat().st_mtime_ns == stamp  # the intact shard was not touched
     assert _state(cfg, "generate").state == "done" and progress(cfg, run) == "6/6 images, 3/3 shards"
     assert run_stage(cfg, "generate")["skipped"]
 
 
 def test_score_refuses_an_incomplete_generate_stage(finished):
     cfg, run, _ = finished
-    tar_path(run, 1).unlink()
+    run.shard_tar(1).unlink()
     with pytest.raises(InputError, match=r"1 of 3 planned shards .*shard-000001: part without tar.*synthdiv generate"):
         run_stage(cfg, "score")
     assert not run.scores.exists() and read_manifest(run).num_rows == 4

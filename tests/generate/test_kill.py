@@ -18,10 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from synthdiv.generate import is_complete, read_manifest
-from synthdiv.generate.shards import tar_path
-from synthdiv.run import RunDir
-from synthdiv.stages import run_stage
+from synthdiv.core.rundir import RunDir
+from synthdiv.engine.runner import run_stage
+from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.generate.stage import is_complete
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def test_sigkill_at_random_moments_then_resume(gen_config, tmp_path):
     assert is_complete(cfg, run) and run.read_state("generate").status == "done"
     assert not [p.name for d in (run.shards, run.manifest) for p in d.iterdir() if ".tmp-" in p.name]
     for shard in sorted(set(plan.column("shard").to_pylist())):
-        with tarfile.open(tar_path(run, shard)) as tf:
+        with tarfile.open(run.shard_tar(shard)) as tf:
             members = tf.getmembers()
             assert all(len(tf.extractfile(m).read()) == m.size for m in members)
         # <key>.jpg, <key>.cls and <key>.json per image (a standard classification WebDataset)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from synthdiv.cli import main
-from synthdiv.run import RunDir
+from synthdiv.cli.app import main
+from synthdiv.core.rundir import RunDir
 
 
 def _tree(folder):

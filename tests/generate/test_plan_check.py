@@ -6,10 +6,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from synthdiv.core.rundir import RunDir
+from synthdiv.engine.runner import run_stage
 from synthdiv.errors import InputError
-from synthdiv.generate.plan_check import check_plan_file
-from synthdiv.run import RunDir, write_parquet_atomic
-from synthdiv.stages import run_stage
+from synthdiv.stages.generate.plan_check import check_plan_file
+from synthdiv.utils.io import write_parquet_atomic
 from tests.generate.conftest import write_inputs
 
 
@@ -54,7 +55,7 @@ def test_plan_contract_violations_name_the_column_and_row(plan_table, change, me
 def test_a_valid_plan_passes_and_ids_that_only_share_a_hash_bucket_are_not_duplicates(plan_table, monkeypatch):
     run, table = plan_table
     assert check_plan_file(run.plan) == table.num_rows
-    import synthdiv.generate.plan_check as plan_check
+    import synthdiv.stages.generate.plan_check as plan_check
 
     monkeypatch.setattr(plan_check, "hash", lambda s: 7, raising=False)  # every id collides: the exact pass decides
     assert check_plan_file(run.plan) == table.num_rows

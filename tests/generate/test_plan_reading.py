@@ -6,10 +6,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from synthdiv.core.rundir import RunDir
 from synthdiv.errors import InputError
-from synthdiv.generate.plan_file import plan_shard_counts
-from synthdiv.generate.producer import PlannedWork
-from synthdiv.run import RunDir
+from synthdiv.stages.generate.producer import PlannedWork
+from synthdiv.stages.plan.reader import plan_shard_counts
 from tests.generate.conftest import write_inputs
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from synthdiv.generate.quality import degenerate_reason, derive_seed, generate_with_retries
+from synthdiv.stages.generate.degenerate import degenerate_reason, derive_seed, generate_with_retries
 
 
 def _img(value: int | None = None, seed: int = 0) -> Image.Image:

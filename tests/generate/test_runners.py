@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from synthdiv.devices import DistEnv
-from synthdiv.generate import generate_images, is_complete, read_manifest
-from synthdiv.generate.runners import assigned_shards
-from synthdiv.generate.shards import tar_path
-from synthdiv.run import RunDir
+from synthdiv.core.rundir import RunDir
+from synthdiv.stages.generate.runners import assigned_shards
+from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.generate.stage import generate_images, is_complete
+from synthdiv.utils.devices import DistEnv
 
 
 def test_shard_assignment_is_a_partition():
@@ -34,7 +34,7 @@ def _copy_run(cfg, root: Path):
 def _same_output(a: RunDir, b: RunDir, shards: int) -> None:
     assert read_manifest(a).equals(read_manifest(b))
     for s in range(shards):
-        assert tar_path(a, s).read_bytes() == tar_path(b, s).read_bytes()
+        assert a.shard_tar(s).read_bytes() == b.shard_tar(s).read_bytes()
 
 
 def test_torchrun_ranks_split_the_work_and_match_the_local_runner(gen_config, tmp_path, monkeypatch):
@@ -74,7 +74,8 @@ def test_ray_runner_matches_the_local_runner(gen_config, tmp_path):
 
 
 def test_status_shows_a_partial_multi_worker_run(gen_config, monkeypatch):
-    from synthdiv.stages import run_stage, stage_status
+    from synthdiv.core.status import stage_status
+    from synthdiv.engine.runner import run_stage
 
     cfg = gen_config(images_per_class=1, shard_size=1, runner="torchrun")
     monkeypatch.setenv("WORLD_SIZE", "2")

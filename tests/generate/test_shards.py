@@ -10,19 +10,17 @@ import tarfile
 import pyarrow as pa
 import pytest
 
-from synthdiv.generate.shards import (
+from synthdiv.core.rundir import RunDir
+from synthdiv.stages.generate.shards import (
     MANIFEST_COLUMNS,
     WDS_INFO,
     ShardWriter,
     clean_shard,
     complete_shards,
-    part_path,
     read_manifest,
     shard_state,
-    tar_path,
     write_wds_info,
 )
-from synthdiv.run import RunDir
 
 
 def _rows(shard: int, keys: list[str]) -> pa.Table:
@@ -49,7 +47,7 @@ def run(tmp_path) -> RunDir:
 def test_commit_writes_tar_then_part_and_reads_back(run):
     _write(run, 3, ["a", "b"])
     assert shard_state(run, 3, "members") == "complete"
-    with tarfile.open(tar_path(run, 3)) as tf:
+    with tarfile.open(run.shard_tar(3)) as tf:
         assert tf.getnames() == ["a.jpg", "a.cls", "a.json", "b.jpg", "b.cls", "b.json"]
         assert tf.extractfile("b.jpg").read() == b"image b"
         assert tf.extractfile("b.cls").read() == b"0"
@@ -61,7 +59,7 @@ def test_same_content_gives_byte_identical_tars(tmp_path):
     runs = [RunDir(tmp_path / name) for name in ("x", "y")]
     for r in runs:
         _write(r, 0, ["a", "b"])
-    assert tar_path(runs[0], 0).read_bytes() == tar_path(runs[1], 0).read_bytes()
+    assert runs[0].shard_tar(0).read_bytes() == runs[1].shard_tar(0).read_bytes()
 
 
 def test_abort_leaves_nothing(run):
@@ -76,11 +74,11 @@ def test_abort_leaves_nothing(run):
 def test_broken_shards_are_detected_and_cleaned(run):
     for s in range(5):
         _write(run, s, [f"k{s}"])
-    part_path(run, 1).unlink()  # killed between the rename and the part
-    tar_path(run, 2).unlink()  # a part left without its tar
-    data = tar_path(run, 3).read_bytes()
-    tar_path(run, 3).write_bytes(data[: len(data) // 2])  # truncated
-    tar_path(run, 4).write_bytes(b"garbage" * 400)  # garbage of another size
+    run.manifest_part(1).unlink()  # killed between the rename and the part
+    run.shard_tar(2).unlink()  # a part left without its tar
+    data = run.shard_tar(3).read_bytes()
+    run.shard_tar(3).write_bytes(data[: len(data) // 2])  # truncated
+    run.shard_tar(4).write_bytes(b"garbage" * 400)  # garbage of another size
     (run.shards / "shard-000000.tar.tmp-123-abcd").write_bytes(b"half")
     states = {s: shard_state(run, s, "size") for s in range(5)}
     assert states == {0: "complete", 1: "tar without manifest part", 2: "part without tar", 3: "corrupt", 4: "corrupt"}
@@ -95,7 +93,7 @@ def test_broken_shards_are_detected_and_cleaned(run):
 def test_members_check_catches_a_same_size_tar_with_other_content(run):
     _write(run, 0, ["a"])
     _write(run, 1, ["b"])
-    tar_path(run, 1).replace(tar_path(run, 0))  # same size, wrong members
+    run.shard_tar(1).replace(run.shard_tar(0))  # same size, wrong members
     assert shard_state(run, 0, "size") == "complete"
     assert shard_state(run, 0, "members") == "corrupt"
 
@@ -122,19 +120,19 @@ def test_shards_without_cls_members_stay_complete(run):
     """Shards written before the .cls members existed are not redone (that would regenerate every image)."""
     import pyarrow.parquet as pq
 
-    from synthdiv.generate.shards import TAR_SIZE_KEY
-    from synthdiv.run import write_parquet_atomic
+    from synthdiv.stages.generate.shards import TAR_SIZE_KEY
+    from synthdiv.utils.io import write_parquet_atomic
 
     _write(run, 0, ["a", "b"])
-    legacy = tar_path(run, 0).with_suffix(".legacy")
-    with tarfile.open(tar_path(run, 0)) as src, tarfile.open(legacy, "w", format=tarfile.USTAR_FORMAT) as dst:
+    legacy = run.shard_tar(0).with_suffix(".legacy")
+    with tarfile.open(run.shard_tar(0)) as src, tarfile.open(legacy, "w", format=tarfile.USTAR_FORMAT) as dst:
         for m in src.getmembers():
             if not m.name.endswith(".cls"):
                 dst.addfile(m, src.extractfile(m))
-    legacy.replace(tar_path(run, 0))
-    part = pq.read_table(part_path(run, 0))
-    meta = {**part.schema.metadata, TAR_SIZE_KEY: str(tar_path(run, 0).stat().st_size).encode()}
-    write_parquet_atomic(part.replace_schema_metadata(meta), part_path(run, 0))
+    legacy.replace(run.shard_tar(0))
+    part = pq.read_table(run.manifest_part(0))
+    meta = {**part.schema.metadata, TAR_SIZE_KEY: str(run.shard_tar(0).stat().st_size).encode()}
+    write_parquet_atomic(part.replace_schema_metadata(meta), run.manifest_part(0))
     assert shard_state(run, 0, "members") == "complete"
 
 
@@ -185,7 +183,7 @@ def test_info_json_lists_the_complete_shards_and_timm_reads_them(run):
 def test_hf_datasets_reads_image_and_label_with_one_schema(run, tmp_path):
     datasets = pytest.importorskip("datasets")
     _write_images(run, 0, [0, 1, 2, 0, 1, 2, 0], degenerate={6})  # past the 5 samples the schema is inferred from
-    ds = datasets.load_dataset("webdataset", data_files={"train": [str(tar_path(run, 0))]}, split="train",
+    ds = datasets.load_dataset("webdataset", data_files={"train": [str(run.shard_tar(0))]}, split="train",
                                cache_dir=str(tmp_path / "hf"))
     assert isinstance(ds.features["jpg"], datasets.Image)
     assert ds["cls"] == [0, 1, 2, 0, 1, 2, 0]
@@ -203,9 +201,9 @@ def test_a_generated_run_trains_in_timm_and_loads_in_datasets(gen_config, monkey
     import timm.data
     from PIL import Image
 
-    from synthdiv.data.synthetic import synthetic_samples
-    from synthdiv.generate.diffusers_backend import DiffusersGenerator
-    from synthdiv.stages import run_stage
+    from synthdiv.engine.runner import run_stage
+    from synthdiv.models.generators.diffusers import DiffusersGenerator
+    from synthdiv.stages.score.reader import synthetic_samples
 
     datasets = pytest.importorskip("datasets")
     cfg = gen_config(images_per_class=2, shard_size=4, max_retries=0)
@@ -231,7 +229,7 @@ def test_a_generated_run_trains_in_timm_and_loads_in_datasets(gen_config, monkey
     assert [m["degenerate"] for m in hf["json"]] == manifest.column("degenerate").to_pylist()
     assert hf["json"][5]["degenerate_reason"] == "black"
 
-    tar_path(run, 1).unlink()  # lost after the stage finished: the list goes stale, the rerun writes it again
+    run.shard_tar(1).unlink()  # lost after the stage finished: the list goes stale, the rerun writes it again
     run_stage(cfg, "generate")
     assert json.loads((run.shards / WDS_INFO).read_text())["splits"]["train"] == info
 

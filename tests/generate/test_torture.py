@@ -16,12 +16,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from synthdiv.core.rundir import RunDir
+from synthdiv.core.status import stage_status
+from synthdiv.engine.runner import run_stage
 from synthdiv.errors import InputError
-from synthdiv.generate.shards import part_path, tar_path
-from synthdiv.run import RunDir, atomic_write_jsonl
-from synthdiv.stages import run_stage, stage_status
-from synthdiv.train import fit
-from synthdiv.train.checkpoint import checkpoint_path
+from synthdiv.stages.train.checkpoint import checkpoint_path
+from synthdiv.stages.train.stage import fit
+from synthdiv.utils.io import atomic_write_jsonl
 from tests.generate.conftest import CLASS_NAMES
 
 pytestmark = pytest.mark.slow
@@ -53,17 +54,17 @@ def test_damage_to_a_finished_run_is_seen_and_repaired_to_the_undisturbed_artifa
     run_stage(cfg, "train")
     status = _status(cfg)
     assert status["generate"] == status["train"] == "done"
-    tars = {s: tar_path(run, s).read_bytes() for s in range(3)}
+    tars = {s: run.shard_tar(s).read_bytes() for s in range(3)}
     weights = _weights(run)
 
     for damage in ("truncated tar", "deleted manifest part"):
         if damage == "truncated tar":
-            tar_path(run, 0).write_bytes(tars[0][: len(tars[0]) // 2])
+            run.shard_tar(0).write_bytes(tars[0][: len(tars[0]) // 2])
         else:
-            part_path(run, 2).unlink()
+            run.manifest_part(2).unlink()
         assert _status(cfg)["generate"] == "partial", damage
         assert run_stage(cfg, "generate")["made_shards"] == 1, damage
-        assert {s: tar_path(run, s).read_bytes() for s in range(3)} == tars, damage
+        assert {s: run.shard_tar(s).read_bytes() for s in range(3)} == tars, damage
         # the repaired manifest part is the one it replaces, byte for byte: train's fingerprint (content) holds
         assert _status(cfg)["train"] == "done", damage
         run_stage(cfg, "train", redo=True)
@@ -98,7 +99,7 @@ def test_damage_to_a_finished_run_is_seen_and_repaired_to_the_undisturbed_artifa
     with pytest.raises(InputError, match=r"generate\.json: damaged stage state"):
         run_stage(cfg, "generate")
     run_stage(cfg, "generate", redo=True)
-    assert {s: tar_path(run, s).read_bytes() for s in range(3)} == tars
+    assert {s: run.shard_tar(s).read_bytes() for s in range(3)} == tars
 
     # shards/ replaced by a link to another disk: refused before anything there is written or deleted
     outside = run.root.parent / "other-disk"

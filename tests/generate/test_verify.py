@@ -6,31 +6,30 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import yaml
 
-from synthdiv.cli import main
-from synthdiv.generate import is_complete
-from synthdiv.generate.shards import part_path, tar_path
-from synthdiv.generate.verify import verify_shards
-from synthdiv.run import RunDir
-from synthdiv.stages import run_stage
+from synthdiv.cli.app import main
+from synthdiv.core.rundir import RunDir
+from synthdiv.engine.runner import run_stage
+from synthdiv.stages.generate.stage import is_complete
+from synthdiv.stages.generate.verify import verify_shards
 
 
 def test_verify_finds_damage_of_the_same_size_and_repair_lets_generate_redo_it(gen_config, tmp_path, capsys):
     cfg = gen_config(images_per_class=2, shard_size=2)
     run = RunDir(cfg.run_dir)
     run_stage(cfg, "generate")
-    before = {s: tar_path(run, s).read_bytes() for s in range(3)}
+    before = {s: run.shard_tar(s).read_bytes() for s in range(3)}
     capsys.readouterr()
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
     assert main(["-q", "verify", "-c", str(config)]) == 0
     assert capsys.readouterr().out.strip() == "verified 3 shards: 6 images intact, 0 shards damaged"
 
-    part = pq.read_table(part_path(run, 1))
+    part = pq.read_table(run.manifest_part(1))
     key, offset, size = (part.column(c)[1].as_py() for c in ("image_id", "offset", "size"))
     blob = bytearray(before[1])
     blob[offset : offset + size] = bytes(size)  # bit rot: the image's bytes zeroed, the tar's size unchanged
-    tar_path(run, 1).write_bytes(bytes(blob))
-    tar_path(run, 2).write_bytes(before[2][:1500])  # truncated
+    run.shard_tar(1).write_bytes(bytes(blob))
+    run.shard_tar(2).write_bytes(before[2][:1500])  # truncated
     assert is_complete(cfg, run) is False  # the cheap check sees the truncated tar only
     assert verify_shards(run).damaged.keys() == {1, 2}
 
@@ -41,10 +40,10 @@ def test_verify_finds_damage_of_the_same_size_and_repair_lets_generate_redo_it(g
     assert out[2] == "verified 3 shards: 3 images intact, 2 shards damaged"
 
     assert main(["-q", "verify", "-c", str(config), "--repair"]) == 1
-    assert not part_path(run, 1).exists() and not part_path(run, 2).exists()
+    assert not run.manifest_part(1).exists() and not run.manifest_part(2).exists()
     capsys.readouterr()
     assert run_stage(cfg, "generate")["made_shards"] == 2
-    assert {s: tar_path(run, s).read_bytes() for s in range(3)} == before
+    assert {s: run.shard_tar(s).read_bytes() for s in range(3)} == before
     assert main(["-q", "verify", "-c", str(config)]) == 0
 
 
@@ -56,14 +55,14 @@ def test_a_member_twice_or_at_the_wrong_place_is_damage(gen_config):
     cfg = gen_config(images_per_class=1, shard_size=3)
     run = RunDir(cfg.run_dir)
     run_stage(cfg, "generate")
-    original = tar_path(run, 0).read_bytes()
+    original = run.shard_tar(0).read_bytes()
     with tarfile.open(fileobj=io.BytesIO(original)) as tf:
         members = [(m, tf.extractfile(m).read()) for m in tf.getmembers()]
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as out:
         for m, data in reversed(members):  # the same members, in another order
             out.addfile(m, io.BytesIO(data))
-    tar_path(run, 0).write_bytes(buf.getvalue()[: len(original)].ljust(len(original), b"\0"))
+    run.shard_tar(0).write_bytes(buf.getvalue()[: len(original)].ljust(len(original), b"\0"))
     assert "lies at bytes" in verify_shards(run).damaged[0]
 
     # every member in place, plus a second metadata member for the last image written over the tar's zero padding
@@ -81,9 +80,9 @@ def test_a_member_twice_or_at_the_wrong_place_is_damage(gen_config):
     twice = original[:end] + copy + original[end + len(copy):]
     with tarfile.open(fileobj=io.BytesIO(twice)) as tf:
         assert tf.getnames() == [*names, meta.name]
-    tar_path(run, 0).write_bytes(twice)
+    run.shard_tar(0).write_bytes(twice)
     assert verify_shards(run).damaged == {0: f"member {meta.name!r} is in the tar twice"}
-    tar_path(run, 0).write_bytes(original)
+    run.shard_tar(0).write_bytes(original)
     assert verify_shards(run).ok
 
 
@@ -103,8 +102,8 @@ def test_verify_before_generate_finishes_calls_unmade_shards_not_made_yet(gen_co
 
     run_stage(cfg, "generate")
     for shard in (1, 2):  # as a generate stopped after its first shard leaves the run
-        tar_path(run, shard).unlink()
-        part_path(run, shard).unlink()
+        run.shard_tar(shard).unlink()
+        run.manifest_part(shard).unlink()
     state = run.read_state("generate")
     state.status = "running"
     run.write_state(state)
@@ -113,8 +112,8 @@ def test_verify_before_generate_finishes_calls_unmade_shards_not_made_yet(gen_co
     assert main(["-q", "verify", "-c", str(config)]) == 0
 
     run_stage(cfg, "generate")  # finished; then shard 2 is lost
-    tar_path(run, 2).unlink()
-    part_path(run, 2).unlink()
+    run.shard_tar(2).unlink()
+    run.manifest_part(2).unlink()
     result = verify_shards(run)
     assert not result.ok and result.damaged == {2: "missing"} and result.not_made == []
     assert main(["-q", "verify", "-c", str(config)]) == 1

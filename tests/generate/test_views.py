@@ -9,15 +9,17 @@ import yaml
 from PIL import Image
 from rich.console import Console
 
-from synthdiv.config import ScoreConfig, config_from_dict
+from synthdiv.config.generate import ScoreConfig
+from synthdiv.config.loader import config_from_dict
+from synthdiv.config.models import generator_id
+from synthdiv.core.rundir import RunDir
+from synthdiv.engine.estimate import estimate
+from synthdiv.engine.runner import run_stage
 from synthdiv.errors import InputError
-from synthdiv.generate import generator_id, read_manifest
-from synthdiv.generate.estimate import estimate
-from synthdiv.generate.filter import filtered_manifest, keep_mask
-from synthdiv.generate.samples import contact_sheet
-from synthdiv.generate.scoring import score_matrix
-from synthdiv.run import RunDir
-from synthdiv.stages import run_stage
+from synthdiv.stages.generate.contact_sheet import contact_sheet
+from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.score.filters import filtered_manifest, keep_mask
+from synthdiv.stages.score.stage import score_matrix
 
 from .conftest import write_inputs
 
@@ -137,7 +139,7 @@ def test_contact_sheet_all_and_one_class(generated, tmp_path):
 
 
 def test_cli_estimate_and_samples(generated, tmp_path, capsys):
-    from synthdiv.cli import main
+    from synthdiv.cli.app import main
 
     cfg, _ = generated
     config = tmp_path / "c.yaml"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from synthdiv.config import LLMSpec
+from synthdiv.config.models import LLMSpec
 from synthdiv.errors import ConfigError, UnknownBackendError
-from synthdiv.llm import LLM_BACKENDS, CachedLLM, create_llm, list_llms
-from synthdiv.llm.cache import request_key
+from synthdiv.models.llm import LLM_BACKENDS, create_llm, list_llms
+from synthdiv.models.llm.cache import CachedLLM, request_key
 from tests.llm.fakes import FakeLLM
 
 MSG = [{"role": "user", "content": "hello"}]
@@ -84,7 +84,7 @@ def test_the_key_holds_the_decoding_the_backend_does(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("batched", [False, True])
 def test_a_fallback_during_the_call_stores_a_free_answer(tmp_path: Path, batched: bool) -> None:
-    from synthdiv.llm.base import Request
+    from synthdiv.models.llm.base import Request
 
     schema = {"type": "array", "items": {"type": "string"}}
     inner = _Switch("answered freely", supports_json_schema=True)
@@ -117,7 +117,7 @@ def test_wrapped_llm_error_leaves_no_entry(tmp_path: Path) -> None:
 
 def test_registry_has_builtins_without_importing_them() -> None:
     assert {"transformers", "openai"} <= set(list_llms())
-    assert "synthdiv.llm.openai_backend" in LLM_BACKENDS._lazy["openai"]
+    assert "synthdiv.models.llm.openai_backend" in LLM_BACKENDS._lazy["openai"]
 
 
 def test_unknown_backend_lists_names() -> None:
@@ -146,7 +146,7 @@ def test_create_llm_wraps_in_cache_and_stays_light(tmp_path: Path) -> None:
     assert llm.supports_json_schema is True  # xgrammar is a dependency: the embedded model decodes under the schema
     # building a backend loads neither the model nor torch (nor xgrammar) before a miss: checked in a fresh process,
     # as this one imported torch already (the autouse fixture of tests/conftest.py)
-    code = ("import sys\nfrom synthdiv.config import LLMSpec\nfrom synthdiv.llm import create_llm\n"
+    code = ("import sys\nfrom synthdiv.config import LLMSpec\nfrom synthdiv.models.llm import create_llm\n"
             f"create_llm(LLMSpec(), cache_dir={str(tmp_path / 'fresh')!r})\n"
             "print(sorted(m for m in ('torch', 'transformers', 'xgrammar') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -176,7 +176,7 @@ class _BatchEcho:
 
 
 def test_cached_complete_many_sends_only_the_misses(tmp_path: Path) -> None:
-    from synthdiv.llm.base import Request
+    from synthdiv.models.llm.base import Request
 
     inner = _BatchEcho()
     llm = CachedLLM(inner, tmp_path)
@@ -189,7 +189,7 @@ def test_cached_complete_many_sends_only_the_misses(tmp_path: Path) -> None:
 
 
 def test_cached_complete_many_shares_entries_with_complete(tmp_path: Path) -> None:
-    from synthdiv.llm.base import Request
+    from synthdiv.models.llm.base import Request
     from tests.llm.fakes import FakeLLM
 
     fake = FakeLLM("one", "two", "three")

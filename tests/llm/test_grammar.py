@@ -11,8 +11,8 @@ import re
 import pytest
 import torch
 
-from synthdiv.llm import _grammar
-from synthdiv.llm.structured import list_schema
+from synthdiv.models.llm import _grammar
+from synthdiv.models.llm.structured import list_schema
 
 xgr = pytest.importorskip("xgrammar")
 

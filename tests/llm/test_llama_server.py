@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from synthdiv.config import LLMSpec
-from synthdiv.llm import CachedLLM, create_llm
-from synthdiv.llm.openai_backend import OpenAILLM
-from synthdiv.llm.structured import ask_list, list_schema
+from synthdiv.config.models import LLMSpec
+from synthdiv.models.llm import create_llm
+from synthdiv.models.llm.cache import CachedLLM
+from synthdiv.models.llm.openai_backend import OpenAILLM
+from synthdiv.models.llm.structured import ask_list, list_schema
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (make dev builds it)")
 
@@ -29,7 +30,7 @@ STARTUP_S = 180
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from synthdiv.llm.llama_server import serve_embedded
+    from synthdiv.models.llm.llama_server import serve_embedded
 
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     try:

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from synthdiv.config import LLMSpec
+from synthdiv.config.models import LLMSpec
 from synthdiv.errors import ConfigError, SynthdivError
-from synthdiv.llm import create_llm
-from synthdiv.llm.openai_backend import LLMServerError
-from synthdiv.llm.structured import LIST_SCHEMA
+from synthdiv.models.llm import create_llm
+from synthdiv.models.llm.openai_backend import LLMServerError
+from synthdiv.models.llm.structured import LIST_SCHEMA
 
 SECRET = "sk-test-secret-0123456789"
 MSG = [{"role": "user", "content": "hi"}]
@@ -238,7 +238,7 @@ def test_unreachable_server_names_the_url() -> None:
 
 
 def test_complete_many_sends_requests_concurrently_in_order(server: tuple[str, Script], tmp_path: Path) -> None:
-    from synthdiv.llm.base import Request, complete_many
+    from synthdiv.models.llm.base import Request, complete_many
 
     url, script = server
     script.gather, script.delay = 4, 0.05  # the first four are held until all four are in flight
@@ -254,7 +254,7 @@ def test_complete_many_sends_requests_concurrently_in_order(server: tuple[str, S
 
 
 def test_complete_many_stops_sending_after_a_refusal(server: tuple[str, Script]) -> None:
-    from synthdiv.llm.base import Request
+    from synthdiv.models.llm.base import Request
 
     url, script = server
     script.delay = 0.05

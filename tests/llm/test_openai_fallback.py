@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from synthdiv.config import LLMSpec
-from synthdiv.llm import CachedLLM, create_llm
-from synthdiv.llm.cache import request_key
-from synthdiv.llm.openai_backend import LLMServerError, OpenAILLM
-from synthdiv.llm.structured import ask_list, list_schema
+from synthdiv.config.models import LLMSpec
+from synthdiv.models.llm import create_llm
+from synthdiv.models.llm.cache import CachedLLM, request_key
+from synthdiv.models.llm.openai_backend import LLMServerError, OpenAILLM
+from synthdiv.models.llm.structured import ask_list, list_schema
 
 MSG = [{"role": "user", "content": "Name two colours."}]
 SCHEMA = list_schema(2, 1, 20)
@@ -84,7 +84,7 @@ def test_a_refused_schema_is_dropped_once_and_remembered(
     state.code = code
     llm = _llm(url)
     assert llm.supports_json_schema
-    with caplog.at_level(logging.WARNING, logger="synthdiv.llm.openai_backend"):
+    with caplog.at_level(logging.WARNING, logger="synthdiv.models.llm.openai_backend"):
         assert llm.complete(MSG, json_schema=SCHEMA) == ['["red", "blue"]']
         assert llm.complete(MSG, n=2, seed=4, json_schema=SCHEMA) == ['["red", "blue"]'] * 2
     first, retry, *later = state.bodies

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthdiv.llm.structured import LIST_SCHEMA, affordable_len, ask_list, item_key, list_schema, parse_list
+from synthdiv.models.llm.structured import LIST_SCHEMA, affordable_len, ask_list, item_key, list_schema, parse_list
 from tests.llm.fakes import FakeLLM
 
 PARSER_TABLE = [
@@ -231,7 +231,7 @@ class _SeedLists:
 
 
 def test_ask_list_many_asks_what_ask_list_asks_alone():
-    from synthdiv.llm.structured import ask_list_many
+    from synthdiv.models.llm.structured import ask_list_many
 
     calls = [{"messages": [{"role": "user", "content": f"q{i}"}], "n_items": 2, "seed": seed, "max_retries": 3}
              for i, seed in enumerate((2, 4, 7))]  # seed 4: no item, seed 5: one, seed 6: the second

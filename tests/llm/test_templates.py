@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from synthdiv.errors import SynthdivError, UnknownBackendError
-from synthdiv.llm import templates
+from synthdiv.models.llm import templates
 
 VARS = {
     "disambiguate.v1": {"name": "crane", "definition": "large long-necked wading bird", "others": ["crane", "heron"],

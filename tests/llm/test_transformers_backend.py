@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from synthdiv.config import LLMSpec
-from synthdiv.llm import CachedLLM, create_llm, templates
-from synthdiv.llm.structured import ask_list, item_key, list_schema
-from synthdiv.llm.transformers_backend import TransformersLLM
+from synthdiv.config.models import LLMSpec
+from synthdiv.models.llm import create_llm, templates
+from synthdiv.models.llm.cache import CachedLLM
+from synthdiv.models.llm.structured import ask_list, item_key, list_schema
+from synthdiv.models.llm.transformers_backend import TransformersLLM
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +78,7 @@ def test_ask_list_with_the_real_model(smol: TransformersLLM) -> None:
 
 
 def test_complete_many_batches_requests_by_their_settings(smol: TransformersLLM) -> None:
-    from synthdiv.llm.base import Request
+    from synthdiv.models.llm.base import Request
 
     other = [{"role": "user", "content": "Write a JSON list of two animals and nothing else."}]
     requests = [Request(MSG, temperature=0.8, seed=1, max_tokens=5), Request(other, temperature=0, max_tokens=4),
@@ -108,7 +109,7 @@ def _matches(text: str, schema: dict) -> bool:
 
 @pytest.mark.timeout(900)
 def test_constrained_answers_are_json_of_the_schema(smol: TransformersLLM) -> None:
-    from synthdiv.llm.base import Request
+    from synthdiv.models.llm.base import Request
 
     assert smol.supports_json_schema
     schema = list_schema(3, 2, 40)  # 3 items of <= 40 characters fit in 160 tokens: never cut off
@@ -124,7 +125,7 @@ def test_constrained_answers_are_json_of_the_schema(smol: TransformersLLM) -> No
 
 
 def test_a_constrained_sample_does_not_depend_on_its_batch(smol: TransformersLLM) -> None:
-    from synthdiv.llm.base import Request
+    from synthdiv.models.llm.base import Request
 
     one, two = list_schema(1, 1, 12), list_schema(2, 1, 6)
     requests = [Request(CRANE, temperature=0.8, seed=1, max_tokens=24, json_schema=one),
@@ -137,12 +138,12 @@ def test_a_constrained_sample_does_not_depend_on_its_batch(smol: TransformersLLM
 
 def test_without_xgrammar_it_decodes_freely(smol: TransformersLLM, monkeypatch: pytest.MonkeyPatch,
                                             caplog: pytest.LogCaptureFixture) -> None:
-    from synthdiv.llm import _grammar, transformers_backend
+    from synthdiv.models.llm import _grammar, transformers_backend
 
     schema = list_schema(2, 1, 20)
     monkeypatch.setattr(_grammar, "available", lambda: False)
     transformers_backend._say_free_decoding.cache_clear()
-    with caplog.at_level(logging.WARNING, logger="synthdiv.llm.transformers_backend"):
+    with caplog.at_level(logging.WARNING, logger="synthdiv.models.llm.transformers_backend"):
         spec = LLMSpec(backend="transformers", model="embedded", device="cpu", options={"batch_size": 2})
         llm, again = create_llm(spec), create_llm(spec)
     assert [r.getMessage() for r in caplog.records] == [

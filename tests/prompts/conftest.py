@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from synthdiv.run import RunDir, atomic_write_jsonl
+from synthdiv.core.rundir import RunDir
+from synthdiv.utils.io import atomic_write_jsonl
 from tests.llm.fakes import FakeLLM
 
 
@@ -34,12 +35,12 @@ def write_resolved():
 @pytest.fixture
 def scripted_llm(monkeypatch: pytest.MonkeyPatch) -> FakeLLM:
     """A FakeLLM that the prompts stage gets from ``create_llm``, wrapped in the real on-disk response cache."""
-    from synthdiv.llm import CachedLLM
+    from synthdiv.models.llm.cache import CachedLLM
 
     fake = FakeLLM(model_id="fake:scripted")
 
     def create(spec: Any, cache_dir: Path | None = None) -> Any:
         return CachedLLM(fake, cache_dir, backend="fake", model="scripted") if cache_dir else fake
 
-    monkeypatch.setattr("synthdiv.llm.create_llm", create)
+    monkeypatch.setattr("synthdiv.models.llm.create_llm", create)
     return fake

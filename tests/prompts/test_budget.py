@@ -7,9 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthdiv.config import PlanConfig
-from synthdiv.config.prompts import DEFAULT_IMAGES_PER_CLASS
-from synthdiv.prompts.budget import cap_fairly, class_budgets, split_by_kind, training_real_counts
+from synthdiv.config.prompts import DEFAULT_IMAGES_PER_CLASS, PlanConfig
+from synthdiv.stages.plan.budget import cap_fairly, class_budgets, split_by_kind, training_real_counts
 
 KINDS = ("base", "context", "style")
 
@@ -98,8 +97,8 @@ def test_split_rows_sum_to_budget(budgets, weights):
 
 
 def test_training_real_counts_follow_the_synthetic_variants_protocol():
-    from synthdiv.config import TrainConfig
-    from synthdiv.data import RealProtocol, protocol_counts
+    from synthdiv.config.train import TrainConfig
+    from synthdiv.data.protocols import RealProtocol, protocol_counts
 
     real = np.array([100, 90, 80, 70, 60])
     assert training_real_counts(TrainConfig(), real, seed=0).tolist() == real.tolist()
@@ -112,7 +111,7 @@ def test_training_real_counts_follow_the_synthetic_variants_protocol():
 
 
 def test_the_protocol_used_is_logged(caplog):
-    from synthdiv.config import TrainConfig
+    from synthdiv.config.train import TrainConfig
 
     caplog.set_level("INFO", logger="synthdiv")
     counts = training_real_counts(TrainConfig(low_data=2), np.array([10, 10, 10]), seed=0)
@@ -121,7 +120,7 @@ def test_the_protocol_used_is_logged(caplog):
 
 
 def test_variants_with_different_real_protocols_are_refused_naming_two():
-    from synthdiv.config import TrainConfig
+    from synthdiv.config.train import TrainConfig
     from synthdiv.errors import ConfigError
 
     train = TrainConfig(variants={"a": {"low_data": 2}, "b": {"low_data": 3}, "c": {"long_tail": True}})

@@ -1,4 +1,4 @@
-"""Debris checks of LLM text (synthdiv.prompts.debris) and where they apply: disambiguate candidates, contexts,
+"""Debris checks of LLM text (synthdiv.lexicon.debris) and where they apply: disambiguate candidates, contexts,
 styles (a rendition head word, the built-in vocabulary filling the LLM's gap, marked in the provenance).
 
 The refused strings are the quickstart's own debris (SmolLM2-135M, issue 21)."""
@@ -11,8 +11,8 @@ import logging
 import pyarrow.parquet as pq
 import pytest
 
-from synthdiv.catalog.wordnet import is_english_word, wordnet_dir
-from synthdiv.prompts.debris import RULES, debris_reason, drop_dangling, words_of
+from synthdiv.lexicon.debris import RULES, debris_reason, drop_dangling, words_of
+from synthdiv.lexicon.wordnet import is_english_word, wordnet_dir
 
 needs_wordnet = pytest.mark.wordnet  # skipped where WordNet is not installed (tests/conftest.py)
 
@@ -96,12 +96,12 @@ def test_the_class_names_own_words_and_characters_are_allowed():
 
 
 def test_without_wordnet_the_lexicon_is_skipped_and_said_once(monkeypatch, caplog):
-    from synthdiv.prompts import debris
+    from synthdiv.lexicon import debris
 
-    monkeypatch.setattr("synthdiv.catalog.wordnet.wordnet_dir", lambda: None)
+    monkeypatch.setattr("synthdiv.lexicon.wordnet.wordnet_dir", lambda: None)
     debris._have_lexicon.cache_clear()
     try:
-        with caplog.at_level(logging.WARNING, logger="synthdiv.prompts.debris"):
+        with caplog.at_level(logging.WARNING, logger="synthdiv.lexicon.debris"):
             assert debris_reason("stintyshkovd's") is None
             assert debris_reason("a hard candish") is None
             assert debris_reason("a hard candish of") is not None  # the other rules still apply
@@ -137,7 +137,7 @@ def test_words_of_and_drop_dangling():
     ('paint", "oil painting', "JSON key/value fragment"),
 ])
 def test_style_processor_refuses_debris_and_non_renditions(item, reason):
-    from synthdiv.prompts.styles import style_processor
+    from synthdiv.stages.prompts.styles import style_processor
 
     assert reason in (style_processor()(item)[2] or "")
 
@@ -147,14 +147,14 @@ def test_style_processor_refuses_debris_and_non_renditions(item, reason):
                                    "plush toy", "crystal-glass art", "black and white photograph", "pixel art",
                                    "pop-art poster", "still life"])
 def test_renditions_pass(style):
-    from synthdiv.prompts.styles import style_processor
+    from synthdiv.stages.prompts.styles import style_processor
 
     assert style_processor()(style) == (style, None, None)
 
 
 @needs_wordnet
 def test_every_builtin_style_is_a_clean_rendition():
-    from synthdiv.prompts.styles import BUILTIN_STYLES, style_processor
+    from synthdiv.stages.prompts.styles import BUILTIN_STYLES, style_processor
 
     process = style_processor()
     assert len(set(BUILTIN_STYLES)) == len(BUILTIN_STYLES) >= 32
@@ -164,7 +164,7 @@ def test_every_builtin_style_is_a_clean_rendition():
 
 
 def test_builtin_styles_are_a_seeded_choice():
-    from synthdiv.prompts.styles import BUILTIN_STYLES, builtin_styles
+    from synthdiv.stages.prompts.styles import BUILTIN_STYLES, builtin_styles
 
     assert builtin_styles(5, 0) == builtin_styles(5, 0)
     assert builtin_styles(5, 0) != builtin_styles(5, 1)
@@ -175,7 +175,7 @@ def test_builtin_styles_are_a_seeded_choice():
 @needs_wordnet
 def test_context_processor_refuses_debris():
     from synthdiv.config.prompts import PromptsConfig
-    from synthdiv.prompts.contexts import context_processor
+    from synthdiv.stages.prompts.contexts import context_processor
 
     process = context_processor("a crane, a tall wading bird", PromptsConfig(max_context_tokens=20))
     assert process("on a wooden table in morning light (pick one example)")[2] == \
@@ -195,7 +195,7 @@ def test_context_processor_refuses_debris():
 ])
 def test_a_context_must_be_a_scene(item, scene):
     from synthdiv.config.prompts import PromptsConfig
-    from synthdiv.prompts.contexts import context_processor
+    from synthdiv.stages.prompts.contexts import context_processor
 
     reason = context_processor("a pullover", PromptsConfig())(item)[2]
     assert (reason is None) == scene, reason
@@ -204,7 +204,7 @@ def test_a_context_must_be_a_scene(item, scene):
 
 @needs_wordnet
 def test_disambiguate_candidates_refuse_debris(make_config):
-    from synthdiv.disambiguate.propose import request
+    from synthdiv.stages.disambiguate.propose import request
 
     cfg = make_config()
     call, _ = request({"name": "trouser", "index": 0}, [], cfg.disambiguate, 0)
@@ -220,8 +220,8 @@ def test_disambiguate_candidates_refuse_debris(make_config):
 
 @needs_wordnet
 def test_builtin_styles_fill_the_gap_and_are_marked(make_config, write_resolved, scripted_llm, tmp_path):
-    from synthdiv.prompts import build_prompts
-    from synthdiv.prompts.styles import BUILTIN_STYLES, BUILTIN_STYLES_ID, builtin_styles
+    from synthdiv.stages.prompts.stage import build_prompts
+    from synthdiv.stages.prompts.styles import BUILTIN_STYLES, BUILTIN_STYLES_ID, builtin_styles
 
     cfg = make_config(prompts={"contexts_per_class": 0, "styles": 3, "batch_size": 3, "max_retries": 0,
                                "max_requests": 1, "clip_dedup": False, "proportions": {"style": 1}})

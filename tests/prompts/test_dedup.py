@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthdiv.prompts.dedup import dedup_embeddings, dedup_text
+from synthdiv.stages.prompts.dedup import dedup_embeddings, dedup_text
 
 
 def _unit(rows):
@@ -31,8 +31,8 @@ def test_dedup_embeddings_against_kept_rows():
 
 
 def test_dedup_with_the_embedded_clip_text_encoder():
-    from synthdiv.clip import create_scorer
-    from synthdiv.config import CLIPSpec
+    from synthdiv.config.models import CLIPSpec
+    from synthdiv.models.clip import create_scorer
 
     scorer = create_scorer(CLIPSpec())
     texts = ["a goldfish in a bowl on a kitchen table", "A goldfish in a bowl  on a kitchen table",

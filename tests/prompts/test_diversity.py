@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
 
+from synthdiv.core.schemas import PROMPTS_SCHEMA
 from synthdiv.errors import InputError, StageOrderError
-from synthdiv.prompts.diversity import distinct_word_ratio, diversity_report, mean_pairwise_distance
-from synthdiv.prompts.ids import prompt_id
-from synthdiv.schemas import PROMPTS_SCHEMA
+from synthdiv.stages.prompts.diversity import distinct_word_ratio, diversity_report, mean_pairwise_distance
+from synthdiv.stages.prompts.ids import prompt_id
 
 
 def test_distinct_word_ratio():
@@ -84,7 +84,7 @@ def test_report_before_the_prompts_stage(make_config):
 
 
 def test_show_prompts_command(tmp_path, capsys):
-    from synthdiv.cli import main
+    from synthdiv.cli.app import main
 
     _write(tmp_path / "run", ROWS)
     cfg = tmp_path / "c.yaml"
@@ -96,8 +96,8 @@ def test_show_prompts_command(tmp_path, capsys):
 
 def test_show_prompts_loads_clip_only_with_the_flag(tmp_path, capsys, monkeypatch):
     """Counts, word ratios and samples need no model; ``--clip`` adds the distance column (and loads CLIP)."""
-    import synthdiv.clip
-    from synthdiv.cli import main
+    import synthdiv.models.clip
+    from synthdiv.cli.app import main
 
     _write(tmp_path / "run", ROWS)
     cfg = tmp_path / "c.yaml"
@@ -107,7 +107,7 @@ def test_show_prompts_loads_clip_only_with_the_flag(tmp_path, capsys, monkeypatc
         raise AssertionError("show prompts loaded a CLIP model without --clip")
 
     with monkeypatch.context() as m:
-        m.setattr(synthdiv.clip, "create_scorer", no_model)
+        m.setattr(synthdiv.models.clip, "create_scorer", no_model)
         assert main(["show", "prompts", "-c", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "a photo of a goldfish in a pond" in out and "CLIP distance" not in out

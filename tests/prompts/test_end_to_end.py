@@ -9,8 +9,8 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
-from synthdiv.prompts.text import MAX_PROMPT_TOKENS, count_tokens, mentions
-from synthdiv.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA
+from synthdiv.core.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA
+from synthdiv.stages.prompts.text import MAX_PROMPT_TOKENS, count_tokens, mentions
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +18,7 @@ CLASSES = [("goldfish", "goldfish", 4), ("crane", "a crane, a tall wading bird",
 
 
 def test_prompts_and_plan_with_the_embedded_llm(make_config, write_resolved):
-    from synthdiv.stages import run_stage
+    from synthdiv.engine.runner import run_stage
 
     cfg = make_config(
         prompts={"contexts_per_class": 2, "styles": 2, "batch_size": 2, "max_retries": 0, "max_requests": 2,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from synthdiv.prompts.contexts import collect_contexts, collect_contexts_many
+from synthdiv.stages.prompts.contexts import collect_contexts, collect_contexts_many
 
 
 class _SeedEcho:

@@ -10,10 +10,11 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
+from synthdiv.core.rundir import RunDir
 from synthdiv.errors import InputError
-from synthdiv.prompts import build_prompts, external_inputs
-from synthdiv.prompts.plan import build_plan
-from synthdiv.run import RunDir, atomic_write_jsonl
+from synthdiv.stages.plan.stage import build_plan
+from synthdiv.stages.prompts.stage import build_prompts, external_inputs
+from synthdiv.utils.io import atomic_write_jsonl
 from tests.conftest import SMOKE_DATA
 
 

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthdiv.config import GeneratorSpec
+from synthdiv.config.models import GeneratorSpec, generator_id
+from synthdiv.core.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA
 from synthdiv.errors import ConfigError, InputError
-from synthdiv.prompts import ids
-from synthdiv.prompts.ids import prompt_id
-from synthdiv.prompts.plan import build_plan, generator_id, image_ids, layout_plan
-from synthdiv.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA
+from synthdiv.stages.plan.stage import build_plan, image_ids, layout_plan
+from synthdiv.stages.prompts import ids
+from synthdiv.stages.prompts.ids import prompt_id
 
 
 def write_prompts(run, per_class: list[dict[str, int]]) -> pa.Table:
@@ -234,7 +234,7 @@ def test_two_budget_kinds_are_a_config_error(make_config):
 
 
 def test_plan_through_the_engine_is_a_noop_the_second_time(make_config, write_resolved):
-    from synthdiv.stages import run_stage
+    from synthdiv.engine.runner import run_stage
 
     cfg = make_config(plan={"images_per_class": 3})
     run = write_resolved(cfg.run_dir, [("a", "a", 1)])
@@ -244,7 +244,7 @@ def test_plan_through_the_engine_is_a_noop_the_second_time(make_config, write_re
 
 
 def _real_set(per_class: list[int]):
-    from synthdiv.data import SampleSet
+    from synthdiv.data.sources import SampleSet
 
     return SampleSet.from_rows([(f"c{c}/{i}.png", -1, -1, c, f"c{c}/{i}") for c, n in enumerate(per_class)
                                 for i in range(n)])
@@ -252,7 +252,7 @@ def _real_set(per_class: list[int]):
 
 def test_top_up_counts_the_long_tail_real_set_training_sees(make_config, write_resolved):
     """Issue 10: with a long-tail profile, planned synthetic + long-tail real = top_up_to for every class."""
-    from synthdiv.data import long_tail
+    from synthdiv.data.protocols import long_tail
 
     real = [1300, 1300, 1300, 1300, 1300]
     cfg = make_config(plan={"top_up_to": 1300},
@@ -274,9 +274,9 @@ def test_top_up_counts_the_long_tail_real_set_training_sees(make_config, write_r
 ])
 def test_plan_and_train_agree_on_the_real_counts(make_config, write_resolved, tmp_path, monkeypatch, protocol):
     """The plan's top-up and train's real set (its own prepare_data, on real files) come from one function."""
-    from synthdiv.catalog import read_classes
-    from synthdiv.data import SampleSet
-    from synthdiv.train.stage import prepare_data
+    from synthdiv.data.sources import SampleSet
+    from synthdiv.stages.classes.reader import read_classes
+    from synthdiv.stages.train.stage import prepare_data
 
     real = [40, 33, 40, 12, 25, 0]
     root = tmp_path / "real"
@@ -291,8 +291,8 @@ def test_plan_and_train_agree_on_the_real_counts(make_config, write_resolved, tm
     write_prompts(run, [{"base": 1, "style": 2}] * len(real))
     build_plan(cfg, run)
     planned = np.bincount(pq.read_table(run.plan).column("class").to_numpy(), minlength=len(real))
-    monkeypatch.setattr("synthdiv.data.synthetic_samples", lambda *a, **k: SampleSet.empty())
-    monkeypatch.setattr("synthdiv.generate.engine.require_complete", lambda *a: None)  # nothing generated here
+    monkeypatch.setattr("synthdiv.stages.score.reader.synthetic_samples", lambda *a, **k: SampleSet.empty())
+    monkeypatch.setattr("synthdiv.stages.generate.stage.require_complete", lambda *a: None)  # nothing generated here
     train_real, _ = prepare_data(cfg, cfg.train.variant("real+syn"), run, read_classes(run.classes))
     seen = train_real.class_counts(len(real))
     assert seen.sum() < sum(real)  # the protocol really subsamples
@@ -313,7 +313,8 @@ def test_variants_with_different_protocols_have_no_single_top_up(make_config, wr
 
 
 def test_a_changed_protocol_makes_the_plan_stale(make_config):
-    from synthdiv.stages import fingerprint, get_spec
+    from synthdiv.core.pipeline import get_spec
+    from synthdiv.core.status import fingerprint
 
     spec = get_spec("plan")
     base = fingerprint(make_config(plan={"top_up_to": 10}), spec)

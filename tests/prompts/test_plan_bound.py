@@ -6,11 +6,11 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
+from synthdiv.core.rundir import RunDir
+from synthdiv.engine.runner import run_stage
 from synthdiv.errors import ConfigError
-from synthdiv.prompts import plan as plan_module
-from synthdiv.prompts.plan import build_plan
-from synthdiv.run import RunDir
-from synthdiv.stages import run_stage
+from synthdiv.stages.plan import stage as plan_module
+from synthdiv.stages.plan.stage import build_plan
 from tests.prompts.test_plan import write_prompts
 
 

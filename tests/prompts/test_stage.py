@@ -8,11 +8,11 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from synthdiv.core.schemas import PROMPTS_SCHEMA
 from synthdiv.errors import InputError
-from synthdiv.prompts import build_prompts
-from synthdiv.prompts.ids import prompt_id
-from synthdiv.prompts.text import MAX_PROMPT_TOKENS, count_tokens, mentions
-from synthdiv.schemas import PROMPTS_SCHEMA
+from synthdiv.stages.prompts.ids import prompt_id
+from synthdiv.stages.prompts.stage import build_prompts
+from synthdiv.stages.prompts.text import MAX_PROMPT_TOKENS, count_tokens, mentions
 
 CLASSES = [("goldfish", "goldfish", 3), ("crane", "a crane, a tall wading bird", 0)]
 LONG = "a crane in a marsh " + " ".join(["with very tall reeds"] * 8)  # < 300 characters, > 20 tokens
@@ -165,7 +165,8 @@ def test_resolved_without_description_is_an_input_error(make_config, write_resol
 
 
 def test_editing_a_reused_styles_file_changes_the_fingerprint(make_config, tmp_path):
-    from synthdiv.stages import fingerprint, get_spec
+    from synthdiv.core.pipeline import get_spec
+    from synthdiv.core.status import fingerprint
 
     path = tmp_path / "s.json"
     path.write_text('{"styles": ["origami"]}')

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthdiv.prompts.text import (
+from synthdiv.stages.prompts.text import (
     MAX_PROMPT_TOKENS,
     count_tokens,
     fill,
@@ -84,14 +84,14 @@ def test_token_count_and_trim():
      ("on a wooden table in 1990", True), ("3D render", True)],
 )
 def test_looks_like_text(text, ok):
-    from synthdiv.prompts.text import looks_like_text
+    from synthdiv.stages.prompts.text import looks_like_text
 
     assert looks_like_text(text) is ok
 
 
 @pytest.mark.parametrize("text", ["Sorry, I cannot do that", "Here are 5 scenes:", "a JSON list of strings"])
 def test_chatter(text):
-    from synthdiv.prompts.text import is_chatter
+    from synthdiv.stages.prompts.text import is_chatter
 
     assert is_chatter(text)
     assert not is_chatter("a goldfish in a pond")
@@ -105,21 +105,21 @@ def test_chatter(text):
      ("a very long style name that goes on and on", None)],
 )
 def test_style_items_are_cleaned(item, style):
-    from synthdiv.prompts.styles import style_processor
+    from synthdiv.stages.prompts.styles import style_processor
 
     assert style_processor()(item)[0] == style
 
 
 @pytest.mark.parametrize("text", ["petworksImporter(", "x = [1]", "luxBritishAnim", "2 JSONs. Say it again"])
 def test_code_and_chatter_are_not_items(text):
-    from synthdiv.prompts.text import is_chatter, looks_like_text
+    from synthdiv.stages.prompts.text import is_chatter, looks_like_text
 
     assert is_chatter(text) or not looks_like_text(text)
 
 
 def test_rambling_context_is_rejected():
     from synthdiv.config.prompts import PromptsConfig
-    from synthdiv.prompts.contexts import context_processor
+    from synthdiv.stages.prompts.contexts import context_processor
 
     process = context_processor("goldfish", PromptsConfig(max_context_words=8))
     assert process("in a pond at dusk")[0] == "a goldfish in a pond at dusk"

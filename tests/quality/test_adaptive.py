@@ -7,8 +7,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from synthdiv.prompts.adaptive import allocate, append_round, class_need
-from synthdiv.prompts.plan import layout_plan, plan_batches
+from synthdiv.stages.plan.adaptive import allocate, append_round, class_need
+from synthdiv.stages.plan.stage import layout_plan, plan_batches
 
 
 def test_allocation_follows_errors_and_keep_rates():
@@ -64,7 +64,7 @@ def test_appended_round_keeps_ids_stable_and_unique():
 
 
 def test_least_used_picks_as_one_at_a_time_would():
-    from synthdiv.prompts.adaptive import least_used
+    from synthdiv.stages.plan.adaptive import least_used
 
     def one_at_a_time(uses: np.ndarray, m: int) -> list[tuple[int, int]]:
         uses, out = uses.copy(), []
@@ -97,7 +97,7 @@ def test_allocation_refuses_bad_needs_and_accepts_tight_bounds():
 
 
 def test_least_used_of_nothing_is_empty_int64():
-    from synthdiv.prompts.adaptive import least_used
+    from synthdiv.stages.plan.adaptive import least_used
 
     for uses, m in ((np.array([2, 0]), 0), (np.array([], np.int64), 3)):
         index, repeat = least_used(uses, m)
@@ -105,8 +105,8 @@ def test_least_used_of_nothing_is_empty_int64():
 
 
 def test_a_round_on_an_empty_plan_interleaves_classes_and_continues_each_prompts_repeats():
-    from synthdiv.prompts import ids
-    from synthdiv.schemas import PLAN_SCHEMA
+    from synthdiv.core.schemas import PLAN_SCHEMA
+    from synthdiv.stages.prompts import ids
 
     prompts = pa.table({"prompt_id": ["a0", "a1", "b0", "c0"], "class": pa.array([0, 0, 1, 2], pa.int32())})
     rows = append_round(PLAN_SCHEMA.empty_table(), prompts, np.array([3, 1, 0]), 7, "gen", shard_size=2)
@@ -134,7 +134,7 @@ def test_allocation_rounds_by_largest_remainder_and_breaks_ties_in_class_order()
 
 
 def test_a_round_of_many_images_interleaves_classes_with_ties_in_class_order():
-    from synthdiv.schemas import PLAN_SCHEMA
+    from synthdiv.core.schemas import PLAN_SCHEMA
 
     prompts = pa.table({"prompt_id": ["a0", "b0"], "class": pa.array([0, 1], pa.int32())})
     rows = append_round(PLAN_SCHEMA.empty_table(), prompts, np.array([10, 10]), 7, "gen", shard_size=4)

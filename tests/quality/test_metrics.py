@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthdiv.quality.metrics import (
+from synthdiv.metrics.diversity import (
     frechet_distance,
     group_metrics,
     kid,

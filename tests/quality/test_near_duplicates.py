@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthdiv.quality.near_duplicates import duplicate_groups, nearest_in, nearest_within
+from synthdiv.metrics.near_duplicates import duplicate_groups, nearest_in, nearest_within
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -10,13 +10,15 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from synthdiv.config import config_from_dict
+from synthdiv.config.loader import config_from_dict
+from synthdiv.config.models import generator_id
+from synthdiv.core.rundir import RunDir
+from synthdiv.engine.runner import run_stage
 from synthdiv.errors import ConfigError
-from synthdiv.generate import generator_id, read_manifest
-from synthdiv.generate.filter import filtered_manifest
-from synthdiv.quality.embeddings import load_real, load_synthetic
-from synthdiv.run import RunDir, atomic_write_jsonl, read_jsonl
-from synthdiv.stages import run_stage
+from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.score.embeddings import load_real, load_synthetic
+from synthdiv.stages.score.filters import filtered_manifest
+from synthdiv.utils.io import atomic_write_jsonl, read_jsonl
 from tests.generate.conftest import write_inputs
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -128,7 +130,7 @@ def test_rescoring_at_another_temperature_reuses_the_embeddings(scored, tiny_mod
     def no_model(spec, shared=True):  # noqa: ANN001, ANN202
         raise AssertionError("a rescore from the cache loaded CLIP")
 
-    monkeypatch.setattr("synthdiv.clip.create_scorer", no_model)  # texts, images and logit scale: all cached
+    monkeypatch.setattr("synthdiv.models.clip.create_scorer", no_model)  # texts, images and logit scale: all cached
     cool = config_from_dict({**cfg.model_dump(mode="json"), "score": {**cfg.score.model_dump(mode="json"),
                                                                       "temperature": 2.0}})
     assert run_stage(cool, "score", redo=True)["cached_shards"] == 3
@@ -148,8 +150,8 @@ def test_classifier_marks_mislabeled_and_easy_images(scored, tmp_path):
     import timm
     import torch
 
-    from synthdiv.quality.classifier import classify_images
-    from synthdiv.train.export import export_model
+    from synthdiv.stages.score.classifier import classify_images
+    from synthdiv.stages.train.export import export_model
 
     cfg, run, _, _ = scored
     model = timm.create_model("test_resnet", num_classes=3)
@@ -180,8 +182,8 @@ def test_classifier_marks_mislabeled_and_easy_images(scored, tmp_path):
 def test_each_variant_trains_on_its_own_filters(scored):
     """``train.filters`` per variant: the real+syn arm without filters sees every image, the one with
     ``memorized`` sees all but the planted copies (its data, not the root's)."""
-    from synthdiv.disambiguate import read_resolved
-    from synthdiv.train.stage import prepare_data
+    from synthdiv.stages.disambiguate.reader import read_resolved
+    from synthdiv.stages.train.stage import prepare_data
 
     cfg, run, _, copied = scored
     variants = {"all": {"synthetic_fraction": 0.5}, "clean": {"synthetic_fraction": 0.5, "filters": ["memorized"]}}

@@ -13,9 +13,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from synthdiv.run import RunDir, write_parquet_atomic
-from synthdiv.schemas import PROMPTS_SCHEMA, SCORES_SCHEMA
-from synthdiv.stages import run_stage
+from synthdiv.core.rundir import RunDir
+from synthdiv.core.schemas import PROMPTS_SCHEMA, SCORES_SCHEMA
+from synthdiv.engine.runner import run_stage
+from synthdiv.utils.io import write_parquet_atomic
 from tests.data.toydata import make_toy_run
 
 KINDS = ("base", "context", "style")
@@ -24,7 +25,7 @@ KINDS = ("base", "context", "style")
 def _eval_result(run: RunDir, variant: str, name: str, labels: np.ndarray, hits: np.ndarray, names: list[str],
                  keep_predictions: bool = True) -> None:
     """``eval/<variant>/<name>.json`` (and ``.npz``) as the evaluate stage writes them, for the given hits."""
-    from synthdiv.evaluate.metrics import accuracy_report, long_tail_splits, named_confused_pairs
+    from synthdiv.metrics.accuracy import accuracy_report, long_tail_splits, named_confused_pairs
 
     topk = np.stack([np.where(hits, labels, (labels + 1) % 3), (labels + 2) % 3], 1)
     report = {"variant": variant, "set": name, **accuracy_report(topk, labels, names), "corrupt": 0,
@@ -40,7 +41,7 @@ def _fill_run(root: Path) -> None:
     """Artifacts of every stage before report, in their contract formats (small, hand-made)."""
     import pyarrow.parquet as pq
 
-    from synthdiv.generate.shards import complete_shards, part_path, read_manifest
+    from synthdiv.stages.generate.shards import complete_shards, read_manifest
 
     run = RunDir(root)
     classes = [json.loads(line) for line in run.classes.read_text().splitlines()]
@@ -62,10 +63,10 @@ def _fill_run(root: Path) -> None:
     ]
     write_parquet_atomic(pa.Table.from_pylist(rows, schema=PROMPTS_SCHEMA), run.prompts)
     for shard in complete_shards(run):  # give each image a prompt of its class, the kinds in turn
-        part = pq.read_table(part_path(run, shard))
+        part = pq.read_table(run.manifest_part(shard))
         seeds, cls = part.column("seed").to_pylist(), part.column("class").to_pylist()
         ids = pa.array([f"{c}-{KINDS[s % 3]}" for c, s in zip(cls, seeds, strict=True)])
-        pq.write_table(part.set_column(part.column_names.index("prompt_id"), "prompt_id", ids), part_path(run, shard))
+        pq.write_table(part.set_column(part.column_names.index("prompt_id"), "prompt_id", ids), run.manifest_part(shard))
     ids = read_manifest(run).column("image_id").to_pylist()
     scores = [{"image_id": i, "similarity": 0.2 + 0.001 * n, "class_rank": n % 3, "margin": 0.01 * (n % 5 - 2),
                "prob": 0.2 + 0.05 * (n % 4), "best_other": 0, "dup_of": i, "memorized": False}

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from synthdiv.core.rundir import RunDir
 from synthdiv.errors import InputError
-from synthdiv.report import render_report
-from synthdiv.run import RunDir
+from synthdiv.stages.report.stage import render_report
 from tests.data.toydata import make_toy_run
 from tests.report.test_report import _fill_run
 

@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from synthdiv.report.results import EvalResult, class_deltas, grid_order, pick_baseline, results_section
-from synthdiv.report.samples import pick_classes
+from synthdiv.stages.report.results import EvalResult, class_deltas, grid_order, pick_baseline, results_section
+from synthdiv.stages.report.samples import pick_classes
 
 
 def test_class_deltas_put_the_largest_gain_first():

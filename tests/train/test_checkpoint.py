@@ -10,16 +10,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from synthdiv.core.rundir import RunDir
 from synthdiv.errors import InputError
-from synthdiv.run import RunDir, read_jsonl
-from synthdiv.train import fit
-from synthdiv.train.checkpoint import (
+from synthdiv.stages.train.checkpoint import (
     CorruptCheckpointError,
     checkpoint_path,
     load_checkpoint,
     load_latest_checkpoint,
     save_checkpoint,
 )
+from synthdiv.stages.train.stage import fit
+from synthdiv.utils.io import read_jsonl
 
 BASE = {"model": "test_resnet", "img_size": 16, "batch_size": 8, "num_workers": 0, "log_every": 1, "lr": 3e-3}
 
@@ -151,7 +152,7 @@ def test_a_full_disk_while_saving_a_checkpoint_is_the_kernels_error_and_leaves_n
     import errno
     import os
 
-    from synthdiv.train import checkpoint
+    from synthdiv.stages.train import checkpoint
 
     real = checkpoint.atomic_write
 

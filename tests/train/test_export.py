@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from synthdiv.train.auxnorm import convert_aux_norm
-from synthdiv.train.export import export_model
+from synthdiv.stages.train.auxnorm import convert_aux_norm
+from synthdiv.stages.train.export import export_model
 
 DATA = {"input_size": (3, 32, 32), "crop_pct": 0.9, "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
 

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from synthdiv.train.auxnorm import (
+from synthdiv.stages.train.auxnorm import (
     NORM_KINDS,
     AuxNorm,
     aux_layers,
@@ -23,7 +23,7 @@ from synthdiv.train.auxnorm import (
     route,
     strip_aux_norm,
 )
-from synthdiv.train.export import export_model
+from synthdiv.stages.train.export import export_model
 
 
 def _bn_model(momentum: float | None = 1.0) -> nn.Module:
@@ -160,7 +160,7 @@ def test_export_round_trips_through_plain_timm(tmp_path):
 def test_auto_converts_every_norm_the_model_has_and_says_how_many(caplog, name, kwargs, kind, base):
     model = timm.create_model(name, num_classes=3, **kwargs)
     expected = sum(isinstance(m, base) for m in model.modules())
-    with caplog.at_level(logging.INFO, logger="synthdiv.train.auxnorm"):
+    with caplog.at_level(logging.INFO, logger="synthdiv.stages.train.auxnorm"):
         convert_aux_norm(model)  # the default is auto
     assert expected > 0 and aux_norm_counts(model) == {kind: expected}
     assert f"{kind} {expected}" in caplog.text
@@ -243,11 +243,11 @@ def test_a_folded_batch_that_does_not_divide_is_refused_with_the_fix():
 
 
 def test_conversion_by_name_in_steps_and_what_it_logs(caplog):
-    from synthdiv.train.auxnorm import _timm_layers
+    from synthdiv.stages.train.auxnorm import _timm_layers
 
     assert _timm_layers("RmsNorm", "NoSuchLayer") == (timm.layers.RmsNorm,)
     model = nn.Sequential(nn.BatchNorm2d(3), nn.LayerNorm(3))
-    with caplog.at_level(logging.INFO, logger="synthdiv.train.auxnorm"):
+    with caplog.at_level(logging.INFO, logger="synthdiv.stages.train.auxnorm"):
         convert_aux_norm(model, "batchnorm")  # one kind by name
         convert_aux_norm(model, "layernorm")  # the converted sibling before it does not stop the walk
         convert_aux_norm(nn.Sequential(nn.Linear(2, 2)), ["batchnorm", "layernorm"])

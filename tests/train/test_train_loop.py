@@ -18,11 +18,12 @@ import timm
 import torch
 from safetensors.torch import load_file
 
+from synthdiv.core.rundir import RunDir
 from synthdiv.errors import ConfigError, TrainingDivergedError
-from synthdiv.run import RunDir, read_jsonl
-from synthdiv.train import fit, progress
-from synthdiv.train.loop import cosine_lambda
-from synthdiv.train.mix import mix_within_domains
+from synthdiv.stages.train.loop import cosine_lambda
+from synthdiv.stages.train.mix import mix_within_domains
+from synthdiv.stages.train.stage import fit, progress
+from synthdiv.utils.io import read_jsonl
 
 SCRIPT = Path(__file__).with_name("train_script.py")
 BASE = {"model": "test_resnet", "img_size": 16, "batch_size": 8, "num_workers": 0, "log_every": 1, "lr": 3e-3}
@@ -206,7 +207,7 @@ def test_protocols_amp_and_unreadable_batches_through_fit(toy, make_config):
 def test_steps_with_non_finite_gradients_are_skipped_and_too_many_in_a_row_stop_the_run(
     toy, make_config, monkeypatch, caplog
 ):
-    from synthdiv.train import loop
+    from synthdiv.stages.train import loop
 
     caplog.set_level(logging.INFO, logger="synthdiv")  # the step lines are formatted, as on a user's console
 
@@ -246,7 +247,7 @@ def test_steps_with_non_finite_gradients_are_skipped_and_too_many_in_a_row_stop_
 
 
 def test_sgd_without_momentum_is_plain_sgd(make_config):
-    from synthdiv.train.loop import _TrainState
+    from synthdiv.stages.train.loop import _TrainState
 
     for momentum, nesterov in ((0.0, False), (0.9, True)):
         tcfg = make_config(train={"optimizer": "sgd", "momentum": momentum}).train
@@ -277,7 +278,7 @@ def test_a_training_step_routes_the_real_block_to_the_main_norms_and_the_synthet
 ):
     """The routing of train/loop.py, by its outcome after one real step of ``fit``: the main BatchNorm statistics are
     those of the real block alone, the auxiliary ones those of the synthetic block, and every aux norm was trained."""
-    from synthdiv.train import loop
+    from synthdiv.stages.train import loop
 
     seen: dict = {}
     real_aux_layers = loop.aux_layers

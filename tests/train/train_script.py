@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from synthdiv.config import config_from_dict
-from synthdiv.run import RunDir
-from synthdiv.train import train_variant
+from synthdiv.config.loader import config_from_dict
+from synthdiv.core.rundir import RunDir
+from synthdiv.stages.train.stage import train_variant
 
 if __name__ == "__main__":
     torch.set_num_threads(1)

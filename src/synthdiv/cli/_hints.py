@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from synthdiv.config import RunConfig
+    from synthdiv.config.root import RunConfig
 
 __all__ = ["HINT", "SHARED", "shared_from_argv", "remember", "forget", "complete", "set_apart", "HintFilter",
            "order_problem", "stage_hint"]
@@ -87,8 +87,8 @@ def stage_hint(cfg: RunConfig, stage: str) -> str:
 
 def order_problem(cfg: RunConfig, stage: str) -> str | None:
     """Why ``stage`` cannot run yet (an input is missing) and the one command that gets there, or None."""
-    from synthdiv.pipeline import STAGE_NAMES, get_spec, producer_of
-    from synthdiv.run import RunDir
+    from synthdiv.core.pipeline import STAGE_NAMES, get_spec, producer_of
+    from synthdiv.core.rundir import RunDir
 
     run = RunDir(cfg.run_dir)
     missing = [i for i in get_spec(stage).inputs if not getattr(run, i).exists()]
@@ -103,8 +103,8 @@ def order_problem(cfg: RunConfig, stage: str) -> str | None:
 
 def _first_to_run(cfg: RunConfig, stage: str) -> str:
     """The earliest stage on ``stage``'s input chain whose own inputs are all there."""
-    from synthdiv.pipeline import STAGE_NAMES, get_spec, producer_of
-    from synthdiv.run import RunDir
+    from synthdiv.core.pipeline import STAGE_NAMES, get_spec, producer_of
+    from synthdiv.core.rundir import RunDir
 
     run = RunDir(cfg.run_dir)
     while True:

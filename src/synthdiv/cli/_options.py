@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from synthdiv.config import RunConfig
+    from synthdiv.config.root import RunConfig
 
 __all__ = ["ConfigOpt", "SetOpt", "RunDirOpt", "RedoFlag", "load", "check_run_dir", "console"]
 
@@ -38,7 +38,7 @@ def load(config: Path, overrides: list[str] | None, run_dir: str | None) -> RunC
         InputError: The run directory is a file, or lies under one.
     """
     from synthdiv.cli import _hints
-    from synthdiv.config import load_config
+    from synthdiv.config.loader import load_config
     from synthdiv.errors import ConfigError
 
     _hints.remember(config, overrides, run_dir)
@@ -65,7 +65,7 @@ def console(**kwargs: Any) -> Any:
     pipe, lines are not folded at 80 columns."""
     from rich.console import Console
 
-    from synthdiv.names import printable
+    from synthdiv.utils.names import printable
 
     class _SafeConsole(Console):
         def render_str(self, text: str, **kwargs: Any) -> Any:

@@ -21,7 +21,7 @@ def check(
     """Check the config, input paths, models, devices and disk space; print the stages, classes, images and models."""
     from rich.table import Table
 
-    from synthdiv.check import check_run, pending_stages
+    from synthdiv.engine.preflight import check_run, pending_stages
 
     cfg = load(config, set_, run_dir)
     report = check_run(cfg, pending_stages(cfg, until))

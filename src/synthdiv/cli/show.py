@@ -10,7 +10,7 @@ import typer
 from synthdiv.cli._options import ConfigOpt, RunDirOpt, SetOpt, console, load
 
 if TYPE_CHECKING:
-    from synthdiv.config import RunConfig
+    from synthdiv.config.root import RunConfig
 
 __all__ = ["app"]
 
@@ -21,9 +21,9 @@ def _require(cfg: RunConfig, artifact: str, then: str = "") -> None:
     """Refuse in one line when the run lacks ``artifact`` (a RunDir attribute), naming the one command that makes
     it from what the run holds (:func:`synthdiv.cli._hints.stage_hint`)."""
     from synthdiv.cli._hints import stage_hint
+    from synthdiv.core.pipeline import producer_of
+    from synthdiv.core.rundir import RunDir
     from synthdiv.errors import StageOrderError
-    from synthdiv.pipeline import producer_of
-    from synthdiv.run import RunDir
 
     path = getattr(RunDir(cfg.run_dir), artifact)
     if not path.exists():
@@ -37,7 +37,7 @@ ClipOpt = Annotated[bool, typer.Option("--clip", help="Add the mean pairwise CLI
 @app.command("disambiguation")
 def disambiguation(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) -> None:
     """Table of class, original name, why it was ambiguous, chosen description, runner-up, margin and scores."""
-    from synthdiv.disambiguate import disambiguation_table
+    from synthdiv.stages.disambiguate.table import disambiguation_table
 
     cfg = load(config, set_, run_dir)
     _require(cfg, "resolved")
@@ -53,7 +53,7 @@ def prompts(
     clip: ClipOpt = False,
 ) -> None:
     """Per class: counts by kind, distinct-word ratio, sample prompts (and with --clip the CLIP text distance)."""
-    from synthdiv.prompts.diversity import diversity_report
+    from synthdiv.stages.prompts.diversity import diversity_report
 
     cfg = load(config, set_, run_dir)
     _require(cfg, "prompts")
@@ -65,9 +65,9 @@ def rounds(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) ->
     """The adaptive rounds in the plan: images, shards, what drove each, and the classes it gave most images to."""
     from rich.table import Table
 
-    from synthdiv.catalog.reader import read_classes
-    from synthdiv.prompts.rounds import round_rows
-    from synthdiv.run import RunDir
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.stages.classes.reader import read_classes
+    from synthdiv.stages.plan.rounds import round_rows
 
     cfg = load(config, set_, run_dir)
     _require(cfg, "plan", then=", then `synthdiv adapt` for rounds")
@@ -90,7 +90,7 @@ def samples(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG to write (default: in the run dir).")] = None,
 ) -> None:
     """Write a contact sheet PNG of generated images."""
-    from synthdiv.generate.samples import contact_sheet
+    from synthdiv.stages.generate.contact_sheet import contact_sheet
 
     cfg = load(config, set_, run_dir)
     _require(cfg, "manifest")

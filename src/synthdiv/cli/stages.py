@@ -10,7 +10,7 @@ import typer
 
 from synthdiv.cli import _hints
 from synthdiv.cli._options import ConfigOpt, RedoFlag, RunDirOpt, SetOpt, console, load
-from synthdiv.pipeline import STAGES
+from synthdiv.core.pipeline import STAGES
 
 __all__ = ["register"]
 
@@ -35,8 +35,8 @@ def _interruptible(command: Callable[..., None]) -> Callable[..., None]:
 def _stage_command(name: str, help_text: str):  # noqa: ANN202 - a typer command factory
     @_interruptible
     def command(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None, redo: RedoFlag = False) -> None:
+        from synthdiv.engine.runner import run_stage
         from synthdiv.errors import StageOrderError
-        from synthdiv.stages import run_stage
 
         cfg = load(config, set_, run_dir)
         problem = _hints.order_problem(cfg, name)  # the engine would name only the stage just before this one
@@ -60,7 +60,7 @@ def run(
     until: Annotated[str | None, typer.Option("--until", help="Stop after this stage.")] = None,
 ) -> None:
     """Run every stage in order; finished stages with unchanged inputs are skipped."""
-    from synthdiv.stages import run_all
+    from synthdiv.engine.runner import run_all
 
     cfg = load(config, set_, run_dir)
     run_all(cfg, redo=redo or (), stop_after=until)
@@ -70,7 +70,7 @@ def run(
 def adapt(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) -> None:
     """Spend the adaptive budget in rounds: more images for the classes the model gets wrong and the filters keep
     least (the adapt section); each round runs the stages that are not up to date."""
-    from synthdiv.adapt import adapt_run
+    from synthdiv.engine.adapt import adapt_run
 
     cfg = load(config, set_, run_dir)
     done = adapt_run(cfg)
@@ -82,7 +82,7 @@ def status(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) ->
     """Print each stage's state: not started, partial (with counts), done, stale."""
     from rich.table import Table
 
-    from synthdiv.stage_state import stage_status
+    from synthdiv.core.status import stage_status
 
     cfg = load(config, set_, run_dir)
     out = console()
@@ -114,7 +114,7 @@ def estimate(
     ] = None,
 ) -> None:
     """Print the run's budget, remaining and total: images, disk, LLM calls and tokens, generation and training time."""
-    from synthdiv.generate.estimate import estimate as budget
+    from synthdiv.engine.estimate import estimate as budget
 
     cfg = load(config, set_, run_dir)
     console().print(budget(cfg, images_per_second))

@@ -27,9 +27,9 @@ def verify(
     """
     from contextlib import nullcontext
 
-    from synthdiv.generate.verify import verify_shards
-    from synthdiv.lock import run_lock
-    from synthdiv.run import RunDir
+    from synthdiv.core.lock import run_lock
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.stages.generate.verify import verify_shards
 
     cfg = load(config, set_, run_dir)
     run = RunDir(cfg.run_dir)

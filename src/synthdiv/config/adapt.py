@@ -1,4 +1,4 @@
-"""The ``adapt`` section: the adaptive budget, spent in rounds by ``synthdiv adapt`` (see synthdiv.adapt)."""
+"""The ``adapt`` section: the adaptive budget, spent in rounds by ``synthdiv adapt`` (see synthdiv.engine.adapt)."""
 
 from __future__ import annotations
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from synthdiv.errors import ConfigError, UnknownBackendError
+from synthdiv.registry import BACKENDS, Registry
 
 if TYPE_CHECKING:
-    from synthdiv._registry import Registry
     from synthdiv.config.root import RunConfig
 
 __all__ = ["ROLES", "registry", "backend_options", "check_backends"]
@@ -23,21 +23,7 @@ ROLES = ("llm", "clip", "generator", "captioner")
 
 def registry(role: str) -> Registry[Any]:
     """The registry of backends for ``models.<role>``."""
-    if role == "llm":
-        from synthdiv.llm import LLM_BACKENDS
-
-        return LLM_BACKENDS
-    if role == "clip":
-        from synthdiv.clip import SCORERS
-
-        return SCORERS
-    if role == "captioner":
-        from synthdiv.captions import CAPTIONERS
-
-        return CAPTIONERS
-    from synthdiv.generate.registry import GENERATORS
-
-    return GENERATORS
+    return BACKENDS[role]
 
 
 def backend_options(cfg: RunConfig, role: str) -> Any:

@@ -2,7 +2,7 @@
 
 Each entry names a registered ``backend`` and the backend's own ``options``; the options are validated by the
 backend's pydantic ``Options`` model when it is created. ``model: embedded`` selects the offline default
-(SmolLM2-135M-Instruct, a tiny random CLIP, a tiny random diffusion pipeline; see :mod:`synthdiv.embedded`).
+(SmolLM2-135M-Instruct, a tiny random CLIP, a tiny random diffusion pipeline; see :mod:`synthdiv.models.embedded`).
 """
 
 from __future__ import annotations

@@ -3,13 +3,13 @@
 Importing this package does not import torch; the loader imports it when built.
 """
 
-from synthdiv.data.decode import SkipTally, UnreadableImage, decode_image
 from synthdiv.data.images import ImageDataset, build_transforms, collate_blocks, decode_rgb
 from synthdiv.data.mixed import BatchPlan, block_sizes, make_loader
 from synthdiv.data.protocols import RealProtocol, apply_protocol, long_tail, low_data, pareto_profile, protocol_counts
 from synthdiv.data.real import class_lookup, imagefolder_samples, real_samples, shard_samples
 from synthdiv.data.sources import SampleSet, index_tar, list_images
-from synthdiv.data.synthetic import selected_manifest, shard_path, synthetic_samples
+from synthdiv.data.synthetic import manifest_samples, shard_path
+from synthdiv.utils.decode import SkipTally, UnreadableImage, decode_image
 
 __all__ = [
     "SampleSet",
@@ -19,9 +19,8 @@ __all__ = [
     "real_samples",
     "imagefolder_samples",
     "shard_samples",
-    "selected_manifest",
-    "synthetic_samples",
     "shard_path",
+    "manifest_samples",
     "low_data",
     "long_tail",
     "pareto_profile",

@@ -2,7 +2,7 @@
 
 A key is ``(source, index, seed)``: which set, which sample, and the seed of its random augmentation. Seeding each
 sample's augmentation from its key makes a batch the same whichever worker builds it, and so makes resume exact.
-A sample that cannot be read or decoded under the decoder policy (:mod:`synthdiv.data.decode`: empty, not an image,
+A sample that cannot be read or decoded under the decoder policy (:mod:`synthdiv.utils.decode`: empty, not an image,
 truncated or damaged, over the pixel bound) yields a :class:`Unreadable` record; the collate function drops it and
 tallies it per class (``batch["unreadable"]``). Loading in the main process reseeds numpy's global RNG (torch's and
 Python's are given back); the training loop does not use it.
@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from synthdiv.data.decode import SkipTally, decode_image, describe, open_image
 from synthdiv.data.sources import SampleSet
+from synthdiv.utils.decode import SkipTally, decode_image, describe, open_image
 
 if TYPE_CHECKING:
-    from synthdiv.config import TrainConfig
+    from synthdiv.config.train import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,8 @@ __all__ = ["decode_rgb", "ImageDataset", "Unreadable", "collate_blocks", "build_
 
 
 def decode_rgb(data: bytes, max_pixels: int | None = None, name: str | None = None) -> Any:
-    """Decode image bytes to an RGB PIL image under the decoder policy (:func:`synthdiv.data.decode.decode_image`;
-    raises its one-line :class:`~synthdiv.data.decode.UnreadableImage`)."""
+    """Decode image bytes to an RGB PIL image under the decoder policy (:func:`synthdiv.utils.decode.decode_image`;
+    raises its one-line :class:`~synthdiv.utils.decode.UnreadableImage`)."""
     return decode_image(data, max_pixels, name)
 
 
@@ -53,8 +53,8 @@ class ImageDataset:
     Args:
         sources: The sample sets; ``source`` in a key indexes this list (0 = real, 1 = synthetic for training).
         transform: A callable on a PIL image (timm transforms).
-        max_pixels: The decoder policy's pixel bound (None: :data:`~synthdiv.data.decode.DEFAULT_MAX_PIXELS`; a
-            stage passes :func:`~synthdiv.data.decode.max_pixels_of` its config).
+        max_pixels: The decoder policy's pixel bound (None: :data:`~synthdiv.utils.decode.DEFAULT_MAX_PIXELS`; a
+            stage passes :func:`~synthdiv.utils.decode.max_pixels_of` its config).
     """
 
     def __init__(self, sources: Sequence[SampleSet], transform: Callable[[Any], Any],
@@ -176,7 +176,7 @@ def collate_blocks(items: Sequence[tuple[Any, int, int] | Unreadable | None]) ->
 
     Returns:
         ``{"images", "labels", "domain", "n_real", "corrupt", "unreadable"}``: ``n_real`` is the split point;
-        ``corrupt`` counts the samples dropped, ``unreadable`` (a :class:`~synthdiv.data.decode.SkipTally`) counts
+        ``corrupt`` counts the samples dropped, ``unreadable`` (a :class:`~synthdiv.utils.decode.SkipTally`) counts
         them per class and names the first few.
     """
     import torch

@@ -167,7 +167,7 @@ def make_loader(
     """A torch DataLoader yielding the collated micro-batches of steps ``start_step .. total_steps - 1``.
 
     Each batch is ``{"images", "labels", "domain", "n_real", "corrupt", "unreadable"}`` (see :func:`collate_blocks`);
-    ``max_pixels`` is the decoder policy's pixel bound (:func:`synthdiv.data.decode.max_pixels_of` the config).
+    ``max_pixels`` is the decoder policy's pixel bound (:func:`synthdiv.utils.decode.max_pixels_of` the config).
     """
     import torch.utils.data
 

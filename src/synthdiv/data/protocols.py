@@ -5,7 +5,7 @@ The long-tail profile follows ImageNet-LT (Liu et al., 2019): class sizes drawn 
 shape ``alpha`` and rescaled to ``[min_count, max_count]``, assigned to classes in a seeded random order.
 
 :func:`protocol_counts` is the one place that decides how many real images of each class a protocol keeps: the
-plan stage tops synthetic images up from its result (:mod:`synthdiv.prompts.budget`) and training subsamples to it
+plan stage tops synthetic images up from its result (:mod:`synthdiv.stages.plan.budget`) and training subsamples to it
 (:func:`apply_protocol`), so the two cannot disagree. Only numpy is imported.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 from synthdiv.data.sources import SampleSet
 
 if TYPE_CHECKING:
-    from synthdiv.config import TrainConfig
+    from synthdiv.config.train import TrainConfig
 
 logger = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from synthdiv.data.sources import IMAGE_EXTENSIONS, SampleSet, TarMember, index_tar, list_images
 from synthdiv.errors import InputError
-from synthdiv.names import is_within, printable
-from synthdiv.run import write_parquet_atomic
+from synthdiv.utils.io import write_parquet_atomic
+from synthdiv.utils.names import is_within, printable
 
 if TYPE_CHECKING:
-    from synthdiv.config import RunConfig
+    from synthdiv.config.root import RunConfig
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Synthetic images: the generate stage's shards, selected through the manifest (or the score stage's filter view).
+"""Synthetic images as samples: manifest rows (a selection of them) -> byte ranges in the generate stage's shards.
 
 The manifest names every image of a complete shard (``image_id``, ``class``, ``shard``); the filter view keeps
 the images that pass the score filter. Only shards that the selection names are indexed; an image the manifest
@@ -8,62 +8,26 @@ names but its shard lacks is skipped with a count, never fatal.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from synthdiv.core.rundir import RunDir, shard_name
 from synthdiv.data.sources import SampleSet, index_tar
 from synthdiv.errors import InputError
-from synthdiv.run import RunDir
 
 if TYPE_CHECKING:
-    from synthdiv.config import RunConfig
+    pass
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["selected_manifest", "synthetic_samples", "manifest_samples", "shard_path"]
+__all__ = ["manifest_samples", "shard_path"]
 
 
 def shard_path(shards: Path, shard: int) -> Path:
     """The tar file of shard number ``shard`` (``shard-NNNNNN.tar``)."""
-    return Path(shards) / f"shard-{shard:06d}.tar"
-
-
-def selected_manifest(cfg: RunConfig, run: RunDir, filters: Sequence[str] | None = None) -> Any:
-    """The manifest rows training may use, as a pyarrow Table (``image_id``, ``class``, ``shard``, ...).
-
-    The filter view (``synthdiv.generate.filter.filtered_manifest``: rows of complete shards that pass
-    ``score.min_similarity`` / ``score.keep_quantile`` and the named ``filters``, default ``train.filters``), minus
-    images the generator flagged degenerate.
-    """
-    from synthdiv.generate.filter import filtered_manifest
-
-    table = filtered_manifest(cfg, run, filters)
-    if "degenerate" in table.column_names:  # kept in the manifest for the report; never trained on
-        import pyarrow.compute as pc
-
-        table = table.filter(pc.invert(pc.fill_null(table.column("degenerate"), False)))
-    return table
-
-
-def synthetic_samples(
-    cfg: RunConfig, run: RunDir, num_classes: int, shards_dir: Path | None = None, filters: Sequence[str] | None = None
-) -> SampleSet:
-    """The synthetic training images of the run, as byte ranges in its shards, in ``image_id`` order.
-
-    The byte ranges come from the manifest's ``offset`` / ``size`` columns (columnar: no tar is opened); rows of
-    manifests written before those columns existed are found by indexing their shards.
-
-    Args:
-        cfg: The run config (passed to the filter view).
-        run: The run directory.
-        num_classes: Number of classes (a label outside 0..N-1 is an error in the manifest).
-        shards_dir: Read shards from here instead of the run's ``shards/``.
-        filters: The named filters the images pass (a variant's ``train.filters``; default the root's).
-    """
-    return manifest_samples(selected_manifest(cfg, run, filters), run, num_classes, shards_dir)
+    return Path(shards) / f"{shard_name(shard)}.tar"
 
 
 def manifest_samples(table: Any, run: RunDir, num_classes: int, shards_dir: Path | None = None) -> SampleSet:

@@ -1,0 +1,117 @@
+"""Column schemas of the run's Parquet artifacts and the fields of its JSON-lines artifacts: the contract between
+stages. A stage writes exactly these columns (it may add columns after them); a reader may rely on them.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+__all__ = [
+    "CLASS_FIELDS",
+    "CLASS_SENSE_FIELDS",
+    "RESOLVED_FIELDS",
+    "PROMPTS_SCHEMA",
+    "PLAN_SCHEMA",
+    "MANIFEST_SCHEMA",
+    "SCORES_SCHEMA",
+    "CLASSIFIER_SCORES_SCHEMA",
+    "PROMPT_KINDS",
+    "PLAN_SOURCE_SCHEMA",
+]
+
+# classes.jsonl: one object per class, in class-index order.
+#   index: 0..N-1, the label used by training; name: the class name as given; wnid: WordNet id or null;
+#   definition: a gloss or null; real_images: number of real images found; real_dir: folder of real images or null.
+CLASS_FIELDS = ("index", "name", "wnid", "definition", "real_images", "real_dir")
+# Optional fields after them (older runs lack them; readers use .get): lemmas: every lemma of the WordNet synset,
+# the name first, or null; hypernym: the first lemma of the synset's hypernym, or null.
+CLASS_SENSE_FIELDS = ("lemmas", "hypernym")
+
+# classes.resolved.jsonl: the CLASS_FIELDS plus
+#   description: the chosen unambiguous text used by every prompt of the class;
+#   candidates: [{"text", "source" ("name" | "llm"), "score", ...}] every candidate with its scores;
+#   status: "ok" | "fallback" (LLM failed, name kept) | "disabled"; llm_id, template_id: provenance.
+RESOLVED_FIELDS = (*CLASS_FIELDS, "description", "candidates", "status", "llm_id", "template_id")
+
+# caption-context: scenes the LLM wrote from captions of the class's real images; target-style: styles it summarised
+# from captions of unlabeled target-domain images (prompts.target_images).
+PROMPT_KINDS = ("base", "context", "style", "caption-context", "target-style")
+
+PROMPTS_SCHEMA = pa.schema(
+    [
+        ("prompt_id", pa.string()),  # stable hash of (class, kind, text)
+        ("class", pa.int32()),  # class index
+        ("class_name", pa.string()),
+        ("kind", pa.string()),  # one of PROMPT_KINDS
+        ("text", pa.string()),
+        ("negative", pa.string()),
+        ("context", pa.string()),  # the CD scene, or null
+        ("style", pa.string()),  # the SD style, or null
+        ("template_id", pa.string()),
+        ("llm_id", pa.string()),
+    ]
+)
+
+PLAN_SCHEMA = pa.schema(
+    [
+        ("image_id", pa.string()),  # hash of (class, prompt_id, seed, generator id)
+        ("class", pa.int32()),
+        ("prompt_id", pa.string()),
+        ("seed", pa.int64()),
+        ("shard", pa.int32()),
+    ]
+)
+
+# Optional plan columns after PLAN_SCHEMA, written only by a plan with image-to-image rows (plan.img2img.share > 0):
+#   source: the real image a row starts from, relative to its class's real_dir (POSIX), null for text-to-image;
+#   strength: how much of it is noised away (diffusers' img2img ``strength``), null for text-to-image.
+PLAN_SOURCE_SCHEMA = pa.schema([("source", pa.string()), ("strength", pa.float32())])
+
+# manifest.parquet: one row per image present in a complete shard (a folder of per-shard Parquet parts is allowed).
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("class", pa.int32()),
+        ("prompt_id", pa.string()),
+        ("seed", pa.int64()),
+        ("shard", pa.int32()),
+        ("retries", pa.int32()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("generator_id", pa.string()),
+    ]
+)
+# A manifest part ends with PLAN_SOURCE_SCHEMA's columns (after the writer's own ones): each image's source real image
+# and strength as provenance, null for text-to-image (and absent from parts written before image-to-image existed).
+
+# scores.parquet: written by the score stage; joined to the manifest on image_id. Filters are views over it.
+SCORES_SCHEMA = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("similarity", pa.float32()),  # cosine to its class description
+        ("class_rank", pa.int32()),  # rank of its own class among all classes (0 = best)
+        ("margin", pa.float32()),  # similarity minus the best other class's
+        # softmax over all class texts of logit_scale * cosine / score.temperature: the own class's probability
+        ("prob", pa.float32()),
+        ("best_other", pa.int32()),  # the most similar other class (-1 with one class)
+        # near-duplicates in CLIP image space, within the class (see synthdiv.metrics.near_duplicates)
+        ("nn_id", pa.string()),  # the nearest other synthetic image of the class, or null
+        ("nn_cosine", pa.float32()),
+        ("dup_of", pa.string()),  # representative of its group of images >= score.duplicates.threshold (or itself)
+        ("real_nn", pa.string()),  # the nearest embedded real image of the class (its key), or null
+        ("real_nn_cosine", pa.float32()),
+        ("memorized", pa.bool_()),  # real_nn_cosine >= score.duplicates.real_threshold
+    ]
+)
+
+# classifier_scores.parquet: a classifier trained on real data only, on every synthetic image (score.classifier).
+CLASSIFIER_SCORES_SCHEMA = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("p_own", pa.float32()),  # the classifier's probability of the image's own class
+        ("top_class", pa.int32()),  # its most probable other class
+        ("p_other", pa.float32()),  # and that class's probability
+        ("mislabeled", pa.bool_()),  # p_other >= mislabeled_p_other and p_own <= mislabeled_p_own
+        ("easy", pa.bool_()),  # p_own >= easy_p_own
+    ]
+)

@@ -1,0 +1,2 @@
+"""Word knowledge with no model: WordNet nouns and senses (``wordnet``) and how related two senses are
+(``relatedness``)."""

@@ -1,0 +1,115 @@
+"""``synthdiv show disambiguation``: the resolved classes as a readable table, with a summary line.
+
+Per class: why its name was ambiguous, the description chosen, the runner-up, the margin between them and what
+settled the choice. The summary counts ambiguous classes by reason, how they were settled, and any left bare.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+
+from synthdiv.core.rundir import RunDir
+from synthdiv.errors import StageOrderError
+from synthdiv.utils.io import read_jsonl
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from synthdiv.config.root import RunConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["disambiguation_table", "runner_up", "ambiguity_summary", "sense_text"]
+
+_STATUS_STYLE = {"ok": "green", "fallback": "yellow", "disabled": "dim", "no-llm": "cyan"}
+
+
+def runner_up(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The runner-up candidate recorded for the class (else the best-ranked other one), or None."""
+    others = [c for c in row.get("candidates", []) if c.get("text") != row.get("description")]
+    named = [c for c in others if c.get("text") == row.get("runner_up")]
+    if named:
+        return named[0]
+    return min(others, key=lambda c: c.get("rank", 0)) if others else None
+
+
+def ambiguity_summary(rows: list[dict[str, Any]]) -> str:
+    """One line: ambiguous classes by reason, how they were settled, how many kept their bare name, and which
+    evidence settled the senses of polysemous names (the undecided named)."""
+    ambiguous = [r for r in rows if r.get("ambiguity")]
+    kinds = Counter(k for r in ambiguous for k in r["ambiguity"]["kinds"])
+    settled = Counter((r.get("chosen_by") or "").split(";")[0] for r in ambiguous)
+    bare = sum(bool(r.get("bare")) for r in rows)
+    by_kind = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"
+    how = ", ".join(f"{k} {n}" for k, n in sorted(settled.items())) or "-"
+    line = f"{len(ambiguous)} of {len(rows)} classes ambiguous ({by_kind}); settled by {how}; {bare} left bare"
+    senses = Counter(r["sense"]["evidence"] for r in rows if r.get("sense"))
+    if senses:
+        undecided = [r["name"] for r in rows if (r.get("sense") or {}).get("evidence") == "undecided"]
+        line += "; senses by " + ", ".join(f"{k} {n}" for k, n in sorted(senses.items()))
+        line += f" (undecided: {', '.join(undecided)})" if undecided else ""
+    return line
+
+
+def sense_text(row: dict[str, Any]) -> str:
+    """What settled the class's sense and how strongly: "list (wordnet) 0.194" (the description shows the sense)."""
+    sense = row.get("sense")
+    if not sense:
+        return "-"
+    strength = f" {sense['strength']:.3f}" if sense.get("strength") is not None else ""
+    return f"{sense['evidence']}{strength}"
+
+
+def _score(value: float | None, signed: bool = True) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def disambiguation_table(cfg: RunConfig) -> Table:
+    """Class, original name, why ambiguous, what settled its sense, chosen description, runner-up, their scores,
+    margin, how it was settled, status and basis for every class; the caption is :func:`ambiguity_summary`.
+
+    Raises:
+        StageOrderError: The disambiguate stage has not written ``classes.resolved.jsonl`` yet.
+    """
+    from rich.table import Table
+
+    run = RunDir(cfg.run_dir)
+    if not run.resolved.exists():
+        raise StageOrderError(f"{run.resolved} does not exist: run `synthdiv disambiguate` first")
+    rows = read_jsonl(run.resolved)
+    table = Table(title=f"disambiguation of {len(rows)} classes ({run.resolved})", caption=ambiguity_summary(rows))
+    columns = ("class", "original", "why ambiguous", "sense", "chosen", "score", "runner-up", "score ", "margin",
+               "settled by", "status", "basis")
+    widest = min(24, max(len(row["name"]) for row in rows))
+    for column in columns:
+        right = column.startswith("score") or column in ("class", "margin")
+        # the class's own name is what a reader looks for: never folded, even in an 80-column pipe
+        table.add_column(column, justify="right" if right else "left",
+                         min_width=widest if column == "original" else None)
+    for row in rows:
+        chosen = next((c for c in row.get("candidates", []) if c.get("text") == row["description"]), None)
+        second = runner_up(row)
+        status = row.get("status", "")
+        why = "; ".join((row.get("ambiguity") or {}).get("reasons", [])) or "-"
+        description = escape(row["description"])
+        table.add_row(
+            str(row["index"]),
+            escape(row["name"]),
+            escape(why),
+            escape(sense_text(row)),
+            description if row["description"] != row["name"] else f"[dim]{description}[/]",
+            _score(chosen.get("score") if chosen else None),
+            escape(second["text"]) if second else "-",
+            _score(second.get("score") if second else None),
+            _score(row.get("margin")),
+            escape(row.get("chosen_by") or "-"),
+            f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]",
+            row.get("basis") or "-",
+        )
+    return table

@@ -1,0 +1,146 @@
+"""Adaptive budget: spend a global image budget in rounds, giving more images to the classes the model gets wrong and
+whose synthetic images the filters keep least.
+
+After a round, per-class validation error ``e_c`` (a short training run, or the real-only model) and the filter keep
+rate ``r_c`` (:func:`synthdiv.stages.score.filters.keep_rates`) give each class a need ``w_c = (e_c + eps)^alpha /
+max(r_c, floor)^beta``: a class twice as wrong asks for twice the images (alpha = 1), and a class whose images are
+kept half as often asks for twice as many to end with as many kept ones (beta = 1). The round's budget is split in
+proportion to ``w_c`` within per-class bounds (:func:`allocate`), and :func:`append_round` adds the rows to the plan
+after the existing ones: earlier rows, their shards and their image ids never change, and a new row's seed and id
+come from the same (class, prompt, repeat) rule as the plan's, with repeat numbers after those already used, so
+every image id stays unique and each image is still made exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from synthdiv.stages.prompts import ids
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["class_need", "allocate", "append_round", "least_used"]
+
+
+def class_need(errors: np.ndarray, keep_rates: np.ndarray, alpha: float = 1.0, beta: float = 1.0,
+               eps: float = 1e-3, floor: float = 0.05) -> np.ndarray:
+    """``(e + eps)^alpha / max(r, floor)^beta`` per class; a NaN keep rate (no image yet) counts as 1."""
+    errors = np.clip(np.asarray(errors, dtype=np.float64), 0, 1)
+    rates = np.nan_to_num(np.asarray(keep_rates, dtype=np.float64), nan=1.0)
+    return (errors + eps) ** alpha / np.maximum(rates, floor) ** beta
+
+
+def allocate(total: int, need: np.ndarray, lower: np.ndarray | int = 0, upper: np.ndarray | int | None = None
+             ) -> np.ndarray:
+    """Integer images per class summing to ``total``, proportional to ``need`` within ``[lower, upper]``.
+
+    The share of class c is ``clip(s * need_c, lower_c, upper_c)`` with the one scale s that makes the shares sum to
+    ``total`` (water-filling, found by bisection); the fractions are rounded by largest remainder within the bounds.
+    """
+    need = np.asarray(need, dtype=np.float64)
+    n = len(need)
+    lo = np.broadcast_to(np.asarray(lower, dtype=np.int64), (n,)).copy()
+    hi = np.full(n, total, dtype=np.int64) if upper is None else np.broadcast_to(np.asarray(upper, np.int64), (n,))
+    hi = np.minimum(hi, total)
+    if (need < 0).any() or not np.isfinite(need).all():
+        raise ValueError("allocate: need must be finite and non-negative")
+    if (lo > hi).any() or lo.sum() > total or hi.sum() < total:
+        raise ValueError(f"allocate: {total} images cannot be split within the bounds (sum of lower {lo.sum()}, "
+                         f"sum of upper {hi.sum()})")
+    # a tiny floor lets a class with no need still take images once every other class is at its upper bound
+    w = need + 1e-9 * (need.max() if need.max() > 0 else 1.0)
+    low, high = 0.0, 1.0
+    while np.clip(high * w, lo, hi).sum() < total:
+        high *= 2
+    for _ in range(200):  # sum(clip(scale * w, lo, hi)) grows with scale: bisect for the total
+        mid = (low + high) / 2
+        low, high = (mid, high) if np.clip(mid * w, lo, hi).sum() < total else (low, mid)
+    share = np.clip(high * w, lo, hi)
+    out = np.clip(np.floor(share + 1e-9).astype(np.int64), lo, hi)
+    rest = total - int(out.sum())
+    order = np.argsort(-(share - out), kind="stable")
+    for c in order:
+        if rest == 0:
+            break
+        if out[c] < hi[c]:
+            out[c] += 1
+            rest -= 1
+    return out
+
+
+def least_used(uses: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """``m`` picks of prompts whose use counts are ``uses``: (prompt index, its repeat number) of each, in the order
+    "the least used prompt next, ties in table order", as picking one at a time would give.
+
+    That order is the sort by (repeat, index) of the pairs ``(i, r)`` with ``r >= uses[i]``, so it is computed at
+    once: the level ``L`` with fewer than ``m`` pairs below it and at least ``m`` up to it, every pair below ``L``,
+    then the first pairs at ``L`` in table order.
+    """
+    uses = np.asarray(uses, dtype=np.int64)
+    if m <= 0 or not len(uses):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+    def below(level: int) -> int:  # pairs with a repeat number under ``level``
+        return int(np.maximum(0, level - uses).sum())
+
+    lo, hi = int(uses.min()), int(uses.min()) + m  # below(lo) == 0 < m <= below(hi)
+    while hi - lo > 1:  # the largest L with below(L) < m
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if below(mid) < m else (lo, mid)
+    level = lo
+    runs = np.maximum(0, level - uses)
+    index = np.repeat(np.arange(len(uses)), runs)
+    repeat = np.repeat(uses, runs) + np.arange(len(index)) - np.repeat(np.cumsum(runs) - runs, runs)
+    at_level = np.flatnonzero(uses <= level)[: m - len(index)]
+    index = np.concatenate([index, at_level])
+    repeat = np.concatenate([repeat, np.full(len(at_level), level, np.int64)])
+    order = np.lexsort((index, repeat))
+    return index[order], repeat[order]
+
+
+def append_round(plan: pa.Table, prompts: pa.Table, counts: np.ndarray, run_seed: int, gen_id: str,
+                 shard_size: int) -> pa.Table:
+    """The rows of a new round: ``counts[c]`` more images of class ``c``, in new shards after the plan's last one.
+
+    Within a class the least-used prompts go first, and a prompt's repeat numbers continue after its uses in
+    ``plan``, so seeds and ids follow the plan's own rule and never repeat one. Classes are interleaved, so any
+    prefix of the round holds every class in proportion.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from synthdiv.core.schemas import PLAN_SCHEMA
+
+    counted = pc.value_counts(plan.column("prompt_id")).flatten()  # in C++: a 7.7M-row plan in well under a second
+    used = dict(zip(counted[0].to_pylist(), counted[1].to_pylist(), strict=True))
+    p_cls = prompts.column("class").to_numpy()
+    p_ids = np.asarray(prompts.column("prompt_id").to_pylist(), dtype=object)
+    cls_rows, pid_rows, rep_rows, key_rows = [], [], [], []
+    for c in np.flatnonzero(np.asarray(counts) > 0):
+        mine = p_ids[p_cls == c]
+        if len(mine) == 0:
+            raise ValueError(f"append_round: class {c} has no prompts")
+        uses = np.array([used.get(p, 0) for p in mine], dtype=np.int64)
+        pick, repeat = least_used(uses, int(counts[c]))
+        k = len(pick)
+        cls_rows.append(np.full(k, c, dtype=np.int32))
+        pid_rows.append(mine[pick])
+        rep_rows.append(repeat)
+        key_rows.append((np.arange(k) + 0.5) / k)
+    if not cls_rows:
+        return PLAN_SCHEMA.empty_table()
+    cls, pid, rep = np.concatenate(cls_rows), np.concatenate(pid_rows), np.concatenate(rep_rows)
+    order = np.argsort(np.concatenate(key_rows), kind="stable")
+    cls, pid, rep = cls[order], pid[order], rep[order]
+    seeds = ids.derive_seeds(ids.prompt_keys(run_seed, cls, pid.tolist()), rep)
+    image = ids.splitmix64(ids.image_keys(cls, pid.tolist(), gen_id) ^ ids.splitmix64(seeds.astype(np.uint64)))
+    first = int(np.max(plan.column("shard").to_numpy())) + 1 if plan.num_rows else 0
+    shard = (first + np.arange(len(cls)) // shard_size).astype(np.int32)
+    return pa.table([ids.hex64(image), pa.array(cls, pa.int32()), pa.array(pid.tolist(), pa.string()),
+                     pa.array(seeds, pa.int64()), pa.array(shard, pa.int32())], schema=PLAN_SCHEMA)
