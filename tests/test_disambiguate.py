@@ -170,13 +170,13 @@ def cranes(tmp_path: Path) -> list[dict[str, Any]]:
 
 def _use_llm(monkeypatch: pytest.MonkeyPatch, llm: Any) -> None:
     """The stage gets ``llm`` behind the real response cache, as it gets any backend."""
-    import synthdiv.models.llm
+    import synthdiv.stages.disambiguate.stage
     from synthdiv.models.llm.cache import CachedLLM
 
     def create(spec: Any, cache_dir: Path | None = None) -> Any:
         return CachedLLM(llm, cache_dir, "fake", "scripted") if cache_dir else llm
 
-    monkeypatch.setattr(synthdiv.models.llm, "create_llm", create)
+    monkeypatch.setattr(synthdiv.stages.disambiguate.stage, "create_llm", create)
 
 
 @pytest.mark.wordnet  # the homonyms' senses come from WordNet
@@ -298,14 +298,14 @@ def test_backend_errors_are_recorded_unless_the_llm_never_works(make_config, mon
 
 
 def test_disabled_loads_no_model(make_config, monkeypatch, cranes) -> None:
-    import synthdiv.models.clip
+    import synthdiv.stages.disambiguate.stage
     from synthdiv.stages.disambiguate.stage import resolve_classes
 
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("no model may be loaded when disambiguation is disabled")
 
-    monkeypatch.setattr(synthdiv.models.clip, "create_scorer", refuse)
-    monkeypatch.setattr("synthdiv.models.llm.create_llm", refuse)
+    monkeypatch.setattr(synthdiv.stages.disambiguate.stage, "create_scorer", refuse)
+    monkeypatch.setattr("synthdiv.stages.disambiguate.stage.create_llm", refuse)
     cfg = make_config(disambiguate={"enabled": False})
     run = RunDir(cfg.run_dir)
     _write_classes(run, cranes)
@@ -324,7 +324,7 @@ def test_engine_rerun_is_free_from_the_llm_cache(make_config, monkeypatch, crane
     replies = ['["a grey crane bird", "a crane wading"]', '["a tower crane", "a crane lifting steel"]',
                '["a wool cardigan", "a knitted cardigan sweater"]']
     fake = FakeLLM(*replies)
-    monkeypatch.setattr("synthdiv.models.llm.create_llm", lambda spec, cache_dir=None: CachedLLM(fake, cache_dir, "fake", "f"))
+    monkeypatch.setattr("synthdiv.stages.disambiguate.stage.create_llm", lambda spec, cache_dir=None: CachedLLM(fake, cache_dir, "fake", "f"))
     first = run_stage(cfg, "disambiguate")
     assert first["llm_cache_misses"] == 3 and first["llm_cache_hits"] == 0
     before = run.resolved.read_text()
@@ -471,7 +471,7 @@ def test_the_classes_are_asked_together_round_by_round(make_config, monkeypatch,
     assert together.batches == [3]
     batched = run.resolved.read_text()
     _use_llm(monkeypatch, FakeLLM(*replies))
-    monkeypatch.setattr("synthdiv.models.llm.structured.ask_list_many", lambda llm, calls: 1 / 0)  # force class by class
+    monkeypatch.setattr("synthdiv.stages.disambiguate.propose.ask_list_many", lambda llm, calls: 1 / 0)  # force class by class
     import shutil
 
     shutil.rmtree(run.cache)

@@ -114,7 +114,7 @@ def _resolve(make_config, monkeypatch, classes: dict[str, Any], llm: FakeLLM | N
     from synthdiv.stages.disambiguate.stage import resolve_classes
 
     if llm is not None:
-        monkeypatch.setattr("synthdiv.models.llm.create_llm", lambda spec, cache_dir=None: llm)
+        monkeypatch.setattr("synthdiv.stages.disambiguate.stage.create_llm", lambda spec, cache_dir=None: llm)
     cfg = make_config(classes=classes, disambiguate={"confusable": 3, "max_retries": 0, **dis}, models={"clip": CLIP})
     run_stage(cfg, "classes", redo=True)  # hypothesis examples share one tmp_path
     summary = resolve_classes(cfg, RunDir(cfg.run_dir))

@@ -18,8 +18,21 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
+from synthdiv.config.loader import load_config
+from synthdiv.config.root import RunConfig
 from synthdiv.core.rundir import RunDir
+from synthdiv.core.schemas import CLASS_FIELDS
+from synthdiv.data.images import decode_rgb
+from synthdiv.data.mixed import BatchPlan, block_sizes, make_loader
+from synthdiv.data.real import real_dir_roots, real_samples
+from synthdiv.data.sources import SampleSet
+from synthdiv.data.synthetic import manifest_samples
+from synthdiv.engine.runner import run_all
 from synthdiv.errors import InputError, StageOrderError
+from synthdiv.stages.classes.reader import read_classes
+from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.score.filters import filtered_manifest
+from synthdiv.stages.score.reader import selected_manifest
 from synthdiv.utils.io import read_jsonl, read_parquet_artifact
 
 if TYPE_CHECKING:
@@ -48,9 +61,6 @@ def open_run(source: str | os.PathLike[str] | RunConfig, overrides: Sequence[str
         InputError: ``source`` is neither a run directory nor a config file.
         ConfigError: The config is not valid.
     """
-    from synthdiv.config.loader import load_config
-    from synthdiv.config.root import RunConfig
-
     if isinstance(source, RunConfig):
         if overrides:
             raise InputError("open_run: overrides apply to a config file or a run directory, not a RunConfig")
@@ -75,8 +85,6 @@ def run(
         until: Stop after this stage (``"generate"``, say), or run every stage.
         redo: Stages to redo even if done.
     """
-    from synthdiv.engine.runner import run_all
-
     return run_all(open_run(config).config, redo=tuple(redo), stop_after=until)
 
 
@@ -107,8 +115,6 @@ class Run:
 
     def classes(self) -> pa.Table:
         """``classes.jsonl`` (``index``, ``name``, ``wnid``, ...), with ``description`` once disambiguated."""
-        from synthdiv.core.schemas import CLASS_FIELDS
-
         rows = [{k: r.get(k) for k in CLASS_FIELDS} for r in self._class_rows()]
         table = pa.Table.from_pylist(rows)
         if self.dir.resolved.is_file():
@@ -136,10 +142,6 @@ class Run:
                 ``score.keep_quantile``); ``"train"``: the filtered ones not flagged degenerate (what the
                 ``train`` stage uses).
         """
-        from synthdiv.stages.generate.shards import read_manifest
-        from synthdiv.stages.score.filters import filtered_manifest
-        from synthdiv.stages.score.reader import selected_manifest
-
         views = {"all": lambda: read_manifest(self.dir), "filtered": lambda: filtered_manifest(self.config, self.dir),
                  "train": lambda: selected_manifest(self.config, self.dir)}
         if view not in views:
@@ -157,8 +159,6 @@ class Run:
             transform: Applied to each RGB PIL image (e.g. timm's ``create_transform``); None keeps the image.
             view: Which images (see :meth:`manifest`).
         """
-        from synthdiv.data.synthetic import manifest_samples
-
         return SyntheticImages(manifest_samples(self.manifest(view), self.dir, self.num_classes), transform)
 
     def mixed_loader(
@@ -195,11 +195,6 @@ class Run:
             world_size: DDP ranks.
             rank: This rank.
         """
-        from synthdiv.data.mixed import BatchPlan, block_sizes, make_loader
-        from synthdiv.data.real import real_dir_roots, real_samples
-        from synthdiv.data.sources import SampleSet
-        from synthdiv.data.synthetic import manifest_samples
-
         n_real, n_syn = block_sizes(batch_size, synthetic_fraction)
         classes = self._class_rows()
         real = SampleSet.empty()
@@ -212,8 +207,6 @@ class Run:
         return make_loader(real, synthetic, plan, transform, start_step, start_step + steps, num_workers=num_workers)
 
     def _class_rows(self) -> list[dict[str, Any]]:
-        from synthdiv.stages.classes.reader import read_classes
-
         if not self.dir.classes.is_file():
             raise StageOrderError(f"{self.dir.classes} not found: run `synthdiv classes` first")
         return read_classes(self.dir.classes)
@@ -238,8 +231,6 @@ class SyntheticImages:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
-        from synthdiv.data.images import decode_rgb
-
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} images")
         img = decode_rgb(self.samples.read(index))

@@ -42,5 +42,5 @@ def scripted_llm(monkeypatch: pytest.MonkeyPatch) -> FakeLLM:
     def create(spec: Any, cache_dir: Path | None = None) -> Any:
         return CachedLLM(fake, cache_dir, backend="fake", model="scripted") if cache_dir else fake
 
-    monkeypatch.setattr("synthdiv.models.llm.create_llm", create)
+    monkeypatch.setattr("synthdiv.stages.prompts.stage.create_llm", create)
     return fake

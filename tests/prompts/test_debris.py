@@ -99,6 +99,7 @@ def test_without_wordnet_the_lexicon_is_skipped_and_said_once(monkeypatch, caplo
     from synthdiv.lexicon import debris
 
     monkeypatch.setattr("synthdiv.lexicon.wordnet.wordnet_dir", lambda: None)
+    monkeypatch.setattr("synthdiv.lexicon.debris.wordnet_dir", lambda: None)
     debris._have_lexicon.cache_clear()
     try:
         with caplog.at_level(logging.WARNING, logger="synthdiv.lexicon.debris"):

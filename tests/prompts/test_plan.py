@@ -291,8 +291,8 @@ def test_plan_and_train_agree_on_the_real_counts(make_config, write_resolved, tm
     write_prompts(run, [{"base": 1, "style": 2}] * len(real))
     build_plan(cfg, run)
     planned = np.bincount(pq.read_table(run.plan).column("class").to_numpy(), minlength=len(real))
-    monkeypatch.setattr("synthdiv.stages.score.reader.synthetic_samples", lambda *a, **k: SampleSet.empty())
-    monkeypatch.setattr("synthdiv.stages.generate.stage.require_complete", lambda *a: None)  # nothing generated here
+    monkeypatch.setattr("synthdiv.stages.train.stage.synthetic_samples", lambda *a, **k: SampleSet.empty())
+    monkeypatch.setattr("synthdiv.stages.train.stage.require_complete", lambda *a: None)  # nothing generated here
     train_real, _ = prepare_data(cfg, cfg.train.variant("real+syn"), run, read_classes(run.classes))
     seen = train_real.class_counts(len(real))
     assert seen.sum() < sum(real)  # the protocol really subsamples

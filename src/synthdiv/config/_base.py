@@ -9,6 +9,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 
+from synthdiv.utils.names import name_problem, printable
+
 __all__ = ["Section", "ConfigPath", "PathName", "resolve_path", "path_name_problem"]
 
 
@@ -39,8 +41,6 @@ ConfigPath = Annotated[Path, AfterValidator(_resolve)]
 def path_name_problem(value: str, what: str = "name") -> str | None:
     """``"<what> '<value>' <problem>"`` when ``value`` cannot be one file or folder name (the rules of
     :func:`synthdiv.utils.names.name_problem`: no ``/``, ``..`` or control character, at most 200 characters), else None."""
-    from synthdiv.utils.names import name_problem, printable
-
     problem = name_problem(value)
     return None if problem is None else f"{what} '{printable(value, limit=60)}' {problem}"
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synthdiv.errors import InputError
 from synthdiv.utils.io import atomic_write_json
 
 __all__ = ["RunDir", "StageState", "shard_name"]
@@ -243,8 +244,6 @@ class RunDir:
             path = self.root / ".synthdiv" if name == "synthdiv" else getattr(self, name)
             link = path if _is_folder_link(path) else _folder_link_in(path, _LINK_DEPTH)
             if link is not None:
-                from synthdiv.errors import InputError
-
                 raise InputError(
                     f"run_dir {self.root}: {link.relative_to(self.root).as_posix()} is a symbolic link (to "
                     f"{os.readlink(link)}); synthdiv writes and deletes only inside the run directory, never through "

@@ -11,6 +11,7 @@ import numpy as np
 from synthdiv.data.eval_sets import EvalSet
 from synthdiv.data.images import ImageDataset, collate_blocks
 from synthdiv.utils.decode import SkipTally
+from synthdiv.utils.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ def predict(
     import torch
     import torch.utils.data
 
-    from synthdiv.utils.progress import Progress
 
     dataset = ImageDataset([evalset.samples], _Shifted(evalset.shift, transform), max_pixels)
     keys = [(0, i, -1) for i in range(len(evalset.samples))]

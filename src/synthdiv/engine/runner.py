@@ -31,6 +31,7 @@ from synthdiv.core.status import (
     stage_status,
     summary_line,
 )
+from synthdiv.engine.preflight import preflight
 from synthdiv.errors import ConfigError, FingerprintMismatchError, InputError, StageOrderError
 from synthdiv.utils.humanize import human_duration
 from synthdiv.utils.io import atomic_write_bytes, atomic_write_text
@@ -163,7 +164,6 @@ def run_all(cfg: RunConfig, redo: Sequence[str] = (), stop_after: str | None = N
     for option, name in asked:
         if name not in STAGE_NAMES:
             raise ConfigError(f"run {option}: unknown stage {name!r}; expected one of: {', '.join(STAGE_NAMES)}")
-    from synthdiv.engine.preflight import preflight
 
     preflight(cfg, stop_after, redo)  # paths, models, devices and disk of the stages to run, before any writes
     results: dict[str, dict[str, Any]] = {}

@@ -34,6 +34,8 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from synthdiv.lexicon.wordnet import is_english_word, wordnet_dir
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -162,8 +164,6 @@ def words_of(text: str) -> list[str]:
 
 
 def _is_known(word: str, known: frozenset[str]) -> bool:
-    from synthdiv.lexicon.wordnet import is_english_word
-
     if word in known or word in FUNCTION_WORDS or word in EXTRA_WORDS or _NUMBER.match(word):
         return True
     if is_english_word(word):
@@ -174,8 +174,6 @@ def _is_known(word: str, known: frozenset[str]) -> bool:
 
 @functools.cache
 def _have_lexicon() -> bool:
-    from synthdiv.lexicon.wordnet import wordnet_dir
-
     if wordnet_dir() is None:
         logger.warning("WordNet (Debian wordnet-base, or $WNSEARCHDIR) is not installed: LLM text is not checked "
                        "for unknown words")

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from synthdiv.errors import DiskFullError, InputError, StageOrderError
+
 __all__ = [
     "TMP_MARK",
     "atomic_write",
@@ -100,8 +102,6 @@ def json_lines(path: Path | str) -> Iterator[tuple[int, Any]]:
     Raises:
         InputError: A line is not JSON, or not UTF-8 (named with the file and line).
     """
-    from synthdiv.errors import InputError
-
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             if not raw.strip():
@@ -139,7 +139,6 @@ def read_parquet_artifact(path: Path | str, stage: str, columns: Iterable[str] |
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from synthdiv.errors import InputError, StageOrderError
 
     path = Path(path)
     if not path.exists():
@@ -178,7 +177,6 @@ def disk_full_error(exc: OSError, folder: Path | str, then: str) -> Any:
     left where it was written, and ``then`` (what is kept and how to go on)."""
     import shutil
 
-    from synthdiv.errors import DiskFullError
 
     path = exc.filename or folder
     where = Path(folder)

@@ -13,6 +13,8 @@ import logging
 import os
 import sys
 
+from synthdiv.utils.names import printable
+
 __all__ = ["setup_logging", "is_terminal", "PlainFormatter", "TIME_FORMAT"]
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
@@ -33,7 +35,6 @@ class PlainFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt=TIME_FORMAT)
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
-        from synthdiv.utils.names import printable
 
         record.message = printable(record.message, keep="\t")
         return super().formatMessage(record)

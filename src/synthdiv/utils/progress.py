@@ -30,6 +30,8 @@ from typing import Any
 from synthdiv.errors import ConfigError
 from synthdiv.utils.devices import dist_env
 from synthdiv.utils.humanize import human_duration, human_rate
+from synthdiv.utils.io import atomic_write_json
+from synthdiv.utils.logs import is_terminal
 
 logger = logging.getLogger("synthdiv.progress")  # the channel of progress lines, whichever module writes them
 
@@ -178,8 +180,6 @@ class Progress:
 
     def __init__(self, *columns: Any, transient: bool = False, console: Any = None, interval: float | None = None,
                  **kwargs: Any) -> None:
-        from synthdiv.utils.logs import is_terminal
-
         self._bar = None
         if is_terminal(getattr(console, "file", None)):
             from rich.console import Console
@@ -298,7 +298,6 @@ class Progress:
     def _beat(self, force: bool = False) -> None:
         """Rewrite this process's heartbeat file (when a stage runs), at most every few seconds."""
         path = _beat.get("path")
-        from synthdiv.utils.io import atomic_write_json
 
         # one writer at a time, each with the counts of its own moment: the ticker thread and the worker never
         # rename an older snapshot over a newer one

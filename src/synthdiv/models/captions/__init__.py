@@ -22,6 +22,7 @@ from synthdiv.errors import InputError
 from synthdiv.models.captions.base import Captioner
 from synthdiv.models.captions.cache import CaptionCache, image_digest
 from synthdiv.registry import CAPTIONERS
+from synthdiv.utils.decode import UnreadableImage, decode_image
 
 if TYPE_CHECKING:
     from synthdiv.config.models import CaptionerSpec
@@ -56,8 +57,6 @@ def caption_files(
     Raises:
         InputError: A file is missing or is not an image (naming it).
     """
-    from synthdiv.utils.decode import UnreadableImage, decode_image
-
     cache = CaptionCache(cache_dir, captioner.captioner_id) if cache_dir is not None else None
     digests = [image_digest(p) for p in paths]
     out: list[str | None] = [cache.get(d) if cache else None for d in digests]

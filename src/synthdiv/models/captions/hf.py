@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthdiv.errors import InputError
+from synthdiv.models.embedded import tiny_captioner_dir
 from synthdiv.utils.devices import resolve_device, resolve_dtype
 
 if TYPE_CHECKING:
@@ -52,8 +53,6 @@ class HFCaptioner:
 
         path = self.spec.model
         if path == "embedded":
-            from synthdiv.models.embedded import tiny_captioner_dir
-
             path = str(tiny_captioner_dir())
         device = resolve_device(self.spec.device, "models.captioner.device")
         dtype = resolve_dtype(self.spec.dtype, device, "models.captioner.dtype")

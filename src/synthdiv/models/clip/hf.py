@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from synthdiv.errors import ConfigError
+from synthdiv.models import embedded
 from synthdiv.models.clip._common import BatchedScorer, ScorerOptions
 from synthdiv.utils.devices import resolve_device, resolve_dtype
 
@@ -48,8 +49,6 @@ class HFScorer(BatchedScorer):
         self.device = resolve_device(spec.device, "models.clip.device")
         self.dtype = resolve_dtype(spec.dtype, self.device, "models.clip.dtype")
         if spec.model == "embedded":
-            from synthdiv.models import embedded
-
             source, self.model_id = str(embedded.tiny_hf_clip_dir()), f"transformers:{embedded.TINY_HF_CLIP_ID}"
         else:
             source, self.model_id = spec.model, f"transformers:{spec.model}"

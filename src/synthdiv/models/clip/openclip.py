@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from synthdiv.errors import ConfigError
+from synthdiv.models import embedded
 from synthdiv.models.clip._common import BatchedScorer, ScorerOptions
 from synthdiv.utils.devices import resolve_device, resolve_dtype
 
@@ -51,8 +52,6 @@ class OpenCLIPScorer(BatchedScorer):
 
     def _load(self, spec: CLIPSpec) -> tuple[Any, Any, Any, str]:
         if spec.model == "embedded":
-            from synthdiv.models import embedded
-
             model, preprocess, tokenizer = embedded.tiny_open_clip(self.device)
             return model, preprocess, tokenizer, f"open_clip:{embedded.tiny_open_clip_id()}"
         import open_clip

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synthdiv.config.models import generator_id
 from synthdiv.errors import ConfigError, InputError, MissingDependencyError
+from synthdiv.models.embedded import tiny_diffusion_dir
 from synthdiv.models.generators.image_fit import fit_image, img2img_steps
 from synthdiv.registry import GENERATORS
 from synthdiv.utils.devices import resolve_device, resolve_dtype
@@ -139,8 +140,6 @@ def pad_batch(items: Sequence[Any], size: int) -> list[Any]:
 
 def _model_path(spec: GeneratorSpec) -> str:
     if spec.model == "embedded":
-        from synthdiv.models.embedded import tiny_diffusion_dir
-
         return str(tiny_diffusion_dir())
     return spec.model
 

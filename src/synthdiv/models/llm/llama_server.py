@@ -17,6 +17,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from synthdiv.models.embedded import smollm2_gguf
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["serve_embedded"]
@@ -43,7 +45,6 @@ def serve_embedded(log: Path, threads: int = 2, startup_s: float = 300, n_ctx: i
     """
     import httpx
 
-    from synthdiv.models.embedded import smollm2_gguf
 
     port = _free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()), "--host", "127.0.0.1",

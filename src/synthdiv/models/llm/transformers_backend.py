@@ -26,7 +26,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthdiv.errors import ConfigError
+from synthdiv.models.embedded import SMOLLM2_ID, smollm2_gguf
+from synthdiv.models.embedded.cache import cache_root
 from synthdiv.models.llm import _grammar
+from synthdiv.models.llm._gguf import converted_dir
 from synthdiv.models.llm._sampling import SeededSampler, row_seed
 from synthdiv.models.llm.base import Message, Request, token_counter
 
@@ -77,8 +80,6 @@ class TransformersLLM:
         self.options = options or TransformersOptions()
         self.source, self.gguf_file = _resolve_source(spec.model, self.options.gguf_file)
         if spec.model == "embedded":
-            from synthdiv.models.embedded import SMOLLM2_ID
-
             self.model_id = f"transformers:{SMOLLM2_ID}"
         else:
             suffix = f"#{self.gguf_file}" if self.gguf_file and not spec.model.endswith(".gguf") else ""
@@ -119,9 +120,6 @@ class TransformersLLM:
         logger.info("loading LLM %s on %s (%s)", self.model_id, device, dtype)
         try:
             if self.gguf_file and isinstance(source, Path) and self.options.convert_gguf:
-                from synthdiv.models.embedded.cache import cache_root
-                from synthdiv.models.llm._gguf import converted_dir
-
                 source = converted_dir(source, self.gguf_file, cache_root(), self.options.trust_remote_code)
             elif self.gguf_file:
                 kwargs["gguf_file"] = self.gguf_file
@@ -256,8 +254,6 @@ class TransformersLLM:
 def _resolve_source(model: str, gguf_file: str | None) -> tuple[Path | str, str | None]:
     """``(folder or hub id, gguf file name or None)`` for ``models.llm.model``."""
     if model == "embedded":
-        from synthdiv.models.embedded import smollm2_gguf
-
         path = smollm2_gguf()
         return path.parent, path.name
     path = Path(model).expanduser()

@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from synthdiv.models.llm.base import Request, complete_many
 from synthdiv.stages.disambiguate.ambiguity import sense_of
 from synthdiv.stages.disambiguate.senses import SenseChoice
 
@@ -32,8 +33,6 @@ _NUMBER = re.compile(r"\d+")
 
 def sense_request(name: str, names: Sequence[str], options: Sequence[str], seed: int) -> Any:
     """The request that asks which of ``options`` (synset ids, in the order shown) ``name`` means in ``names``."""
-    from synthdiv.models.llm.base import Request
-
     shown = [n for n in names if n != name][:_NAMES_SHOWN]
     lines = []
     for k, wnid in enumerate(options, start=1):
@@ -60,8 +59,6 @@ def ask_llm_senses(
 
     A backend failure settles nothing: the classes stay undecided and the stage goes on (logged once).
     """
-    from synthdiv.models.llm.base import complete_many
-
     names = [row["name"] for row in rows]
     asked, requests = [], []
     for i, choice in enumerate(choices):

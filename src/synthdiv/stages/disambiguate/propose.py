@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from synthdiv.lexicon.debris import debris_reason
+from synthdiv.models.llm.progress import LLMProgress
+from synthdiv.models.llm.structured import ask_list, ask_list_many
+from synthdiv.models.llm.templates import render
 from synthdiv.stages.disambiguate.confusable import mentions_name
 from synthdiv.stages.disambiguate.unique import text_key
 from synthdiv.utils.hashing import canonical_hash
@@ -61,8 +64,6 @@ def request(
     naming another class and candidates about another sense of the name; the name's other senses are told to the
     LLM.
     """
-    from synthdiv.models.llm.templates import render
-
     name = row["name"]
     names = [name, *(row.get("lemmas") or [])]
     senses = [] if check is None else [
@@ -98,8 +99,6 @@ def propose(
     check: CandidateCheck | None = None,
 ) -> Proposal:
     """Ask ``llm`` for the candidates of one class (see :func:`request`); never raises on a bad answer."""
-    from synthdiv.models.llm.structured import ask_list
-
     call, template_id = request(row, others, dcfg, seed, check)
     return _proposal(ask_list(llm, **call), template_id)
 
@@ -128,8 +127,6 @@ def ask_all(
     one, so that a backend failure costs only its class (see :func:`_one_by_one`)."""
     if llm is None:  # disambiguate.candidates: 0 -- grounded candidates and CLIP only
         return [Proposal(template_id=None) for _ in rows]
-    from synthdiv.models.llm.progress import LLMProgress
-    from synthdiv.models.llm.structured import ask_list_many
 
     task = progress.add_task("disambiguate: LLM candidates", total=len(rows))
     calls = [request(row, [rows[j]["name"] for j in near], cfg.disambiguate, _class_seed(cfg.seed, row), check)

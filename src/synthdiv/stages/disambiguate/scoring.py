@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synthdiv.utils.decode import UnreadableImage, decode_image
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -61,7 +63,6 @@ def mean_image_embedding(scorer: ImageTextScorer, files: Sequence[Path], max_pix
     """
     import numpy as np
 
-    from synthdiv.utils.decode import UnreadableImage, decode_image
 
     images, used = [], []
     for path in files:

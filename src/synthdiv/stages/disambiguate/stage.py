@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from synthdiv.core.rundir import RunDir
 from synthdiv.core.schemas import CLASS_FIELDS, CLASS_SENSE_FIELDS
+from synthdiv.models.clip import create_scorer
+from synthdiv.models.llm import create_llm
 from synthdiv.stages.classes.reader import read_classes
-from synthdiv.stages.disambiguate.ambiguity import Ambiguity, detect_ambiguity, token_ids_of
+from synthdiv.stages.disambiguate.ambiguity import Ambiguity, detect_ambiguity, sense_of, token_ids_of
 from synthdiv.stages.disambiguate.confusable import confusable_classes
 from synthdiv.stages.disambiguate.grounded import grounded_candidates
 from synthdiv.stages.disambiguate.llm_sense import ask_llm_senses
@@ -31,8 +33,9 @@ from synthdiv.stages.disambiguate.senses import SenseChoice
 from synthdiv.stages.disambiguate.settle import settle_senses, undecided_hint, with_sense
 from synthdiv.stages.disambiguate.unique import Pick, make_token_unique, make_unique, text_key
 from synthdiv.stages.disambiguate.validate import CandidateCheck, ClassNames
-from synthdiv.utils.decode import SkipTally
+from synthdiv.utils.decode import SkipTally, max_pixels_of
 from synthdiv.utils.io import atomic_write_jsonl
+from synthdiv.utils.progress import Progress
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,7 +52,6 @@ def _progress() -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    from synthdiv.utils.progress import Progress
 
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -60,8 +62,6 @@ def _progress() -> Any:
 def _embed_real_images(
     cfg: RunConfig, rows: list[dict[str, Any]], scorer: ImageTextScorer, progress: Any, skipped: SkipTally
 ) -> list[ClassImages]:
-    from synthdiv.utils.decode import max_pixels_of
-
     task = progress.add_task("disambiguate: real images", total=len(rows))
     out = []
     for row in rows:
@@ -227,7 +227,6 @@ def _sense_record(choice: SenseChoice | None) -> dict[str, Any] | None:
     """The settled sense as ``classes.resolved.jsonl`` records it: which evidence, how strong, the gloss."""
     if choice is None:
         return None
-    from synthdiv.stages.disambiguate.ambiguity import sense_of
 
     own = sense_of(choice.wnid) if choice.wnid else None
     return {**choice.as_dict(), "gloss": own.gloss if own else None, "hypernym": own.hypernym if own else None,
@@ -279,7 +278,6 @@ def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     rows = read_classes(run.classes)
     if not cfg.disambiguate.enabled:
         return _disabled(rows, run)
-    from synthdiv.models.clip import create_scorer
 
     scorer = create_scorer(cfg.models.clip)
     llm = _llm(cfg, run)
@@ -345,7 +343,6 @@ def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
 def _llm(cfg: RunConfig, run: RunDir) -> LLM | None:
     if cfg.disambiguate.candidates == 0:
         return None
-    from synthdiv.models.llm import create_llm
 
     return create_llm(cfg.models.llm, cache_dir=run.cache / "llm")
 

@@ -21,8 +21,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from synthdiv.core.rundir import RunDir
-from synthdiv.data.eval_sets import check_sets
+from synthdiv.data.eval_sets import build_eval_sets, check_sets
+from synthdiv.data.predict import eval_transform, predict
+from synthdiv.errors import InputError, SynthdivError
+from synthdiv.metrics.accuracy import accuracy_report, long_tail_splits, named_confused_pairs
+from synthdiv.stages.classes.reader import read_classes
+from synthdiv.stages.score.embeddings import NPY_DAMAGE
+from synthdiv.stages.train.stage import read_data_info
 from synthdiv.utils.decode import SkipTally, max_pixels_of
+from synthdiv.utils.devices import resolve_device
 from synthdiv.utils.io import atomic_write_bytes, atomic_write_json
 from synthdiv.utils.names import safe_join
 
@@ -41,10 +48,6 @@ def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
         ``{variant: {set: top1}}``, plus, when images were skipped as unreadable, ``unreadable`` (files skipped,
         each counted once), ``unreadable_per_class`` (by class name) and ``unreadable_examples`` (the first few).
     """
-    from synthdiv.data.eval_sets import build_eval_sets, check_sets
-    from synthdiv.errors import InputError
-    from synthdiv.stages.classes.reader import read_classes
-
     check_sets(cfg.evaluate)  # before reading anything: a bad folder is check's one line, not a traceback
     classes = read_classes(run.classes)
     sets = build_eval_sets(cfg.evaluate, classes, cfg.seed)
@@ -101,10 +104,6 @@ def evaluate_variant(cfg: RunConfig, run: RunDir, name: str, classes: list[dict[
     Args:
         skipped: Filled with each set's unreadable images (by set name) when given.
     """
-    from synthdiv.data.predict import eval_transform, predict
-    from synthdiv.metrics.accuracy import accuracy_report, long_tail_splits, named_confused_pairs
-    from synthdiv.utils.devices import resolve_device
-
     ecfg = cfg.evaluate
     if ecfg.torch_threads:
         import torch
@@ -113,7 +112,6 @@ def evaluate_variant(cfg: RunConfig, run: RunDir, name: str, classes: list[dict[
     model = load_export(run, name)
     transform = eval_transform(model)
     device = resolve_device(ecfg.device, "evaluate.device")
-    from synthdiv.stages.train.stage import read_data_info
 
     info = read_data_info(run, name)
     train_counts = info.get("real_per_class") if info is not None else None
@@ -153,7 +151,6 @@ def load_export(run: RunDir, name: str) -> Any:
     """
     import timm
 
-    from synthdiv.errors import InputError, SynthdivError
 
     folder = run.export / name
     try:
@@ -189,8 +186,6 @@ def read_result(path: Any) -> dict[str, Any] | None:
 def read_predictions(path: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """``(topk (N, k), labels (N,))`` of one ``eval/<variant>/<set>.npz``, or None when it is absent or unreadable
     (results written before predictions were kept, or a damaged file: integer arrays of those shapes or nothing)."""
-    from synthdiv.stages.score.embeddings import NPY_DAMAGE
-
     try:
         with np.load(path, allow_pickle=False) as data:
             topk, labels = np.asarray(data["topk"]), np.asarray(data["labels"])

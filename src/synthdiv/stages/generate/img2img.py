@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthdiv.errors import InputError
+from synthdiv.stages.classes.reader import read_classes
+from synthdiv.stages.disambiguate.reader import read_resolved
+from synthdiv.utils.decode import UnreadableImage, decode_image
 from synthdiv.utils.names import is_within
 
 if TYPE_CHECKING:
@@ -33,9 +36,6 @@ class SourceImages:
 
     def _real_dir(self, cls: int) -> Path | None:
         if self._dirs is None:
-            from synthdiv.stages.classes.reader import read_classes
-            from synthdiv.stages.disambiguate.reader import read_resolved
-
             if not self.run.classes.is_file() and not self.run.resolved.is_file():
                 raise InputError(f"{self.run.classes}: not found; img2img rows of the plan need each class's real_dir")
             rows = read_resolved(self.run.resolved) if self.run.resolved.is_file() else read_classes(self.run.classes)
@@ -44,8 +44,6 @@ class SourceImages:
 
     def open(self, cls: int, source: str, image_id: str) -> Image.Image:
         """The RGB source image of plan row ``image_id``."""
-        from synthdiv.utils.decode import UnreadableImage, decode_image
-
         folder = self._real_dir(cls)
         if folder is None:
             raise InputError(f"{self.run.plan}: image {image_id}: class {cls} has no real_dir for its source "

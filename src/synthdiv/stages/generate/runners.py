@@ -21,6 +21,8 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from synthdiv.config.root import RunConfig
+from synthdiv.core.rundir import RunDir
 from synthdiv.errors import MissingDependencyError
 from synthdiv.models.generators import create_generator
 from synthdiv.stages.generate.producer import PlannedWork, ShardProducer
@@ -99,9 +101,6 @@ class _RayShardActor:
     """A Ray actor holding one generator; called with batches of shard numbers, it makes and commits them."""
 
     def __init__(self, cfg_json: dict[str, Any]) -> None:
-        from synthdiv.config.root import RunConfig
-        from synthdiv.core.rundir import RunDir
-
         logging.basicConfig(level=logging.WARNING)
         self.cfg = RunConfig.model_validate(cfg_json)
         self.work = PlannedWork(RunDir(self.cfg.run_dir))

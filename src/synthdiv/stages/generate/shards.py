@@ -29,8 +29,10 @@ import pyarrow.parquet as pq
 
 from synthdiv.core.rundir import RunDir, shard_name
 from synthdiv.core.schemas import MANIFEST_SCHEMA, PLAN_SOURCE_SCHEMA
+from synthdiv.data.sources import read_bytes
 from synthdiv.errors import InputError
 from synthdiv.stages.plan.reader import plan_shard_counts
+from synthdiv.utils.decode import UnreadableImage, decode_image
 from synthdiv.utils.io import TMP_MARK, atomic_write, atomic_write_json, read_jsonl, write_parquet_atomic
 
 if TYPE_CHECKING:
@@ -274,8 +276,6 @@ def image_bytes(run: RunDir, rows: pa.Table) -> list[bytes]:
     Raises:
         InputError: A row's image is not in its shard (the shard changed after the manifest was written).
     """
-    from synthdiv.data.sources import read_bytes
-
     names = set(rows.column_names)
     data = rows.select([c for c in ("image_id", "shard", "ext", "offset", "size") if c in names]).to_pylist()
     out: list[bytes | None] = [None] * len(data)
@@ -323,8 +323,6 @@ def write_wds_info(run: RunDir, split: str = "train", shards: list[int] | None =
 def iter_shard_images(run: RunDir, rows: pa.Table) -> Iterator[Image.Image]:
     """The images of the manifest ``rows``, in row order, read by their byte ranges (:func:`image_bytes`) and decoded
     under the decoder policy (:mod:`synthdiv.utils.decode`): a damaged one is one line naming its shard and key."""
-    from synthdiv.utils.decode import UnreadableImage, decode_image
-
     shards, ids = rows.column("shard").to_pylist(), rows.column("image_id").to_pylist()
     for shard, image_id, blob in zip(shards, ids, image_bytes(run, rows), strict=True):
         name = f"{shard_name(shard)}:{image_id}"

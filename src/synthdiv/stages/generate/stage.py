@@ -17,8 +17,12 @@ import numpy as np
 from synthdiv.core.rundir import shard_name
 from synthdiv.errors import DiskFullError, InputError
 from synthdiv.stages.generate.plan_check import check_plan
+from synthdiv.stages.generate.producer import PlannedWork
+from synthdiv.stages.generate.runners import assigned_shards, run_local, run_ray
 from synthdiv.stages.generate.shards import clean_shard, shard_state, write_wds_info
-from synthdiv.stages.plan.rounds import plan_base_digest
+from synthdiv.stages.plan.reader import plan_shard_counts
+from synthdiv.stages.plan.rounds import plan_base_digest, plan_rounds
+from synthdiv.utils.devices import DistEnv, dist_env
 from synthdiv.utils.io import DISK_FULL_ERRNOS, disk_full_error
 
 if TYPE_CHECKING:
@@ -44,10 +48,6 @@ def pending_shards(run: RunDir, shards: list[int], verify: str) -> list[int]:
 
 def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     """The generate stage: make every planned image of this worker's shards that is not already in the manifest."""
-    from synthdiv.stages.generate.producer import PlannedWork
-    from synthdiv.stages.generate.runners import assigned_shards, run_local, run_ray
-    from synthdiv.utils.devices import DistEnv, dist_env
-
     work = PlannedWork(run)
     run.shards.mkdir(parents=True, exist_ok=True)
     run.manifest.mkdir(parents=True, exist_ok=True)
@@ -83,8 +83,6 @@ def disk_full(exc: OSError, folder: Path) -> DiskFullError:
 
 
 def _plan_counts(run: RunDir) -> tuple[np.ndarray, np.ndarray]:
-    from synthdiv.stages.plan.reader import plan_shard_counts
-
     return plan_shard_counts(run.plan)
 
 
@@ -97,7 +95,6 @@ def progress(cfg: RunConfig, run: RunDir) -> str | None:
     if not run.plan.exists():
         return None
     shards, counts = _plan_counts(run)
-    from synthdiv.stages.plan.rounds import plan_rounds
 
     done = np.array([s == "complete" for s in _states(run, shards)], dtype=bool)
     rounds = len(plan_rounds(run.plan))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from synthdiv.core.schemas import PLAN_SCHEMA
 from synthdiv.stages.prompts import ids
 
 if TYPE_CHECKING:
@@ -115,7 +116,6 @@ def append_round(plan: pa.Table, prompts: pa.Table, counts: np.ndarray, run_seed
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from synthdiv.core.schemas import PLAN_SCHEMA
 
     counted = pc.value_counts(plan.column("prompt_id")).flatten()  # in C++: a 7.7M-row plan in well under a second
     used = dict(zip(counted[0].to_pylist(), counted[1].to_pylist(), strict=True))

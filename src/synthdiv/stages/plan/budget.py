@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from synthdiv.config.prompts import DEFAULT_IMAGES_PER_CLASS, PlanConfig
+from synthdiv.data.protocols import RealProtocol, protocol_counts
 from synthdiv.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -34,8 +35,6 @@ def training_real_counts(train: Any, real_counts: Sequence[int] | np.ndarray, se
     Raises:
         ConfigError: Two such variants subsample the real set differently, so no one plan tops both up.
     """
-    from synthdiv.data.protocols import RealProtocol, protocol_counts
-
     protocols = train.synthetic_protocols
     distinct = {tuple(sorted(p.items())) for p in protocols.values()}
     if len(distinct) > 1:

@@ -33,6 +33,7 @@ from synthdiv.stages.plan.img2img import SourcePlan, assign_sources
 from synthdiv.stages.prompts import ids
 from synthdiv.stages.prompts.reader import read_prompts
 from synthdiv.utils.io import atomic_write
+from synthdiv.utils.progress import Progress
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -219,7 +220,6 @@ def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from synthdiv.utils.progress import Progress
 
     prompts, real, rows = _read_inputs(run)
     names = [row["name"] for row in rows]

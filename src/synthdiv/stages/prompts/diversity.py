@@ -18,6 +18,8 @@ import numpy as np
 from synthdiv.core.rundir import RunDir
 from synthdiv.core.schemas import PROMPT_KINDS
 from synthdiv.errors import InputError
+from synthdiv.metrics.diversity import mean_pairwise_distance as pairwise
+from synthdiv.models.clip import create_scorer
 from synthdiv.stages.prompts.reader import read_prompts
 from synthdiv.utils.io import read_jsonl
 
@@ -40,8 +42,6 @@ def distinct_word_ratio(texts: Sequence[str]) -> float:
 def mean_pairwise_distance(embeddings: np.ndarray) -> float | None:
     """Mean of ``1 - cosine`` over all pairs of L2-normalised rows; None with fewer than two rows. The formula is
     the image metric's (:func:`synthdiv.metrics.diversity.mean_pairwise_distance`, pure NumPy), on text embeddings."""
-    from synthdiv.metrics.diversity import mean_pairwise_distance as pairwise
-
     return None if len(embeddings) < 2 else pairwise(embeddings)
 
 
@@ -97,7 +97,6 @@ def diversity_report(
     table = read_prompts(run, ["class", "class_name", "kind", "text"])
     selected = _select(run, table, class_name)
     if scorer is None and clip:  # only now, after the arguments were checked: loading a model takes seconds
-        from synthdiv.models.clip import create_scorer
 
         scorer = create_scorer(cfg.models.clip)
     by_class: dict[int, list[dict[str, Any]]] = {c: [] for c in selected}

@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from synthdiv.models.llm.base import run_together
+from synthdiv.models.llm.structured import ask_list_steps
+from synthdiv.models.llm.templates import render
 from synthdiv.stages.prompts.dedup import dedup_embeddings, dedup_text
 from synthdiv.stages.prompts.text import text_key
 
@@ -123,8 +126,6 @@ def gather_many(
         threshold: Cosine above which two items are near-duplicates.
         tokens_per_item: LLM tokens allowed per item asked (the answer budget is ``k * tokens_per_item + 24``).
     """
-    from synthdiv.models.llm.base import run_together
-
     supports_schema = bool(getattr(llm, "supports_json_schema", False))
     runs = [
         _gather_steps(supports_schema, f, batch_size=batch_size, max_requests=max_requests, temperature=temperature,
@@ -147,9 +148,6 @@ def _gather_steps(
     tokens_per_item: int,
 ) -> Generator[Any, str, Gathered]:
     """One family's gathering as a generator: yields requests, is sent their texts, returns the result."""
-    from synthdiv.models.llm.structured import ask_list_steps
-    from synthdiv.models.llm.templates import render
-
     wanted, process = family.wanted, family.process
     result = Gathered(items=[], wanted=wanted)
     if wanted <= 0:

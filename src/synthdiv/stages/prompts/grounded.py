@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthdiv.errors import InputError
+from synthdiv.models.captions import caption_files
 from synthdiv.stages.classes.reader import class_real_files
 from synthdiv.stages.prompts.contexts import context_processor
 from synthdiv.stages.prompts.gather import Family, Gathered, gather_many, gather_settings
@@ -59,8 +60,6 @@ def sample_files(files: Sequence[str], limit: int, seed_parts: tuple[Any, ...]) 
 
 
 def _captions(cfg: RunConfig, run: RunDir, captioner: Any, root: Path, files: list[str]) -> list[str]:
-    from synthdiv.models.captions import caption_files
-
     texts = caption_files(captioner, [root / f for f in files], run.cache / "captions")
     return [" ".join(t.split()) for t in texts if t.strip()]
 

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from synthdiv.core.rundir import RunDir
 from synthdiv.core.schemas import PROMPT_KINDS, PROMPTS_SCHEMA
+from synthdiv.models.captions import create_captioner
+from synthdiv.models.clip import create_scorer
+from synthdiv.models.llm import create_llm
 from synthdiv.models.llm.progress import llm_progress
 from synthdiv.stages.disambiguate.reader import read_resolved
 from synthdiv.stages.prompts.compose import ClassPrompts, compose_class
@@ -38,6 +41,7 @@ from synthdiv.stages.prompts.styles import (
     styles_document,
 )
 from synthdiv.utils.io import atomic_write_json, write_parquet_atomic
+from synthdiv.utils.progress import Progress
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -88,7 +92,6 @@ def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     """Build ``styles.json`` and ``prompts.parquet`` for every resolved class; returns the stage summary."""
     import pyarrow as pa
 
-    from synthdiv.utils.progress import Progress
 
     classes = read_resolved(run.resolved)
     p = cfg.prompts
@@ -98,12 +101,8 @@ def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     asks_llm = asks_llm or want_cc or want_ts
     llm = scorer = None
     if asks_llm:
-        from synthdiv.models.llm import create_llm
-
         llm = create_llm(cfg.models.llm, cache_dir=run.cache / "llm")
         if p.clip_dedup:
-            from synthdiv.models.clip import create_scorer
-
             scorer = create_scorer(cfg.models.clip)
     summary: dict[str, Any] = {"classes": len(classes), "llm_requests": 0}
     doc = styles_document([], None, None, p.styles, {})
@@ -189,7 +188,6 @@ def _grounded(
     """Caption-grounded contexts per class and target-domain styles (:mod:`synthdiv.stages.prompts.grounded`)."""
     if not (want_cc or want_ts):
         return [], None
-    from synthdiv.models.captions import create_captioner
 
     captioner = create_captioner(cfg.models.captioner)
     grounded = caption_contexts_many(llm, captioner, classes, cfg, run, scorer) if want_cc else []

@@ -24,8 +24,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synthdiv.core.rundir import RunDir
 from synthdiv.core.schemas import PROMPT_KINDS
+from synthdiv.core.status import stage_status
 from synthdiv.errors import InputError, SynthdivError
+from synthdiv.stages.classes.reader import read_classes
+from synthdiv.stages.disambiguate.reader import read_resolved
+from synthdiv.stages.disambiguate.table import ambiguity_summary, runner_up, sense_text
+from synthdiv.stages.plan.rounds import round_rows
+from synthdiv.stages.prompts.reader import read_plan, read_prompts
 
 if TYPE_CHECKING:
     from synthdiv.config.root import RunConfig
@@ -77,7 +84,6 @@ def class_names(run: RunDir) -> dict[int, str]:
     """``{index: name}`` of ``classes.jsonl``, checked (:func:`synthdiv.stages.classes.stage.read_classes`); empty when absent."""
     if not run.classes.exists():
         return {}
-    from synthdiv.stages.classes.reader import read_classes
 
     with artifact(run.classes, "classes"):
         return {int(r["index"]): str(r["name"]) for r in read_classes(run.classes)}
@@ -137,9 +143,6 @@ def warnings_for(cfg: RunConfig) -> list[str]:
 
 
 def stages_section(cfg: RunConfig) -> list[dict[str, Any]]:
-    from synthdiv.core.rundir import RunDir
-    from synthdiv.core.status import stage_status
-
     run = RunDir(cfg.run_dir)
     rows = []
     with artifact(run.state_dir, "status"):
@@ -182,9 +185,6 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def disambiguation_summary(run: RunDir) -> str:
     """The one-line count of ambiguous classes, how they were settled and how many were left bare."""
-    from synthdiv.stages.disambiguate.reader import read_resolved
-    from synthdiv.stages.disambiguate.table import ambiguity_summary
-
     if not run.resolved.exists():
         return ""
     with artifact(run.resolved, "disambiguate"):
@@ -201,9 +201,6 @@ def disambiguation_section(run: RunDir) -> list[dict[str, Any]]:
 
 
 def _disambiguation_rows(run: RunDir) -> list[dict[str, Any]]:
-    from synthdiv.stages.disambiguate.reader import read_resolved
-    from synthdiv.stages.disambiguate.table import runner_up, sense_text
-
     rows = []
     for r in read_resolved(run.resolved):
         cands = r.get("candidates") or []
@@ -236,7 +233,6 @@ def _distinct_word_ratio(texts: list[str]) -> float:
 def prompts_section(run: RunDir, samples_per_kind: int = 3) -> list[dict[str, Any]]:
     if not run.prompts.exists():
         return []
-    from synthdiv.stages.prompts.reader import read_plan, read_prompts
 
     with artifact(run.prompts, "prompts"):
         table = read_prompts(run, ["class", "class_name", "kind", "text"]).to_pylist()
@@ -282,7 +278,6 @@ def rounds_section(run: RunDir, top: int = 5) -> list[dict[str, Any]]:
     """One row per adaptive round recorded in the plan, with the classes it gave most images to."""
     if not run.plan.exists():
         return []
-    from synthdiv.stages.plan.rounds import round_rows
 
     names = class_names(run)
     with artifact(run.plan, "plan"):

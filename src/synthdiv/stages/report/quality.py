@@ -16,7 +16,11 @@ import numpy as np
 
 from synthdiv.core.schemas import PROMPT_KINDS
 from synthdiv.errors import SynthdivError
-from synthdiv.stages.report.collect import artifact, class_names
+from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.report.collect import artifact, class_names, data_uri
+from synthdiv.stages.report.plots import histogram_png
+from synthdiv.stages.score.filters import filter_masks
+from synthdiv.stages.score.stage import prompt_kinds, read_scores
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -38,8 +42,6 @@ def kind_order(kinds: Any) -> list[str]:
 
 def image_kinds(run: RunDir, manifest: pa.Table) -> np.ndarray:
     """The prompt kind of each manifest row (``unknown`` when its prompt is not in prompts.parquet)."""
-    from synthdiv.stages.score.stage import prompt_kinds
-
     with artifact(run.prompts, "prompts"):
         return np.array(prompt_kinds(run, manifest.column("prompt_id")), dtype=object)
 
@@ -60,8 +62,6 @@ def filter_names(cfg: RunConfig, run: RunDir) -> list[str]:
 
 
 def _masks(cfg: RunConfig, run: RunDir, manifest: pa.Table) -> dict[str, np.ndarray]:
-    from synthdiv.stages.score.filters import filter_masks
-
     names = filter_names(cfg, run)
     try:
         with artifact(run.scores, "score"):
@@ -104,8 +104,6 @@ def score_tables(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     """CLIP score and keep-rate tables per prompt kind and per class, and per-kind histograms (as PNG data URIs)."""
     if not run.scores.exists() or not run.manifest.exists():
         return {}
-    from synthdiv.stages.generate.shards import read_manifest
-    from synthdiv.stages.score.stage import read_scores
 
     with artifact(run.manifest, "generate"):
         manifest = read_manifest(run)
@@ -152,9 +150,6 @@ def _cut_note(shown: int, total: int, by: str) -> str:
 
 
 def _histograms(cfg: RunConfig, cols: dict[str, np.ndarray], kinds: np.ndarray, num_classes: int) -> list[str]:
-    from synthdiv.stages.report.collect import data_uri
-    from synthdiv.stages.report.plots import histogram_png
-
     plots = []
     order = kind_order(kinds)
     if "similarity" in cols:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from synthdiv.metrics.accuracy import bootstrap_ci, paired_delta_ci
+from synthdiv.stages.evaluate.stage import read_predictions, read_result
 
 if TYPE_CHECKING:
     from synthdiv.config.root import RunConfig
@@ -52,8 +53,6 @@ def _top1(result: dict[str, Any]) -> float | None:
 
 def load_results(run: RunDir) -> dict[str, dict[str, EvalResult]]:
     """``{variant: {set: EvalResult}}`` of every readable ``eval/**/*.json`` that holds a top-1."""
-    from synthdiv.stages.evaluate.stage import read_predictions, read_result
-
     out: dict[str, dict[str, EvalResult]] = {}
     if not run.eval.exists():
         return out

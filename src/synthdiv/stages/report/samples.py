@@ -16,8 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synthdiv.stages.report.collect import artifact, class_names
+from synthdiv.stages.generate.shards import image_bytes, read_manifest
+from synthdiv.stages.prompts.reader import read_prompts
+from synthdiv.stages.report.collect import artifact, class_names, data_uri
 from synthdiv.stages.report.quality import kind_order
+from synthdiv.stages.score.stage import read_scores
+from synthdiv.utils.decode import UnreadableImage, decode_image
 
 if TYPE_CHECKING:
     from synthdiv.config.root import RunConfig
@@ -46,9 +50,6 @@ def pick_classes(first: list[int], candidates: list[int], count: int, seed: int)
 def _thumb(data: bytes, size: int, name: str) -> tuple[str, int, int] | None:
     """The image as a JPEG data URI of at most ``size`` pixels a side, with its shown size; None (and a warning)
     when it cannot be decoded."""
-    from synthdiv.stages.report.collect import data_uri
-    from synthdiv.utils.decode import UnreadableImage, decode_image
-
     try:
         img = decode_image(data, name=name)
     except UnreadableImage as exc:
@@ -68,7 +69,6 @@ def _read(run: RunDir, rows: list[dict[str, Any]]) -> dict[str, bytes]:
     """Encoded bytes of each row's image, by its byte range (:func:`synthdiv.stages.generate.shards.image_bytes`)."""
     import pyarrow as pa
 
-    from synthdiv.stages.generate.shards import image_bytes
 
     if not rows:
         return {}
@@ -85,7 +85,6 @@ def _scores(run: RunDir, ids: list[str]) -> dict[str, dict[str, float]]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from synthdiv.stages.score.stage import read_scores
 
     with artifact(run.scores, "score"):
         names = pq.read_schema(run.scores).names  # "prob" is missing from scores written before it existed
@@ -123,7 +122,6 @@ def sample_grids(cfg: RunConfig, run: RunDir, first: list[str]) -> dict[str, Any
     per_class = cfg.report.samples_per_class
     if per_class == 0 or cfg.report.grid_classes == 0 or not run.manifest.exists():
         return {"classes": [], "note": ""}
-    from synthdiv.stages.generate.shards import read_manifest
 
     with artifact(run.manifest, "generate"):
         manifest = read_manifest(run)
@@ -133,8 +131,6 @@ def sample_grids(cfg: RunConfig, run: RunDir, first: list[str]) -> dict[str, Any
     classes = class_names(run)
     prompts = {}
     if run.prompts.exists():
-        from synthdiv.stages.prompts.reader import read_prompts
-
         with artifact(run.prompts, "prompts"):
             prompts = {r["prompt_id"]: r for r in read_prompts(run, ["prompt_id", "kind", "text"]).to_pylist()}
     present = sorted(int(c) for c in np.unique(labels))

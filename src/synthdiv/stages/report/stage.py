@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from synthdiv.config.loader import dump_config
 from synthdiv.core.schemas import PROMPT_KINDS
-from synthdiv.stages.report import collect
+from synthdiv.stages.report import collect, quality, results, samples
 from synthdiv.stages.report.plots import curves_png
+from synthdiv.stages.train.stage import read_data_info
 from synthdiv.utils.io import atomic_write_text
 from synthdiv.utils.names import printable
 
@@ -45,8 +47,6 @@ def render_report(cfg: RunConfig, run: RunDir) -> tuple[str, dict[str, Any]]:
     """The report's HTML and the data it was made from."""
     import jinja2
 
-    from synthdiv.config.loader import dump_config
-    from synthdiv.stages.report import quality, results, samples
 
     evals = results.load_results(run)
     baseline = results.pick_baseline(cfg, sorted(evals))
@@ -117,8 +117,6 @@ def _score_note(cfg: RunConfig) -> str:
 
 
 def _epoch_length(run: RunDir, variant: str) -> int | None:
-    from synthdiv.stages.train.stage import read_data_info
-
     value = (read_data_info(run, variant) or {}).get("steps_per_epoch")
     return int(value) if isinstance(value, int) and value > 0 else None
 

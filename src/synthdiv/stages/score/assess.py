@@ -13,10 +13,13 @@ import numpy as np
 import pyarrow as pa
 
 from synthdiv.core.schemas import SCORES_SCHEMA
+from synthdiv.data.real import real_dir_roots, real_samples
 from synthdiv.metrics.diversity import group_metrics
 from synthdiv.metrics.near_duplicates import nearest_in, nearest_within
+from synthdiv.stages.classes.reader import read_classes
+from synthdiv.stages.disambiguate.reader import read_resolved
 from synthdiv.stages.score.embeddings import NPY_DAMAGE, EmbeddingSet, write_real
-from synthdiv.utils.decode import SkipTally, max_pixels_of
+from synthdiv.utils.decode import SkipTally, UnreadableImage, decode_image, describe, max_pixels_of
 from synthdiv.utils.hashing import canonical_hash
 from synthdiv.utils.io import atomic_write, atomic_write_json
 
@@ -42,10 +45,6 @@ def embed_real(cfg: RunConfig, run: RunDir, cache: Path, embed: Callable[[list[A
     Images are decoded under the decoder policy (:mod:`synthdiv.utils.decode`): an empty, truncated, damaged or
     oversized image is skipped, never fatal. Returns the skipped images (counted per class; the same from the cache).
     """
-    from synthdiv.data.real import real_dir_roots, real_samples
-    from synthdiv.stages.classes.reader import read_classes
-    from synthdiv.stages.disambiguate.reader import read_resolved
-
     per_class = cfg.score.real_per_class
     samples = None
     if per_class != 0:
@@ -81,8 +80,6 @@ def embed_real(cfg: RunConfig, run: RunDir, cache: Path, embed: Callable[[list[A
 def _embed_sample(sample: Any, keys: list[str], embed: Callable[[list[Any]], np.ndarray], batch: int, bound: int
                   ) -> tuple[list[str], np.ndarray, SkipTally]:
     """``(keys embedded, their embeddings, the images skipped)``, decoding ``batch`` images at a time."""
-    from synthdiv.utils.decode import UnreadableImage, decode_image, describe
-
     used: list[str] = []
     parts: list[np.ndarray] = []
     skipped = SkipTally()

@@ -18,8 +18,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthdiv.core.schemas import CLASSIFIER_SCORES_SCHEMA
+from synthdiv.data.images import ImageDataset, collate_blocks
+from synthdiv.data.predict import eval_transform
+from synthdiv.data.synthetic import manifest_samples
 from synthdiv.errors import ConfigError, InputError
+from synthdiv.stages.generate.shards import read_manifest
 from synthdiv.stages.score.embeddings import tar_key
+from synthdiv.utils.decode import max_pixels_of
+from synthdiv.utils.devices import resolve_device
 from synthdiv.utils.hashing import canonical_hash, file_digest
 from synthdiv.utils.io import write_parquet_atomic
 
@@ -72,8 +78,6 @@ def _score_shard(model: Any, samples: Any, transform: Any, cfg: RunConfig, devic
     import torch
     import torch.utils.data
 
-    from synthdiv.data.images import ImageDataset, collate_blocks
-    from synthdiv.utils.decode import max_pixels_of
 
     bs = cfg.score.classifier.batch_size
     keys = [(0, i, -1) for i in range(len(samples))]
@@ -105,11 +109,6 @@ def _cached_scores(path: Path, key: bytes, ids: list[str]) -> pa.Table | None:
 
 def classify_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     """Score every manifest image with ``score.classifier.model``; write ``classifier_scores.parquet``."""
-    from synthdiv.data.predict import eval_transform
-    from synthdiv.data.synthetic import manifest_samples
-    from synthdiv.stages.generate.shards import read_manifest
-    from synthdiv.utils.devices import resolve_device
-
     c = cfg.score.classifier
     name, digest = model_name(str(c.model), run)
     manifest = read_manifest(run)

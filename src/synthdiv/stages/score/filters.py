@@ -19,8 +19,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from synthdiv.config.quality import BUILTIN_FILTERS
 from synthdiv.errors import ConfigError, InputError
+from synthdiv.stages.classes.reader import read_classes
 from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.score.stage import read_scores
 from synthdiv.utils.hashing import canonical_hash
 from synthdiv.utils.io import atomic_write_json, read_parquet_artifact
 
@@ -91,8 +94,6 @@ def classifier_mask(mislabeled: np.ndarray, easy: np.ndarray, drop: Sequence[str
 
 def resolve_filters(cfg: RunConfig, names: Sequence[str]) -> dict[str, Any]:
     """The spec of each filter name: a definition under ``filters:``, else a built-in one."""
-    from synthdiv.config.quality import BUILTIN_FILTERS
-
     specs = {}
     for name in names:
         spec = cfg.filters.get(name, BUILTIN_FILTERS.get(name))
@@ -117,8 +118,6 @@ def _joined(table: pa.Table, ids: pa.ChunkedArray, columns: Sequence[str]) -> di
 
 
 def _num_classes(run: RunDir, labels: np.ndarray) -> int:
-    from synthdiv.stages.classes.reader import read_classes
-
     return len(read_classes(run.classes)) if run.classes.exists() else int(labels.max()) + 1
 
 
@@ -136,7 +135,6 @@ def filter_masks(cfg: RunConfig, run: RunDir, manifest: pa.Table, names: Sequenc
         if not run.scores.exists():
             raise InputError(f"{run.scores}: not found; the filters {', '.join(names) or 'of score'} need `synthdiv "
                              "score`")
-        from synthdiv.stages.score.stage import read_scores
 
         scores = read_scores(run)
         if not {"image_id", "similarity"} <= set(scores.column_names):

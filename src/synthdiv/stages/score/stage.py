@@ -17,7 +17,14 @@ import pyarrow.compute as pc
 from synthdiv.core.rundir import shard_name
 from synthdiv.core.schemas import SCORES_SCHEMA
 from synthdiv.errors import InputError
+from synthdiv.models.clip import create_scorer
+from synthdiv.stages.classes.reader import read_classes
+from synthdiv.stages.disambiguate.reader import read_resolved
 from synthdiv.stages.generate.shards import iter_shard_images, read_manifest
+from synthdiv.stages.generate.stage import require_complete
+from synthdiv.stages.prompts.reader import read_prompts
+from synthdiv.stages.score.assess import DUPLICATE_SCHEMA, duplicate_table, embed_real, quality_metrics
+from synthdiv.stages.score.classifier import classify_images
 from synthdiv.stages.score.embeddings import (
     load_real,
     load_shard_cache,
@@ -28,6 +35,7 @@ from synthdiv.stages.score.embeddings import (
 )
 from synthdiv.utils.hashing import canonical_hash
 from synthdiv.utils.io import read_parquet_artifact, write_parquet_atomic
+from synthdiv.utils.progress import Progress
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -44,9 +52,6 @@ __all__ = ["build", "score_images", "class_texts", "score_matrix", "read_scores"
 
 def class_texts(cfg: RunConfig, run: RunDir) -> list[str]:
     """One text per class index: ``score.template`` filled with the resolved description (else the class name)."""
-    from synthdiv.stages.classes.reader import read_classes
-    from synthdiv.stages.disambiguate.reader import read_resolved
-
     rows = read_resolved(run.resolved) if run.resolved.exists() else read_classes(run.classes)
     return [cfg.score.template.format(description=r.get("description") or r["name"]) for r in rows]
 
@@ -96,8 +101,6 @@ class _LazyScorer:
 
     def _model(self) -> Any:
         if self.scorer is None:
-            from synthdiv.models.clip import create_scorer
-
             self.scorer = create_scorer(self.cfg.models.clip)
         return self.scorer
 
@@ -154,7 +157,6 @@ def prompt_kinds(run: RunDir, prompt_ids: pa.ChunkedArray) -> list[str]:
     """The prompt kind (base / context / style) of each image, ``unknown`` where prompts.parquet lacks its prompt."""
     if not run.prompts.exists():
         return ["unknown"] * len(prompt_ids)
-    from synthdiv.stages.prompts.reader import read_prompts
 
     prompts = read_prompts(run, ["prompt_id", "kind"])
     idx = pc.index_in(prompt_ids, value_set=prompts.column("prompt_id"))
@@ -169,9 +171,6 @@ def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     Image embeddings are kept per shard under ``cache/embeddings/<model hash>/``, so an interrupted or re-run scoring
     (after more shards were generated, or with other texts or thresholds) only embeds the shards it has not seen.
     """
-    from synthdiv.stages.generate.stage import require_complete
-    from synthdiv.utils.progress import Progress
-
     require_complete(run, "score")  # never score part of the images without a word
     manifest = read_manifest(run)
     if not cfg.score.enabled or manifest.num_rows == 0:
@@ -213,8 +212,6 @@ def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
                "top1": round(top1, 6), "logit_scale": round(score.logit_scale(), 4), "duplicates": dups,
                **real_images_summary(skipped, run)}
     if cfg.score.classifier.model is not None:
-        from synthdiv.stages.score.classifier import classify_images
-
         summary["classifier"] = classify_images(cfg, run)
     return summary
 
@@ -224,7 +221,6 @@ def real_images_summary(skipped: SkipTally, run: RunDir) -> dict[str, Any]:
     per class name, the first few named, and a one-line note for the log and ``status``."""
     if not skipped.total:
         return {}
-    from synthdiv.stages.classes.reader import read_classes
 
     names = {int(r["index"]): str(r["name"]) for r in read_classes(run.classes)}
     out = skipped.summary("real_unreadable", names)
@@ -236,8 +232,6 @@ def _with_quality(cfg: RunConfig, run: RunDir, table: pa.Table, score: _LazyScor
                   ) -> tuple[pa.Table, SkipTally]:
     """``table`` (manifest order) with the near-duplicate columns, and the real images skipped as unreadable; writes
     the real embeddings and ``quality.json``."""
-    from synthdiv.stages.score.assess import DUPLICATE_SCHEMA, duplicate_table, embed_real, quality_metrics
-
     skipped = embed_real(cfg, run, cache, score.embed_images)
     syn, real = load_synthetic(run), load_real(run)
     dups = duplicate_table(cfg, syn, real)

@@ -26,11 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthdiv.data.mixed import BatchPlan, make_loader
-from synthdiv.errors import TrainingDivergedError
+from synthdiv.errors import MissingDependencyError, TrainingDivergedError
 from synthdiv.stages.train.auxnorm import AuxNorm, aux_layers, route
 from synthdiv.stages.train.checkpoint import load_latest_checkpoint, prune_checkpoints, save_checkpoint
 from synthdiv.stages.train.distributed import DistInfo
 from synthdiv.stages.train.mix import mix_within_domains
+from synthdiv.utils.io import atomic_write_jsonl, read_jsonl
+from synthdiv.utils.progress import Progress
 
 if TYPE_CHECKING:
     from synthdiv.config.train import TrainConfig
@@ -319,7 +321,6 @@ class _Metrics:
         self.path, self.enabled, self.tb = path, enabled, None
         if not enabled:
             return
-        from synthdiv.utils.io import atomic_write_jsonl, read_jsonl
 
         rows = [r for r in read_jsonl(path) if r.get("step", 0) <= start] if path.exists() else []
         atomic_write_jsonl(path, rows)
@@ -328,8 +329,6 @@ class _Metrics:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
-                from synthdiv.errors import MissingDependencyError
-
                 raise MissingDependencyError("train.tensorboard: pip install tensorboard") from None
             self.tb = SummaryWriter(str(path.parent / "tensorboard"), purge_step=start + 1)
 
@@ -364,7 +363,6 @@ class _progress:
     def __enter__(self) -> Any:
         if not self.enabled:
             return lambda: None
-        from synthdiv.utils.progress import Progress
 
         self.bar = Progress(transient=True)
         self.bar.__enter__()

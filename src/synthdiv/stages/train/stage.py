@@ -18,7 +18,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthdiv.core.rundir import RunDir
-from synthdiv.utils.io import atomic_write_json
+from synthdiv.data.images import build_transforms
+from synthdiv.data.mixed import BatchPlan, block_sizes
+from synthdiv.data.protocols import RealProtocol, apply_protocol
+from synthdiv.data.real import real_dir_roots, real_samples
+from synthdiv.data.sources import SampleSet
+from synthdiv.errors import ConfigError
+from synthdiv.stages.classes.reader import read_classes
+from synthdiv.stages.generate.stage import require_complete
+from synthdiv.stages.score.reader import synthetic_samples
+from synthdiv.stages.train.validate import build_validator
+from synthdiv.utils.devices import device_name
+from synthdiv.utils.io import atomic_write_json, read_jsonl
 
 if TYPE_CHECKING:
     from synthdiv.config.root import RunConfig
@@ -51,8 +62,6 @@ def headline(summary: dict[str, Any]) -> str:
 
 def _last_val_top1(metrics: Path) -> float | None:
     """top-1 of the last ``val`` row of a variant's ``metrics.jsonl`` (None without one)."""
-    from synthdiv.utils.io import read_jsonl
-
     rows = read_jsonl(metrics) if metrics.is_file() else []
     vals = [r.get("val_top1") for r in rows if r.get("split") == "val"]
     return vals[-1] if vals else None
@@ -91,8 +100,6 @@ def read_data_info(run: RunDir, variant: str) -> dict[str, Any] | None:
 def variant_blocks(tcfg: TrainConfig) -> tuple[int, int]:
     """``(n_real, n_syn)``: the real and synthetic blocks of a variant's global batch, decided once per variant
     (what data is loaded, whether aux norms are made, and the batch plan all follow from it)."""
-    from synthdiv.data.mixed import block_sizes
-
     return block_sizes(tcfg.batch_size, tcfg.synthetic_fraction)
 
 
@@ -100,19 +107,12 @@ def prepare_data(cfg: RunConfig, tcfg: TrainConfig, run: RunDir, classes: list[d
                  blocks: tuple[int, int] | None = None) -> tuple[Any, Any]:
     """The real set (after the low-data / long-tail protocols) and the synthetic set of one variant; a block of
     size 0 (``blocks``, default :func:`variant_blocks`) loads nothing."""
-    from synthdiv.data.protocols import RealProtocol, apply_protocol
-    from synthdiv.data.real import real_dir_roots, real_samples
-    from synthdiv.data.sources import SampleSet
-    from synthdiv.stages.score.reader import synthetic_samples
-
     n_real, n_syn = blocks or variant_blocks(tcfg)
     roots = real_dir_roots(cfg)  # a real_dir outside them (a foreign classes.jsonl) is refused
     real = real_samples(classes, tcfg.real_root, run.cache / "tar-index", roots) if n_real else SampleSet.empty()
     # the plan tops up from the same seeded counts (synthdiv.stages.plan.budget.training_real_counts)
     real = apply_protocol(real, len(classes), RealProtocol.from_train(tcfg), cfg.seed)
     if n_syn and tcfg.synthetic_root is None:
-        from synthdiv.stages.generate.stage import require_complete
-
         require_complete(run, "train")  # a lost or damaged shard would silently shrink the synthetic set
     synthetic = (synthetic_samples(cfg, run, len(classes), tcfg.synthetic_root, tcfg.filters) if n_syn
                  else SampleSet.empty())  # the variant's own filters
@@ -124,7 +124,6 @@ def build_model(tcfg: TrainConfig, num_classes: int, blocks: tuple[int, int] | N
     (``blocks``, default :func:`variant_blocks`)."""
     import timm
 
-    from synthdiv.errors import ConfigError
     from synthdiv.stages.train.auxnorm import convert_aux_norm
 
     kwargs = dict(tcfg.model_kwargs)
@@ -153,14 +152,10 @@ def train_variant(cfg: RunConfig, run: RunDir, name: str) -> dict[str, Any]:
     """Train, checkpoint and export one variant; a finished variant returns its recorded summary."""
     import torch
 
-    from synthdiv.data.images import build_transforms
-    from synthdiv.data.mixed import BatchPlan
-    from synthdiv.stages.classes.reader import read_classes
     from synthdiv.stages.train.auxnorm import aux_norm_counts
     from synthdiv.stages.train.distributed import setup_distributed
     from synthdiv.stages.train.export import export_model
     from synthdiv.stages.train.loop import LoopSetup, memory_format, run_loop
-    from synthdiv.utils.devices import device_name
 
     tcfg = cfg.train.variant(name)
     out = run.train / name
@@ -193,7 +188,6 @@ def train_variant(cfg: RunConfig, run: RunDir, name: str) -> dict[str, Any]:
         })
     logger.info("train %s: %d real + %d synthetic images, blocks %d+%d, %d steps", name, len(real), len(synthetic),
                 plan.n_real, plan.n_syn, total)
-    from synthdiv.stages.train.validate import build_validator
 
     validate = build_validator(cfg, tcfg, classes, build_transforms(tcfg, False, mean, std))
     result, final = run_loop(LoopSetup(tcfg, model, plan, real, synthetic, transform, out, dist, num_classes, total,

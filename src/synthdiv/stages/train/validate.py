@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from synthdiv.data.eval_sets import test_samples
+from synthdiv.data.images import ImageDataset, collate_blocks
+
 if TYPE_CHECKING:
     from synthdiv.config.root import RunConfig
     from synthdiv.config.train import TrainConfig
@@ -36,7 +39,6 @@ class Validator:
         import torch.nn.functional as F
         import torch.utils.data
 
-        from synthdiv.data.images import ImageDataset, collate_blocks
 
         loader = torch.utils.data.DataLoader(ImageDataset([self.samples], self.transform),  # type: ignore[arg-type]
                                              batch_sampler=self.batches, collate_fn=collate_blocks,
@@ -71,7 +73,6 @@ def build_validator(
     """The validator of a variant, or None when ``train.val_batches`` is 0 or no ``evaluate.test_root`` is set."""
     if not tcfg.val_batches or cfg.evaluate.test_root is None:
         return None
-    from synthdiv.data.eval_sets import test_samples
 
     samples = test_samples(cfg.evaluate, classes)
     logger.info("validation: up to %d test images at each epoch's end", tcfg.val_batches * tcfg.batch_size)
