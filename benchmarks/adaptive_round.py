@@ -38,9 +38,10 @@ def _round(root: Path, share: float) -> dict[str, float]:
     from synthdiv.config.models import generator_id
     from synthdiv.core.rundir import RunDir
     from synthdiv.stages.plan.adaptive import allocate, append_round, class_need
+    from synthdiv.stages.plan.reader import read_plan
     from synthdiv.stages.plan.rounds import grow_plan
     from synthdiv.stages.plan.stage import build_plan
-    from synthdiv.stages.prompts.reader import read_plan, read_prompts
+    from synthdiv.stages.prompts.reader import read_prompts
     from synthdiv.stages.score.filters import keep_rates
 
     run = RunDir(root)

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from synthdiv.config.models import generator_id
     from synthdiv.core.rundir import RunDir
     from synthdiv.models.embedded import tiny_diffusion_dir
-    from synthdiv.stages.generate.shards import read_manifest
+    from synthdiv.stages.generate.reader import read_manifest
     from synthdiv.stages.generate.stage import generate_images
 
     torch.set_num_threads(args.threads)

@@ -186,7 +186,7 @@ def _synthdiv_run(model_dir: Path, root: Path, args: argparse.Namespace, spec: d
 def _synthdiv(model_dir: Path, root: Path, args: argparse.Namespace, spec: dict[str, Any], batch: int,
               arm: str) -> dict[str, Any]:
     from synthdiv.core.rundir import RunDir
-    from synthdiv.stages.generate.shards import read_manifest
+    from synthdiv.stages.generate.reader import read_manifest
 
     switches = ARMS[arm]
     _, warm_wall, warm_graphs = _synthdiv_run(model_dir, root / "warmup", args, spec, batch, switches, 2 * batch)

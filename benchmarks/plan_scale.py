@@ -35,9 +35,9 @@ def _setup(root: Path, n_classes: int, contexts: int, styles: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from synthdiv.core.ids import prompt_id
     from synthdiv.core.rundir import RunDir
     from synthdiv.core.schemas import PROMPTS_SCHEMA
-    from synthdiv.stages.prompts.ids import prompt_id
     from synthdiv.utils.io import atomic_write_jsonl
 
     run = RunDir(root)

@@ -124,7 +124,7 @@ def pristine(tmp_path_factory) -> Path:
     import torch
 
     from synthdiv.metrics.accuracy import accuracy_report
-    from synthdiv.stages.generate.shards import read_manifest
+    from synthdiv.stages.generate.reader import read_manifest
     from synthdiv.stages.score.embeddings import write_real, write_synthetic
     from synthdiv.stages.train.checkpoint import save_checkpoint
     from synthdiv.stages.train.export import export_model
@@ -236,9 +236,7 @@ def _resolved(run: RunDir) -> Any:
 
 
 def _plan(run: RunDir) -> Any:
-    from synthdiv.stages.plan.reader import plan_shard_counts
-    from synthdiv.stages.plan.rounds import plan_rounds
-    from synthdiv.stages.prompts.reader import read_plan
+    from synthdiv.stages.plan.reader import plan_rounds, plan_shard_counts, read_plan
 
     read_plan(run)
     plan_rounds(run.plan)
@@ -246,7 +244,7 @@ def _plan(run: RunDir) -> Any:
 
 
 def _manifest(run: RunDir) -> Any:
-    from synthdiv.stages.generate.shards import read_manifest
+    from synthdiv.stages.generate.reader import read_manifest
 
     return read_manifest(run)  # a damaged part makes its shard incomplete: read_manifest leaves it out
 
@@ -276,14 +274,14 @@ def _synthetic(run: RunDir) -> Any:
 
 
 def _scores(run: RunDir) -> Any:
-    from synthdiv.stages.score.stage import read_scores
+    from synthdiv.stages.score.reader import read_scores
 
     return read_scores(run)
 
 
 def _filters(run: RunDir) -> Any:
-    from synthdiv.stages.generate.shards import read_manifest
-    from synthdiv.stages.score.filters import filter_masks
+    from synthdiv.stages.generate.reader import read_manifest
+    from synthdiv.stages.score.reader import filter_masks
 
     cfg = _cfg(run)
     return filter_masks(cfg, run, read_manifest(run), ["clip-top1", "dedup"])
@@ -308,7 +306,7 @@ def _metrics(run: RunDir) -> Any:
 
 
 def _data_info(run: RunDir) -> Any:
-    from synthdiv.stages.train.stage import read_data_info
+    from synthdiv.stages.train.reader import read_data_info
 
     return read_data_info(run, "real")
 
@@ -320,13 +318,13 @@ def _checkpoint(run: RunDir) -> Any:
 
 
 def _export(run: RunDir) -> Any:
-    from synthdiv.stages.evaluate.stage import load_export
+    from synthdiv.stages.train.reader import load_export
 
     return load_export(run, "real")
 
 
 def _eval_result(run: RunDir) -> Any:
-    from synthdiv.stages.evaluate.stage import read_predictions, read_result
+    from synthdiv.stages.evaluate.reader import read_predictions, read_result
     from synthdiv.stages.report.results import load_results, results_section
 
     read_result(run.eval / "real" / "test.json")
@@ -359,7 +357,7 @@ def _report_sections(run: RunDir) -> Any:
 
 
 def _ids(run: RunDir) -> list[str]:
-    from synthdiv.stages.generate.shards import read_manifest
+    from synthdiv.stages.generate.reader import read_manifest
 
     return read_manifest(run).column("image_id").to_pylist()
 
@@ -389,8 +387,8 @@ def _classifier_cache(run: RunDir) -> Any:
 
 
 def _classifier_filter(run: RunDir) -> Any:
-    from synthdiv.stages.generate.shards import read_manifest
-    from synthdiv.stages.score.filters import filter_masks
+    from synthdiv.stages.generate.reader import read_manifest
+    from synthdiv.stages.score.reader import filter_masks
 
     return filter_masks(_cfg(run), run, read_manifest(run), ["classifier"])
 

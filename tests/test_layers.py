@@ -93,3 +93,18 @@ def test_every_stage_names_functions_that_exist_without_importing_them_first():
             module, _, attr = hook.ref.partition(":")
             assert module == f"synthdiv.stages.{spec.name}.stage", hook.ref
             assert callable(getattr(importlib.import_module(module), attr)), hook.ref
+
+
+def test_a_stage_reads_another_stage_through_its_reader_only():
+    """Each stage package has one ``reader.py``: what later stages, the report, ``status`` and the API read of its
+    artifacts. A stage that imports another stage's writer (or its stage module) to learn a file name or a format
+    is the coupling this layout removes."""
+    tool = _graph_tool()
+    _, edges = tool.collect()
+    stages = {spec.name for spec in STAGES}
+    for name in stages:
+        assert (ROOT / "src" / "synthdiv" / "stages" / name / "reader.py").exists() or name == "report", name
+    crossing = sorted({(a, b) for a, b, _, _ in edges
+                       if a.startswith("synthdiv.stages.") and b.startswith("synthdiv.stages.")
+                       and a.split(".")[2] != b.split(".")[2] and not b.endswith(".reader")})
+    assert crossing == []

@@ -115,7 +115,7 @@ MOVED: dict[str, str | tuple[str, ...]] = {
     "synthdiv.prompts.diversity": "synthdiv.stages.prompts.diversity",
     "synthdiv.prompts.gather": "synthdiv.stages.prompts.gather",
     "synthdiv.prompts.grounded": "synthdiv.stages.prompts.grounded",
-    "synthdiv.prompts.ids": "synthdiv.stages.prompts.ids",
+    "synthdiv.prompts.ids": "synthdiv.core.ids",
     "synthdiv.prompts.img2img": "synthdiv.stages.plan.img2img",
     "synthdiv.prompts.plan": "synthdiv.stages.plan.stage",
     "synthdiv.prompts.rounds": "synthdiv.stages.plan.rounds",

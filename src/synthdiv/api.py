@@ -30,9 +30,8 @@ from synthdiv.data.synthetic import manifest_samples
 from synthdiv.engine.runner import run_all
 from synthdiv.errors import InputError, StageOrderError
 from synthdiv.stages.classes.reader import read_classes
-from synthdiv.stages.generate.shards import read_manifest
-from synthdiv.stages.score.filters import filtered_manifest
-from synthdiv.stages.score.reader import selected_manifest
+from synthdiv.stages.generate.reader import read_manifest
+from synthdiv.stages.score.reader import filtered_manifest, selected_manifest
 from synthdiv.utils.io import read_jsonl, read_parquet_artifact
 
 if TYPE_CHECKING:

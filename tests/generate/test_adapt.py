@@ -17,10 +17,11 @@ from synthdiv.core.status import fingerprint, stage_status
 from synthdiv.engine.adapt import adapt_run, add_round
 from synthdiv.engine.runner import run_stage
 from synthdiv.errors import ConfigError, InputError
-from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.generate.reader import read_manifest
 from synthdiv.stages.plan.adaptive import append_round
-from synthdiv.stages.plan.rounds import grow_plan, plan_base_digest, plan_rounds
-from synthdiv.stages.prompts.reader import read_plan, read_prompts
+from synthdiv.stages.plan.reader import plan_base_digest, plan_rounds, read_plan
+from synthdiv.stages.plan.rounds import grow_plan
+from synthdiv.stages.prompts.reader import read_prompts
 from synthdiv.utils.hashing import file_digest
 from synthdiv.utils.io import atomic_write_json, atomic_write_jsonl
 from tests.generate.conftest import CLASS_NAMES

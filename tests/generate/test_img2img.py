@@ -16,15 +16,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from synthdiv.core.ids import prompt_id
 from synthdiv.core.rundir import RunDir
 from synthdiv.core.schemas import PLAN_SCHEMA, PLAN_SOURCE_SCHEMA, PROMPTS_SCHEMA
 from synthdiv.errors import InputError
 from synthdiv.models.generators.image_fit import fit_image, img2img_steps
-from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.generate.reader import read_manifest
 from synthdiv.stages.generate.stage import generate_images
 from synthdiv.stages.plan.img2img import assign_sources
 from synthdiv.stages.plan.stage import build_plan
-from synthdiv.stages.prompts.ids import prompt_id
 from synthdiv.utils.io import atomic_write_jsonl, write_parquet_atomic
 from tests.conftest import SMOKE_DATA
 
@@ -226,8 +226,8 @@ def test_the_memorization_check_runs_on_img2img_output(img2img_config, tmp_path)
     the real images of its class, and an output that is a copy of one (planted here: the tiny random VAE cannot
     reconstruct, so no real copy happens by itself) is flagged as memorized and dropped by the `memorized` filter."""
     from synthdiv.engine.runner import run_stage
-    from synthdiv.stages.generate.shards import image_bytes
-    from synthdiv.stages.score.filters import filtered_manifest
+    from synthdiv.stages.generate.reader import image_bytes
+    from synthdiv.stages.score.reader import filtered_manifest
 
     cfg = img2img_config(share=1.0, per_class=3, shard_size=3)
     run = RunDir(cfg.run_dir)

@@ -10,7 +10,7 @@ from synthdiv.core.rundir import RunDir
 from synthdiv.core.status import stage_status
 from synthdiv.engine.runner import run_stage
 from synthdiv.errors import InputError
-from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.generate.reader import read_manifest
 from synthdiv.stages.generate.stage import is_complete, progress
 
 

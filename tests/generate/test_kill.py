@@ -20,7 +20,7 @@ import yaml
 
 from synthdiv.core.rundir import RunDir
 from synthdiv.engine.runner import run_stage
-from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.generate.reader import read_manifest
 from synthdiv.stages.generate.stage import is_complete
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from synthdiv.core.rundir import RunDir
+from synthdiv.stages.generate.reader import read_manifest
 from synthdiv.stages.generate.runners import assigned_shards
-from synthdiv.stages.generate.shards import read_manifest
 from synthdiv.stages.generate.stage import generate_images, is_complete
 from synthdiv.utils.devices import DistEnv
 

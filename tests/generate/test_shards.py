@@ -11,13 +11,13 @@ import pyarrow as pa
 import pytest
 
 from synthdiv.core.rundir import RunDir
+from synthdiv.stages.generate.reader import read_manifest
 from synthdiv.stages.generate.shards import (
     MANIFEST_COLUMNS,
     WDS_INFO,
     ShardWriter,
     clean_shard,
     complete_shards,
-    read_manifest,
     shard_state,
     write_wds_info,
 )

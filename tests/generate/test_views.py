@@ -17,8 +17,9 @@ from synthdiv.engine.estimate import estimate
 from synthdiv.engine.runner import run_stage
 from synthdiv.errors import InputError
 from synthdiv.stages.generate.contact_sheet import contact_sheet
-from synthdiv.stages.generate.shards import read_manifest
-from synthdiv.stages.score.filters import filtered_manifest, keep_mask
+from synthdiv.stages.generate.reader import read_manifest
+from synthdiv.stages.score.filters import keep_mask
+from synthdiv.stages.score.reader import filtered_manifest
 from synthdiv.stages.score.stage import score_matrix
 
 from .conftest import write_inputs

@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
 
+from synthdiv.core.ids import prompt_id
 from synthdiv.core.schemas import PROMPTS_SCHEMA
 from synthdiv.errors import InputError, StageOrderError
 from synthdiv.stages.prompts.diversity import distinct_word_ratio, diversity_report, mean_pairwise_distance
-from synthdiv.stages.prompts.ids import prompt_id
 
 
 def test_distinct_word_ratio():

@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synthdiv.config.models import GeneratorSpec, generator_id
+from synthdiv.core import ids
+from synthdiv.core.ids import prompt_id
 from synthdiv.core.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA
 from synthdiv.errors import ConfigError, InputError
 from synthdiv.stages.plan.stage import build_plan, image_ids, layout_plan
-from synthdiv.stages.prompts import ids
-from synthdiv.stages.prompts.ids import prompt_id
 
 
 def write_prompts(run, per_class: list[dict[str, int]]) -> pa.Table:

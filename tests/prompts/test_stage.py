@@ -8,9 +8,9 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from synthdiv.core.ids import prompt_id
 from synthdiv.core.schemas import PROMPTS_SCHEMA
 from synthdiv.errors import InputError
-from synthdiv.stages.prompts.ids import prompt_id
 from synthdiv.stages.prompts.stage import build_prompts
 from synthdiv.stages.prompts.text import MAX_PROMPT_TOKENS, count_tokens, mentions
 

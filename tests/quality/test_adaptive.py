@@ -105,8 +105,8 @@ def test_least_used_of_nothing_is_empty_int64():
 
 
 def test_a_round_on_an_empty_plan_interleaves_classes_and_continues_each_prompts_repeats():
+    from synthdiv.core import ids
     from synthdiv.core.schemas import PLAN_SCHEMA
-    from synthdiv.stages.prompts import ids
 
     prompts = pa.table({"prompt_id": ["a0", "a1", "b0", "c0"], "class": pa.array([0, 0, 1, 2], pa.int32())})
     rows = append_round(PLAN_SCHEMA.empty_table(), prompts, np.array([3, 1, 0]), 7, "gen", shard_size=2)

@@ -15,9 +15,9 @@ from synthdiv.config.models import generator_id
 from synthdiv.core.rundir import RunDir
 from synthdiv.engine.runner import run_stage
 from synthdiv.errors import ConfigError
-from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.generate.reader import read_manifest
 from synthdiv.stages.score.embeddings import load_real, load_synthetic
-from synthdiv.stages.score.filters import filtered_manifest
+from synthdiv.stages.score.reader import filtered_manifest
 from synthdiv.utils.io import atomic_write_jsonl, read_jsonl
 from tests.generate.conftest import write_inputs
 

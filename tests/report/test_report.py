@@ -41,7 +41,8 @@ def _fill_run(root: Path) -> None:
     """Artifacts of every stage before report, in their contract formats (small, hand-made)."""
     import pyarrow.parquet as pq
 
-    from synthdiv.stages.generate.shards import complete_shards, read_manifest
+    from synthdiv.stages.generate.reader import read_manifest
+    from synthdiv.stages.generate.shards import complete_shards
 
     run = RunDir(root)
     classes = [json.loads(line) for line in run.classes.read_text().splitlines()]

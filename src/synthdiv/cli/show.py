@@ -67,7 +67,7 @@ def rounds(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) ->
 
     from synthdiv.core.rundir import RunDir
     from synthdiv.stages.classes.reader import read_classes
-    from synthdiv.stages.plan.rounds import round_rows
+    from synthdiv.stages.plan.reader import round_rows
 
     cfg = load(config, set_, run_dir)
     _require(cfg, "plan", then=", then `synthdiv adapt` for rounds")

@@ -26,12 +26,14 @@ from synthdiv.core.rundir import RunDir
 from synthdiv.engine.runner import run_all
 from synthdiv.errors import ConfigError, InputError
 from synthdiv.stages.classes.reader import read_classes
-from synthdiv.stages.evaluate.stage import read_result
-from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.evaluate.reader import read_result
+from synthdiv.stages.generate.reader import read_manifest
 from synthdiv.stages.plan.adaptive import allocate, append_round, class_need
-from synthdiv.stages.plan.rounds import grow_plan, plan_rounds
-from synthdiv.stages.prompts.reader import read_plan, read_prompts
-from synthdiv.stages.score.filters import filter_masks, keep_rates
+from synthdiv.stages.plan.reader import plan_rounds, read_plan
+from synthdiv.stages.plan.rounds import grow_plan
+from synthdiv.stages.prompts.reader import read_prompts
+from synthdiv.stages.score.filters import keep_rates
+from synthdiv.stages.score.reader import filter_masks
 from synthdiv.utils.devices import dist_env
 
 if TYPE_CHECKING:

@@ -10,7 +10,11 @@ import contextlib
 import errno
 import json
 import os
+import struct
+import tokenize
 import uuid
+import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -187,3 +191,9 @@ def disk_full_error(exc: OSError, folder: Path | str, then: str) -> Any:
     except OSError:
         free = "free space unknown"
     return DiskFullError(f"{path}: {exc.strerror or os.strerror(errno.ENOSPC)} ({free} in {folder}); {then}")
+
+
+# what np.load raises on a file that is absent, not an .npy / .npz, or cut short or damaged (inside its zip, or in
+# the array header numpy parses as a Python literal)
+NPY_DAMAGE = (OSError, KeyError, ValueError, TypeError, EOFError, NotImplementedError, SyntaxError, MemoryError,
+              tokenize.TokenError, zipfile.BadZipFile, zlib.error, struct.error)

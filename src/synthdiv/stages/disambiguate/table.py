@@ -7,13 +7,13 @@ settled the choice. The summary counts ambiguous classes by reason, how they wer
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
 from synthdiv.core.rundir import RunDir
 from synthdiv.errors import StageOrderError
+from synthdiv.stages.disambiguate.reader import ambiguity_summary, runner_up, sense_text
 from synthdiv.utils.io import read_jsonl
 
 if TYPE_CHECKING:
@@ -23,45 +23,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["disambiguation_table", "runner_up", "ambiguity_summary", "sense_text"]
+__all__ = ["disambiguation_table"]
 
 _STATUS_STYLE = {"ok": "green", "fallback": "yellow", "disabled": "dim", "no-llm": "cyan"}
-
-
-def runner_up(row: dict[str, Any]) -> dict[str, Any] | None:
-    """The runner-up candidate recorded for the class (else the best-ranked other one), or None."""
-    others = [c for c in row.get("candidates", []) if c.get("text") != row.get("description")]
-    named = [c for c in others if c.get("text") == row.get("runner_up")]
-    if named:
-        return named[0]
-    return min(others, key=lambda c: c.get("rank", 0)) if others else None
-
-
-def ambiguity_summary(rows: list[dict[str, Any]]) -> str:
-    """One line: ambiguous classes by reason, how they were settled, how many kept their bare name, and which
-    evidence settled the senses of polysemous names (the undecided named)."""
-    ambiguous = [r for r in rows if r.get("ambiguity")]
-    kinds = Counter(k for r in ambiguous for k in r["ambiguity"]["kinds"])
-    settled = Counter((r.get("chosen_by") or "").split(";")[0] for r in ambiguous)
-    bare = sum(bool(r.get("bare")) for r in rows)
-    by_kind = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"
-    how = ", ".join(f"{k} {n}" for k, n in sorted(settled.items())) or "-"
-    line = f"{len(ambiguous)} of {len(rows)} classes ambiguous ({by_kind}); settled by {how}; {bare} left bare"
-    senses = Counter(r["sense"]["evidence"] for r in rows if r.get("sense"))
-    if senses:
-        undecided = [r["name"] for r in rows if (r.get("sense") or {}).get("evidence") == "undecided"]
-        line += "; senses by " + ", ".join(f"{k} {n}" for k, n in sorted(senses.items()))
-        line += f" (undecided: {', '.join(undecided)})" if undecided else ""
-    return line
-
-
-def sense_text(row: dict[str, Any]) -> str:
-    """What settled the class's sense and how strongly: "list (wordnet) 0.194" (the description shows the sense)."""
-    sense = row.get("sense")
-    if not sense:
-        return "-"
-    strength = f" {sense['strength']:.3f}" if sense.get("strength") is not None else ""
-    return f"{sense['evidence']}{strength}"
 
 
 def _score(value: float | None, signed: bool = True) -> str:

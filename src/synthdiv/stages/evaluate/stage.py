@@ -14,7 +14,6 @@ few (``unreadable_examples``); the stage summary counts each skipped file once.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +22,10 @@ import numpy as np
 from synthdiv.core.rundir import RunDir
 from synthdiv.data.eval_sets import build_eval_sets, check_sets
 from synthdiv.data.predict import eval_transform, predict
-from synthdiv.errors import InputError, SynthdivError
+from synthdiv.errors import InputError
 from synthdiv.metrics.accuracy import accuracy_report, long_tail_splits, named_confused_pairs
 from synthdiv.stages.classes.reader import read_classes
-from synthdiv.stages.score.embeddings import NPY_DAMAGE
-from synthdiv.stages.train.stage import read_data_info
+from synthdiv.stages.train.reader import load_export, read_data_info
 from synthdiv.utils.decode import SkipTally, max_pixels_of
 from synthdiv.utils.devices import resolve_device
 from synthdiv.utils.io import atomic_write_bytes, atomic_write_json
@@ -38,7 +36,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build", "evaluate_run", "evaluate_variant", "headline", "load_export", "read_result", "read_predictions"]
+__all__ = ["build", "evaluate_run", "evaluate_variant", "headline"]
 
 
 def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
@@ -143,58 +141,12 @@ def evaluate_variant(cfg: RunConfig, run: RunDir, name: str, classes: list[dict[
     return out
 
 
-def load_export(run: RunDir, name: str) -> Any:
-    """The exported variant ``export/<name>``, loaded with plain timm (what a user downloads is what is measured).
-
-    Raises:
-        InputError: The export is damaged or not a timm export (one line naming the folder and the stage to redo).
-    """
-    import timm
-
-
-    folder = run.export / name
-    try:
-        return timm.create_model(f"local-dir:{folder}", pretrained=True)
-    except SynthdivError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - timm and safetensors raise many types on a damaged file
-        said = (str(exc).splitlines() or [""])[0][:160]
-        raise InputError(f"{folder}: not a loadable timm export ({type(exc).__name__}{': ' + said if said else ''}); "
-                         "run `synthdiv train --redo`") from None
-
-
 def _write_predictions(path: Any, topk: np.ndarray, labels: np.ndarray) -> None:
     import io
 
     buf = io.BytesIO()
     np.savez_compressed(buf, labels=labels.astype(np.int32), topk=topk.astype(np.int32))
     atomic_write_bytes(path, buf.getvalue())
-
-
-def read_result(path: Any) -> dict[str, Any] | None:
-    """One ``eval/<variant>/<set>.json`` as written by :func:`evaluate_variant`, or None when it is absent,
-    unreadable or not a JSON object."""
-    from pathlib import Path
-
-    try:
-        report = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        return None
-    return report if isinstance(report, dict) else None
-
-
-def read_predictions(path: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(topk (N, k), labels (N,))`` of one ``eval/<variant>/<set>.npz``, or None when it is absent or unreadable
-    (results written before predictions were kept, or a damaged file: integer arrays of those shapes or nothing)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            topk, labels = np.asarray(data["topk"]), np.asarray(data["labels"])
-    except (*NPY_DAMAGE, AttributeError):  # absent, not an npz, a member cut short or of another shape
-        return None
-    if (topk.ndim != 2 or labels.ndim != 1 or len(topk) != len(labels) or (len(topk) and topk.shape[1] == 0)
-            or topk.dtype.kind not in "iu" or labels.dtype.kind not in "iu"):
-        return None
-    return topk, labels
 
 
 evaluate_run = build  # the name callers used in synthdiv 0.1

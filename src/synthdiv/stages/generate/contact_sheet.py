@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from synthdiv.core.rundir import RunDir
 from synthdiv.errors import InputError
-from synthdiv.stages.generate.shards import iter_shard_images, read_manifest
+from synthdiv.stages.generate.reader import iter_shard_images, read_manifest
 from synthdiv.utils.io import atomic_write_bytes, read_jsonl
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ import io
 import json
 import logging
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,19 +29,15 @@ import pyarrow.parquet as pq
 
 from synthdiv.core.rundir import RunDir, shard_name
 from synthdiv.core.schemas import MANIFEST_SCHEMA, PLAN_SOURCE_SCHEMA
-from synthdiv.data.sources import read_bytes
-from synthdiv.errors import InputError
 from synthdiv.stages.plan.reader import plan_shard_counts
-from synthdiv.utils.decode import UnreadableImage, decode_image
 from synthdiv.utils.io import TMP_MARK, atomic_write, atomic_write_json, read_jsonl, write_parquet_atomic
 
 if TYPE_CHECKING:
-    from PIL import Image
+    pass
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "iter_shard_images",
     "MANIFEST_COLUMNS",
     "MANIFEST_PART_SCHEMA",
     "ShardWriter",
@@ -49,8 +45,6 @@ __all__ = [
     "clean_shard",
     "complete_shards",
     "planned_complete_shards",
-    "read_manifest",
-    "image_bytes",
     "SIDECAR_TYPES",
     "WDS_INFO",
     "write_wds_info",
@@ -236,67 +230,6 @@ def clean_shard(run: RunDir, shard: int, state: str | None = None) -> None:
         run.shard_tar(shard).unlink(missing_ok=True)
 
 
-def complete_shards(run: RunDir, shards: Iterable[int] | None = None) -> list[int]:
-    """Shards whose tar and manifest part both exist with matching sizes (a cheap check: one stat and footer each)."""
-    if not run.manifest.is_dir():
-        return []
-    if shards is None:
-        shards = sorted(int(p.stem.split("-")[1]) for p in run.manifest.glob("shard-*.parquet"))
-    return [s for s in shards if shard_state(run, s, "size") == "complete"]
-
-
-def planned_complete_shards(run: RunDir) -> list[int]:
-    """The complete shards the plan names (all complete shards when there is no plan): a shard left on disk by a
-    plan that has since been redone without it (a dropped adaptive round) is not part of the run."""
-    if not run.plan.exists():
-        return complete_shards(run)
-    return complete_shards(run, plan_shard_counts(run.plan)[0].tolist())
-
-
-def read_manifest(run: RunDir) -> pa.Table:
-    """Every manifest row of the complete planned shards, in shard order, then plan order within a shard."""
-    shards = planned_complete_shards(run)
-    if not shards:
-        return MANIFEST_PART_SCHEMA.empty_table()
-    tables = []
-    for shard in shards:
-        path = run.manifest_part(shard)
-        try:
-            tables.append(pq.read_table(path).replace_schema_metadata(None))
-        except (OSError, pa.ArrowException) as exc:  # footer readable, pages damaged: thrift or decode errors
-            raise InputError(f"{path}: damaged manifest part ({str(exc).splitlines()[0][:120]}); "
-                             "`synthdiv verify --repair` remakes its shard") from None
-    return pa.concat_tables(tables, promote_options="default")
-
-
-def image_bytes(run: RunDir, rows: pa.Table) -> list[bytes]:
-    """The encoded image of each manifest row, in row order: read at the byte range the manifest records (one seek
-    per image, no tar scanned), or, for rows of a manifest written before byte ranges were kept, found in its tar.
-
-    Raises:
-        InputError: A row's image is not in its shard (the shard changed after the manifest was written).
-    """
-    names = set(rows.column_names)
-    data = rows.select([c for c in ("image_id", "shard", "ext", "offset", "size") if c in names]).to_pylist()
-    out: list[bytes | None] = [None] * len(data)
-    scan: dict[int, dict[str, int]] = {}
-    for i, r in enumerate(data):
-        if (r.get("offset") if r.get("offset") is not None else -1) >= 0 and r.get("size"):
-            out[i] = read_bytes(str(run.shard_tar(r["shard"])), r["offset"], r["size"])
-        else:
-            scan.setdefault(r["shard"], {})[f"{r['image_id']}.{r.get('ext') or 'jpg'}"] = i
-    for shard, wanted in scan.items():
-        with tarfile.open(run.shard_tar(shard)) as tf:
-            for member in tf:
-                if member.name in wanted:
-                    out[wanted[member.name]] = tf.extractfile(member).read()  # type: ignore[union-attr]
-    missing = [data[i]["image_id"] for i, blob in enumerate(out) if blob is None]
-    if missing:
-        raise InputError(f"{run.shard_tar(data[0]['shard'])}: image {missing[0]} is not in its shard; run "
-                         "`synthdiv verify --repair`, then `synthdiv generate`")
-    return [blob for blob in out if blob is not None]
-
-
 def write_wds_info(run: RunDir, split: str = "train", shards: list[int] | None = None) -> Path:
     """Write ``shards/_info.json`` (atomically): the complete shards and their sample counts as one split.
 
@@ -320,14 +253,18 @@ def write_wds_info(run: RunDir, split: str = "train", shards: list[int] | None =
     return path
 
 
-def iter_shard_images(run: RunDir, rows: pa.Table) -> Iterator[Image.Image]:
-    """The images of the manifest ``rows``, in row order, read by their byte ranges (:func:`image_bytes`) and decoded
-    under the decoder policy (:mod:`synthdiv.utils.decode`): a damaged one is one line naming its shard and key."""
-    shards, ids = rows.column("shard").to_pylist(), rows.column("image_id").to_pylist()
-    for shard, image_id, blob in zip(shards, ids, image_bytes(run, rows), strict=True):
-        name = f"{shard_name(shard)}:{image_id}"
-        try:
-            yield decode_image(blob, name=name)
-        except UnreadableImage as exc:
-            raise UnreadableImage(name, f"{exc.reason}; run `synthdiv verify --repair`, then `synthdiv generate`"
-                                  ) from None
+def complete_shards(run: RunDir, shards: Iterable[int] | None = None) -> list[int]:
+    """Shards whose tar and manifest part both exist with matching sizes (a cheap check: one stat and footer each)."""
+    if not run.manifest.is_dir():
+        return []
+    if shards is None:
+        shards = sorted(int(p.stem.split("-")[1]) for p in run.manifest.glob("shard-*.parquet"))
+    return [s for s in shards if shard_state(run, s, "size") == "complete"]
+
+
+def planned_complete_shards(run: RunDir) -> list[int]:
+    """The complete shards the plan names (all complete shards when there is no plan): a shard left on disk by a
+    plan that has since been redone without it (a dropped adaptive round) is not part of the run."""
+    if not run.plan.exists():
+        return complete_shards(run)
+    return complete_shards(run, plan_shard_counts(run.plan)[0].tolist())

@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synthdiv.core.rundir import shard_name
-from synthdiv.errors import DiskFullError, InputError
+from synthdiv.errors import DiskFullError
 from synthdiv.stages.generate.plan_check import check_plan
 from synthdiv.stages.generate.producer import PlannedWork
+from synthdiv.stages.generate.reader import _incomplete, _plan_counts, _states, incomplete_shards, known_shards
 from synthdiv.stages.generate.runners import assigned_shards, run_local, run_ray
 from synthdiv.stages.generate.shards import clean_shard, shard_state, write_wds_info
-from synthdiv.stages.plan.reader import plan_shard_counts
-from synthdiv.stages.plan.rounds import plan_base_digest, plan_rounds
+from synthdiv.stages.plan.reader import plan_base_digest, plan_rounds
 from synthdiv.utils.devices import DistEnv, dist_env
 from synthdiv.utils.io import DISK_FULL_ERRNOS, disk_full_error
 
@@ -31,8 +30,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build", "generate_images", "progress", "is_complete", "pending_shards", "incomplete_shards", "known_shards",
-           "require_complete", "disk_full"]
+__all__ = ["build", "generate_images", "progress", "is_complete", "pending_shards", "disk_full"]
 
 
 def pending_shards(run: RunDir, shards: list[int], verify: str) -> list[int]:
@@ -82,14 +80,6 @@ def disk_full(exc: OSError, folder: Path) -> DiskFullError:
                                         "to resume")
 
 
-def _plan_counts(run: RunDir) -> tuple[np.ndarray, np.ndarray]:
-    return plan_shard_counts(run.plan)
-
-
-def _states(run: RunDir, shards: np.ndarray) -> list[str]:
-    return [shard_state(run, int(s), "size") for s in shards]
-
-
 def progress(cfg: RunConfig, run: RunDir) -> str | None:
     """``"123/456 images, 2/5 shards"`` from the manifest parts present (cheap: a stat and a footer per shard)."""
     if not run.plan.exists():
@@ -108,43 +98,6 @@ def is_complete(cfg: RunConfig, run: RunDir) -> bool:
     if not run.plan.exists():
         return False
     return not incomplete_shards(run)
-
-
-def incomplete_shards(run: RunDir) -> dict[int, str]:
-    """Shards that are not complete, with their state, by the cheap check (each tar's size against its part's).
-
-    The planned shards when there is a plan; otherwise those with a tar or a manifest part on disk.
-    """
-    return _incomplete(run, known_shards(run))
-
-
-def _incomplete(run: RunDir, shards: np.ndarray) -> dict[int, str]:
-    return {int(s): st for s, st in zip(shards.tolist(), _states(run, shards), strict=True) if st != "complete"}
-
-
-def known_shards(run: RunDir) -> np.ndarray:
-    """The planned shards when there is a plan; otherwise those with a tar or a manifest part on disk."""
-    if run.plan.exists():
-        return _plan_counts(run)[0]
-    names = {p.name.split(".")[0] for d in (run.shards, run.manifest) if d.is_dir() for p in d.glob("shard-*")}
-    return np.array(sorted(int(n[6:]) for n in names if n[6:].isdigit()), dtype=np.int64)
-
-
-def require_complete(run: RunDir, stage: str) -> None:
-    """Refuse to read the shards of an incomplete generate stage: ``stage`` would see only part of the images.
-
-    Raises:
-        InputError: Naming how many shards are missing or damaged and the first of them.
-    """
-    bad = incomplete_shards(run)
-    if bad:
-        total = len(known_shards(run))
-        shard, state = next(iter(bad.items()))
-        known = "planned" if run.plan.exists() else "found"
-        raise InputError(
-            f"{run.manifest}: {len(bad)} of {total} {known} shards are missing or damaged (first: {shard_name(shard)}: "
-            f"{state}); run `synthdiv generate` to redo them before `synthdiv {stage}`"
-        )
 
 
 generate_images = build  # the name callers used in synthdiv 0.1

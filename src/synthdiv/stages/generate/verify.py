@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthdiv.core.rundir import shard_name
+from synthdiv.stages.generate.reader import known_shards
 from synthdiv.stages.generate.shards import shard_state
-from synthdiv.stages.generate.stage import known_shards
 
 if TYPE_CHECKING:
     from synthdiv.core.rundir import RunDir

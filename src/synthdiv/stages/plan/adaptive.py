@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from synthdiv.core import ids
 from synthdiv.core.schemas import PLAN_SCHEMA
-from synthdiv.stages.prompts import ids
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthdiv.stages.prompts import ids
+from synthdiv.core import ids
 
 logger = logging.getLogger(__name__)
 

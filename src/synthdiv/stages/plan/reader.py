@@ -4,14 +4,20 @@ from its statistics, and the planned images per shard, without decoding more of 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from synthdiv.core.rundir import RunDir
 from synthdiv.core.schemas import PLAN_SCHEMA
 from synthdiv.errors import InputError
+from synthdiv.utils.hashing import file_digest
+from synthdiv.utils.io import read_parquet_artifact
 
 __all__ = ["BATCH_ROWS", "open_checked", "cast_to", "shard_range", "shard_counts", "plan_shard_counts"]
 
@@ -70,3 +76,54 @@ def shard_counts(pf: pq.ParquetFile) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     uniq, inverse = np.unique(np.concatenate(shards), return_inverse=True)
     return uniq, np.bincount(inverse, weights=np.concatenate(counts), minlength=len(uniq)).astype(np.int64)
+
+
+def plan_rounds(path: Path) -> list[dict[str, Any]]:
+    """The recorded adaptive rounds of a plan (round 1 first); ``[]`` for a plan as the plan stage wrote it."""
+    raw = _metadata(path).get(ROUNDS_KEY)
+    return json.loads(raw) if raw else []
+
+
+def round_rows(path: Path, names: list[str], top: int = 5) -> list[dict[str, Any]]:
+    """One readable row per recorded round: number, images, shards, what drove it, and the ``top`` classes it gave
+    most images to (``"name (count)"``), for ``synthdiv show rounds`` and the report."""
+    out = []
+    for r in plan_rounds(path):
+        counts = r.get("counts") or []
+        order = sorted(range(len(counts)), key=lambda c: (-counts[c], c))[:top]
+        out.append({"round": r["round"], "images": r.get("images", 0), "shards": r.get("shards", ""),
+                    "driven_by": f"{r.get('variant', '?')} on {r.get('eval_set', '?')}",
+                    "top": ", ".join(f"{names[c] if c < len(names) else c} ({counts[c]})" for c in order
+                                     if counts[c])})
+    return out
+
+
+def plan_base_digest(path: Path) -> str:
+    """The sha256 of the plan as the plan stage wrote it: recorded in a grown plan, the file's own otherwise (also
+    for a file that is not Parquet: the plan check names that damage where it matters, and ``status`` still reads)."""
+    try:
+        base = _metadata(path).get(BASE_KEY)
+    except InputError:
+        base = None
+    return base.decode() if base else file_digest(path)
+
+
+def read_plan(run: RunDir, columns: Iterable[str] | None = None) -> pa.Table:
+    """``plan.parquet`` (:data:`~synthdiv.core.schemas.PLAN_SCHEMA`), only ``columns`` when given. A generate rank reads
+    its own shards' rows by row group instead (:mod:`synthdiv.stages.generate.producer`)."""
+    return read_parquet_artifact(run.plan, "plan", columns)
+
+
+ROUNDS_KEY = b"synthdiv.rounds"
+
+
+BASE_KEY = b"synthdiv.base"
+
+
+def _metadata(path: Path) -> dict[bytes, bytes]:
+    import pyarrow.parquet as pq
+
+    try:
+        return dict(pq.read_schema(path).metadata or {})
+    except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) on a file that is not Parquet
+        raise InputError(f"{path}: cannot read the plan as Parquet: {str(exc).splitlines()[0]}") from None

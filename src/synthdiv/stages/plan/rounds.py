@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthdiv.errors import InputError
-from synthdiv.utils.hashing import file_digest
+from synthdiv.stages.plan.reader import BASE_KEY, ROUNDS_KEY, plan_base_digest, plan_rounds
 from synthdiv.utils.io import atomic_write
 
 if TYPE_CHECKING:
@@ -29,49 +28,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["plan_rounds", "plan_base_digest", "grow_plan", "round_rows"]
-
-ROUNDS_KEY = b"synthdiv.rounds"
-BASE_KEY = b"synthdiv.base"
-
-
-def _metadata(path: Path) -> dict[bytes, bytes]:
-    import pyarrow.parquet as pq
-
-    try:
-        return dict(pq.read_schema(path).metadata or {})
-    except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) on a file that is not Parquet
-        raise InputError(f"{path}: cannot read the plan as Parquet: {str(exc).splitlines()[0]}") from None
-
-
-def plan_rounds(path: Path) -> list[dict[str, Any]]:
-    """The recorded adaptive rounds of a plan (round 1 first); ``[]`` for a plan as the plan stage wrote it."""
-    raw = _metadata(path).get(ROUNDS_KEY)
-    return json.loads(raw) if raw else []
-
-
-def round_rows(path: Path, names: list[str], top: int = 5) -> list[dict[str, Any]]:
-    """One readable row per recorded round: number, images, shards, what drove it, and the ``top`` classes it gave
-    most images to (``"name (count)"``), for ``synthdiv show rounds`` and the report."""
-    out = []
-    for r in plan_rounds(path):
-        counts = r.get("counts") or []
-        order = sorted(range(len(counts)), key=lambda c: (-counts[c], c))[:top]
-        out.append({"round": r["round"], "images": r.get("images", 0), "shards": r.get("shards", ""),
-                    "driven_by": f"{r.get('variant', '?')} on {r.get('eval_set', '?')}",
-                    "top": ", ".join(f"{names[c] if c < len(names) else c} ({counts[c]})" for c in order
-                                     if counts[c])})
-    return out
-
-
-def plan_base_digest(path: Path) -> str:
-    """The sha256 of the plan as the plan stage wrote it: recorded in a grown plan, the file's own otherwise (also
-    for a file that is not Parquet: the plan check names that damage where it matters, and ``status`` still reads)."""
-    try:
-        base = _metadata(path).get(BASE_KEY)
-    except InputError:
-        base = None
-    return base.decode() if base else file_digest(path)
+__all__ = ["grow_plan"]
 
 
 def grow_plan(run: RunDir, rows: pa.Table, record: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@
 * within a kind, row ``j`` uses prompt ``j mod m`` (m prompts of that kind): every prompt is used once before any
   is used twice, and ``j div m`` is the prompt's *repeat* number;
 * the seed of a row comes from (run seed, class, prompt_id, repeat), its ``image_id`` from (class, prompt_id,
-  seed, generator id) (:mod:`synthdiv.stages.prompts.ids`);
+  seed, generator id) (:mod:`synthdiv.core.ids`);
 * rows are interleaved: the kinds within a class, then the classes, by the fraction of their own budget a row
   sits at. Any prefix of the plan (a shard, the first hour of a run) therefore holds every class and kind in
   proportion, which is what a sequential WebDataset reader wants; ``shard = position // plan.shard_size``.
@@ -23,6 +23,7 @@ import numpy as np
 
 from synthdiv.config.models import generator_id
 from synthdiv.config.prompts import DEFAULT_IMAGES_PER_CLASS
+from synthdiv.core import ids
 from synthdiv.core.rundir import RunDir
 from synthdiv.core.schemas import PLAN_SCHEMA, PLAN_SOURCE_SCHEMA, PROMPT_KINDS
 from synthdiv.errors import ConfigError, InputError
@@ -30,7 +31,6 @@ from synthdiv.stages.classes.reader import class_real_files
 from synthdiv.stages.disambiguate.reader import read_resolved
 from synthdiv.stages.plan.budget import cap_fairly, class_budgets, split_by_kind, training_real_counts
 from synthdiv.stages.plan.img2img import SourcePlan, assign_sources
-from synthdiv.stages.prompts import ids
 from synthdiv.stages.prompts.reader import read_prompts
 from synthdiv.utils.io import atomic_write
 from synthdiv.utils.progress import Progress

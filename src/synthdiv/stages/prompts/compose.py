@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthdiv.config.prompts import PromptsConfig
-from synthdiv.stages.prompts.ids import prompt_id
+from synthdiv.core.ids import prompt_id
 from synthdiv.stages.prompts.styles import BUILTIN_STYLES_ID
 from synthdiv.stages.prompts.text import MAX_PROMPT_TOKENS, count_tokens, fill, mentions, trim_to_tokens
 

@@ -7,6 +7,8 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+import pyarrow.compute as pc
+
 from synthdiv.core.rundir import RunDir
 from synthdiv.utils.io import read_parquet_artifact
 
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["read_prompts", "read_plan"]
+__all__ = ["read_prompts"]
 
 
 def read_prompts(run: RunDir, columns: Iterable[str] | None = None) -> pa.Table:
@@ -23,7 +25,11 @@ def read_prompts(run: RunDir, columns: Iterable[str] | None = None) -> pa.Table:
     return read_parquet_artifact(run.prompts, "prompts", columns)
 
 
-def read_plan(run: RunDir, columns: Iterable[str] | None = None) -> pa.Table:
-    """``plan.parquet`` (:data:`~synthdiv.core.schemas.PLAN_SCHEMA`), only ``columns`` when given. A generate rank reads
-    its own shards' rows by row group instead (:mod:`synthdiv.stages.generate.producer`)."""
-    return read_parquet_artifact(run.plan, "plan", columns)
+def prompt_kinds(run: RunDir, prompt_ids: pa.ChunkedArray) -> list[str]:
+    """The prompt kind (base / context / style) of each image, ``unknown`` where prompts.parquet lacks its prompt."""
+    if not run.prompts.exists():
+        return ["unknown"] * len(prompt_ids)
+
+    prompts = read_prompts(run, ["prompt_id", "kind"])
+    idx = pc.index_in(prompt_ids, value_set=prompts.column("prompt_id"))
+    return pc.fill_null(pc.take(prompts.column("kind"), idx), "unknown").to_pylist()

@@ -29,10 +29,9 @@ from synthdiv.core.schemas import PROMPT_KINDS
 from synthdiv.core.status import stage_status
 from synthdiv.errors import InputError, SynthdivError
 from synthdiv.stages.classes.reader import read_classes
-from synthdiv.stages.disambiguate.reader import read_resolved
-from synthdiv.stages.disambiguate.table import ambiguity_summary, runner_up, sense_text
-from synthdiv.stages.plan.rounds import round_rows
-from synthdiv.stages.prompts.reader import read_plan, read_prompts
+from synthdiv.stages.disambiguate.reader import ambiguity_summary, read_resolved, runner_up, sense_text
+from synthdiv.stages.plan.reader import read_plan, round_rows
+from synthdiv.stages.prompts.reader import read_prompts
 
 if TYPE_CHECKING:
     from synthdiv.config.root import RunConfig

@@ -16,11 +16,11 @@ import numpy as np
 
 from synthdiv.core.schemas import PROMPT_KINDS
 from synthdiv.errors import SynthdivError
-from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.generate.reader import read_manifest
+from synthdiv.stages.prompts.reader import prompt_kinds
 from synthdiv.stages.report.collect import artifact, class_names, data_uri
 from synthdiv.stages.report.plots import histogram_png
-from synthdiv.stages.score.filters import filter_masks
-from synthdiv.stages.score.stage import prompt_kinds, read_scores
+from synthdiv.stages.score.reader import filter_masks, read_scores
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from synthdiv.metrics.accuracy import bootstrap_ci, paired_delta_ci
-from synthdiv.stages.evaluate.stage import read_predictions, read_result
+from synthdiv.stages.evaluate.reader import read_predictions, read_result
 
 if TYPE_CHECKING:
     from synthdiv.config.root import RunConfig

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synthdiv.stages.generate.shards import image_bytes, read_manifest
+from synthdiv.stages.generate.reader import image_bytes, read_manifest
 from synthdiv.stages.prompts.reader import read_prompts
 from synthdiv.stages.report.collect import artifact, class_names, data_uri
 from synthdiv.stages.report.quality import kind_order
-from synthdiv.stages.score.stage import read_scores
+from synthdiv.stages.score.reader import read_scores
 from synthdiv.utils.decode import UnreadableImage, decode_image
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def _thumb(data: bytes, size: int, name: str) -> tuple[str, int, int] | None:
 
 
 def _read(run: RunDir, rows: list[dict[str, Any]]) -> dict[str, bytes]:
-    """Encoded bytes of each row's image, by its byte range (:func:`synthdiv.stages.generate.shards.image_bytes`)."""
+    """Encoded bytes of each row's image, by its byte range (:func:`synthdiv.stages.generate.reader.image_bytes`)."""
     import pyarrow as pa
 
 

@@ -16,7 +16,7 @@ from synthdiv.config.loader import dump_config
 from synthdiv.core.schemas import PROMPT_KINDS
 from synthdiv.stages.report import collect, quality, results, samples
 from synthdiv.stages.report.plots import curves_png
-from synthdiv.stages.train.stage import read_data_info
+from synthdiv.stages.train.reader import read_data_info
 from synthdiv.utils.io import atomic_write_text
 from synthdiv.utils.names import printable
 

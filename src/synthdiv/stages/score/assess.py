@@ -18,10 +18,10 @@ from synthdiv.metrics.diversity import group_metrics
 from synthdiv.metrics.near_duplicates import nearest_in, nearest_within
 from synthdiv.stages.classes.reader import read_classes
 from synthdiv.stages.disambiguate.reader import read_resolved
-from synthdiv.stages.score.embeddings import NPY_DAMAGE, EmbeddingSet, write_real
+from synthdiv.stages.score.embeddings import EmbeddingSet, write_real
 from synthdiv.utils.decode import SkipTally, UnreadableImage, decode_image, describe, max_pixels_of
 from synthdiv.utils.hashing import canonical_hash
-from synthdiv.utils.io import atomic_write, atomic_write_json
+from synthdiv.utils.io import NPY_DAMAGE, atomic_write, atomic_write_json
 
 if TYPE_CHECKING:
     from pathlib import Path

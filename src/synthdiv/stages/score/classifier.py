@@ -22,7 +22,7 @@ from synthdiv.data.images import ImageDataset, collate_blocks
 from synthdiv.data.predict import eval_transform
 from synthdiv.data.synthetic import manifest_samples
 from synthdiv.errors import ConfigError, InputError
-from synthdiv.stages.generate.shards import read_manifest
+from synthdiv.stages.generate.reader import read_manifest
 from synthdiv.stages.score.embeddings import tar_key
 from synthdiv.utils.decode import max_pixels_of
 from synthdiv.utils.devices import resolve_device

@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import struct
-import tokenize
 import uuid
-import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +23,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthdiv.errors import InputError
-from synthdiv.utils.io import TMP_MARK, atomic_write, fsync_path, write_parquet_atomic
+from synthdiv.utils.io import NPY_DAMAGE, TMP_MARK, atomic_write, fsync_path, write_parquet_atomic
 
 if TYPE_CHECKING:
     from synthdiv.core.rundir import RunDir
 
 __all__ = [
-    "NPY_DAMAGE",
     "EmbeddingSet",
     "tar_key",
     "load_shard_cache",
@@ -63,12 +58,6 @@ def tar_key(path: Path | str) -> str:
     """What a per-shard cache entry is valid for: the tar's size and modification time (a rewritten shard differs)."""
     st = Path(path).stat()
     return f"{st.st_size}:{st.st_mtime_ns}"
-
-
-# what np.load raises on a file that is absent, not an .npy / .npz, or cut short or damaged (inside its zip, or in
-# the array header numpy parses as a Python literal)
-NPY_DAMAGE = (OSError, KeyError, ValueError, TypeError, EOFError, NotImplementedError, SyntaxError, MemoryError,
-              tokenize.TokenError, zipfile.BadZipFile, zlib.error, struct.error)
 
 
 def load_shard_cache(path: Path, key: str, ids: list[str]) -> np.ndarray | None:

@@ -11,29 +11,21 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from synthdiv.config.quality import BUILTIN_FILTERS
-from synthdiv.errors import ConfigError, InputError
-from synthdiv.stages.classes.reader import read_classes
-from synthdiv.stages.generate.shards import read_manifest
-from synthdiv.stages.score.stage import read_scores
-from synthdiv.utils.hashing import canonical_hash
-from synthdiv.utils.io import atomic_write_json, read_parquet_artifact
+from synthdiv.errors import ConfigError
 
 if TYPE_CHECKING:
     from synthdiv.config.root import RunConfig
-    from synthdiv.core.rundir import RunDir
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["filtered_manifest", "keep_mask", "cross_class_mask", "duplicate_mask", "classifier_mask", "filter_masks",
+__all__ = ["keep_mask", "cross_class_mask", "duplicate_mask", "classifier_mask",
            "keep_rates", "resolve_filters"]
 
 
@@ -104,77 +96,6 @@ def resolve_filters(cfg: RunConfig, names: Sequence[str]) -> dict[str, Any]:
     return specs
 
 
-def _joined(table: pa.Table, ids: pa.ChunkedArray, columns: Sequence[str]) -> dict[str, np.ndarray]:
-    """``columns`` of ``table`` for each id in ``ids`` (null / NaN where ``table`` lacks the id)."""
-    idx = pc.index_in(ids, value_set=table.column("image_id"))
-    out = {}
-    for name in columns:
-        col = pc.take(table.column(name), idx)
-        if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
-            out[name] = pc.fill_null(pc.cast(col, pa.float64()), float("nan")).to_numpy(zero_copy_only=False)
-        else:
-            out[name] = np.asarray(col.to_pylist(), dtype=object)
-    return out
-
-
-def _num_classes(run: RunDir, labels: np.ndarray) -> int:
-    return len(read_classes(run.classes)) if run.classes.exists() else int(labels.max()) + 1
-
-
-def filter_masks(cfg: RunConfig, run: RunDir, manifest: pa.Table, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """One boolean mask over ``manifest`` per active filter: ``similarity`` (the score section's) and each name."""
-    s, masks = cfg.score, {}
-    specs = resolve_filters(cfg, names)
-    need_scores = s.min_similarity is not None or s.keep_quantile is not None or any(
-        sp.kind != "classifier" for sp in specs.values())
-    if not need_scores and not specs:
-        return masks
-    ids, labels = manifest.column("image_id"), manifest.column("class").to_numpy()
-    cols: dict[str, np.ndarray] = {}
-    if need_scores:
-        if not run.scores.exists():
-            raise InputError(f"{run.scores}: not found; the filters {', '.join(names) or 'of score'} need `synthdiv "
-                             "score`")
-
-        scores = read_scores(run)
-        if not {"image_id", "similarity"} <= set(scores.column_names):
-            raise InputError(f"{run.scores}: no 'image_id' and 'similarity' columns; run `synthdiv score --redo`")
-        cols = _joined(scores, ids, [c for c in scores.column_names if c != "image_id"])
-        missing = int(np.isnan(cols["similarity"]).sum())
-        if missing:
-            logger.warning("%d manifest images have no score (run `synthdiv score --redo`); the filters drop them",
-                           missing)
-    if s.min_similarity is not None or s.keep_quantile is not None:
-        masks["similarity"] = keep_mask(cols["similarity"], labels, s.min_similarity, s.keep_quantile)
-    for name, spec in specs.items():
-        masks[name] = _mask(spec, cfg, run, manifest, cols, labels)
-    return masks
-
-
-def _mask(spec: Any, cfg: RunConfig, run: RunDir, manifest: pa.Table, cols: dict[str, np.ndarray],
-          labels: np.ndarray) -> np.ndarray:
-    if spec.kind == "similarity":
-        return keep_mask(cols["similarity"], labels, spec.min_similarity, spec.keep_quantile)
-    if spec.kind == "cross_class":
-        if "prob" not in cols:
-            raise InputError(f"{run.scores}: no 'prob' column (scored by an older synthdiv); run `synthdiv score "
-                             "--redo`")
-        return cross_class_mask(cols["prob"], cols["class_rank"], _num_classes(run, labels), spec.top_k,
-                                spec.min_prob, spec.combine)
-    if spec.kind == "duplicates":
-        if "dup_of" not in cols:
-            raise InputError(f"{run.scores}: no near-duplicate columns; run `synthdiv score --redo`")
-        ids = np.asarray(manifest.column("image_id").to_pylist(), dtype=object)
-        memorized = np.array([m is True for m in cols["memorized"]], dtype=bool)
-        return duplicate_mask(ids, cols["dup_of"], memorized, spec.within, spec.real)
-    path = run.classifier_scores
-    if not path.exists():
-        raise InputError(f"{path}: not found; set score.classifier.model and run `synthdiv score --redo`")
-    clf = _joined(read_parquet_artifact(path, "score", ["image_id", "mislabeled", "easy"]), manifest.column("image_id"),
-                  ["mislabeled", "easy"])
-    return classifier_mask(clf["mislabeled"], clf["easy"], spec.drop)
-
-
 def keep_rates(labels: np.ndarray, masks: dict[str, np.ndarray], num_classes: int | None = None) -> pa.Table:
     """Per class: images, images kept by each filter (``kept_<name>``), kept by all, and the keep rate."""
     n = int(num_classes if num_classes is not None else (labels.max() + 1 if len(labels) else 0))
@@ -189,26 +110,3 @@ def keep_rates(labels: np.ndarray, masks: dict[str, np.ndarray], num_classes: in
     return pa.table(cols)
 
 
-def filtered_manifest(cfg: RunConfig, run: RunDir, names: Sequence[str] | None = None) -> pa.Table:
-    """The manifest rows kept by the score filter and the filters ``names`` (default ``train.filters``); all rows
-    when there is no filter. The selection's parameters and per-class counts go to ``filters/<names>.json``."""
-    manifest = read_manifest(run)
-    names = list(cfg.train.filters if names is None else names)
-    s = cfg.score
-    if not names and ((s.min_similarity is None and s.keep_quantile is None) or not run.scores.exists()):
-        return manifest
-    masks = filter_masks(cfg, run, manifest, names)
-    labels = manifest.column("class").to_numpy()
-    keep = np.logical_and.reduce([*masks.values(), np.ones(len(labels), dtype=bool)])
-    rates = keep_rates(labels, masks, _num_classes(run, labels) if len(labels) else 0)
-    specs = resolve_filters(cfg, names)
-    record = {"filters": {n: specs[n].model_dump(mode="json") for n in names},
-              "score": {"min_similarity": s.min_similarity, "keep_quantile": s.keep_quantile},
-              "images": len(labels), "kept": int(keep.sum()),
-              "kept_by": {n: int(m.sum()) for n, m in masks.items()}, "per_class": rates.to_pylist()}
-    stem = "+".join(names) or "score"
-    if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,120}", stem) or stem.startswith("."):
-        stem = canonical_hash(names)[:16]
-    atomic_write_json(run.root / "filters" / f"{stem}.json", record)
-    logger.info("filters %s keep %d of %d images", ", ".join(masks) or "none", int(keep.sum()), len(keep))
-    return manifest.filter(pa.array(keep))

@@ -1,7 +1,7 @@
 """The score stage: CLIP similarity of every generated image to its class description, its class's rank among all
 classes, the margin to the best other class and its class's softmax probability over all classes, then the
 near-duplicate columns and the quality metrics from the stored embeddings (``scores.parquet``, ``embeddings/``,
-``quality.json``). Images are never deleted; a filter is a view (:func:`synthdiv.stages.score.filters.filtered_manifest`).
+``quality.json``). Images are never deleted; a filter is a view (:func:`synthdiv.stages.score.reader.filtered_manifest`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from synthdiv.errors import InputError
 from synthdiv.models.clip import create_scorer
 from synthdiv.stages.classes.reader import read_classes
 from synthdiv.stages.disambiguate.reader import read_resolved
-from synthdiv.stages.generate.shards import iter_shard_images, read_manifest
-from synthdiv.stages.generate.stage import require_complete
-from synthdiv.stages.prompts.reader import read_prompts
+from synthdiv.stages.generate.reader import iter_shard_images, read_manifest, require_complete
+from synthdiv.stages.prompts.reader import prompt_kinds
 from synthdiv.stages.score.assess import DUPLICATE_SCHEMA, duplicate_table, embed_real, quality_metrics
 from synthdiv.stages.score.classifier import classify_images
 from synthdiv.stages.score.embeddings import (
@@ -34,7 +33,7 @@ from synthdiv.stages.score.embeddings import (
     write_synthetic,
 )
 from synthdiv.utils.hashing import canonical_hash
-from synthdiv.utils.io import read_parquet_artifact, write_parquet_atomic
+from synthdiv.utils.io import write_parquet_atomic
 from synthdiv.utils.progress import Progress
 
 if TYPE_CHECKING:
@@ -46,7 +45,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build", "score_images", "class_texts", "score_matrix", "read_scores", "prompt_kinds",
+__all__ = ["build", "score_images", "class_texts", "score_matrix",
            "real_images_summary"]
 
 
@@ -78,12 +77,6 @@ def score_matrix(
         out["prob"] = prob.astype(np.float32)
         out["best_other"] = (others.argmax(axis=1) if sims.shape[1] > 1 else np.full(len(labels), -1)).astype(np.int32)
     return out
-
-
-def read_scores(run: RunDir, columns: list[str] | None = None) -> pa.Table:
-    """``scores.parquet`` (:data:`~synthdiv.core.schemas.SCORES_SCHEMA`), only ``columns`` when given: the one reader of
-    the score stage's artifact (see :func:`synthdiv.utils.io.read_parquet_artifact` for what it raises)."""
-    return read_parquet_artifact(run.scores, "score", columns)
 
 
 def _shard_key(run: RunDir, shard: int) -> str:
@@ -151,16 +144,6 @@ def _shard_embeddings(run: RunDir, shard: int, rows: pa.Table, score: _LazyScore
     emb = np.concatenate(parts)
     save_shard_cache(part, key, ids, emb)
     return emb, False
-
-
-def prompt_kinds(run: RunDir, prompt_ids: pa.ChunkedArray) -> list[str]:
-    """The prompt kind (base / context / style) of each image, ``unknown`` where prompts.parquet lacks its prompt."""
-    if not run.prompts.exists():
-        return ["unknown"] * len(prompt_ids)
-
-    prompts = read_prompts(run, ["prompt_id", "kind"])
-    idx = pc.index_in(prompt_ids, value_set=prompts.column("prompt_id"))
-    return pc.fill_null(pc.take(prompts.column("kind"), idx), "unknown").to_pylist()
 
 
 def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:

@@ -25,8 +25,9 @@ from synthdiv.data.real import real_dir_roots, real_samples
 from synthdiv.data.sources import SampleSet
 from synthdiv.errors import ConfigError
 from synthdiv.stages.classes.reader import read_classes
-from synthdiv.stages.generate.stage import require_complete
+from synthdiv.stages.generate.reader import require_complete
 from synthdiv.stages.score.reader import synthetic_samples
+from synthdiv.stages.train.reader import read_data_info
 from synthdiv.stages.train.validate import build_validator
 from synthdiv.utils.devices import device_name
 from synthdiv.utils.io import atomic_write_json, read_jsonl
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build", "fit", "progress", "headline", "train_variant", "prepare_data", "build_model", "read_data_info"]
+__all__ = ["build", "fit", "progress", "headline", "train_variant", "prepare_data", "build_model"]
 
 
 def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
@@ -83,18 +84,6 @@ def progress(cfg: RunConfig, run: RunDir) -> str | None:
         total = f"/{info.get('total_steps', '?')}" if info is not None else ""
         parts.append(f"{name}: step {max(steps, default=0)}{total}")
     return ", ".join(parts) or None
-
-
-def read_data_info(run: RunDir, variant: str) -> dict[str, Any] | None:
-    """``train/<variant>/data.json`` (what a variant trained on: counts per class, block sizes, steps per epoch,
-    total steps), or None when it is absent or unreadable."""
-    import json
-
-    try:
-        info = json.loads((run.train / variant / "data.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return info if isinstance(info, dict) else None
 
 
 def variant_blocks(tcfg: TrainConfig) -> tuple[int, int]:
