@@ -1,5 +1,5 @@
-"""The Python API (``synthdiv.open_run``, ``synthdiv.core.rundir``, the aux norm functions) and the example that adds a run to
-a timm-style training loop, on the toy run of tests/data/toydata.py."""
+"""The Python API (``synthdiv.open_run``, ``synthdiv.core.rundir``, the aux norm functions) and the example that adds a
+run to a timm-style training loop, on the toy run of tests/data/toydata.py."""
 
 from __future__ import annotations
 

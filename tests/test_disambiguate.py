@@ -324,7 +324,8 @@ def test_engine_rerun_is_free_from_the_llm_cache(make_config, monkeypatch, crane
     replies = ['["a grey crane bird", "a crane wading"]', '["a tower crane", "a crane lifting steel"]',
                '["a wool cardigan", "a knitted cardigan sweater"]']
     fake = FakeLLM(*replies)
-    monkeypatch.setattr("synthdiv.stages.disambiguate.stage.create_llm", lambda spec, cache_dir=None: CachedLLM(fake, cache_dir, "fake", "f"))
+    monkeypatch.setattr("synthdiv.stages.disambiguate.stage.create_llm",
+                        lambda spec, cache_dir=None: CachedLLM(fake, cache_dir, "fake", "f"))
     first = run_stage(cfg, "disambiguate")
     assert first["llm_cache_misses"] == 3 and first["llm_cache_hits"] == 0
     before = run.resolved.read_text()
@@ -471,7 +472,8 @@ def test_the_classes_are_asked_together_round_by_round(make_config, monkeypatch,
     assert together.batches == [3]
     batched = run.resolved.read_text()
     _use_llm(monkeypatch, FakeLLM(*replies))
-    monkeypatch.setattr("synthdiv.stages.disambiguate.propose.ask_list_many", lambda llm, calls: 1 / 0)  # force class by class
+    # force class by class
+    monkeypatch.setattr("synthdiv.stages.disambiguate.propose.ask_list_many", lambda llm, calls: 1 / 0)
     import shutil
 
     shutil.rmtree(run.cache)

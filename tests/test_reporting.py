@@ -44,7 +44,8 @@ def test_train_and_evaluate_end_with_a_one_line_summary(make_config, monkeypatch
     run.classes.write_text('{"index": 0, "name": "goldfish"}\n')
     monkeypatch.setattr("synthdiv.stages.train.stage.build", lambda cfg, run: run.train.mkdir(parents=True) or TRAIN)
     monkeypatch.setattr("synthdiv.stages.evaluate.stage.build", lambda cfg, run: EVALUATE)
-    monkeypatch.setattr("synthdiv.stages.evaluate.stage.check_sets", lambda section: None)  # no sets: evaluate is stubbed
+    # no sets: evaluate is stubbed
+    monkeypatch.setattr("synthdiv.stages.evaluate.stage.check_sets", lambda section: None)
     with caplog.at_level(logging.INFO, logger="synthdiv.stages"):
         run_stage(cfg, "train")
         run_stage(cfg, "evaluate")

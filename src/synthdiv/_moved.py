@@ -166,7 +166,8 @@ class _OldPath(types.ModuleType):
             module = importlib.import_module(target)
             if hasattr(module, attr):
                 return getattr(module, attr)
-        raise AttributeError(f"module {self.__name__!r} (moved to {', '.join(self._targets)}) has no attribute {attr!r}")
+        moved = ", ".join(self._targets)
+        raise AttributeError(f"module {self.__name__!r} (moved to {moved}) has no attribute {attr!r}")
 
     def __dir__(self) -> list[str]:
         return sorted({n for t in self._targets for n in dir(importlib.import_module(t))})

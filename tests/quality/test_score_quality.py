@@ -130,7 +130,8 @@ def test_rescoring_at_another_temperature_reuses_the_embeddings(scored, tiny_mod
     def no_model(spec, shared=True):  # noqa: ANN001, ANN202
         raise AssertionError("a rescore from the cache loaded CLIP")
 
-    monkeypatch.setattr("synthdiv.stages.score.stage.create_scorer", no_model)  # texts, images and logit scale: all cached
+    # texts, images and logit scale: all cached
+    monkeypatch.setattr("synthdiv.stages.score.stage.create_scorer", no_model)
     cool = config_from_dict({**cfg.model_dump(mode="json"), "score": {**cfg.score.model_dump(mode="json"),
                                                                       "temperature": 2.0}})
     assert run_stage(cool, "score", redo=True)["cached_shards"] == 3

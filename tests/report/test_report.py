@@ -67,7 +67,8 @@ def _fill_run(root: Path) -> None:
         part = pq.read_table(run.manifest_part(shard))
         seeds, cls = part.column("seed").to_pylist(), part.column("class").to_pylist()
         ids = pa.array([f"{c}-{KINDS[s % 3]}" for c, s in zip(cls, seeds, strict=True)])
-        pq.write_table(part.set_column(part.column_names.index("prompt_id"), "prompt_id", ids), run.manifest_part(shard))
+        column = part.column_names.index("prompt_id")
+        pq.write_table(part.set_column(column, "prompt_id", ids), run.manifest_part(shard))
     ids = read_manifest(run).column("image_id").to_pylist()
     scores = [{"image_id": i, "similarity": 0.2 + 0.001 * n, "class_rank": n % 3, "margin": 0.01 * (n % 5 - 2),
                "prob": 0.2 + 0.05 * (n % 4), "best_other": 0, "dup_of": i, "memorized": False}

@@ -1,5 +1,6 @@
 """The ``synthdiv`` command line: the app and its entry point (:mod:`synthdiv.cli.app`), one module per group of
-commands (``stages``, ``check``, ``verify``, ``show``), shared options (``_options``) and runnable hints (``_hints``)."""
+commands (``stages``, ``check``, ``verify``, ``show``), shared options (``_options``) and runnable hints
+(``_hints``)."""
 
 from typing import Any
 

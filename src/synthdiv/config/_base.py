@@ -40,7 +40,8 @@ ConfigPath = Annotated[Path, AfterValidator(_resolve)]
 
 def path_name_problem(value: str, what: str = "name") -> str | None:
     """``"<what> '<value>' <problem>"`` when ``value`` cannot be one file or folder name (the rules of
-    :func:`synthdiv.utils.names.name_problem`: no ``/``, ``..`` or control character, at most 200 characters), else None."""
+    :func:`synthdiv.utils.names.name_problem`: no ``/``, ``..`` or control character, at most 200 characters), else
+    None."""
     problem = name_problem(value)
     return None if problem is None else f"{what} '{printable(value, limit=60)}' {problem}"
 

@@ -14,8 +14,8 @@ holds it across all its stages, and the holder's record names the stage it is in
 
 Every writer takes the lock first (each stage, ``adapt``, ``verify --repair``), so the lock is also where the rules of
 every write are kept: a run whose folders are links is refused before anything is written
-(:meth:`synthdiv.core.rundir.RunDir.refuse_links`), and a write that finds the disk full (ENOSPC, EDQUOT) while the lock is
-held ends as one line naming the file, the space left and the command that resumes (:class:`DiskFullError`), as
+(:meth:`synthdiv.core.rundir.RunDir.refuse_links`), and a write that finds the disk full (ENOSPC, EDQUOT) while the lock
+is held ends as one line naming the file, the space left and the command that resumes (:class:`DiskFullError`), as
 generate's did, whichever stage wrote (a train checkpoint, the report, an evaluation).
 """
 

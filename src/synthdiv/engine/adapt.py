@@ -3,8 +3,8 @@
 A round brings the run up to date (:func:`synthdiv.engine.runner.run_all`: the images of every round so far are made,
 scored, trained on and evaluated; what is done is skipped), then reads the chosen variant's per-class error on
 ``adapt.eval_set`` and the keep rate of its filters, gives each class a need
-(:func:`synthdiv.stages.plan.adaptive.class_need`), splits ``adapt.images_per_round`` images by need within the per-class
-bounds (:func:`~synthdiv.stages.plan.adaptive.allocate`) and appends them to the plan
+(:func:`synthdiv.stages.plan.adaptive.class_need`), splits ``adapt.images_per_round`` images by need within the
+per-class bounds (:func:`~synthdiv.stages.plan.adaptive.allocate`) and appends them to the plan
 (:func:`synthdiv.stages.plan.rounds.grow_plan`). After the last round the run is brought up to date once more.
 
 It can be killed at any moment and rerun: a round is in the plan whole or not at all, a round in the plan is never

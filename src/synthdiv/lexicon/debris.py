@@ -5,8 +5,8 @@ up words: the quickstart's SmolLM2 gave the description ``herode-1": "Trouser``,
 and ``type": "sandal``, the styles "a hard candish of" and "stintyshkovd's", and contexts ending in "(pick one
 example)". :func:`debris_reason` says why a text is debris, or None; the disambiguate candidates
 (:mod:`synthdiv.stages.disambiguate.propose`), the contexts (:mod:`synthdiv.stages.prompts.contexts`) and the styles
-(:mod:`synthdiv.stages.prompts.styles`) are checked with it, and a refused item is asked again with the reason told to the
-model (:func:`synthdiv.models.llm.structured.ask_list`).
+(:mod:`synthdiv.stages.prompts.styles`) are checked with it, and a refused item is asked again with the reason told to
+the model (:func:`synthdiv.models.llm.structured.ask_list`).
 
 The rules are data (:data:`RULES`, tried in order, the first that matches gives the reason):
 

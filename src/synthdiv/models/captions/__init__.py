@@ -1,8 +1,9 @@
 """Captions of real and target-domain images: a registry of captioner backends, and a cached captioning helper.
 
 The built-in backends are ``transformers`` (any image-to-text model ``AutoModelForImageTextToText`` loads: BLIP, GIT,
-a VisionEncoderDecoder; ``model: embedded`` is the tiny RANDOM captioner of :mod:`synthdiv.models.embedded`, whose captions
-are gibberish) and ``openai`` (a vision-language model behind an OpenAI-compatible chat server that accepts images).
+a VisionEncoderDecoder; ``model: embedded`` is the tiny RANDOM captioner of :mod:`synthdiv.models.embedded`, whose
+captions are gibberish) and ``openai`` (a vision-language model behind an OpenAI-compatible chat server that accepts
+images).
 They are imported only when first created, so importing this package never imports torch.
 
 Example:

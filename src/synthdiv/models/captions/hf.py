@@ -1,8 +1,8 @@
 """The ``transformers`` captioner: any image-to-text model ``AutoModelForImageTextToText`` loads.
 
 BLIP / BLIP-2 / GIT / a VisionEncoderDecoder, from a hub id or a local folder; ``model: embedded`` is the tiny
-RANDOM captioner of :func:`synthdiv.models.embedded.tiny_captioner_dir` (its captions are gibberish: it tests the path, it
-describes nothing). Decoding is greedy, so a caption depends only on the model and the image, and can be cached.
+RANDOM captioner of :func:`synthdiv.models.embedded.tiny_captioner_dir` (its captions are gibberish: it tests the path,
+it describes nothing). Decoding is greedy, so a caption depends only on the model and the image, and can be cached.
 """
 
 from __future__ import annotations

@@ -27,4 +27,5 @@ class ImageTextScorer(Protocol):
         ...
 
     # Optional: ``token_ids(texts) -> list[tuple[int, ...]]``, the ids the text encoder reads (no padding). Where a
-    # backend lacks it, CLIP's own BPE tokenizer (which lower-cases) stands in: see synthdiv.stages.disambiguate.ambiguity.
+    # backend lacks it, CLIP's own BPE tokenizer (which lower-cases) stands in: see
+    # synthdiv.stages.disambiguate.ambiguity.

@@ -19,7 +19,8 @@ its config and of the library versions, so a config change makes a new folder. T
 :func:`cache_root`.
 
 This module is the public face; the work is done in :mod:`synthdiv.models.embedded.cache` (the build cache),
-:mod:`synthdiv.models.embedded.bpe` (the CLIP BPE) and :mod:`synthdiv.models.embedded.builders` (the configs and builders).
+:mod:`synthdiv.models.embedded.bpe` (the CLIP BPE) and :mod:`synthdiv.models.embedded.builders` (the configs and
+builders).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The tiny embedded models with RANDOM weights: their configs and the functions that build each into a folder.
 
 Each ``_build_*`` function writes one model into the folder it is given, with torch seeded by
-:data:`~synthdiv.models.embedded.cache.EMBEDDED_SEED` so two builds give identical weights; :mod:`synthdiv.models.embedded` runs
-them through the build cache.
+:data:`~synthdiv.models.embedded.cache.EMBEDDED_SEED` so two builds give identical weights;
+:mod:`synthdiv.models.embedded` runs them through the build cache.
 """
 
 from __future__ import annotations

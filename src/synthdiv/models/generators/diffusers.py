@@ -1,8 +1,8 @@
 """The ``diffusers`` generator backend: any text-to-image pipeline ``AutoPipelineForText2Image`` can load.
 
 Stable Diffusion 1.5 / 2.1 / XL / Turbo, SD3, PixArt, FLUX: a hub id or a local folder; ``model: embedded`` is the
-tiny random pipeline of :mod:`synthdiv.models.embedded` (its images carry no class signal). Steps and guidance default per
-model family (:data:`MODEL_DEFAULTS`), the size defaults to the pipeline's native one. Every image gets its own
+tiny random pipeline of :mod:`synthdiv.models.embedded` (its images carry no class signal). Steps and guidance default
+per model family (:data:`MODEL_DEFAULTS`), the size defaults to the pipeline's native one. Every image gets its own
 seeded ``torch.Generator`` (on the CPU, so a seed means the same starting noise on any device), which makes an image
 independent of the rest of its batch up to floating-point batching effects.
 

@@ -5,8 +5,8 @@ grammar; its matcher tells, at every step, which tokens keep the output a prefix
 schema (and, once the document is complete, that only the end-of-sequence token may follow). :class:`SchemaMask` is
 a ``transformers`` logits processor holding one matcher per batch row: it advances each constrained row's matcher by
 the token chosen at the last step and sets the logits of every token the grammar forbids to ``-inf``. It runs before
-the seeded sampler (:mod:`synthdiv.models.llm._sampling`), which then draws among the allowed tokens only, so a sample still
-depends only on its prompt, seed and schema. Rows without a schema are left as they are.
+the seeded sampler (:mod:`synthdiv.models.llm._sampling`), which then draws among the allowed tokens only, so a sample
+still depends only on its prompt, seed and schema. Rows without a schema are left as they are.
 
 The JSON is compact (no free whitespace between tokens): a small model given the choice fills its token budget with
 newlines. xgrammar is imported only here, when a constrained request is generated; :func:`available` checks that

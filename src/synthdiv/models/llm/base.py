@@ -11,8 +11,9 @@ backend answers them one by one with ``complete``. Answers come back in request 
 :func:`run_together` drives many multi-turn conversations (generators that yield a request, are sent its first
 answer and return a result) side by side, one :func:`complete_many` call per round.
 
-Progress of that work goes to an :class:`LLMObserver` (:class:`synthdiv.models.llm.progress.LLMProgress` shows it on a bar and
-in the log): passed to :func:`run_together`, or installed for a block with :func:`observe_llm` (for callers whose
+Progress of that work goes to an :class:`LLMObserver` (:class:`synthdiv.models.llm.progress.LLMProgress` shows it on a
+bar and in the log): passed to :func:`run_together`, or installed for a block with :func:`observe_llm` (for callers
+whose
 own callees call :func:`run_together`). :func:`run_together` tells it when a round is sent, answered and which
 conversations are finished; a backend that generates tokens itself reports them while a round runs, through
 :func:`report_generated` or a streamer from :func:`token_counter` (the transformers backend passes one to

@@ -6,12 +6,13 @@ requests of :meth:`TransformersLLM.complete_batch`, are generated together in le
 ``batch_size`` (:meth:`TransformersLLM.complete_many` groups a stage's requests by their sampling settings and
 batches each group), each sample drawn from its own generator seeded from the request's seed (:mod:`._sampling`), so
 a sample does not depend on its batch; ``temperature == 0`` is greedy decoding. A request with a ``json_schema`` is
-decoded under that schema with xgrammar (:mod:`synthdiv.models.llm._grammar`): its answer is JSON that matches the schema,
-or a prefix of such JSON when ``max_tokens`` runs out first; without xgrammar (or with ``options.constrained: false``)
+decoded under that schema with xgrammar (:mod:`synthdiv.models.llm._grammar`): its answer is JSON that matches the
+schema, or a prefix of such JSON when ``max_tokens`` runs out first; without xgrammar (or with ``options.constrained:
+false``)
 it decodes freely (``supports_json_schema`` is then False; a missing xgrammar is logged once). Loaded models are
 shared within a process, and loading waits for the first request, so a run answered entirely from the cache never
-loads one. A local GGUF file is de-quantized once into the synthdiv cache (:mod:`synthdiv.models.llm._gguf`) and reloaded
-from there.
+loads one. A local GGUF file is de-quantized once into the synthdiv cache (:mod:`synthdiv.models.llm._gguf`) and
+reloaded from there.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 A ``.txt`` line may name the class's WordNet sense after the name: ``crane n02012849`` (the bird, not the machine).
 CSV columns: ``name`` (required), ``wnid`` and ``definition`` (optional). A missing definition is looked up from the
 wnid. Problems are reported with the file and line number (a CSV row's first line). A class name names a folder of
-real images (``classes.real_root/<name>``), so it must be one plain folder name (:func:`synthdiv.utils.names.name_problem`:
-no ``/``, no ``..``, no NUL or control character, at most 200 characters).
+real images (``classes.real_root/<name>``), so it must be one plain folder name
+(:func:`synthdiv.utils.names.name_problem`: no ``/``, no ``..``, no NUL or control character, at most 200 characters).
 
 Spaces and tabs around a name (and between a ``.txt`` name and its wnid) are dropped and runs of spaces inside it
 become one; any other character is kept as written, so a tab, a newline (in a quoted CSV field) or another control

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build", "build_classes", "check_classes", "collect_classes", "external_inputs", "read_classes", "ClassRecord"]
+__all__ = ["build", "build_classes", "check_classes", "collect_classes", "external_inputs", "read_classes",
+           "ClassRecord"]
 
 
 def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:

@@ -56,8 +56,8 @@ class Proposal:
 def request(
     row: dict[str, Any], others: list[str], dcfg: DisambiguateConfig, seed: int, check: CandidateCheck | None = None
 ) -> tuple[dict[str, Any], str]:
-    """The :func:`~synthdiv.models.llm.structured.ask_list` keywords (``messages`` included) that ask for ``dcfg.candidates``
-    descriptions of the class ``row``, and the template id.
+    """The :func:`~synthdiv.models.llm.structured.ask_list` keywords (``messages`` included) that ask for
+    ``dcfg.candidates`` descriptions of the class ``row``, and the template id.
 
     Debris (JSON fragments, stray quotes, unknown words, instruction echoes, dangling ends:
     :func:`~synthdiv.lexicon.debris.debris_reason`) is refused. ``check`` (when given) rejects sentences, candidates

@@ -1,6 +1,7 @@
 """The one reader of ``classes.resolved.jsonl``, the disambiguate stage's artifact: every class with its description.
 
-The same checks as ``classes.jsonl`` (:func:`synthdiv.stages.classes.stage.read_classes`) plus a non-empty ``description``.
+The same checks as ``classes.jsonl`` (:func:`synthdiv.stages.classes.stage.read_classes`) plus a non-empty
+``description``.
 """
 
 from __future__ import annotations

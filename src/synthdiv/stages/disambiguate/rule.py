@@ -2,10 +2,10 @@
 
 * An unambiguous class keeps the long-standing choice: every candidate, its bare name included, ranked by CLIP.
 * An ambiguous class (:mod:`synthdiv.stages.disambiguate.ambiguity`) never ends with its bare name, nor with a candidate
-  that failed a check (:mod:`synthdiv.stages.disambiguate.validate`). CLIP chooses among the valid candidates where it has
-  signal: real images of the class, or a text margin against the confusable classes of at least ``signal_margin``.
-  Where it has none, a grounded candidate (:mod:`synthdiv.stages.disambiguate.grounded`, in its fixed order) wins over free
-  LLM text, so the outcome is deterministic and does not hang on a random or weak CLIP.
+  that failed a check (:mod:`synthdiv.stages.disambiguate.validate`). CLIP chooses among the valid candidates where it
+  has signal: real images of the class, or a text margin against the confusable classes of at least ``signal_margin``.
+  Where it has none, a grounded candidate (:mod:`synthdiv.stages.disambiguate.grounded`, in its fixed order) wins over
+  free LLM text, so the outcome is deterministic and does not hang on a random or weak CLIP.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ First it finds the ambiguous names, each with its reason (:mod:`~synthdiv.stages
 collide under the CLIP tokenizer, differ only by number, or have several WordNet senses). Every class gets LLM
 candidates, asked with its definition, the confusable classes and the name's other senses, and checked
 (:mod:`~synthdiv.stages.disambiguate.validate`); an ambiguous class also gets grounded candidates from WordNet
-(:mod:`~synthdiv.stages.disambiguate.grounded`). CLIP scores every candidate against the class's real images with a margin
-against the other classes' images (or against the definition when there are no images); the rule
+(:mod:`~synthdiv.stages.disambiguate.grounded`). CLIP scores every candidate against the class's real images with a
+margin against the other classes' images (or against the definition when there are no images); the rule
 (:mod:`~synthdiv.stages.disambiguate.rule`) picks, and the picks are made unique across the list, in words and in CLIP
 tokens. An ambiguous class never keeps its bare name; an unambiguous one may. An LLM failure for a class is recorded
 (status "fallback") and the stage goes on.

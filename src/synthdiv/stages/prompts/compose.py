@@ -74,7 +74,8 @@ def _pairs(n_styles: int, n_contexts: int, per_style: int) -> list[tuple[int, in
 
 
 def compose_class(cp: ClassPrompts, cfg: PromptsConfig, dropped: Counter[str] | None = None) -> list[dict[str, Any]]:
-    """Rows (dicts in :data:`~synthdiv.core.schemas.PROMPTS_SCHEMA` order) of one class, kinds in base/context/style order.
+    """Rows (dicts in :data:`~synthdiv.core.schemas.PROMPTS_SCHEMA` order) of one class, kinds in base/context/style
+    order.
 
     Kinds whose proportion is 0 are left out. ``dropped`` counts prompts removed ("duplicate", "class cut by the
     token limit") and trims ("trimmed").

@@ -21,7 +21,8 @@ __all__ = ["dedup_text", "dedup_embeddings"]
 
 
 def dedup_text(items: Sequence[str], seen: Iterable[str] = ()) -> list[int]:
-    """Indices of the items whose :func:`~synthdiv.stages.prompts.text.text_key` is new (not in ``seen``, not earlier)."""
+    """Indices of the items whose :func:`~synthdiv.stages.prompts.text.text_key` is new (not in ``seen``, not
+    earlier)."""
     keys = set(seen)
     keep = []
     for i, item in enumerate(items):

@@ -5,8 +5,8 @@ A single request gives a small model's few favourite answers; CD needs hundreds 
 function (repair or reject), drops exact and CLIP near-duplicates of what it already holds, and stops at ``n``
 items or after ``max_requests`` LLM calls (corrective retries included), reporting what it got and why items were
 dropped. It runs many such families (one per class) side by side and sends their pending requests together
-(:func:`synthdiv.models.llm.base.complete_many`: batched generation, concurrent HTTP requests); each family asks the same
-requests with the same seeds as it would alone, so cached answers are shared however families are grouped.
+(:func:`synthdiv.models.llm.base.complete_many`: batched generation, concurrent HTTP requests); each family asks the
+same requests with the same seeds as it would alone, so cached answers are shared however families are grouped.
 """
 
 from __future__ import annotations
@@ -115,7 +115,8 @@ def gather_many(
 
     Args:
         llm: An :class:`~synthdiv.models.llm.base.LLM`.
-        families: What to collect: a template id for :func:`synthdiv.models.llm.templates.render` (it takes ``k`` and the
+        families: What to collect: a template id for :func:`synthdiv.models.llm.templates.render` (it takes ``k`` and
+        the
             family's variables), how many items, ``process(item) -> (text, fix, reason)`` (the usable text and
             what was fixed, or ``(None, None, reason)`` to reject), and the parts of its batch seeds.
         batch_size: Items asked per request.

@@ -3,8 +3,8 @@
 * **caption-context**: up to ``prompts.captions_per_class`` of a class's real images (a seeded sample) are captioned
   (``models.captioner``, cached by model and image bytes under ``cache/captions``) and the LLM turns the captions into
   ``prompts.caption_contexts_per_class`` scenes (template ``caption_contexts``), cleaned, made to name the class and
-  de-duplicated exactly as the free LLM contexts are (:func:`~synthdiv.stages.prompts.contexts.context_processor`). Classes
-  without real images get none (the plan gives their share to the other kinds).
+  de-duplicated exactly as the free LLM contexts are (:func:`~synthdiv.stages.prompts.contexts.context_processor`).
+  Classes without real images get none (the plan gives their share to the other kinds).
 * **target-style**: up to ``prompts.target_captions`` images of ``prompts.target_images`` (unlabeled target-domain
   images: a few sketches, renditions...) are captioned and the LLM summarises them into ``prompts.target_styles``
   style phrases (template ``target_styles``), cleaned and de-duplicated as the SD styles are.

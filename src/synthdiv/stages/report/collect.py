@@ -80,7 +80,8 @@ def artifact(path: Path | str, stage: str) -> Iterator[None]:
 
 
 def class_names(run: RunDir) -> dict[int, str]:
-    """``{index: name}`` of ``classes.jsonl``, checked (:func:`synthdiv.stages.classes.stage.read_classes`); empty when absent."""
+    """``{index: name}`` of ``classes.jsonl``, checked (:func:`synthdiv.stages.classes.stage.read_classes`); empty when
+    absent."""
     if not run.classes.exists():
         return {}
 

@@ -2,8 +2,8 @@
 and the image-level diversity and fidelity metrics of ``quality.json``.
 
 Per-class tables list the classes CLIP doubts most first and are cut at ``report.max_rows`` (the page says so);
-per-kind tables cover every image. Artifacts are read through :func:`synthdiv.stages.report.collect.artifact` (damage is one
-line naming the file); a ``quality.json`` or ``filters/*.json`` that cannot be read is left out with a warning.
+per-kind tables cover every image. Artifacts are read through :func:`synthdiv.stages.report.collect.artifact` (damage is
+one line naming the file); a ``quality.json`` or ``filters/*.json`` that cannot be read is left out with a warning.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The score stage: CLIP similarity of every generated image to its class description, its class's rank among all
 classes, the margin to the best other class and its class's softmax probability over all classes, then the
 near-duplicate columns and the quality metrics from the stored embeddings (``scores.parquet``, ``embeddings/``,
-``quality.json``). Images are never deleted; a filter is a view (:func:`synthdiv.stages.score.reader.filtered_manifest`).
+``quality.json``). Images are never deleted; a filter is a view
+(:func:`synthdiv.stages.score.reader.filtered_manifest`).
 """
 
 from __future__ import annotations
