@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--gen-images", type=int, default=64, help="images generated to measure the rate")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    from synthdiv.engine.rates import generation_rate
+    from synthdiv.engine.throughputs import generation_rate
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

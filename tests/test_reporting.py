@@ -16,8 +16,8 @@ from synthdiv.core.pipeline import get_spec
 from synthdiv.core.rundir import RunDir
 from synthdiv.core.status import fingerprint, stage_status, summary_line
 from synthdiv.engine.estimate import budget, estimate
-from synthdiv.engine.rates import Rate
 from synthdiv.engine.runner import run_stage
+from synthdiv.engine.throughputs import Rate
 
 SD15 = Path(__file__).resolve().parents[1] / "examples" / "imagenet1k-sd15.yaml"
 

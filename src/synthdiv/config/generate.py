@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from synthdiv.config._base import Section
-from synthdiv.config.quality import ClassifierConfig, DuplicatesConfig, MetricsConfig
+from synthdiv.config.score import ClassifierConfig, DuplicatesConfig, MetricsConfig
 
 __all__ = ["GenerateConfig", "ScoreConfig"]
 

@@ -14,8 +14,8 @@ from synthdiv.config.estimate import EstimateConfig
 from synthdiv.config.generate import GenerateConfig, ScoreConfig
 from synthdiv.config.models import ModelsConfig
 from synthdiv.config.prompts import PlanConfig, PromptsConfig
-from synthdiv.config.quality import FilterSpec
 from synthdiv.config.report import ReportConfig
+from synthdiv.config.score import FilterSpec
 from synthdiv.config.train import EvaluateConfig, TrainConfig
 
 __all__ = ["RunConfig"]

@@ -6,7 +6,7 @@ has 1,281,167 train images, so an ImageNet config is estimated before its data i
 follow the prompts and disambiguate settings (first tries; corrective retries come on top), with a cost where
 ``estimate.llm_price_per_million_tokens`` is set. Generation and training time use a measured rate (this run's
 generate and train stages record the device they ran on, and the rate is labelled with it: a CPU rate is "per CPU",
-never "per GPU"), a configured one, or the documented defaults of :mod:`synthdiv.engine.rates`.
+never "per GPU"), a configured one, or the documented defaults of :mod:`synthdiv.engine.throughputs`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from synthdiv.core.rundir import RunDir
-from synthdiv.engine.rates import UNKNOWN_DEVICE, Rate, generation_rate, training_rate
+from synthdiv.engine.throughputs import UNKNOWN_DEVICE, Rate, generation_rate, training_rate
 from synthdiv.errors import InputError
 from synthdiv.models.generators.diffusers import model_defaults
 from synthdiv.stages.classes.stage import collect_classes

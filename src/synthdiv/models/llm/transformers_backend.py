@@ -33,6 +33,7 @@ from synthdiv.models.llm import _grammar
 from synthdiv.models.llm._gguf import converted_dir
 from synthdiv.models.llm._sampling import SeededSampler, row_seed
 from synthdiv.models.llm.base import Message, Request, token_counter
+from synthdiv.utils.devices import resolve_device, resolve_dtype
 
 if TYPE_CHECKING:
     from synthdiv.config.models import LLMSpec
@@ -103,8 +104,8 @@ class TransformersLLM:
             import torch
 
             torch.set_num_threads(self.options.torch_threads)
-        device = _device(self.spec.device)
-        dtype = _dtype(self.spec.dtype, device)
+        device = resolve_device(self.spec.device, "models.llm.device")
+        dtype = resolve_dtype(self.spec.dtype, device, "models.llm.dtype", cuda_default="bfloat16")
         key = (str(self.source), self.gguf_file, self.spec.revision, device, str(dtype), self.options.trust_remote_code)
         with _LOAD_LOCK:
             if key not in _LOADED:
@@ -281,23 +282,5 @@ def _vocab_size(tokenizer: Any, model: Any) -> int:
     """Rows of the model's logits (the output embedding may be padded beyond the tokenizer's vocabulary)."""
     out = model.get_output_embeddings()
     return int(out.weight.shape[0]) if out is not None else len(tokenizer)
-
-
-def _device(requested: str) -> str:
-    import torch
-
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
-
-
-def _dtype(requested: str, device: str) -> Any:
-    import torch
-
-    if requested != "auto":
-        return getattr(torch, requested)
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
 
 

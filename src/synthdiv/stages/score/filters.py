@@ -2,7 +2,7 @@
 
 ``score.min_similarity`` keeps images at least that similar to their class text; ``score.keep_quantile`` keeps the
 top fraction of each class. ``train.filters`` names more filters, built in (``clip-top1``, ``clip-prob``, ``dedup``,
-``memorized``, ``classifier``) or defined under ``filters:`` (see :mod:`synthdiv.config.quality`); an image is kept
+``memorized``, ``classifier``) or defined under ``filters:`` (see :mod:`synthdiv.config.score`); an image is kept
 when it passes every one. Each selection is recorded with its parameters and per-class counts in
 ``filters/<names>.json``. With no scores or no filter, every manifest row is kept.
 """
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from synthdiv.config.quality import BUILTIN_FILTERS
+from synthdiv.config.score import BUILTIN_FILTERS
 from synthdiv.errors import ConfigError
 
 if TYPE_CHECKING:
