@@ -1,4 +1,5 @@
-"""``synthdiv show ...``: readable views of a run's artifacts (disambiguation, prompts, samples, adaptive rounds)."""
+"""``synthdiv show ...``: readable views of a run's artifacts (disambiguation, prompts, samples, adaptive rounds,
+what each gain cost)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,35 @@ def rounds(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) ->
     for r in rows:
         table.add_row(str(r["round"]), f"{r['images']:,}", str(r["shards"]), r["driven_by"], r["top"])
     console().print(table)
+
+
+@app.command("cost")
+def cost(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) -> None:
+    """What each variant's accuracy gain cost: synthetic images, device-hours of generation (measured), and the
+    top-1 gain over the real-only baseline per 1,000 images and per device-hour, with intervals."""
+    from rich.table import Table
+
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.stages.report.cost import cost_section
+    from synthdiv.stages.report.results import load_results
+
+    cfg = load(config, set_, run_dir)
+    _require(cfg, "eval")
+    run = RunDir(cfg.run_dir)
+    section = cost_section(cfg, run, load_results(run))
+    title = (f"gain over {section['baseline']} on {section['main_set']}, in accuracy points" if section["rows"]
+             else "no evaluated variant trained on synthetic images against a real-only baseline")
+    table = Table(title=title)
+    columns = (("model", "variant"), ("images", "images"), ("device", "device"), ("device-h", "hours"),
+               ("gain", "delta"), ("interval", "delta_ci"), ("per 1k img", "per_k"), ("interval", "per_k_ci"),
+               ("per device-h", "per_hour"), ("interval", "per_hour_ci"))
+    for header, _ in columns:
+        table.add_column(header, justify="left" if header in ("model", "device") else "right")
+    for row in section["rows"]:
+        table.add_row(*(row[key] for _, key in columns))
+    console().print(table)
+    if section["llm_requests"]:
+        console().print(f"LLM requests of disambiguate and prompts: {section['llm_requests']}")
 
 
 @app.command("samples")

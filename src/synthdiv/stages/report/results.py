@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["EvalResult", "load_results", "pick_baseline", "results_section", "class_deltas", "main_set",
-           "grid_order"]
+           "grid_order", "top1_delta", "set_order"]
 
 
 @dataclass
@@ -145,22 +145,40 @@ def _row(cfg: RunConfig, res: EvalResult, base: EvalResult | None, seed: int) ->
         row["ci"] = _interval(bootstrap_ci(res.hits, n, level, seed))
     if base is None or base is res:
         return row
-    b1 = _top1(base.report)
-    if top1 is None or b1 is None:
+    delta, ci = top1_delta(cfg, res, base, seed)
+    if delta is None:
         return row
-    row["delta"] = _pct(top1 - b1, signed=True)
-    if _same_images(res, base):
-        lo, hi = paired_delta_ci(res.hits, base.hits, n, level, seed)  # type: ignore[arg-type]
-        row["delta_ci"] = _interval((lo, hi), signed=True)
-        row["sign"] = "ok" if lo > 0 else "bad" if hi < 0 else ""
+    row["delta"] = _pct(delta, signed=True)
+    if ci is not None:
+        row["delta_ci"] = _interval(ci, signed=True)
+        row["sign"] = "ok" if ci[0] > 0 else "bad" if ci[1] < 0 else ""
     return row
+
+
+def top1_delta(cfg: RunConfig, res: EvalResult, base: EvalResult, seed: int
+               ) -> tuple[float | None, tuple[float, float] | None]:
+    """``res`` minus ``base`` in top-1 (a fraction), and its paired-bootstrap interval where both were evaluated on
+    the same images (else None); (None, None) where either lacks a top-1."""
+    top1, b1 = _top1(res.report), _top1(base.report)
+    if top1 is None or b1 is None:
+        return None, None
+    if not _same_images(res, base):
+        return top1 - b1, None
+    ci = paired_delta_ci(res.hits, base.hits, cfg.report.bootstrap, cfg.report.ci_level, seed)  # type: ignore[arg-type]
+    return top1 - b1, ci
+
+
+def set_order(results: dict[str, dict[str, EvalResult]]) -> list[str]:
+    """The evaluation sets in the order the report shows them (the in-domain test set first); set ``i`` draws its
+    bootstrap with seed ``cfg.seed + i``."""
+    return sorted({s for v in results.values() for s in v}, key=lambda s: (s != "test", not s.startswith("test"), s))
 
 
 def results_section(cfg: RunConfig, results: dict[str, dict[str, EvalResult]]) -> dict[str, Any]:
     """The accuracy table (one block per set, one row per variant), long-tail splits, per-class deltas, confusions."""
     variants = sorted(results)
     baseline = pick_baseline(cfg, variants)
-    sets = sorted({s for v in results.values() for s in v}, key=lambda s: (s != "test", not s.startswith("test"), s))
+    sets = set_order(results)
     blocks = []
     for i, name in enumerate(sets):
         base = results.get(baseline, {}).get(name) if baseline else None

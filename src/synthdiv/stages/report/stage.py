@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from synthdiv.config.loader import dump_config
 from synthdiv.core.schemas import PROMPT_KINDS
-from synthdiv.stages.report import collect, quality, results, samples
+from synthdiv.stages.report import collect, cost, quality, results, samples
 from synthdiv.stages.report.plots import curves_png
 from synthdiv.stages.train.reader import read_data_info
 from synthdiv.utils.io import atomic_write_text
@@ -47,7 +47,6 @@ def render_report(cfg: RunConfig, run: RunDir) -> tuple[str, dict[str, Any]]:
     """The report's HTML and the data it was made from."""
     import jinja2
 
-
     evals = results.load_results(run)
     baseline = results.pick_baseline(cfg, sorted(evals))
     context = {
@@ -61,6 +60,7 @@ def render_report(cfg: RunConfig, run: RunDir) -> tuple[str, dict[str, Any]]:
         "seed": cfg.seed,
         "cache": _cache_note(run),
         "results": results.results_section(cfg, evals),
+        "cost": cost.cost_section(cfg, run, evals),
         "disambiguation": collect.disambiguation_section(run),
         "disambiguation_summary": collect.disambiguation_summary(run),
         "prompts": collect.prompts_section(run),
