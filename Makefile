@@ -20,7 +20,7 @@ test-fast: $(VENV)/.stamp-dev test-system-deps
 
 # Mutation testing of the modules that decide what a run makes ([tool.mutmut] in pyproject.toml names them and their
 # tests). Not part of `make test`: it runs the tests once per mutant (minutes). MUTANTS narrows it to a glob of mutant
-# names, e.g. make mutation MUTANTS='synthdiv.stages.prompts.ids*'. Scores and surviving mutants: benchmarks/RESULTS.md.
+# names, e.g. make mutation MUTANTS='synthdiv.core.ids*'. Scores and surviving mutants: benchmarks/RESULTS.md.
 MUTANTS ?=
 mutation: $(VENV)/.stamp-dev
 	$(PIP) install -q "mutmut>=3.3,<4"

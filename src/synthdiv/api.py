@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from synthdiv.config.loader import load_config
 from synthdiv.config.root import RunConfig
+from synthdiv.core.artifacts import read_table
 from synthdiv.core.rundir import RunDir
 from synthdiv.core.schemas import CLASS_FIELDS
 from synthdiv.data.images import decode_rgb
@@ -32,7 +33,7 @@ from synthdiv.errors import InputError, StageOrderError
 from synthdiv.stages.classes.reader import read_classes
 from synthdiv.stages.generate.reader import read_manifest
 from synthdiv.stages.score.reader import filtered_manifest, selected_manifest
-from synthdiv.utils.io import read_jsonl, read_parquet_artifact
+from synthdiv.utils.io import read_jsonl
 
 if TYPE_CHECKING:
     import numpy as np
@@ -123,15 +124,15 @@ class Run:
 
     def prompts(self) -> pa.Table:
         """``prompts.parquet`` (:data:`~synthdiv.core.schemas.PROMPTS_SCHEMA`)."""
-        return read_parquet_artifact(self.dir.prompts, "prompts")
+        return read_table(self.dir.prompts, "prompts", "prompts")
 
     def plan(self) -> pa.Table:
         """``plan.parquet`` (:data:`~synthdiv.core.schemas.PLAN_SCHEMA`): every image to generate."""
-        return read_parquet_artifact(self.dir.plan, "plan")
+        return read_table(self.dir.plan, "plan", "plan")
 
     def scores(self) -> pa.Table:
         """``scores.parquet`` (:data:`~synthdiv.core.schemas.SCORES_SCHEMA`), joined to the manifest on ``image_id``."""
-        return read_parquet_artifact(self.dir.scores, "score")
+        return read_table(self.dir.scores, "score", "scores")
 
     def manifest(self, view: ManifestView = "all") -> pa.Table:
         """The generated images of the complete shards, one row each.

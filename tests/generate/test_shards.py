@@ -117,9 +117,11 @@ def test_a_sidecar_field_keeps_the_manifest_type(run):
 
 
 def test_shards_without_cls_members_stay_complete(run):
-    """Shards written before the .cls members existed are not redone (that would regenerate every image)."""
+    """Shards written before the .cls members (and before artifact formats) existed are not redone (that would
+    regenerate every image)."""
     import pyarrow.parquet as pq
 
+    from synthdiv.core.schemas import FORMAT_KEY
     from synthdiv.stages.generate.shards import TAR_SIZE_KEY
     from synthdiv.utils.io import write_parquet_atomic
 
@@ -132,6 +134,10 @@ def test_shards_without_cls_members_stay_complete(run):
     legacy.replace(run.shard_tar(0))
     part = pq.read_table(run.manifest_part(0))
     meta = {**part.schema.metadata, TAR_SIZE_KEY: str(run.shard_tar(0).stat().st_size).encode()}
+    stamped = part.replace_schema_metadata(meta)
+    write_parquet_atomic(stamped, run.manifest_part(0))
+    assert shard_state(run, 0, "members") == "corrupt"  # a part that records its format promises .cls members
+    meta.pop(FORMAT_KEY)
     write_parquet_atomic(part.replace_schema_metadata(meta), run.manifest_part(0))
     assert shard_state(run, 0, "members") == "complete"
 

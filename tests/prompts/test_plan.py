@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from synthdiv.config.models import GeneratorSpec, generator_id
 from synthdiv.core import ids
 from synthdiv.core.ids import prompt_id
-from synthdiv.core.schemas import PLAN_SCHEMA, PROMPTS_SCHEMA
+from synthdiv.core.schemas import FORMATS, PLAN_SCHEMA, PROMPTS_SCHEMA, written_format
 from synthdiv.errors import ConfigError, InputError
 from synthdiv.stages.plan.stage import build_plan, image_ids, layout_plan
 
@@ -91,6 +91,7 @@ def test_build_plan_end_to_end(make_config, write_resolved):
     cfg, run, summary, table = _plan(make_config, write_resolved, classes, per_class, multiple_of_real=2,
                                      shard_size=4)
     assert table.schema.equals(PLAN_SCHEMA)
+    assert written_format(table.schema.metadata, "plan") == FORMATS["plan"]
     assert table.num_rows == 26 == summary["images"]
     assert summary["shards"] == 7 and summary["classes_without_images"] == 1
     per = Counter(table.column("class").to_pylist())

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from synthdiv.core.ids import prompt_id
-from synthdiv.core.schemas import PROMPTS_SCHEMA
+from synthdiv.core.schemas import FORMATS, PROMPTS_SCHEMA, written_format
 from synthdiv.errors import InputError
 from synthdiv.stages.prompts.stage import build_prompts
 from synthdiv.stages.prompts.text import MAX_PROMPT_TOKENS, count_tokens, mentions
@@ -41,6 +41,7 @@ def test_stage_composes_repairs_and_reports_shortfalls(make_config, write_resolv
 
     table = pq.read_table(run.prompts)
     assert table.schema.equals(PROMPTS_SCHEMA)
+    assert written_format(table.schema.metadata, "prompts") == FORMATS["prompts"]
     rows = table.to_pylist()
     by = {(r["class"], r["kind"]): [] for r in rows}
     for r in rows:

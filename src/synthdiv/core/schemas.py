@@ -17,7 +17,31 @@ __all__ = [
     "CLASSIFIER_SCORES_SCHEMA",
     "PROMPT_KINDS",
     "PLAN_SOURCE_SCHEMA",
+    "FORMAT_KEY",
+    "FORMATS",
+    "with_format",
+    "written_format",
 ]
+
+# Each Parquet artifact carries ``synthdiv.format = b"<kind>/<version>"`` in its schema metadata. A reader takes a file
+# without it for one written before formats were recorded (synthdiv 0.1 before this key), a file of the current
+# version as complete (a column it lacks is damage, not age), and refuses a newer version in one line. Bump a kind's
+# version when its columns or their meaning change, and keep reading the older versions or say how to redo them.
+FORMAT_KEY = b"synthdiv.format"
+FORMATS: dict[str, int] = {"prompts": 1, "plan": 1, "manifest": 1, "scores": 1, "classifier_scores": 1}
+
+
+def with_format(schema: pa.Schema, kind: str) -> pa.Schema:
+    """``schema`` with the current format of ``kind`` in its metadata (its other metadata kept)."""
+    return schema.with_metadata({**(schema.metadata or {}), FORMAT_KEY: f"{kind}/{FORMATS[kind]}".encode()})
+
+
+def written_format(metadata: dict[bytes, bytes] | None, kind: str) -> int | None:
+    """The format version a file of ``kind`` was written in, from its schema ``metadata``; None when it carries none
+    (written before formats were recorded) or names another kind."""
+    value = (metadata or {}).get(FORMAT_KEY, b"").decode("utf-8", "replace")
+    name, _, version = value.partition("/")
+    return int(version) if name == kind and version.isdigit() else None
 
 # classes.jsonl: one object per class, in class-index order.
 #   index: 0..N-1, the label used by training; name: the class name as given; wnid: WordNet id or null;

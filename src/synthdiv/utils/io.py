@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from synthdiv.errors import DiskFullError, InputError, StageOrderError
+from synthdiv.errors import DiskFullError, InputError
 
 __all__ = [
     "TMP_MARK",
@@ -29,7 +29,6 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_jsonl",
     "write_parquet_atomic",
-    "read_parquet_artifact",
     "read_jsonl",
     "json_lines",
     "fsync_path",
@@ -130,33 +129,6 @@ def write_parquet_atomic(table: Any, path: Path | str, **kwargs: Any) -> None:
     kwargs.setdefault("compression", "zstd")
     with atomic_write(path, "wb") as fh:
         pq.write_table(table, fh, **kwargs)
-
-
-def read_parquet_artifact(path: Path | str, stage: str, columns: Iterable[str] | None = None) -> Any:
-    """A Parquet artifact of the run as a pyarrow Table (only ``columns`` when given): what every owner's reader
-    (``read_prompts``, ``read_plan``, ``read_scores``) calls, so a missing file or column reads the same everywhere.
-
-    Raises:
-        StageOrderError: The file does not exist: ``stage`` has not written it.
-        InputError: A column asked for is not in the file (written by an older synthdiv), or it is not Parquet.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-
-    path = Path(path)
-    if not path.exists():
-        raise StageOrderError(f"{path}: not found; run `synthdiv {stage}` first")
-    wanted = list(columns) if columns is not None else None
-    try:
-        if wanted is not None:
-            missing = [c for c in wanted if c not in pq.read_schema(path).names]
-            if missing:
-                raise InputError(f"{path}: no column {missing[0]!r} (written by an older synthdiv?); "
-                                 f"run `synthdiv {stage} --redo`")
-        return pq.read_table(path, columns=wanted)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
 
 
 # -- a full disk: one line for every write ---------------------------------------------------------------------------

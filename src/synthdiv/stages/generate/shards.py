@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthdiv.core.rundir import RunDir, shard_name
-from synthdiv.core.schemas import MANIFEST_SCHEMA, PLAN_SOURCE_SCHEMA
+from synthdiv.core.schemas import MANIFEST_SCHEMA, PLAN_SOURCE_SCHEMA, with_format, written_format
 from synthdiv.stages.plan.reader import plan_shard_counts
 from synthdiv.utils.io import TMP_MARK, atomic_write, atomic_write_json, read_jsonl, write_parquet_atomic
 
@@ -142,7 +142,7 @@ class ShardWriter:
         self._stack.close()  # fsync + rename into place
         self._tar = self._stack = None
         size = self.run.shard_tar(self.shard).stat().st_size
-        meta = {**(rows.schema.metadata or {}), TAR_SIZE_KEY: str(size).encode()}
+        meta = {**(with_format(rows.schema, "manifest").metadata or {}), TAR_SIZE_KEY: str(size).encode()}
         write_parquet_atomic(rows.replace_schema_metadata(meta), self.run.manifest_part(self.shard))
         return size
 
@@ -181,6 +181,7 @@ def _part_tar_size(part: Path) -> int | None:
 def _tar_members_ok(tar: Path, part: Path) -> bool:
     try:
         table = pq.read_table(part, columns=["image_id", "ext"])
+        recorded = written_format(table.schema.metadata, "manifest") is not None
         ids, exts = table.column("image_id").to_pylist(), table.column("ext").to_pylist()
         expected = {f"{i}.{e}" for i, e in zip(ids, exts, strict=True)} | {f"{i}.json" for i in ids}
         with tarfile.open(tar, mode="r:") as tf:
@@ -188,8 +189,9 @@ def _tar_members_ok(tar: Path, part: Path) -> bool:
     except (OSError, tarfile.TarError, pa.ArrowException, KeyError, EOFError):
         return False
     labelled = expected | {f"{i}.cls" for i in ids}
-    # shards written before the .cls members existed stay complete: redoing them would regenerate every image
-    return len(names) == len(set(names)) and set(names) in (labelled, expected)
+    # a part written before formats were recorded may predate the .cls members: its shard stays complete without them
+    # (redoing it would regenerate every image); a part of a recorded format has them, or its shard is damaged
+    return len(names) == len(set(names)) and set(names) in ((labelled,) if recorded else (labelled, expected))
 
 
 def shard_state(run: RunDir, shard: int, verify: str = "size") -> str:

@@ -13,11 +13,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from synthdiv.core.artifacts import read_table
 from synthdiv.core.rundir import RunDir
 from synthdiv.core.schemas import PLAN_SCHEMA
 from synthdiv.errors import InputError
 from synthdiv.utils.hashing import file_digest
-from synthdiv.utils.io import read_parquet_artifact
 
 __all__ = ["BATCH_ROWS", "open_checked", "cast_to", "shard_range", "shard_counts", "plan_shard_counts"]
 
@@ -111,7 +111,7 @@ def plan_base_digest(path: Path) -> str:
 def read_plan(run: RunDir, columns: Iterable[str] | None = None) -> pa.Table:
     """``plan.parquet`` (:data:`~synthdiv.core.schemas.PLAN_SCHEMA`), only ``columns`` when given. A generate rank reads
     its own shards' rows by row group instead (:mod:`synthdiv.stages.generate.producer`)."""
-    return read_parquet_artifact(run.plan, "plan", columns)
+    return read_table(run.plan, "plan", "plan", columns)
 
 
 ROUNDS_KEY = b"synthdiv.rounds"

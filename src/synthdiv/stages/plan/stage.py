@@ -25,7 +25,7 @@ from synthdiv.config.models import generator_id
 from synthdiv.config.prompts import DEFAULT_IMAGES_PER_CLASS
 from synthdiv.core import ids
 from synthdiv.core.rundir import RunDir
-from synthdiv.core.schemas import PLAN_SCHEMA, PLAN_SOURCE_SCHEMA, PROMPT_KINDS
+from synthdiv.core.schemas import PLAN_SCHEMA, PLAN_SOURCE_SCHEMA, PROMPT_KINDS, with_format
 from synthdiv.errors import ConfigError, InputError
 from synthdiv.stages.classes.reader import class_real_files
 from synthdiv.stages.disambiguate.reader import read_resolved
@@ -257,7 +257,7 @@ def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     schema = PLAN_SCHEMA if sources is None else _SOURCE_PLAN_SCHEMA
     with Progress(transient=True) as progress, atomic_write(run.plan, "wb") as fh:
         task = progress.add_task("planning images", total=len(layout))
-        with pq.ParquetWriter(fh, schema, compression="zstd") as writer:
+        with pq.ParquetWriter(fh, with_format(schema, "plan"), compression="zstd") as writer:
             for batch in batches:
                 writer.write_batch(batch, row_group_size=len(batch))
                 progress.advance(task, len(batch))

@@ -1,5 +1,5 @@
 """The readers of the prompts package's artifacts, ``prompts.parquet`` and ``plan.parquet``: every other stage reads
-them through these (see :func:`synthdiv.utils.io.read_parquet_artifact` for what a missing file or column raises)."""
+them through these (see :func:`synthdiv.core.artifacts.read_table` for what a missing file or column raises)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import pyarrow.compute as pc
 
+from synthdiv.core.artifacts import read_table
 from synthdiv.core.rundir import RunDir
-from synthdiv.utils.io import read_parquet_artifact
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -22,7 +22,7 @@ __all__ = ["read_prompts"]
 
 def read_prompts(run: RunDir, columns: Iterable[str] | None = None) -> pa.Table:
     """``prompts.parquet`` (:data:`~synthdiv.core.schemas.PROMPTS_SCHEMA`), only ``columns`` when given."""
-    return read_parquet_artifact(run.prompts, "prompts", columns)
+    return read_table(run.prompts, "prompts", "prompts", columns)
 
 
 def prompt_kinds(run: RunDir, prompt_ids: pa.ChunkedArray) -> list[str]:

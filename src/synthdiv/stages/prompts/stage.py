@@ -17,7 +17,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from synthdiv.core.rundir import RunDir
-from synthdiv.core.schemas import PROMPT_KINDS, PROMPTS_SCHEMA
+from synthdiv.core.schemas import PROMPT_KINDS, PROMPTS_SCHEMA, with_format
 from synthdiv.models.captions import create_captioner
 from synthdiv.models.clip import create_scorer
 from synthdiv.models.llm import create_llm
@@ -162,7 +162,7 @@ def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
 
     table = pa.Table.from_pylist(rows, schema=PROMPTS_SCHEMA)
     atomic_write_json(run.styles, doc)
-    write_parquet_atomic(table, run.prompts)
+    write_parquet_atomic(table.replace_schema_metadata(with_format(table.schema, "prompts").metadata), run.prompts)
     kinds = Counter(r["kind"] for r in rows)
     if short:
         logger.warning("%d of %d classes fell short of %d contexts, %d contexts missing in all", len(short),

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synthdiv.core.schemas import CLASSIFIER_SCORES_SCHEMA
+from synthdiv.core.schemas import CLASSIFIER_SCORES_SCHEMA, with_format
 from synthdiv.data.images import ImageDataset, collate_blocks
 from synthdiv.data.predict import eval_transform
 from synthdiv.data.synthetic import manifest_samples
@@ -132,6 +132,7 @@ def classify_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
             write_parquet_atomic(table.replace_schema_metadata({_KEY: key}), cached)
         tables.append(table.replace_schema_metadata(None))
     table = pa.concat_tables(tables) if tables else CLASSIFIER_SCORES_SCHEMA.empty_table()
+    table = table.replace_schema_metadata(with_format(table.schema, "classifier_scores").metadata)
     write_parquet_atomic(table, run.classifier_scores)
     mislabeled = int(np.asarray(table.column("mislabeled")).sum())
     easy = int(np.asarray(table.column("easy")).sum())

@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from synthdiv.core.artifacts import read_table
+from synthdiv.core.schemas import written_format
 from synthdiv.data.sources import SampleSet
 from synthdiv.data.synthetic import manifest_samples
 from synthdiv.errors import InputError
@@ -27,7 +30,7 @@ from synthdiv.stages.score.filters import (
     resolve_filters,
 )
 from synthdiv.utils.hashing import canonical_hash
-from synthdiv.utils.io import atomic_write_json, read_parquet_artifact
+from synthdiv.utils.io import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +74,8 @@ def synthetic_samples(
 
 def read_scores(run: RunDir, columns: list[str] | None = None) -> pa.Table:
     """``scores.parquet`` (:data:`~synthdiv.core.schemas.SCORES_SCHEMA`), only ``columns`` when given: the one reader of
-    the score stage's artifact (see :func:`synthdiv.utils.io.read_parquet_artifact` for what it raises)."""
-    return read_parquet_artifact(run.scores, "score", columns)
+    the score stage's artifact (see :func:`synthdiv.core.artifacts.read_table` for what it raises)."""
+    return read_table(run.scores, "score", "scores", columns)
 
 
 def _joined(table: pa.Table, ids: pa.ChunkedArray, columns: Sequence[str]) -> dict[str, np.ndarray]:
@@ -128,8 +131,10 @@ def _mask(spec: Any, cfg: RunConfig, run: RunDir, manifest: pa.Table, cols: dict
         return keep_mask(cols["similarity"], labels, spec.min_similarity, spec.keep_quantile)
     if spec.kind == "cross_class":
         if "prob" not in cols:
-            raise InputError(f"{run.scores}: no 'prob' column (scored by an older synthdiv); run `synthdiv score "
-                             "--redo`")
+            version = written_format(pq.read_schema(run.scores).metadata, "scores")
+            why = (f"damaged: scores format {version} has it" if version is not None
+                   else "written before synthdiv recorded artifact formats")
+            raise InputError(f"{run.scores}: no 'prob' column ({why}); run `synthdiv score --redo`")
         return cross_class_mask(cols["prob"], cols["class_rank"], _num_classes(run, labels), spec.top_k,
                                 spec.min_prob, spec.combine)
     if spec.kind == "duplicates":
@@ -141,8 +146,8 @@ def _mask(spec: Any, cfg: RunConfig, run: RunDir, manifest: pa.Table, cols: dict
     path = run.classifier_scores
     if not path.exists():
         raise InputError(f"{path}: not found; set score.classifier.model and run `synthdiv score --redo`")
-    clf = _joined(read_parquet_artifact(path, "score", ["image_id", "mislabeled", "easy"]), manifest.column("image_id"),
-                  ["mislabeled", "easy"])
+    table = read_table(path, "score", "classifier_scores", ["image_id", "mislabeled", "easy"])
+    clf = _joined(table, manifest.column("image_id"), ["mislabeled", "easy"])
     return classifier_mask(clf["mislabeled"], clf["easy"], spec.drop)
 
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from synthdiv.core.rundir import shard_name
-from synthdiv.core.schemas import SCORES_SCHEMA
+from synthdiv.core.schemas import SCORES_SCHEMA, with_format
 from synthdiv.errors import InputError
 from synthdiv.models.clip import create_scorer
 from synthdiv.stages.classes.reader import read_classes
@@ -158,7 +158,7 @@ def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     require_complete(run, "score")  # never score part of the images without a word
     manifest = read_manifest(run)
     if not cfg.score.enabled or manifest.num_rows == 0:
-        write_parquet_atomic(SCORES_SCHEMA.empty_table(), run.scores)
+        write_parquet_atomic(with_format(SCORES_SCHEMA, "scores").empty_table(), run.scores)
         return {"scored": 0, "enabled": cfg.score.enabled}
     texts = class_texts(cfg, run)
     labels_all = manifest.column("class").to_numpy()
@@ -185,7 +185,7 @@ def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
                                                      [ids[i] for i in positions[s]])) for s in positions))
     table = pa.concat_tables(tables)
     table, skipped = _with_quality(cfg, run, table, score, cache)
-    write_parquet_atomic(table, run.scores)
+    write_parquet_atomic(table.replace_schema_metadata(with_format(table.schema, "scores").metadata), run.scores)
     sim = table.column("similarity").to_numpy()
     top1 = float((table.column("class_rank").to_numpy() == 0).mean())
     dups = int(pc.sum(pc.not_equal(table.column("dup_of"), table.column("image_id"))).as_py() or 0)
