@@ -308,3 +308,25 @@ def test_a_damaged_plan_is_named_by_the_plan_check(gen_config):
     assert plan_base_digest(run.plan) == file_digest(run.plan)  # the file's own digest: the fingerprint changed
     with pytest.raises(InputError, match=r"plan\.parquet: cannot read the plan as Parquet"):
         run_stage(cfg, "generate", redo=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_pooled_yield_round_runs_end_to_end_and_trains_on_the_kept_images(tmp_path: Path, capsys):
+    """``synthdiv adapt`` with ``pool_factor: 2`` and ``within_class: yield``: the round makes twice its images, the
+    score stage keeps the most informative half per class, and the variant trains on the plan's images + those."""
+    from synthdiv.cli.app import main
+
+    path = _config(tmp_path, 1)
+    path.write_text(path.read_text().replace("eval_set: val}", "eval_set: val, pool_factor: 2, "
+                                             "within_class: yield, select: margin}"))
+    assert main(["adapt", "-c", str(path)]) == 0
+    run = RunDir(tmp_path / "run")
+    (record,) = plan_rounds(run.plan)
+    assert record["images"] == 12 and sum(record["keep"]) == 6 and record["within_class"] == "yield"
+    assert read_manifest(run).num_rows == 6 + 12
+    kept = pq.read_table(run.learner_scores).column("kept").to_pylist()
+    assert len(kept) == 12 and sum(kept) == 6
+    info = json.loads((run.train / "real+syn" / "data.json").read_text())
+    assert info["synthetic_images"] == 6 + 6
+    assert (run.round_model(1) / "model.safetensors").is_file()

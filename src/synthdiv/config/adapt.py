@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from synthdiv.config._base import PathName, Section
@@ -22,6 +24,15 @@ class AdaptConfig(Section):
     floor: float = Field(0.05, gt=0, le=1, description="keep rates below it count as it")
     min_per_class: int = Field(0, ge=0, description="images every class gets in a round")
     max_per_class: int | None = Field(None, ge=1, description="most images a class gets in a round (None: no bound)")
+    pool_factor: float = Field(
+        1.0, ge=1, le=100, description="a round generates ceil(factor x) images of a class given x and the train view "
+        "keeps the x the round's model finds most informative (1: no pool, every image kept)")
+    select: Literal["entropy", "margin", "loss"] = Field(
+        "entropy", description="what makes an image informative to the model: the entropy of its prediction, a small "
+        "margin between the two most probable classes, or the loss on its own class")
+    within_class: Literal["least_used", "yield"] = Field(
+        "least_used", description="which prompts of a class a round uses: the least used first, or in proportion to "
+        "what each context / style yielded so far (images the variant trains on per image generated)")
 
     @model_validator(mode="after")
     def _bounds(self) -> AdaptConfig:

@@ -150,6 +150,16 @@ class RunDir:
         return self.root / "classifier_scores.parquet"
 
     @property
+    def learner_scores(self) -> Path:
+        """The pooled adaptive rounds' images as the learner saw them, and which are kept (score stage)."""
+        return self.root / "learner_scores.parquet"
+
+    def round_model(self, round_number: int) -> Path:
+        """The copy of the variant's export that adaptive round ``round_number`` was planned from (``synthdiv adapt``;
+        the score stage selects that round's pool with it)."""
+        return self.root / "adapt" / f"round-{round_number:03d}" / "model"
+
+    @property
     def quality(self) -> Path:
         """Image-level diversity and fidelity per class and prompt kind (score stage)."""
         return self.root / "quality.json"

@@ -15,6 +15,7 @@ __all__ = [
     "MANIFEST_SCHEMA",
     "SCORES_SCHEMA",
     "CLASSIFIER_SCORES_SCHEMA",
+    "LEARNER_SCORES_SCHEMA",
     "PROMPT_KINDS",
     "PLAN_SOURCE_SCHEMA",
     "FORMAT_KEY",
@@ -28,7 +29,8 @@ __all__ = [
 # version as complete (a column it lacks is damage, not age), and refuses a newer version in one line. Bump a kind's
 # version when its columns or their meaning change, and keep reading the older versions or say how to redo them.
 FORMAT_KEY = b"synthdiv.format"
-FORMATS: dict[str, int] = {"prompts": 1, "plan": 1, "manifest": 1, "scores": 1, "classifier_scores": 1}
+FORMATS: dict[str, int] = {"prompts": 1, "plan": 1, "manifest": 1, "scores": 1, "classifier_scores": 1,
+                           "learner_scores": 1}
 
 
 def with_format(schema: pa.Schema, kind: str) -> pa.Schema:
@@ -137,5 +139,17 @@ CLASSIFIER_SCORES_SCHEMA = pa.schema(
         ("p_other", pa.float32()),  # and that class's probability
         ("mislabeled", pa.bool_()),  # p_other >= mislabeled_p_other and p_own <= mislabeled_p_own
         ("easy", pa.bool_()),  # p_own >= easy_p_own
+    ]
+)
+
+# learner_scores.parquet: the images of the adaptive rounds that over-generate a pool (adapt.pool_factor > 1), scored
+# by the model the round was planned from; the train view keeps the ``kept`` ones (score stage, learner selection).
+LEARNER_SCORES_SCHEMA = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("round", pa.int32()),  # the adaptive round the image was planned in (1, 2, ...)
+        ("class", pa.int32()),
+        ("informativeness", pa.float32()),  # the round's measure (entropy, margin or loss): higher is more informative
+        ("kept", pa.bool_()),  # among the round's most informative images of its class
     ]
 )

@@ -16,9 +16,11 @@ error is that of the evaluate stage on ``adapt.eval_set``: add a validation fold
 from __future__ import annotations
 
 import logging
+import shutil
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow.compute as pc
 
 from synthdiv.config.models import generator_id
 from synthdiv.core.lock import run_lock
@@ -28,12 +30,12 @@ from synthdiv.errors import ConfigError, InputError
 from synthdiv.stages.classes.reader import read_classes
 from synthdiv.stages.evaluate.reader import read_result
 from synthdiv.stages.generate.reader import read_manifest
-from synthdiv.stages.plan.adaptive import allocate, append_round, class_need
+from synthdiv.stages.plan.adaptive import allocate, append_round, class_need, prompt_yields
 from synthdiv.stages.plan.reader import plan_rounds, read_plan
 from synthdiv.stages.plan.rounds import grow_plan
 from synthdiv.stages.prompts.reader import read_prompts
 from synthdiv.stages.score.filters import keep_rates
-from synthdiv.stages.score.reader import filter_masks
+from synthdiv.stages.score.reader import filter_masks, selected_manifest
 from synthdiv.utils.devices import dist_env
 
 if TYPE_CHECKING:
@@ -144,23 +146,57 @@ def add_round(cfg: RunConfig, run: RunDir, variant: str) -> dict[str, Any]:
         raise ConfigError(f"adapt.images_per_round: {a.images_per_round} images cannot be split over the "
                           f"{int(has_prompts.sum())} classes with prompts within adapt.min_per_class / max_per_class"
                           f" ({exc})") from None
+    planned = np.ceil(counts * a.pool_factor - 1e-9).astype(np.int64) if a.pool_factor > 1 else counts
+    weights = None
+    if a.within_class == "yield":
+        prompts = read_prompts(run, ["class", "prompt_id", "kind", "context", "style"])
+        weights = _prompt_yields(cfg, run, variant, prompts)
     plan = read_plan(run, ["prompt_id", "shard"])
-    rows = append_round(plan, prompts, counts, cfg.seed, generator_id(cfg.models.generator), cfg.plan.shard_size)
+    rows = append_round(plan, prompts, planned, cfg.seed, generator_id(cfg.models.generator), cfg.plan.shard_size,
+                        weights)
     new_shards = np.unique(rows.column("shard").to_numpy()).tolist()
     _clear_unplanned(run, new_shards)
     record = {
-        "round": number, "images": int(counts.sum()), "first_shard": new_shards[0], "shards": len(new_shards),
+        "round": number, "images": int(planned.sum()), "first_shard": new_shards[0], "shards": len(new_shards),
         "variant": variant, "eval_set": a.eval_set, "filters": list(cfg.train.variant(variant).filters),
         "alpha": a.alpha, "beta": a.beta, "eps": a.eps, "floor": a.floor,
         "min_per_class": a.min_per_class, "max_per_class": a.max_per_class,
-        "counts": counts.tolist(), "errors": np.round(errors, 5).tolist(),
+        "counts": planned.tolist(), "errors": np.round(errors, 5).tolist(),
         "keep_rates": [None if np.isnan(r) else round(float(r), 5) for r in rates],
     }
+    if a.pool_factor > 1:  # the score stage keeps ``keep`` of each class's pool, chosen by the round's model
+        _snapshot_model(run, variant, number)
+        record.update(pool_factor=a.pool_factor, select=a.select, keep=counts.tolist())
+    if weights is not None:
+        record["within_class"] = a.within_class
     grow_plan(run, rows, record)
     top = np.argsort(-counts, kind="stable")[:3]
     logger.info("adapt round %d: %d images (most to %s), from %s's errors on %s", number, record["images"],
                 ", ".join(f"{names[c]} {counts[c]}" for c in top if counts[c]), variant, a.eval_set)
     return record
+
+
+def _prompt_yields(cfg: RunConfig, run: RunDir, variant: str, prompts: Any) -> np.ndarray:
+    """Per prompt row, the yield of its context or style so far: images the variant trains on (its filters and the
+    learner selection) per image generated (:func:`synthdiv.stages.plan.adaptive.prompt_yields`)."""
+    manifest = read_manifest(run)
+    kept_ids = selected_manifest(cfg, run, cfg.train.variant(variant).filters).column("image_id")
+    kept = pc.is_in(manifest.column("image_id"), value_set=kept_ids).to_numpy(zero_copy_only=False)
+    return prompt_yields(prompts, manifest.column("prompt_id").to_pylist(), kept)
+
+
+def _snapshot_model(run: RunDir, variant: str, number: int) -> None:
+    """Copy the variant's export to where round ``number`` keeps the model it was planned from (atomically: a copy
+    left half-made by a kill is made again)."""
+    source, target = run.export / variant, run.round_model(number)
+    if not (source / "config.json").is_file():
+        raise InputError(f"{source}: no exported model; adapt.pool_factor selects a round's images with the variant's "
+                         f"model: run `synthdiv train` first")
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(target, ignore_errors=True)  # left by a round planned and then dropped by a redone plan
+    shutil.copytree(source, partial)
+    partial.rename(target)
 
 
 def _clear_unplanned(run: RunDir, shards: list[int]) -> None:

@@ -14,6 +14,7 @@ every image id stays unique and each image is still made exactly once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["class_need", "allocate", "append_round", "least_used"]
+__all__ = ["class_need", "allocate", "append_round", "least_used", "weighted_picks", "prompt_yields"]
 
 
 def class_need(errors: np.ndarray, keep_rates: np.ndarray, alpha: float = 1.0, beta: float = 1.0,
@@ -105,13 +106,61 @@ def least_used(uses: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     return index[order], repeat[order]
 
 
+def weighted_picks(uses: np.ndarray, weights: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """``m`` picks of prompts with use counts ``uses``, in proportion to ``weights``: (prompt index, its repeat
+    number) of each, picking one at a time the prompt with the lowest ``(uses + 1) / weight`` (ties in table order).
+
+    With equal weights this is :func:`least_used`; a prompt of twice the weight ends with about twice the uses. A
+    weight of 0 is never picked while another prompt has weight.
+    """
+    import heapq
+
+    uses = np.asarray(uses, dtype=np.int64)
+    weights = np.asarray(weights, dtype=np.float64)
+    if m <= 0 or not len(uses):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if (weights < 0).any() or not np.isfinite(weights).all() or not (weights > 0).any():
+        raise ValueError("weighted_picks: weights must be finite, non-negative and not all 0")
+    heap = [((u + 1) / w, i) for i, (u, w) in enumerate(zip(uses.tolist(), weights.tolist(), strict=True)) if w > 0]
+    heapq.heapify(heap)
+    taken = uses.copy()
+    index, repeat = np.empty(m, np.int64), np.empty(m, np.int64)
+    for k in range(m):
+        _, i = heapq.heappop(heap)
+        index[k], repeat[k] = i, taken[i]
+        taken[i] += 1
+        heapq.heappush(heap, ((taken[i] + 1) / weights[i], i))
+    return index, repeat
+
+
+def prompt_yields(prompts: pa.Table, generated: Sequence[str], kept: np.ndarray) -> np.ndarray:
+    """Per prompt row: the yield of its source, ``(kept + 1) / (generated + 2)`` over the images of every prompt of
+    the same class, kind, context and style (``generated``: the prompt id of each image made; ``kept``: whether the
+    learner trains on it). A source not tried yet has 1/2, so it is still explored."""
+    import pyarrow.compute as pc
+
+    key = pc.binary_join_element_wise(
+        pc.cast(prompts.column("class"), "string"), prompts.column("kind"),
+        pc.fill_null(prompts.column("context"), ""), pc.fill_null(prompts.column("style"), ""), "\x1f")
+    group_of = dict(zip(prompts.column("prompt_id").to_pylist(), key.to_pylist(), strict=True))
+    made: dict[str, int] = {}
+    good: dict[str, int] = {}
+    for pid, k in zip(generated, np.asarray(kept, dtype=bool).tolist(), strict=True):
+        g = group_of.get(pid)
+        if g is not None:
+            made[g] = made.get(g, 0) + 1
+            good[g] = good.get(g, 0) + int(k)
+    return np.array([(good.get(g, 0) + 1) / (made.get(g, 0) + 2) for g in key.to_pylist()], dtype=np.float64)
+
+
 def append_round(plan: pa.Table, prompts: pa.Table, counts: np.ndarray, run_seed: int, gen_id: str,
-                 shard_size: int) -> pa.Table:
+                 shard_size: int, weights: np.ndarray | None = None) -> pa.Table:
     """The rows of a new round: ``counts[c]`` more images of class ``c``, in new shards after the plan's last one.
 
-    Within a class the least-used prompts go first, and a prompt's repeat numbers continue after its uses in
-    ``plan``, so seeds and ids follow the plan's own rule and never repeat one. Classes are interleaved, so any
-    prefix of the round holds every class in proportion.
+    Within a class the least-used prompts go first (with ``weights``, one per prompt row, in proportion to them:
+    :func:`weighted_picks`), and a prompt's repeat numbers continue after its uses in ``plan``, so seeds and ids
+    follow the plan's own rule and never repeat one. Classes are interleaved, so any prefix of the round holds every
+    class in proportion.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -127,7 +176,10 @@ def append_round(plan: pa.Table, prompts: pa.Table, counts: np.ndarray, run_seed
         if len(mine) == 0:
             raise ValueError(f"append_round: class {c} has no prompts")
         uses = np.array([used.get(p, 0) for p in mine], dtype=np.int64)
-        pick, repeat = least_used(uses, int(counts[c]))
+        if weights is None:
+            pick, repeat = least_used(uses, int(counts[c]))
+        else:
+            pick, repeat = weighted_picks(uses, np.asarray(weights)[p_cls == c], int(counts[c]))
         k = len(pick)
         cls_rows.append(np.full(k, c, dtype=np.int32))
         pid_rows.append(mine[pick])

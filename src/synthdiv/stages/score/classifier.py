@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["mark", "classify_images", "model_name"]
+__all__ = ["mark", "classify_images", "model_name", "load_model", "predict_probs"]
 
 _KEY = b"synthdiv.classifier_key"
 
@@ -65,21 +65,25 @@ def model_name(spec: str, run: RunDir) -> tuple[str, str]:
     return spec, canonical_hash(spec)
 
 
-def _load(name: str) -> Any:
+def load_model(name: str, field: str = "score.classifier.model") -> Any:
+    """The timm model ``name`` with its weights (a ``local-dir:`` export, a timm name), for ``field``'s error."""
     import timm
 
     try:
         return timm.create_model(name, pretrained=True)
     except (RuntimeError, OSError, ValueError) as exc:
-        raise ConfigError(f"score.classifier.model: cannot load {name!r} ({str(exc).splitlines()[0]})") from None
+        raise ConfigError(f"{field}: cannot load {name!r} ({str(exc).splitlines()[0]})") from None
 
 
-def _score_shard(model: Any, samples: Any, transform: Any, cfg: RunConfig, device: str) -> dict[str, np.ndarray]:
+def predict_probs(model: Any, samples: Any, transform: Any, cfg: RunConfig, device: str, bs: int) -> np.ndarray:
+    """Class probabilities (N, C) of the ``samples`` (byte ranges in one shard), in batches of ``bs``.
+
+    Raises:
+        InputError: An image cannot be decoded (a damaged shard, for ``synthdiv verify --repair``).
+    """
     import torch
     import torch.utils.data
 
-
-    bs = cfg.score.classifier.batch_size
     keys = [(0, i, -1) for i in range(len(samples))]
     loader = torch.utils.data.DataLoader(ImageDataset([samples], transform, max_pixels_of(cfg)),
                                          collate_fn=collate_blocks,
@@ -91,8 +95,13 @@ def _score_shard(model: Any, samples: Any, transform: Any, cfg: RunConfig, devic
                 raise InputError(f"{samples.paths[0]}: {batch['corrupt']} image(s) cannot be decoded (e.g. "
                                  f"{batch['unreadable'].examples[0]}); run `synthdiv verify --repair`")
             probs.append(model(batch["images"].to(device)).float().softmax(dim=1).cpu().numpy())
+    return np.concatenate(probs) if probs else np.zeros((0, int(model.num_classes)), np.float32)
+
+
+def _score_shard(model: Any, samples: Any, transform: Any, cfg: RunConfig, device: str) -> dict[str, np.ndarray]:
     c = cfg.score.classifier
-    return mark(np.concatenate(probs), samples.labels, c.mislabeled_p_other, c.mislabeled_p_own, c.easy_p_own)
+    probs = predict_probs(model, samples, transform, cfg, device, c.batch_size)
+    return mark(probs, samples.labels, c.mislabeled_p_other, c.mislabeled_p_own, c.easy_p_own)
 
 
 def _cached_scores(path: Path, key: bytes, ids: list[str]) -> pa.Table | None:
@@ -112,7 +121,7 @@ def classify_images(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     c = cfg.score.classifier
     name, digest = model_name(str(c.model), run)
     manifest = read_manifest(run)
-    model = _load(name)
+    model = load_model(name)
     device = resolve_device(c.device, "score.classifier.device")
     model.eval().to(device)
     samples = manifest_samples(manifest, run, int(model.num_classes))

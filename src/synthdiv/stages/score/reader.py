@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from synthdiv.config.root import RunConfig
     from synthdiv.core.rundir import RunDir
 
-__all__ = ["selected_manifest", "synthetic_samples"]
+__all__ = ["selected_manifest", "synthetic_samples", "learner_mask"]
 
 
 def selected_manifest(cfg: RunConfig, run: RunDir, filters: Sequence[str] | None = None) -> Any:
@@ -125,6 +125,16 @@ def filter_masks(cfg: RunConfig, run: RunDir, manifest: pa.Table, names: Sequenc
     return masks
 
 
+def learner_mask(run: RunDir, manifest: pa.Table) -> np.ndarray | None:
+    """Over ``manifest``: False for the pooled images of adaptive rounds that the learner selection left out, True
+    for every other row; None when no round pooled (no ``learner_scores.parquet``)."""
+    if not run.learner_scores.exists():
+        return None
+    table = read_table(run.learner_scores, "score", "learner_scores", ["image_id", "kept"])
+    left_out = table.filter(pc.invert(table.column("kept"))).column("image_id")
+    return pc.invert(pc.is_in(manifest.column("image_id"), value_set=left_out)).to_numpy(zero_copy_only=False)
+
+
 def _mask(spec: Any, cfg: RunConfig, run: RunDir, manifest: pa.Table, cols: dict[str, np.ndarray],
           labels: np.ndarray) -> np.ndarray:
     if spec.kind == "similarity":
@@ -152,14 +162,19 @@ def _mask(spec: Any, cfg: RunConfig, run: RunDir, manifest: pa.Table, cols: dict
 
 
 def filtered_manifest(cfg: RunConfig, run: RunDir, names: Sequence[str] | None = None) -> pa.Table:
-    """The manifest rows kept by the score filter and the filters ``names`` (default ``train.filters``); all rows
-    when there is no filter. The selection's parameters and per-class counts go to ``filters/<names>.json``."""
+    """The manifest rows kept by the score filter, the filters ``names`` (default ``train.filters``) and the learner
+    selection of pooled adaptive rounds (:func:`learner_mask`); all rows when there is none. The selection's
+    parameters and per-class counts go to ``filters/<names>.json``."""
     manifest = read_manifest(run)
     names = list(cfg.train.filters if names is None else names)
     s = cfg.score
-    if not names and ((s.min_similarity is None and s.keep_quantile is None) or not run.scores.exists()):
+    learner = learner_mask(run, manifest)
+    plain = not names and ((s.min_similarity is None and s.keep_quantile is None) or not run.scores.exists())
+    if plain and learner is None:
         return manifest
-    masks = filter_masks(cfg, run, manifest, names)
+    masks = {} if plain else filter_masks(cfg, run, manifest, names)
+    if learner is not None:
+        masks["learner"] = learner
     labels = manifest.column("class").to_numpy()
     keep = np.logical_and.reduce([*masks.values(), np.ones(len(labels), dtype=bool)])
     rates = keep_rates(labels, masks, _num_classes(run, labels) if len(labels) else 0)

@@ -33,6 +33,7 @@ from synthdiv.stages.score.embeddings import (
     tar_key,
     write_synthetic,
 )
+from synthdiv.stages.score.learner import select_pools
 from synthdiv.utils.hashing import canonical_hash
 from synthdiv.utils.io import write_parquet_atomic
 from synthdiv.utils.progress import Progress
@@ -150,16 +151,19 @@ def _shard_embeddings(run: RunDir, shard: int, rows: pa.Table, score: _LazyScore
 def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     """The score stage: embed every image of the manifest and its class texts; write ``scores.parquet``, the stored
     embeddings (``embeddings/``), near-duplicate columns, ``quality.json`` and, when ``score.classifier.model`` is
-    set, ``classifier_scores.parquet``.
+    set, ``classifier_scores.parquet``; when adaptive rounds over-generated a pool, ``learner_scores.parquet``
+    (:mod:`synthdiv.stages.score.learner`).
 
     Image embeddings are kept per shard under ``cache/embeddings/<model hash>/``, so an interrupted or re-run scoring
     (after more shards were generated, or with other texts or thresholds) only embeds the shards it has not seen.
     """
     require_complete(run, "score")  # never score part of the images without a word
     manifest = read_manifest(run)
+    learner = select_pools(cfg, run, manifest, len(read_classes(run.classes)))
+    pooled = {"learner": learner} if learner else {}
     if not cfg.score.enabled or manifest.num_rows == 0:
         write_parquet_atomic(with_format(SCORES_SCHEMA, "scores").empty_table(), run.scores)
-        return {"scored": 0, "enabled": cfg.score.enabled}
+        return {"scored": 0, "enabled": cfg.score.enabled, **pooled}
     texts = class_texts(cfg, run)
     labels_all = manifest.column("class").to_numpy()
     if labels_all.max() >= len(texts):
@@ -194,7 +198,7 @@ def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
                 100 * top1, dups)
     summary = {"scored": table.num_rows, "cached_shards": cached, "mean_similarity": round(float(sim.mean()), 6),
                "top1": round(top1, 6), "logit_scale": round(score.logit_scale(), 4), "duplicates": dups,
-               **real_images_summary(skipped, run)}
+               **real_images_summary(skipped, run), **pooled}
     if cfg.score.classifier.model is not None:
         summary["classifier"] = classify_images(cfg, run)
     return summary
