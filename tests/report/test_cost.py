@@ -11,7 +11,7 @@ import pytest
 from synthdiv.cli.app import main
 from synthdiv.core.rundir import RunDir
 from synthdiv.metrics.accuracy import paired_delta_ci
-from synthdiv.stages.report.cost import cost_section, generation_rate, llm_requests, variant_costs
+from synthdiv.stages.report.cost import cost_section, generation_rate, llm_requests, round_costs, variant_costs
 from synthdiv.stages.report.results import load_results
 from synthdiv.stages.report.stage import render_report
 from synthdiv.utils.io import atomic_write_json
@@ -112,3 +112,68 @@ def test_show_cost_before_evaluate_names_the_command_that_makes_the_results(make
     assert main(["show", "cost", "-c", str(config)]) == 2
     err = capsys.readouterr().err
     assert "eval: not found" in err and "synthdiv run --until evaluate" in err
+
+
+def _rounds(run: RunDir, records: list[dict]) -> None:
+    """A plan whose metadata records ``records`` as its adaptive rounds (the rows do not matter to the cost)."""
+
+    from synthdiv.core.schemas import PLAN_SCHEMA
+    from synthdiv.stages.plan.reader import ROUNDS_KEY
+    from synthdiv.utils.io import write_parquet_atomic
+
+    meta = {ROUNDS_KEY: json.dumps(records).encode()}
+    write_parquet_atomic(PLAN_SCHEMA.empty_table().replace_schema_metadata(meta), run.plan)
+
+
+def _pool(run: RunDir, kept: list[bool]) -> None:
+    import pyarrow as pa
+
+    from synthdiv.core.schemas import LEARNER_SCORES_SCHEMA
+    from synthdiv.utils.io import write_parquet_atomic
+
+    n = len(kept)
+    write_parquet_atomic(pa.table({"image_id": [f"i{i}" for i in range(n)], "round": pa.array([1] * n, pa.int32()),
+                                   "class": pa.array([0] * n, pa.int32()),
+                                   "informativeness": pa.array([0.0] * n, pa.float32()), "kept": kept},
+                                  schema=LEARNER_SCORES_SCHEMA), run.learner_scores)
+
+
+def test_pooled_images_left_out_count_in_the_device_time_not_in_the_images(costed):
+    cfg, run = costed
+    _pool(run, [True] * 200 + [False] * 600)  # 600 made and never trained on
+    cost = {c.variant: c for c in variant_costs(cfg, run, load_results(run))}["real+syn"]
+    assert cost.images == 1000 and cost.generated == 1600
+    assert cost.device_hours == pytest.approx(1600 * 0.5 / 3600)
+    assert cost.per_thousand_images()[0] == pytest.approx(cost.delta)  # per image trained on: 1,000 of them
+    row = cost_section(cfg, run, load_results(run))["rows"][0]
+    assert (row["images"], row["generated"]) == ("1,000", "1,600")
+
+
+def test_each_adaptive_round_shows_what_it_made_kept_cost_and_moved(costed, tmp_path, capsys):
+    cfg, run = costed
+    assert round_costs(run) == [] and cost_section(cfg, run, load_results(run))["rounds"] == []
+    _rounds(run, [
+        {"round": 1, "images": 40, "counts": [20, 20], "keep": [10, 10], "pool_factor": 2, "variant": "real+syn",
+         "eval_set": "test", "errors": [0.6, 0.4]},
+        {"round": 2, "images": 30, "counts": [10, 20], "variant": "real+syn", "eval_set": "test",
+         "errors": [0.5, 0.3]},
+    ])
+    atomic_write_json(run.eval / "real+syn" / "test.json", {"variant": "real+syn", "set": "test", "top1": 0.6,
+                                                             "images": N, "per_class": {"a": 0.7, "b": 0.8}})
+    first, second = round_costs(run)
+    assert (first.generated, first.kept, second.generated, second.kept) == (40, 20, 30, 30)
+    assert first.device_hours == pytest.approx(40 * 0.5 / 3600)
+    # round 1 moved the class mean from 0.5 to 0.6 (round 2's planning); round 2 from 0.6 to the current 0.75
+    assert (first.before, first.after, second.after) == pytest.approx((0.5, 0.6, 0.75))
+    assert first.gain == pytest.approx(0.1) and first.per_thousand_images() == pytest.approx(0.1 / 0.02)
+    assert second.per_device_hour() == pytest.approx(0.15 / (30 * 0.5 / 3600))
+    rows = cost_section(cfg, run, load_results(run))["rounds"]
+    assert [(r["round"], r["generated"], r["kept"], r["before"], r["after"], r["gain"]) for r in rows] == [
+        ("1", "40", "20", "50.00", "60.00", "+10.00"), ("2", "30", "30", "60.00", "75.00", "+15.00")]
+    html, _ = render_report(cfg, run)
+    assert "What each adaptive round cost" in html and "+15.00" in html
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps({"run_dir": str(run.root), "seed": 0, "train": {"variants": VARIANTS}}))
+    assert main(["show", "cost", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "adaptive rounds" in out and "+15.00" in out and "real+syn on test" in out

@@ -99,7 +99,8 @@ def cost(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) -> N
     title = (f"gain over {section['baseline']} on {section['main_set']}, in accuracy points" if section["rows"]
              else "no evaluated variant trained on synthetic images against a real-only baseline")
     table = Table(title=title)
-    columns = (("model", "variant"), ("images", "images"), ("device", "device"), ("device-h", "hours"),
+    columns = (("model", "variant"), ("images", "images"), ("made", "generated"), ("device", "device"),
+               ("device-h", "hours"),
                ("gain", "delta"), ("interval", "delta_ci"), ("per 1k img", "per_k"), ("interval", "per_k_ci"),
                ("per device-h", "per_hour"), ("interval", "per_hour_ci"))
     for header, _ in columns:
@@ -109,6 +110,16 @@ def cost(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) -> N
     console().print(table)
     if section["llm_requests"]:
         console().print(f"LLM requests of disambiguate and prompts: {section['llm_requests']}")
+    if section["rounds"]:
+        rounds = Table(title="adaptive rounds: class-mean top-1 on the round's set, in points")
+        columns = (("round", "round"), ("measured on", "measured_on"), ("made", "generated"), ("kept", "kept"),
+                   ("device-h", "hours"), ("before", "before"), ("after", "after"), ("gain", "gain"),
+                   ("per 1k kept", "per_k"), ("per device-h", "per_hour"))
+        for header, _ in columns:
+            rounds.add_column(header, justify="left" if header == "measured on" else "right")
+        for row in section["rounds"]:
+            rounds.add_row(*(row[key] for _, key in columns))
+        console().print(rounds)
 
 
 @app.command("samples")

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from synthdiv.config.root import RunConfig
     from synthdiv.core.rundir import RunDir
 
-__all__ = ["selected_manifest", "synthetic_samples", "learner_mask"]
+__all__ = ["selected_manifest", "synthetic_samples", "learner_mask", "pool_discards"]
 
 
 def selected_manifest(cfg: RunConfig, run: RunDir, filters: Sequence[str] | None = None) -> Any:
@@ -133,6 +133,14 @@ def learner_mask(run: RunDir, manifest: pa.Table) -> np.ndarray | None:
     table = read_table(run.learner_scores, "score", "learner_scores", ["image_id", "kept"])
     left_out = table.filter(pc.invert(table.column("kept"))).column("image_id")
     return pc.invert(pc.is_in(manifest.column("image_id"), value_set=left_out)).to_numpy(zero_copy_only=False)
+
+
+def pool_discards(run: RunDir) -> int:
+    """Pooled images of adaptive rounds that the learner selection left out: made, never trained on."""
+    if not run.learner_scores.exists():
+        return 0
+    kept = read_table(run.learner_scores, "score", "learner_scores", ["kept"]).column("kept")
+    return int(len(kept) - pc.sum(kept).as_py()) if len(kept) else 0
 
 
 def _mask(spec: Any, cfg: RunConfig, run: RunDir, manifest: pa.Table, cols: dict[str, np.ndarray],
