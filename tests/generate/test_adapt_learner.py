@@ -120,7 +120,7 @@ def test_a_pooled_round_trains_on_its_most_informative_images_reproducibly(gen_c
     manifest = read_manifest(run)
     assert manifest.num_rows == 6 + 12  # the whole pool is made once, and kept in the shards
 
-    summary = select_pools(cfg, run, manifest, 3)
+    summary = select_pools(cfg, run, manifest)
     assert summary == {"pooled_rounds": 1, "pooled_images": 12, "kept": 6}
     table = pq.read_table(run.learner_scores)
     assert written_format(table.schema.metadata, "learner_scores") == 1
@@ -137,7 +137,7 @@ def test_a_pooled_round_trains_on_its_most_informative_images_reproducibly(gen_c
 
     _export(run)  # the variant is trained again: the round keeps selecting with the model it was planned from
     before = table.column("kept").to_pylist()
-    select_pools(cfg, run, manifest, 3)
+    select_pools(cfg, run, manifest)
     assert pq.read_table(run.learner_scores).column("kept").to_pylist() == before
     run_stage(cfg, "score")  # the stage writes the same selection and reports it
     assert pq.read_table(run.learner_scores).column("kept").to_pylist() == before
@@ -148,14 +148,14 @@ def test_without_a_pooled_round_there_is_no_selection_and_a_stale_one_is_removed
     run = _adapt_inputs(cfg, {"goldfish": 0.5, "crane": 0.5, "tabby cat": 0.5})
     run_stage(cfg, "generate")
     manifest = read_manifest(run)
-    assert select_pools(cfg, run, manifest, 3) == {} and learner_mask(run, manifest) is None
+    assert select_pools(cfg, run, manifest) == {} and learner_mask(run, manifest) is None
     stale = pa.table({"image_id": manifest.column("image_id").slice(0, 1), "round": pa.array([1], pa.int32()),
                       "class": pa.array([0], pa.int32()), "informativeness": pa.array([0.0], pa.float32()),
                       "kept": [False]}, schema=LEARNER_SCORES_SCHEMA)
     write_parquet_atomic(stale.replace_schema_metadata(with_format(stale.schema, "learner_scores").metadata),
                          run.learner_scores)
     assert filtered_manifest(cfg, run).num_rows == 5  # while it is there, the view honours it
-    assert select_pools(cfg, run, manifest, 3) == {} and not run.learner_scores.exists()
+    assert select_pools(cfg, run, manifest) == {} and not run.learner_scores.exists()
     assert filtered_manifest(cfg, run).num_rows == 6
 
 

@@ -40,6 +40,12 @@ def backend_options(cfg: RunConfig, role: str) -> Any:
 
 
 def check_backends(cfg: RunConfig) -> None:
-    """Validate every ``models.<role>`` backend name and its options (see :func:`backend_options`)."""
+    """Validate every ``models.<role>`` backend name and its options (see :func:`backend_options`), and those of each
+    ``models.mixture`` entry (named ``models.mixture[i]``)."""
     for role in ROLES:
         backend_options(cfg, role)
+    for i, entry in enumerate(cfg.models.mixture):
+        try:
+            registry("generator").options(entry, f"mixture[{i}]")
+        except UnknownBackendError as exc:
+            raise ConfigError(exc.args[0] if exc.args else str(exc)) from None

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from synthdiv.config._base import Section
 
-__all__ = ["ModelSpec", "LLMSpec", "CLIPSpec", "GeneratorSpec", "CaptionerSpec", "ModelsConfig", "generator_id"]
+__all__ = ["ModelSpec", "LLMSpec", "CLIPSpec", "GeneratorSpec", "MixtureEntry", "CaptionerSpec", "ModelsConfig",
+           "generator_id"]
 
 Device = str  # "auto", "cpu", "cuda", "cuda:1", ...
 DType = Literal["auto", "float32", "float16", "bfloat16"]
@@ -48,6 +49,12 @@ def generator_id(spec: GeneratorSpec) -> str:
     return f"{spec.backend}:{spec.model}@{spec.revision or 'main'}"
 
 
+class MixtureEntry(GeneratorSpec):
+    """One generator of a mixture and its share of the images."""
+
+    share: float = Field(gt=0, description="its share of the images (shares are normalised to sum to 1)")
+
+
 class CaptionerSpec(ModelSpec):
     """An image-to-text model (BLIP, GIT, ...) or a vision-language model behind an OpenAI-compatible server."""
 
@@ -59,3 +66,23 @@ class ModelsConfig(Section):
     clip: CLIPSpec = Field(default_factory=CLIPSpec)
     generator: GeneratorSpec = Field(default_factory=GeneratorSpec)
     captioner: CaptionerSpec = Field(default_factory=CaptionerSpec, description="captions of real / target images")
+    mixture: list[MixtureEntry] = Field(
+        default_factory=list, description="several generators and their shares of the images (empty: models.generator "
+        "makes every image); the plan gives each shard one of them")
+
+    @model_validator(mode="after")
+    def _distinct_generators(self) -> ModelsConfig:
+        seen: set[str] = set()
+        for i, entry in enumerate(self.mixture):
+            gid = generator_id(entry)
+            if gid in seen:
+                raise ValueError(f"mixture[{i}]: {gid} is named twice; give each generator one entry")
+            seen.add(gid)
+        return self
+
+    def generators(self) -> list[tuple[GeneratorSpec, float]]:
+        """Each generator that makes images and its share (summing to 1): the mixture, else the one generator."""
+        if not self.mixture:
+            return [(self.generator, 1.0)]
+        total = sum(e.share for e in self.mixture)
+        return [(GeneratorSpec(**e.model_dump(exclude={"share"})), e.share / total) for e in self.mixture]

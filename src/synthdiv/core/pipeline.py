@@ -38,7 +38,8 @@ class StageSpec:
         impl: ``impl(cfg, run) -> summary``: the stage's work (each stage's ``stage.build``).
         inputs: RunDir attributes of artifacts that must exist before the stage runs.
         outputs: RunDir attributes of artifacts the stage writes (set aside by ``redo``).
-        sections: Config key paths whose values enter the fingerprint.
+        sections: Config key paths whose values enter the fingerprint (``"key?"``: only when set, for an option
+            added later, so runs made before it are not stale).
         optional_inputs: RunDir attributes that enter the fingerprint when present.
         external: ``external(cfg) -> paths``: files outside the run that enter the fingerprint (a class file, real
             image folders).
@@ -107,12 +108,14 @@ STAGES: tuple[StageSpec, ...] = (
     ),
     StageSpec(
         "plan", "Assign images to prompts, seeds and shards: plan.parquet.", _stage("plan"), inputs=("prompts",),
-        outputs=("plan",), sections=("plan", "prompts.proportions", "models.generator", "train.synthetic_protocols"),
+        outputs=("plan",), sections=("plan", "prompts.proportions", "models.generator", "train.synthetic_protocols",
+                                   "models.mixture?"),
         optional_inputs=("resolved",),
     ),
     StageSpec(
         "generate", "Generate the planned images into WebDataset shards (resumable).", _stage("generate"),
-        inputs=("plan",), outputs=("shards", "manifest"), sections=("generate.content", "models.generator"),
+        inputs=("plan",), outputs=("shards", "manifest"),
+        sections=("generate.content", "models.generator", "models.mixture?"),
         progress=_stage("generate", "progress"), complete=_stage("generate", "is_complete"),
         check=_stage("generate", "check"), input_digests=_stage("generate", "input_digests"),
     ),

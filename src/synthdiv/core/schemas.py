@@ -18,6 +18,7 @@ __all__ = [
     "LEARNER_SCORES_SCHEMA",
     "PROMPT_KINDS",
     "PLAN_SOURCE_SCHEMA",
+    "PLAN_GENERATOR_FIELD",
     "FORMAT_KEY",
     "FORMATS",
     "with_format",
@@ -107,6 +108,10 @@ MANIFEST_SCHEMA = pa.schema(
         ("generator_id", pa.string()),
     ]
 )
+
+# The last column of a plan made by a mixture of generators (``models.mixture``): the id (``backend:model@revision``)
+# of the generator that makes the row's image, one per shard. Absent from a plan of one generator.
+PLAN_GENERATOR_FIELD = pa.field("generator", pa.string())
 # A manifest part ends with PLAN_SOURCE_SCHEMA's columns (after the writer's own ones): each image's source real image
 # and strength as provenance, null for text-to-image (and absent from parts written before image-to-image existed).
 

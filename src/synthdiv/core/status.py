@@ -30,6 +30,8 @@ def _section(cfg: RunConfig, key: str) -> Any:
     node: Any = cfg
     for part in key.split("."):
         node = node[part] if isinstance(node, dict) else getattr(node, part)
+    if isinstance(node, list):
+        return [n.model_dump(mode="json") if hasattr(n, "model_dump") else n for n in node]
     return node.model_dump(mode="json") if hasattr(node, "model_dump") else node
 
 
@@ -43,7 +45,10 @@ def fingerprint(cfg: RunConfig, spec: StageSpec, run: RunDir | None = None, lega
     """
     run = run or RunDir(cfg.run_dir)
     folder_digest = legacy_folder_digest if legacy else file_digest
-    parts: dict[str, Any] = {"seed": cfg.seed, "sections": {k: _section(cfg, k) for k in spec.sections}}
+    sections = {k.rstrip("?"): _section(cfg, k.rstrip("?")) for k in spec.sections}
+    # a section named "key?" counts only when set, so adding an option does not make the runs made before it stale
+    sections = {k: v for k, v in sections.items() if v or f"{k}?" not in spec.sections}
+    parts: dict[str, Any] = {"seed": cfg.seed, "sections": sections}
     inputs = {}
     given = spec.input_digests(run) if spec.input_digests else {}
     for name in (*spec.inputs, *spec.optional_inputs):

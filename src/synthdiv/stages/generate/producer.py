@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from synthdiv.core.rundir import shard_name
-from synthdiv.core.schemas import PLAN_SCHEMA, PLAN_SOURCE_SCHEMA, PROMPTS_SCHEMA
+from synthdiv.core.schemas import PLAN_GENERATOR_FIELD, PLAN_SCHEMA, PLAN_SOURCE_SCHEMA, PROMPTS_SCHEMA
 from synthdiv.errors import InputError
 from synthdiv.stages.generate.degenerate import Generated, generate_with_retries
 from synthdiv.stages.generate.img2img import SourceImages
@@ -54,6 +54,7 @@ class ShardRows:
     seed: list[int]
     source: list[str | None] | None = None  # image-to-image source per row (None: a text-to-image plan)
     strength: list[float | None] | None = None
+    generator: str | None = None  # the shard's generator in a mixed plan (None: the config's one generator)
 
 
 @dataclass
@@ -78,6 +79,8 @@ class PlannedWork:
         self.shards, self._counts = shard_counts(self._file)
         # image-to-image plans carry PLAN_SOURCE_SCHEMA's columns after PLAN_SCHEMA
         self._source_cols = [c for c in PLAN_SOURCE_SCHEMA.names if c in self._file.schema_arrow.names]
+        names = self._file.schema_arrow.names
+        self._gen_cols = [PLAN_GENERATOR_FIELD.name] if PLAN_GENERATOR_FIELD.name in names else []
         self._where: dict[int, tuple[pa.Table, int, int]] = {}  # shard -> (loaded table, first row, end row)
         self._prompts: dict[str, tuple[str, str, str]] = {}
 
@@ -106,7 +109,7 @@ class PlannedWork:
                     continue
             # batch by batch: a matching row group (up to 1M rows) is never decoded whole
             for batch in self._file.iter_batches(BATCH_ROWS, row_groups=[rg],
-                                                 columns=PLAN_SCHEMA.names + self._source_cols):
+                                                 columns=PLAN_SCHEMA.names + self._source_cols + self._gen_cols):
                 mask = np.isin(batch.column("shard").to_numpy(), wanted)
                 if mask.any():
                     parts.append(pa.Table.from_batches([batch.filter(pa.array(mask))]))
@@ -134,9 +137,16 @@ class PlannedWork:
         table, lo, hi = self._where[shard]
         t = table.slice(lo, hi - lo)
         source = {c: t.column(c).to_pylist() for c in self._source_cols} if self._source_cols else {}
+        generator = None
+        if self._gen_cols and t.num_rows:
+            named = pc.unique(t.column(PLAN_GENERATOR_FIELD.name)).to_pylist()
+            if len(named) != 1 or named[0] is None:
+                raise InputError(f"{self.run.plan}: shard {shard} names generators {named}, expected one; run "
+                                 "`synthdiv plan --redo`")
+            generator = named[0]
         return ShardRows(
             shard, t.column("image_id").to_pylist(), t.column("class").to_pylist(),
-            t.column("prompt_id").to_pylist(), t.column("seed").to_pylist(), **source,
+            t.column("prompt_id").to_pylist(), t.column("seed").to_pylist(), **source, generator=generator,
         )
 
     def prompt(self, prompt_id: str) -> tuple[str, str, str]:

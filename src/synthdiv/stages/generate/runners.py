@@ -21,9 +21,10 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from synthdiv.config.models import GeneratorSpec, generator_id
 from synthdiv.config.root import RunConfig
 from synthdiv.core.rundir import RunDir
-from synthdiv.errors import MissingDependencyError
+from synthdiv.errors import InputError, MissingDependencyError
 from synthdiv.models.generators import create_generator
 from synthdiv.stages.generate.producer import PlannedWork, ShardProducer
 from synthdiv.utils.devices import DistEnv, device_name, resolve_device
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["assigned_shards", "run_local", "run_ray", "progress_bar"]
+__all__ = ["assigned_shards", "by_generator", "run_local", "run_ray", "progress_bar"]
 
 
 def assigned_shards(shards: Sequence[int] | np.ndarray, env: DistEnv) -> list[int]:
@@ -60,11 +61,31 @@ def progress_bar() -> Progress:
     )
 
 
-def _device_for(cfg: RunConfig, env: DistEnv) -> str | None:
+def _device_for(spec: GeneratorSpec, env: DistEnv) -> str | None:
     """A rank's own GPU (``cuda:LOCAL_RANK``) when the generator's device is ``auto`` and there are several ranks."""
-    if env.world_size == 1 or cfg.models.generator.device != "auto":
+    if env.world_size == 1 or spec.device != "auto":
         return None
     return resolve_device("auto", "models.generator.device", env.local_rank)
+
+
+def by_generator(cfg: RunConfig, work: PlannedWork, shards: Sequence[int]) -> list[tuple[GeneratorSpec, list[int]]]:
+    """``shards`` grouped by the generator that makes them (in order of first use): the config's one generator, or
+    in a mixed plan each shard's own (``models.mixture``), so a worker loads only the generators its shards need.
+
+    Raises:
+        InputError: A shard names a generator that ``models.mixture`` does not list.
+    """
+    if not cfg.models.mixture:
+        return [(cfg.models.generator, list(shards))]
+    specs = {generator_id(spec): spec for spec, _ in cfg.models.generators()}
+    groups: dict[str, list[int]] = {}
+    for shard in shards:
+        named = work.rows(shard).generator
+        if named not in specs:
+            raise InputError(f"{work.run.plan}: shard {shard} is planned for generator {named!r}, which "
+                             f"models.mixture does not list ({', '.join(specs)}); run `synthdiv plan --redo`")
+        groups.setdefault(named, []).append(shard)
+    return [(specs[g], s) for g, s in groups.items()]
 
 
 def _set_torch_threads(n: int | None) -> None:
@@ -80,21 +101,25 @@ def run_local(cfg: RunConfig, run: RunDir, work: PlannedWork, todo: Sequence[int
     import time
 
     _set_torch_threads(cfg.generate.torch_threads)
-    generator = create_generator(cfg.models.generator, device=_device_for(cfg, env))
+    groups = by_generator(cfg, work, todo) if todo else [(cfg.models.generator, [])]
     total = sum(work.shard_size(s) for s in todo)
-    start = time.perf_counter()
+    start, written, devices = time.perf_counter(), 0, []
     with progress_bar() as bar:
         task = bar.add_task(f"generate (rank {env.rank}/{env.world_size})" if env.world_size > 1 else "generate",
                             total=total)
-        with ShardProducer(work, generator, cfg.generate, on_images=lambda n: bar.advance(task, n)) as producer:
-            for shard in todo:
-                producer.produce(shard)
-            written = len(producer.drain())
+        for spec, shards in groups:  # one generator in memory at a time
+            generator = create_generator(spec, device=_device_for(spec, env))
+            devices.append(device_name(getattr(generator, "device", None) or spec.device))
+            with ShardProducer(work, generator, cfg.generate, on_images=lambda n: bar.advance(task, n)) as producer:
+                for shard in shards:
+                    producer.produce(shard)
+                written += len(producer.drain())
+            del generator
     elapsed = time.perf_counter() - start
     # the rate is this process's, on its device: ``synthdiv estimate`` says where it was measured
     return {"made_images": total, "made_shards": written, "seconds": round(elapsed, 3),
             "images_per_second": round(total / elapsed, 4) if total and elapsed > 0 else None,
-            "device": device_name(getattr(generator, "device", None) or cfg.models.generator.device)}
+            "device": devices[0] if len(set(devices)) == 1 else "+".join(dict.fromkeys(devices))}
 
 
 class _RayShardActor:
@@ -105,13 +130,17 @@ class _RayShardActor:
         self.cfg = RunConfig.model_validate(cfg_json)
         self.work = PlannedWork(RunDir(self.cfg.run_dir))
         _set_torch_threads(self.cfg.generate.torch_threads)
-        self.producer = ShardProducer(self.work, create_generator(self.cfg.models.generator), self.cfg.generate)
+        self.producers: dict[str, ShardProducer] = {}  # by generator id: created when a shard first needs it
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         shards = [int(s) for s in batch["shard"]]
-        for shard in shards:
-            self.producer.produce(shard)
-        self.producer.drain()
+        for spec, mine in by_generator(self.cfg, self.work, shards):
+            gid = generator_id(spec)
+            if gid not in self.producers:
+                self.producers[gid] = ShardProducer(self.work, create_generator(spec), self.cfg.generate)
+            for shard in mine:
+                self.producers[gid].produce(shard)
+            self.producers[gid].drain()
         return {"shard": shards, "images": [self.work.shard_size(s) for s in shards]}
 
 

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from synthdiv.core import ids
-from synthdiv.core.schemas import PLAN_SCHEMA
+from synthdiv.core.schemas import PLAN_GENERATOR_FIELD, PLAN_SCHEMA
+from synthdiv.stages.plan.mixture import shard_generators
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -154,13 +155,15 @@ def prompt_yields(prompts: pa.Table, generated: Sequence[str], kept: np.ndarray)
 
 
 def append_round(plan: pa.Table, prompts: pa.Table, counts: np.ndarray, run_seed: int, gen_id: str,
-                 shard_size: int, weights: np.ndarray | None = None) -> pa.Table:
+                 shard_size: int, weights: np.ndarray | None = None,
+                 mixture: Sequence[tuple[str, float]] | None = None) -> pa.Table:
     """The rows of a new round: ``counts[c]`` more images of class ``c``, in new shards after the plan's last one.
 
     Within a class the least-used prompts go first (with ``weights``, one per prompt row, in proportion to them:
     :func:`weighted_picks`), and a prompt's repeat numbers continue after its uses in ``plan``, so seeds and ids
     follow the plan's own rule and never repeat one. Classes are interleaved, so any prefix of the round holds every
-    class in proportion.
+    class in proportion. With a ``mixture`` of (generator id, share), the new shards get their generators as the
+    plan's did (:func:`~synthdiv.stages.plan.mixture.shard_generators`) and the rows their ``generator`` column.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -191,8 +194,16 @@ def append_round(plan: pa.Table, prompts: pa.Table, counts: np.ndarray, run_seed
     order = np.argsort(np.concatenate(key_rows), kind="stable")
     cls, pid, rep = cls[order], pid[order], rep[order]
     seeds = ids.derive_seeds(ids.prompt_keys(run_seed, cls, pid.tolist()), rep)
-    image = ids.splitmix64(ids.image_keys(cls, pid.tolist(), gen_id) ^ ids.splitmix64(seeds.astype(np.uint64)))
     first = int(np.max(plan.column("shard").to_numpy())) + 1 if plan.num_rows else 0
     shard = (first + np.arange(len(cls)) // shard_size).astype(np.int32)
-    return pa.table([ids.hex64(image), pa.array(cls, pa.int32()), pa.array(pid.tolist(), pa.string()),
-                     pa.array(seeds, pa.int64()), pa.array(shard, pa.int32())], schema=PLAN_SCHEMA)
+    if mixture:
+        gens = shard_generators(shard, [share for _, share in mixture])
+        keys = np.stack([ids.image_keys(cls, pid.tolist(), g) for g, _ in mixture])[gens, np.arange(len(cls))]
+    else:
+        keys = ids.image_keys(cls, pid.tolist(), gen_id)
+    image = ids.splitmix64(keys ^ ids.splitmix64(seeds.astype(np.uint64)))
+    table = pa.table([ids.hex64(image), pa.array(cls, pa.int32()), pa.array(pid.tolist(), pa.string()),
+                      pa.array(seeds, pa.int64()), pa.array(shard, pa.int32())], schema=PLAN_SCHEMA)
+    if mixture:
+        table = table.append_column(PLAN_GENERATOR_FIELD, pa.array([g for g, _ in mixture], pa.string()).take(gens))
+    return table

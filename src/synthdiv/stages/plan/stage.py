@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,12 +25,13 @@ from synthdiv.config.models import generator_id
 from synthdiv.config.prompts import DEFAULT_IMAGES_PER_CLASS
 from synthdiv.core import ids
 from synthdiv.core.rundir import RunDir
-from synthdiv.core.schemas import PLAN_SCHEMA, PLAN_SOURCE_SCHEMA, PROMPT_KINDS, with_format
+from synthdiv.core.schemas import PLAN_GENERATOR_FIELD, PLAN_SCHEMA, PLAN_SOURCE_SCHEMA, PROMPT_KINDS, with_format
 from synthdiv.errors import ConfigError, InputError
 from synthdiv.stages.classes.reader import class_real_files
 from synthdiv.stages.disambiguate.reader import read_resolved
 from synthdiv.stages.plan.budget import cap_fairly, class_budgets, split_by_kind, training_real_counts
 from synthdiv.stages.plan.img2img import SourcePlan, assign_sources
+from synthdiv.stages.plan.mixture import shard_generators
 from synthdiv.stages.prompts.reader import read_prompts
 from synthdiv.utils.io import atomic_write
 from synthdiv.utils.progress import Progress
@@ -122,30 +123,38 @@ def plan_batches(
     shard_size: int,
     rows_per_batch: int = _ROW_GROUP,
     sources: SourcePlan | None = None,
+    mixture: Sequence[tuple[str, float]] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of :data:`PLAN_SCHEMA` for ``layout`` (seeds and image ids computed batch by batch).
 
     With ``sources`` (image-to-image rows), the batches also have the :data:`PLAN_SOURCE_SCHEMA` columns and an
-    img2img row's image id mixes in its (source, strength) key.
+    img2img row's image id mixes in its (source, strength) key. With a ``mixture`` of (generator id, share), each
+    shard gets one generator (:func:`~synthdiv.stages.plan.mixture.shard_generators`), a row's image id names it
+    (not ``gen_id``), and the batches end with its ``generator`` column.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     pid_list = prompt_ids.to_pylist()
     seed_keys = ids.prompt_keys(run_seed, prompt_classes, pid_list)
-    img_keys = ids.image_keys(prompt_classes, pid_list, gen_id)
+    if mixture:
+        mixed_ids = pa.array([g for g, _ in mixture], pa.string())
+        mixed_keys = np.stack([ids.image_keys(prompt_classes, pid_list, g) for g, _ in mixture])
+    img_keys = ids.image_keys(prompt_classes, pid_list, gen_id) if not mixture else None
     del pid_list
     rows_per_batch = max(shard_size, rows_per_batch // shard_size * shard_size)
     for start in range(0, len(layout), rows_per_batch):
         stop = min(start + rows_per_batch, len(layout))
         prompt = layout.prompt[start:stop]
         seeds = ids.derive_seeds(seed_keys[prompt], layout.repeat[start:stop])
-        image = ids.splitmix64(img_keys[prompt] ^ ids.splitmix64(seeds.astype(np.uint64)))
+        shard = (np.arange(start, stop, dtype=np.int64) // shard_size).astype(np.int32)
+        gens = shard_generators(shard, [share for _, share in mixture]) if mixture else None
+        keys = mixed_keys[gens, prompt] if mixture else img_keys[prompt]
+        image = ids.splitmix64(keys ^ ids.splitmix64(seeds.astype(np.uint64)))
         if sources is not None:
             code = sources.code[start:stop]
             img = code >= 0
             image[img] = ids.splitmix64(image[img] ^ sources.keys[code[img]])
-        shard = (np.arange(start, stop, dtype=np.int64) // shard_size).astype(np.int32)
         columns = [
             ids.hex64(image),
             pa.array(layout.cls[start:stop], type=pa.int32()),
@@ -153,14 +162,17 @@ def plan_batches(
             pa.array(seeds, type=pa.int64()),
             pa.array(shard, type=pa.int32()),
         ]
-        if sources is None:
-            yield pa.RecordBatch.from_arrays(columns, schema=PLAN_SCHEMA)
-            continue
-        mask = pa.array(~img)
-        paths = pa.array(sources.paths, pa.string()).take(pa.array(np.where(img, code, 0)))
-        strength = pa.array(sources.strengths[np.where(img, code, 0)], pa.float32())
-        columns += [pc.if_else(mask, None, paths), pc.if_else(mask, None, strength)]
-        yield pa.RecordBatch.from_arrays(columns, schema=_SOURCE_PLAN_SCHEMA)
+        schema = PLAN_SCHEMA
+        if sources is not None:
+            mask = pa.array(~img)
+            paths = pa.array(sources.paths, pa.string()).take(pa.array(np.where(img, code, 0)))
+            strength = pa.array(sources.strengths[np.where(img, code, 0)], pa.float32())
+            columns += [pc.if_else(mask, None, paths), pc.if_else(mask, None, strength)]
+            schema = _SOURCE_PLAN_SCHEMA
+        if mixture:
+            columns.append(mixed_ids.take(pa.array(gens)))
+            schema = schema.append(PLAN_GENERATOR_FIELD)
+        yield pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def image_ids(classes: Any, prompt_ids: Any, seeds: Any, gen_id: str) -> pa.Array:
@@ -251,10 +263,13 @@ def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
 
     layout = layout_plan(counts, available)
     gen = generator_id(cfg.models.generator)
+    mixture = [(generator_id(spec), share) for spec, share in cfg.models.generators()] if cfg.models.mixture else None
     sorted_ids = prompts.column("prompt_id").take(pa.array(group)).combine_chunks()
     sources = _img2img_sources(cfg, rows, layout)
-    batches = plan_batches(layout, cls[group], sorted_ids, cfg.seed, gen, cfg.plan.shard_size, sources=sources)
+    batches = plan_batches(layout, cls[group], sorted_ids, cfg.seed, gen, cfg.plan.shard_size, sources=sources,
+                           mixture=mixture)
     schema = PLAN_SCHEMA if sources is None else _SOURCE_PLAN_SCHEMA
+    schema = schema.append(PLAN_GENERATOR_FIELD) if mixture else schema
     with Progress(transient=True) as progress, atomic_write(run.plan, "wb") as fh:
         task = progress.add_task("planning images", total=len(layout))
         with pq.ParquetWriter(fh, with_format(schema, "plan"), compression="zstd") as writer:
@@ -274,6 +289,11 @@ def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
         "max_per_class": int(budgets.max()) if n_cls else 0,
         "generator_id": gen,
     }
+    if mixture:
+        shard_gen = shard_generators(np.arange(shards), [share for _, share in mixture])
+        per_shard = np.diff(np.minimum(np.arange(shards + 1) * cfg.plan.shard_size, total))
+        summary["generator_id"] = "mixture"
+        summary["by_generator"] = {g: int(per_shard[shard_gen == i].sum()) for i, (g, _) in enumerate(mixture)}
     if sources is not None:
         summary["img2img"] = sources.rows
     return summary

@@ -125,6 +125,9 @@ def score_tables(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     masks = _masks(cfg, run, manifest)
     names = class_names(run)
     kind_rows = [{"kind": k, **_group(kinds == k, cols, masks)} for k in kind_order(kinds)]
+    gens = np.asarray(manifest.column("generator_id").to_pylist() if "generator_id" in manifest.column_names
+                      else [None] * manifest.num_rows, dtype=object)
+    generator_rows = [{"generator": g, **_group(gens == g, cols, masks)} for g in sorted(set(gens.tolist()))]
     order_by = cols.get("prob", cols.get("similarity"))
     classes = [int(c) for c in np.unique(labels)]
     if order_by is not None:  # the classes CLIP doubts most first
@@ -138,6 +141,7 @@ def score_tables(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
                           for k in kind_order(kinds)]
         class_rows.append(row)
     return {"filters": list(masks), "kinds": kind_rows, "kind_names": kind_order(kinds), "classes": class_rows,
+            "generators": generator_rows if len(generator_rows) > 1 else [],  # a mixture: rows per generator
             "by_kind_metric": "prob" if "prob" in cols else "similarity",
             "cut": _cut_note(len(class_rows), len(classes), "mean CLIP probability" if "prob" in cols else
                              "mean CLIP similarity"),

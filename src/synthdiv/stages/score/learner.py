@@ -22,6 +22,7 @@ from synthdiv.core.schemas import LEARNER_SCORES_SCHEMA, with_format
 from synthdiv.data.predict import eval_transform
 from synthdiv.data.synthetic import manifest_samples
 from synthdiv.errors import InputError
+from synthdiv.stages.classes.reader import read_classes
 from synthdiv.stages.plan.reader import plan_rounds
 from synthdiv.stages.score.classifier import load_model, predict_probs
 from synthdiv.utils.devices import resolve_device
@@ -82,7 +83,7 @@ def _round_rows(manifest: pa.Table, record: dict[str, Any]) -> pa.Table:
     return rows
 
 
-def select_pools(cfg: RunConfig, run: RunDir, manifest: pa.Table, num_classes: int) -> dict[str, Any]:
+def select_pools(cfg: RunConfig, run: RunDir, manifest: pa.Table) -> dict[str, Any]:
     """Score each pooled round's images with the round's model; write ``learner_scores.parquet`` (removed when the
     plan has no pooled round). Returns a summary for the stage's record.
 
@@ -95,6 +96,7 @@ def select_pools(cfg: RunConfig, run: RunDir, manifest: pa.Table, num_classes: i
         run.learner_scores.unlink(missing_ok=True)  # left by a plan redone without its rounds
         return {}
     device = resolve_device(cfg.score.classifier.device, "score.classifier.device")
+    num_classes = len(read_classes(run.classes))
     tables, kept = [], 0
     for record in rounds:
         rows = _round_rows(manifest, record)

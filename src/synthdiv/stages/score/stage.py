@@ -159,7 +159,7 @@ def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
     """
     require_complete(run, "score")  # never score part of the images without a word
     manifest = read_manifest(run)
-    learner = select_pools(cfg, run, manifest, len(read_classes(run.classes)))
+    learner = select_pools(cfg, run, manifest)
     pooled = {"learner": learner} if learner else {}
     if not cfg.score.enabled or manifest.num_rows == 0:
         write_parquet_atomic(with_format(SCORES_SCHEMA, "scores").empty_table(), run.scores)
