@@ -216,8 +216,9 @@ def test_a_round_without_results_names_the_file(gen_config, monkeypatch):
         adapt_run(no_set)
 
 
-def _config(tmp_path: Path, rounds: int) -> Path:
+def _config(tmp_path: Path, rounds: int, pooled: bool = False) -> Path:
     smoke = REPO / "data" / "fashion-mnist-smoke"
+    pool = ", pool_factor: 2, within_class: yield, select: margin" if pooled else ""
     text = f"""
 run_dir: {tmp_path / 'run'}
 models:
@@ -234,7 +235,7 @@ train: {{model: test_resnet, img_size: 32, epochs: 1, batch_size: 16, synthetic_
 evaluate: {{test_root: {smoke / 'test'}, batch_size: 64, num_workers: 0, torch_threads: 1,
             ood: [{{name: val, root: {smoke / 'test'}, folders: name}}]}}
 report: {{samples_per_class: 1, bootstrap: 100}}
-adapt: {{rounds: {rounds}, images_per_round: 6, min_per_class: 1, eval_set: val}}
+adapt: {{rounds: {rounds}, images_per_round: 6, min_per_class: 1, eval_set: val{pool}}}
 """
     path = tmp_path / f"adapt-{rounds}.yaml"
     path.write_text(text)
@@ -255,25 +256,34 @@ def test_adapt_command_runs_rounds_resumably_and_makes_each_image_once(tmp_path:
     assert record["variant"] == "real+syn" and record["eval_set"] == "val"
     assert record["images"] == 6 and min(record["counts"]) >= 1
 
-    # killed after round 2 was written to the plan, before any of its images: the rerun makes them, adds no round
-    two = load_config(_config(tmp_path, 2))
+    # round 2 is learner-steered (pool_factor 2, within_class yield): killed after it was written to the plan,
+    # before any of its images, the rerun makes them, adds no round, and trains on the informative half of its pool
+    two = load_config(_config(tmp_path, 2, pooled=True))
     add_round(two, run, "real+syn")
-    assert run.manifest_part(int(plan_rounds(run.plan)[1]["first_shard"])).exists() is False
-    assert main(["adapt", "-c", str(_config(tmp_path, 2))]) == 0
-    assert "2 round(s) in the plan (0 added now), 12 images added" in capsys.readouterr().out
+    second = plan_rounds(run.plan)[1]
+    assert second["images"] == 12 and sum(second["keep"]) == 6 and second["within_class"] == "yield"
+    assert (run.round_model(2) / "model.safetensors").is_file()
+    assert run.manifest_part(int(second["first_shard"])).exists() is False
+    assert main(["adapt", "-c", str(_config(tmp_path, 2, pooled=True))]) == 0
+    assert "2 round(s) in the plan (0 added now), 18 images added" in capsys.readouterr().out
     plan, manifest = read_plan(run), read_manifest(run)
-    assert plan.num_rows == 6 + 6 + 6 and len(set(plan.column("image_id").to_pylist())) == plan.num_rows
+    assert plan.num_rows == 6 + 6 + 12 and len(set(plan.column("image_id").to_pylist())) == plan.num_rows
     assert sorted(manifest.column("image_id").to_pylist()) == sorted(plan.column("image_id").to_pylist())
+    kept = pq.read_table(run.learner_scores)
+    assert kept.column("round").to_pylist() == [2] * 12 and sum(kept.column("kept").to_pylist()) == 6
+    assert json.loads((run.train / "real+syn" / "data.json").read_text())["synthetic_images"] == 6 + 6 + 6
     summary = json.loads((run.eval / "summary.json").read_text())
     assert set(summary) == {"real", "real+syn"}
     html = (run.report / "index.html").read_text()
-    assert "Adaptive rounds" in html and html.count("real+syn on val") == 2  # the report lists both rounds
+    # the report lists both rounds, in the rounds table and in what each round cost
+    assert "Adaptive rounds" in html and html.count("real+syn on val") == 2 * 2
+    assert "What each adaptive round cost" in html
     capsys.readouterr()
-    assert main(["show", "rounds", "-c", str(_config(tmp_path, 2))]) == 0
+    assert main(["show", "rounds", "-c", str(_config(tmp_path, 2, pooled=True))]) == 0
     shown = capsys.readouterr().out
     assert shown.count("real+syn on val") == 2 and "given most" in shown
     digest = file_digest(run.plan)
-    assert main(["adapt", "-c", str(_config(tmp_path, 2))]) == 0  # nothing left: no round, no stage
+    assert main(["adapt", "-c", str(_config(tmp_path, 2, pooled=True))]) == 0  # nothing left: no round, no stage
     assert file_digest(run.plan) == digest
     assert "(0 added now)" in capsys.readouterr().out
 
@@ -309,24 +319,3 @@ def test_a_damaged_plan_is_named_by_the_plan_check(gen_config):
     with pytest.raises(InputError, match=r"plan\.parquet: cannot read the plan as Parquet"):
         run_stage(cfg, "generate", redo=True)
 
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_a_pooled_yield_round_runs_end_to_end_and_trains_on_the_kept_images(tmp_path: Path, capsys):
-    """``synthdiv adapt`` with ``pool_factor: 2`` and ``within_class: yield``: the round makes twice its images, the
-    score stage keeps the most informative half per class, and the variant trains on the plan's images + those."""
-    from synthdiv.cli.app import main
-
-    path = _config(tmp_path, 1)
-    path.write_text(path.read_text().replace("eval_set: val}", "eval_set: val, pool_factor: 2, "
-                                             "within_class: yield, select: margin}"))
-    assert main(["adapt", "-c", str(path)]) == 0
-    run = RunDir(tmp_path / "run")
-    (record,) = plan_rounds(run.plan)
-    assert record["images"] == 12 and sum(record["keep"]) == 6 and record["within_class"] == "yield"
-    assert read_manifest(run).num_rows == 6 + 12
-    kept = pq.read_table(run.learner_scores).column("kept").to_pylist()
-    assert len(kept) == 12 and sum(kept) == 6
-    info = json.loads((run.train / "real+syn" / "data.json").read_text())
-    assert info["synthetic_images"] == 6 + 6
-    assert (run.round_model(1) / "model.safetensors").is_file()
