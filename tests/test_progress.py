@@ -225,3 +225,42 @@ def test_status_shows_an_llm_batch_in_flight(tmp_path, monkeypatch):
     pattern = (r"disambiguate: LLM candidates: 0/10, 0/10 requests, 1,200 tokens at [\d.,]+ tokens/s, "
                r"generating for 65 s, last progress [\d.]+ s ago")
     assert re.fullmatch(pattern, detail), detail
+
+
+def test_a_stage_records_the_tokens_its_llm_work_generated(make_config, monkeypatch):
+    """The stage runner tallies every LLMProgress made while a stage runs: ``llm_tokens`` in its summary (none
+    for a stage whose LLM reported no tokens), which the cost table sums."""
+    import dataclasses
+
+    import synthdiv.engine.runner as runner
+    from synthdiv.core.pipeline import get_spec
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.engine.runner import run_stage
+    from synthdiv.models.llm.progress import count_tokens
+    from synthdiv.stages.report.cost import llm_requests
+
+    def fake_prompts(cfg, run):
+        with llm_progress("prompts: LLM contexts", 3):
+            run_together(_SlowBatchLLM(), [_one_request() for _ in range(2)])  # 2 rows x 5 tokens x 3 steps
+        with llm_progress("prompts: LLM styles", 1):
+            run_together(_SlowBatchLLM(), [_one_request()])  # 1 x 5 x 3
+        return {"llm_requests": 3}
+
+    cfg = make_config()
+    spec = get_spec("prompts")
+    real_get = runner.get_spec
+    monkeypatch.setattr(runner, "get_spec", lambda name: dataclasses.replace(spec, impl=fake_prompts, inputs=())
+                        if name == "prompts" else real_get(name))
+    run = RunDir(cfg.run_dir)
+    summary = run_stage(cfg, "prompts")
+    assert summary == {"llm_requests": 3, "llm_tokens": 30 + 15}
+    assert run.read_state("prompts").summary["llm_tokens"] == 45 and llm_requests(run, "llm_tokens") == 45
+    with count_tokens() as outer:
+        with count_tokens() as inner, llm_progress("x", 1):
+            run_together(_SlowBatchLLM(), [_one_request()])
+        assert inner.total == 15 and outer.total == 0  # a tally counts only what was made in its own block
+
+
+def _one_request():
+    yield Request([{"role": "user", "content": "more"}])
+    return 1

@@ -40,7 +40,7 @@ def costed(make_config):
     run = RunDir(cfg.run_dir)
     _finished(run, "generate", {"device": "cuda:0", "seconds": 36.0, "made_images": 72, "world_size": 4})
     _finished(run, "disambiguate", {"llm_requests": 20})
-    _finished(run, "prompts", {"llm_requests": 33})
+    _finished(run, "prompts", {"llm_requests": 33, "llm_tokens": 1200})
     for variant, images in (("real", 0), ("real+syn", 1000), ("syn-heavy", 4000)):
         atomic_write_json(run.train / variant / "data.json", {"synthetic_images": images, "real_images": 400})
     _evaluated(run, "real", 100)
@@ -91,6 +91,7 @@ def test_cpu_time_is_named_cpu_and_llm_requests_are_summed(costed):
     section = cost_section(cfg, run, load_results(run))
     assert [r["device"] for r in section["rows"]] == ["cpu", "cpu"]
     assert section["llm_requests"] == "53" and section["baseline"] == "real" and section["main_set"] == "test"
+    assert section["llm_tokens"] == "1,200"  # only prompts recorded tokens (disambiguate's were all cached, say)
 
 
 def test_the_report_and_show_cost_give_the_same_numbers(costed, tmp_path, capsys):
@@ -102,7 +103,9 @@ def test_the_report_and_show_cost_give_the_same_numbers(costed, tmp_path, capsys
     config.write_text(json.dumps({"run_dir": str(run.root), "seed": 0, "train": {"variants": VARIANTS}}))
     assert main(["show", "cost", "-c", str(config)]) == 0
     out = capsys.readouterr().out
-    assert "real+syn" in out and row["per_hour"] in out and "LLM requests of disambiguate and prompts: 53" in out
+    assert "real+syn" in out and row["per_hour"] in out
+    assert "LLM requests of disambiguate and prompts: 53 (1,200 generated tokens)" in out
+    assert "53 LLM requests (1,200 generated tokens)" in html
 
 
 def test_show_cost_before_evaluate_names_the_command_that_makes_the_results(make_config, tmp_path, capsys):

@@ -109,7 +109,8 @@ def cost(config: ConfigOpt, set_: SetOpt = None, run_dir: RunDirOpt = None) -> N
         table.add_row(*(row[key] for _, key in columns))
     console().print(table)
     if section["llm_requests"]:
-        console().print(f"LLM requests of disambiguate and prompts: {section['llm_requests']}")
+        tokens = f" ({section['llm_tokens']} generated tokens)" if section["llm_tokens"] else ""
+        console().print(f"LLM requests of disambiguate and prompts: {section['llm_requests']}{tokens}")
     if section["rounds"]:
         rounds = Table(title="adaptive rounds: class-mean top-1 on the round's set, in points")
         columns = (("round", "round"), ("measured on", "measured_on"), ("made", "generated"), ("kept", "kept"),

@@ -33,6 +33,7 @@ from synthdiv.core.status import (
 )
 from synthdiv.engine.preflight import preflight
 from synthdiv.errors import ConfigError, FingerprintMismatchError, InputError, StageOrderError
+from synthdiv.models.llm.progress import count_tokens
 from synthdiv.utils.humanize import human_duration
 from synthdiv.utils.io import atomic_write_bytes, atomic_write_text
 from synthdiv.utils.progress import heartbeat
@@ -112,8 +113,10 @@ def _run_locked(cfg: RunConfig, spec: StageSpec, run: RunDir, redo: bool) -> dic
     state = state or run.begin(name, fp)
     started = time.monotonic()
     try:
-        with heartbeat(run.root, name):
+        with heartbeat(run.root, name), count_tokens() as tokens:
             summary = spec.impl(cfg, run) or {}
+        if tokens.total:  # what the LLM generated for this stage, where the backend reports it
+            summary = {**summary, "llm_tokens": tokens.total}
     except BaseException:
         if fresh and not any(aside.has_files(getattr(run, o)) for o in spec.outputs):
             # failed before writing anything: leave no trace of a start, and put back what redo set aside

@@ -105,13 +105,14 @@ def generation_rate(run: RunDir) -> tuple[str, float] | None:
     return str(summary.get("device", "unknown")), float(seconds) / made
 
 
-def llm_requests(run: RunDir) -> int | None:
+def llm_requests(run: RunDir, key: str = "llm_requests") -> int | None:
     """LLM requests the disambiguate and prompts stages made (answers from the LLM cache included), or None when
-    neither recorded any."""
+    neither recorded any; ``key="llm_tokens"``: the tokens the LLM generated for them (recorded by the stage runner
+    where the backend reports tokens, as the transformers backend does; a cached answer costs none)."""
     counts = []
     for stage in _LLM_STAGES:
         state = run.read_state(stage)
-        value = (state.summary or {}).get("llm_requests") if state is not None else None
+        value = (state.summary or {}).get(key) if state is not None else None
         if isinstance(value, int):
             counts.append(value)
     return sum(counts) if counts else None
@@ -186,9 +187,10 @@ def cost_section(cfg: RunConfig, run: RunDir, results: dict[str, dict[str, EvalR
             "delta": delta, "delta_ci": delta_ci, "per_k": per_k, "per_k_ci": per_k_ci,
             "per_hour": per_h, "per_hour_ci": per_h_ci,
         })
-    requests = llm_requests(run)
+    requests, tokens = llm_requests(run), llm_requests(run, "llm_tokens")
     return {"rows": rows, "baseline": pick_baseline(cfg, sorted(results)) or "", "main_set": main_set(results) or "",
-            "llm_requests": "" if requests is None else f"{requests:,}", "rounds": _round_rows(run)}
+            "llm_requests": "" if requests is None else f"{requests:,}",
+            "llm_tokens": "" if tokens is None else f"{tokens:,}", "rounds": _round_rows(run)}
 
 
 def _round_rows(run: RunDir) -> list[dict[str, str]]:
