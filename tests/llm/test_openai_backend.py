@@ -46,6 +46,7 @@ class Script:
         self.hanging = 0
         self.release = threading.Event()
         self.delay = 0.0
+        self.usage: int | None = None  # completion_tokens in each answer's "usage" (None: no usage, as some servers)
 
     def next(self) -> tuple[Any, ...]:
         with self.lock:
@@ -87,7 +88,10 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
                 payload, code, headers = step[1], 200, {}
             else:
                 text = step[1] if kind == "ok" else f"seed={body.get('seed')}"
-                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+                answer = {"choices": [{"message": {"role": "assistant", "content": text}}]}
+                if script.usage is not None:
+                    answer["usage"] = {"completion_tokens": script.usage, "prompt_tokens": 9}
+                payload = json.dumps(answer).encode()
                 code, headers = 200, {}
             self.send_response(code)
             for k, v in headers.items():
@@ -262,3 +266,22 @@ def test_complete_many_stops_sending_after_a_refusal(server: tuple[str, Script])
     with pytest.raises(LLMServerError, match="HTTP 400"):
         _llm(url, concurrency=2).complete_many([Request(MSG, seed=s) for s in range(40)])
     assert len(script.requests) < 40  # the requests not yet sent were dropped
+
+
+def test_the_tokens_the_server_counts_reach_the_stage_tally(server: tuple[str, Script]) -> None:
+    """``usage.completion_tokens`` of every answer, also from the worker threads of concurrent requests and of
+    ``n`` samples, is reported to the round's observer; an answer without ``usage`` reports none."""
+    from synthdiv.models.llm.base import Request, complete_many
+    from synthdiv.models.llm.progress import count_tokens, llm_progress
+
+    url, script = server
+    script.usage = 7
+    llm = _llm(url, concurrency=4)
+    with count_tokens() as tally, llm_progress("LLM", 1):
+        complete_many(llm, [Request(MSG, seed=s) for s in range(5)])
+        llm.complete(MSG, n=3)
+    assert tally.total == 7 * (5 + 3)
+    script.usage = None
+    with count_tokens() as none, llm_progress("LLM", 1):
+        llm.complete(MSG)
+    assert none.total == 0

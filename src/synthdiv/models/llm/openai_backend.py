@@ -21,6 +21,7 @@ A request refused again without the schema raises the server's refusal as usual.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import threading
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthdiv.errors import ConfigError, SynthdivError
-from synthdiv.models.llm.base import Message, Request
+from synthdiv.models.llm.base import Message, Request, report_generated
 
 if TYPE_CHECKING:
     import httpx
@@ -132,7 +133,9 @@ class OpenAILLM:
             return self._send({**body, "seed": seed}, expect=1)
         workers = min(n, self.options.concurrency)
         with ThreadPoolExecutor(workers, thread_name_prefix="synthdiv-llm") as pool:
-            parts = list(pool.map(lambda i: self._send({**body, "seed": seed + i}, expect=1), range(n)))
+            # each call in a copy of this context, so the tokens it reports reach the observer of the round
+            parts = list(pool.map(lambda i, ctx: ctx.run(self._send, {**body, "seed": seed + i}, 1), range(n),
+                                  [contextvars.copy_context() for _ in range(n)]))
         return [p[0] for p in parts]
 
     def complete_many(self, requests: Sequence[Request]) -> list[list[str]]:
@@ -142,7 +145,7 @@ class OpenAILLM:
             return [r.send(self) for r in requests]
         pool = ThreadPoolExecutor(min(len(requests), self.options.concurrency), thread_name_prefix="synthdiv-llm")
         try:
-            futures = [pool.submit(r.send, self) for r in requests]
+            futures = [pool.submit(contextvars.copy_context().run, r.send, self) for r in requests]
             return [f.result() for f in futures]
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -230,8 +233,8 @@ class OpenAILLM:
 
     def _parse(self, resp: httpx.Response, expect: int) -> list[str]:
         try:
-            choices = resp.json()["choices"]
-            texts = [c["message"]["content"] or "" for c in choices]
+            answer = resp.json()
+            texts = [c["message"]["content"] or "" for c in answer["choices"]]
         except (ValueError, KeyError, TypeError, IndexError):
             raise LLMServerError(
                 f"LLM server at {self.url} answered something that is not a chat completion: {self._excerpt(resp)}"
@@ -241,6 +244,10 @@ class OpenAILLM:
                 f"LLM server at {self.url} returned {len(texts)} choices for n={expect}; set "
                 "models.llm.options.native_n: false"
             )
+        usage = answer.get("usage") if isinstance(answer, dict) else None
+        tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        if isinstance(tokens, int) and tokens > 0:  # the OpenAI API's count, where the server gives one
+            report_generated(tokens=tokens)
         return texts[:expect]
 
     def _refusal(self, resp: httpx.Response) -> str:
