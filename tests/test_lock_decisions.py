@@ -101,3 +101,32 @@ def test_a_nested_stage_is_named_in_the_record_until_it_ends(tmp_path, monkeypat
                 assert stage() == "plan"
             assert stage() == "plan"
         assert stage() == "run"
+
+
+@pytest.mark.parametrize("launched", [True, False], ids=["rank of a launch", "lone process"])
+def test_only_a_launch_leaves_its_lock_open_to_its_other_ranks(tmp_path, monkeypatch, launched):
+    for key in ("RANK", "WORLD_SIZE", "SLURM_NTASKS", "SLURM_JOB_ID"):
+        monkeypatch.delenv(key, raising=False)
+    if launched:
+        monkeypatch.setenv("RANK", "0")
+        monkeypatch.setenv("WORLD_SIZE", "2")
+    with run_lock(RunDir(tmp_path / "run"), "generate"):
+        fd = os.open(tmp_path / "run" / ".synthdiv" / "lock", os.O_RDWR)
+        try:
+            if launched:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            else:
+                with pytest.raises(BlockingIOError):
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+
+
+def test_a_damaged_record_never_stops_the_holder(tmp_path, monkeypatch):
+    for key in ("RANK", "WORLD_SIZE", "SLURM_NTASKS", "SLURM_JOB_ID"):
+        monkeypatch.delenv(key, raising=False)
+    run = RunDir(tmp_path / "run")
+    with run_lock(run, "run"):
+        (tmp_path / "run" / ".synthdiv" / "lock.json").write_text("[]", encoding="utf-8")
+        with run_lock(run, "plan"):
+            pass
