@@ -68,3 +68,26 @@ def test_the_rule(records, ambiguous, basis, signal_margin, grounded_order, trus
 def test_scores_of_none_rank_last_and_ties_keep_their_rank() -> None:
     records = [_r("b", "llm", None, 0), _r("a", "llm", 0.5, 2), _r("c", "llm", 0.5, 1)]
     assert choose_order(records, False, "none", 0.05, []).texts == ["c", "a", "b"]
+
+
+def test_a_score_of_zero_ranks_below_a_positive_one() -> None:
+    records = [_r("zero", "llm", 0.0, 0), _r("some", "llm", 0.1, 1)]
+    assert choose_order(records, False, "none", 0.05, []).texts == ["some", "zero"]
+
+
+def test_real_images_are_trusted_unless_said_otherwise() -> None:
+    choice = choose_order([NAME, LLM, LEMMA], True, "images", 0.05, [])
+    assert (choice.reason, choice.signal) == ("clip (signal)", True)
+
+
+def test_an_ambiguous_bare_name_is_never_valid_even_unrejected() -> None:
+    bare = {**NAME, "rejected": None}
+    choice = choose_order([bare], True, "images", 0.05, [])
+    assert choice.reason == "bare (no valid candidate)"
+    assert choose_order([bare, LEMMA], True, "images", 0.05, []).texts == ["Grus americana"]
+
+
+def test_a_grounded_text_missing_from_the_given_order_goes_after_those_in_it() -> None:
+    stray = _r("crane (origami)", "sense", 0.9, 8, margin=0.0)
+    choice = choose_order([NAME, stray, SENSE_A], True, "none", 0.05, ["crane (wading bird)"])
+    assert choice.texts == ["crane (wading bird)", "crane (origami)"]
