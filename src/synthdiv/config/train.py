@@ -38,6 +38,9 @@ class TrainConfig(Section):
     warmup_steps: int = Field(0, ge=0)
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine floor as a fraction of lr")
     label_smoothing: float = Field(0.1, ge=0, lt=1)
+    synthetic_label_smoothing: float | None = Field(
+        None, ge=0, lt=1, description="label smoothing of synthetic samples only (soft targets); None: label_smoothing"
+    )
     ema_decay: float | None = Field(None, gt=0, lt=1, description="keep an EMA of the weights (exported if set)")
     amp: Literal["auto", "bf16", "fp16", "none"] = Field("auto", description="auto: bf16 or fp16 on GPU, off on CPU")
     channels_last: bool = Field(True, description="channels_last memory format on GPU (CPU BatchNorm is slower in it)")

@@ -77,11 +77,18 @@ def _step_seed(seed: int, rank: int, step: int) -> int:
     return ((seed * 1_000_003 + rank) * 2_147_483_647 + step) % (1 << 62)
 
 
-def _loss(logits: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None, smoothing: float) -> torch.Tensor:
+def _loss(logits: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None, smoothing: float,
+          n_real: int = 0, syn_smoothing: float | None = None) -> torch.Tensor:
+    """Per-sample cross-entropy against ``soft`` targets, or hard labels smoothed by ``smoothing`` (the synthetic
+    block ``[n_real:]`` by ``syn_smoothing`` when given)."""
     logits = logits.float()
     if soft is not None:
         return -(soft * F.log_softmax(logits, dim=-1)).sum(-1)
-    return F.cross_entropy(logits, labels, label_smoothing=smoothing, reduction="none")
+    if syn_smoothing is None:
+        return F.cross_entropy(logits, labels, label_smoothing=smoothing, reduction="none")
+    real = F.cross_entropy(logits[:n_real], labels[:n_real], label_smoothing=smoothing, reduction="none")
+    syn = F.cross_entropy(logits[n_real:], labels[n_real:], label_smoothing=syn_smoothing, reduction="none")
+    return torch.cat([real, syn])
 
 
 class _TrainState:
@@ -300,13 +307,16 @@ def _micro_step(
     labels = batch["labels"].to(device, non_blocking=True)
     n_real = batch["n_real"]
     soft = None
+    syn_smoothing = tcfg.synthetic_label_smoothing
+    if syn_smoothing == tcfg.label_smoothing:
+        syn_smoothing = None  # the same targets: keep the one-call loss (and today's weights, bit for bit)
     if tcfg.mixup_alpha > 0 or tcfg.cutmix_alpha > 0:
         images, soft = mix_within_domains(images, labels, n_real, num_classes, tcfg.label_smoothing,
-                                          tcfg.mixup_alpha, tcfg.cutmix_alpha, rng)
+                                          tcfg.mixup_alpha, tcfg.cutmix_alpha, rng, syn_smoothing)
     autocast = torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
     with route(layers, n_real, images.shape[0]), autocast:
         logits = net(images)
-    per_sample = _loss(logits, labels, soft, tcfg.label_smoothing)
+    per_sample = _loss(logits, labels, soft, tcfg.label_smoothing, n_real, syn_smoothing)
     if tcfg.synthetic_loss_weight != 1.0:
         weights = torch.ones_like(per_sample)
         weights[n_real:] = tcfg.synthetic_loss_weight
