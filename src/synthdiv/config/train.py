@@ -51,6 +51,9 @@ class TrainConfig(Section):
     # the real / synthetic mix
     synthetic_fraction: float = Field(0.5, ge=0, le=1, description="share of each batch that is synthetic")
     synthetic_loss_weight: float = Field(1.0, ge=0, description="weight of synthetic samples in the loss")
+    synthetic_weight: Literal["prob", "similarity", "margin"] | None = Field(
+        None, description="scale each synthetic sample's loss by this scores.parquet column (clipped at 0)"
+    )
     aux_norm: Literal["none", "aux"] = "aux"
     aux_norm_layers: Literal["auto"] | Annotated[list[NormKind], Field(min_length=1)] = Field(
         "auto", description="norm kinds that get an auxiliary copy for synthetic data; auto: every kind the model has"

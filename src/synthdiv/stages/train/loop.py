@@ -183,6 +183,7 @@ class LoopSetup:
         total_steps: Optimizer steps of the whole run.
         seed: The run seed.
         validate: A :class:`~synthdiv.stages.train.validate.Validator`, or None.
+        synthetic_weights: A loss weight per synthetic sample (``train.synthetic_weight``), on the device, or None.
     """
 
     tcfg: TrainConfig
@@ -197,6 +198,7 @@ class LoopSetup:
     total_steps: int
     seed: int
     validate: Any = None
+    synthetic_weights: torch.Tensor | None = None
 
 
 def memory_format(tcfg: TrainConfig, device: torch.device) -> torch.memory_format:
@@ -250,7 +252,8 @@ def run_loop(setup: LoopSetup) -> tuple[LoopResult, nn.Module]:
                     sync = micro == plan.accum_steps - 1 or not dist.distributed
                     with nullcontext() if sync else net.no_sync():  # type: ignore[operator]
                         rng = np.random.default_rng([seed, step, micro, dist.rank])
-                        loss = _micro_step(net, layers, batch, tcfg, state.dtype, device, num_classes, denom, rng)
+                        loss = _micro_step(net, layers, batch, tcfg, state.dtype, device, num_classes, denom, rng,
+                                           setup.synthetic_weights)
                         if loss is not None:
                             state.scaler.scale(loss).backward()
                             step_loss += loss.detach().float()
@@ -293,8 +296,13 @@ def run_loop(setup: LoopSetup) -> tuple[LoopResult, nn.Module]:
 def _micro_step(
     net: nn.Module, layers: list[AuxNorm], batch: dict[str, Any], tcfg: TrainConfig, dtype: torch.dtype | None,
     device: torch.device, num_classes: int, denom: float, rng: np.random.Generator,
+    syn_weights: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
-    """The weighted loss of one micro-batch, divided by the nominal per-rank batch weight ``denom``."""
+    """The weighted loss of one micro-batch, divided by the nominal per-rank batch weight ``denom``.
+
+    A synthetic sample's loss is scaled by ``train.synthetic_loss_weight`` and, when ``syn_weights`` is given, by its
+    own weight; ``denom`` stays the nominal one, so a sample of weight 0 adds nothing to the gradient.
+    """
     if batch["images"] is None:  # every sample was corrupt
         if not isinstance(net, nn.parallel.DistributedDataParallel):
             return None
@@ -317,9 +325,11 @@ def _micro_step(
     with route(layers, n_real, images.shape[0]), autocast:
         logits = net(images)
     per_sample = _loss(logits, labels, soft, tcfg.label_smoothing, n_real, syn_smoothing)
-    if tcfg.synthetic_loss_weight != 1.0:
+    if tcfg.synthetic_loss_weight != 1.0 or syn_weights is not None:
         weights = torch.ones_like(per_sample)
         weights[n_real:] = tcfg.synthetic_loss_weight
+        if syn_weights is not None:
+            weights[n_real:] *= syn_weights[batch["index"][n_real:].to(device)]
         per_sample = per_sample * weights
     return per_sample.sum() / denom
 

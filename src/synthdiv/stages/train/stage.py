@@ -26,7 +26,7 @@ from synthdiv.data.sources import SampleSet
 from synthdiv.errors import ConfigError
 from synthdiv.stages.classes.reader import read_classes
 from synthdiv.stages.generate.reader import require_complete
-from synthdiv.stages.score.reader import synthetic_samples
+from synthdiv.stages.score.reader import synthetic_samples, synthetic_weights
 from synthdiv.stages.train.reader import read_data_info
 from synthdiv.stages.train.validate import build_validator
 from synthdiv.utils.devices import device_name
@@ -179,8 +179,11 @@ def train_variant(cfg: RunConfig, run: RunDir, name: str) -> dict[str, Any]:
                 plan.n_real, plan.n_syn, total)
 
     validate = build_validator(cfg, tcfg, classes, build_transforms(tcfg, False, mean, std))
+    weights = None
+    if tcfg.synthetic_weight and len(synthetic):
+        weights = torch.from_numpy(synthetic_weights(run, tcfg.synthetic_weight, synthetic.keys)).to(dist.device)
     result, final = run_loop(LoopSetup(tcfg, model, plan, real, synthetic, transform, out, dist, num_classes, total,
-                                       cfg.seed, validate))
+                                       cfg.seed, validate, weights))
     summary = {
         "steps": total, "real_images": len(real), "synthetic_images": len(synthetic), "corrupt": result.corrupt,
         "skipped_steps": result.skipped, "final_loss": result.last_loss, "aux_norm": tcfg.aux_norm,
