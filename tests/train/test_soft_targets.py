@@ -50,9 +50,12 @@ def test_mixup_targets_smooth_each_block_by_its_own_value():
     assert y[3].tolist() == pytest.approx([0.125, 0.125, 0.125, 0.625])
 
 
-def test_unset_synthetic_smoothing_trains_the_same_weights_as_an_explicit_equal_value(toy, make_config):
+def test_default_options_train_the_same_weights_as_explicitly_disabled_ones(toy, make_config):
     variants = {
-        "default": {}, "explicit": {"synthetic_label_smoothing": 0.1}, "soft": {"synthetic_label_smoothing": 0.4},
+        "default": {},
+        "explicit": {"synthetic_label_smoothing": 0.1, "synthetic_weight": None, "finetune_real_epochs": 0,
+                     "finetune_real_steps": None, "finetune_reinit_head": False},
+        "soft": {"synthetic_label_smoothing": 0.4},
         "real": {"synthetic_fraction": 0, "aux_norm": "none"},
         "real-soft": {"synthetic_fraction": 0, "aux_norm": "none", "synthetic_label_smoothing": 0.4},
     }

@@ -54,6 +54,13 @@ class TrainConfig(Section):
     synthetic_weight: Literal["prob", "similarity", "margin"] | None = Field(
         None, description="scale each synthetic sample's loss by this scores.parquet column (clipped at 0)"
     )
+    # bridged transfer: synthetic only for the schedule above, then real only for this one
+    finetune_real_epochs: int = Field(
+        0, ge=0, description="bridged transfer: after synthetic-only training, fine-tune on real for N epochs (0: off)"
+    )
+    finetune_real_steps: int | None = Field(None, ge=1, description="bridged transfer: fine-tune steps (else epochs)")
+    finetune_real_lr: float | None = Field(None, gt=0, description="bridged transfer: fine-tune lr (None: lr)")
+    finetune_reinit_head: bool = Field(False, description="bridged transfer: a new classifier head before fine-tuning")
     aux_norm: Literal["none", "aux"] = "aux"
     aux_norm_layers: Literal["auto"] | Annotated[list[NormKind], Field(min_length=1)] = Field(
         "auto", description="norm kinds that get an auxiliary copy for synthetic data; auto: every kind the model has"
@@ -124,6 +131,18 @@ class TrainConfig(Section):
                 msg = err["msg"].removeprefix("Value error, ")
                 raise ValueError(f"variant {name!r}: {loc}: {msg}") from None
         return self
+
+    @model_validator(mode="after")
+    def _check_bridge(self) -> TrainConfig:
+        if self.bridged and self.synthetic_fraction == 0:
+            raise ValueError("finetune_real_epochs/steps: bridged transfer trains on synthetic images first; "
+                             "expected synthetic_fraction > 0 (its value is otherwise unused)")
+        return self
+
+    @property
+    def bridged(self) -> bool:
+        """Bridged transfer: synthetic only, then real only (``finetune_real_epochs`` or ``finetune_real_steps``)."""
+        return bool(self.finetune_real_epochs or self.finetune_real_steps)
 
     def variant_names(self) -> list[str]:
         """The names of the variants this section trains, in order."""

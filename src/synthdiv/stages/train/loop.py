@@ -184,6 +184,7 @@ class LoopSetup:
         seed: The run seed.
         validate: A :class:`~synthdiv.stages.train.validate.Validator`, or None.
         synthetic_weights: A loss weight per synthetic sample (``train.synthetic_weight``), on the device, or None.
+        phase: The phase of a bridged variant (1 synthetic, 2 real), recorded in its checkpoints; None otherwise.
     """
 
     tcfg: TrainConfig
@@ -199,6 +200,7 @@ class LoopSetup:
     seed: int
     validate: Any = None
     synthetic_weights: torch.Tensor | None = None
+    phase: int | None = None
 
 
 def memory_format(tcfg: TrainConfig, device: torch.device) -> torch.memory_format:
@@ -283,8 +285,9 @@ def run_loop(setup: LoopSetup) -> tuple[LoopResult, nn.Module]:
                     metrics.write({"step": done, "epoch": done / plan.steps_per_epoch, "split": "val",
                                    **validate(state.final_model, device, state.dtype)})
                 if dist.is_main and (done % tcfg.checkpoint_every == 0 or done == total_steps):
+                    extra = {"phase": setup.phase} if setup.phase is not None else {}
                     save_checkpoint(ckpt_dir, done, {**state.state_dict(), "corrupt": corrupt, "skipped": skipped,
-                                                     "nonfinite_in_a_row": in_a_row})
+                                                     "nonfinite_in_a_row": in_a_row, **extra})
                     prune_checkpoints(ckpt_dir, tcfg.keep_checkpoints)
                 advance()
     finally:
