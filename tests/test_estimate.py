@@ -91,3 +91,15 @@ def test_cli_estimate_of_a_class_file(tmp_path: Path, capsys):
     out = capsys.readouterr().out
     assert "10,000" in out and "class source" in out
     assert not (tmp_path / "run").exists()  # an estimate writes nothing
+
+
+def test_a_bridged_variant_is_estimated_as_its_synthetic_phase_then_its_real_phase(tmp_path: Path):
+    from synthdiv.engine.estimate import _train_images
+
+    over = ["train.batch_size=100", "train.max_steps=null", "train.variants=null", "train.epochs=2",
+            "train.finetune_real_epochs=3"]
+    cfg = load_config(SD15, over, run_dir=tmp_path)
+    # 2 epochs of 500 synthetic images (5 steps each), then 3 of 1,000 real (10 steps each)
+    assert _train_images(cfg, 1000, 500) == (2 * 5 + 3 * 10) * 100
+    steps = load_config(SD15, [*over, "train.max_steps=7", "train.finetune_real_steps=4"], run_dir=tmp_path)
+    assert _train_images(steps, 1000, 500) == (7 + 4) * 100

@@ -38,6 +38,9 @@ class TrainConfig(Section):
     warmup_steps: int = Field(0, ge=0)
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine floor as a fraction of lr")
     label_smoothing: float = Field(0.1, ge=0, lt=1)
+    synthetic_label_smoothing: float | None = Field(
+        None, ge=0, lt=1, description="label smoothing of synthetic samples only (soft targets); None: label_smoothing"
+    )
     ema_decay: float | None = Field(None, gt=0, lt=1, description="keep an EMA of the weights (exported if set)")
     amp: Literal["auto", "bf16", "fp16", "none"] = Field("auto", description="auto: bf16 or fp16 on GPU, off on CPU")
     channels_last: bool = Field(True, description="channels_last memory format on GPU (CPU BatchNorm is slower in it)")
@@ -48,6 +51,16 @@ class TrainConfig(Section):
     # the real / synthetic mix
     synthetic_fraction: float = Field(0.5, ge=0, le=1, description="share of each batch that is synthetic")
     synthetic_loss_weight: float = Field(1.0, ge=0, description="weight of synthetic samples in the loss")
+    synthetic_weight: Literal["prob", "similarity", "margin"] | None = Field(
+        None, description="scale each synthetic sample's loss by this scores.parquet column (clipped at 0)"
+    )
+    # bridged transfer: synthetic only for the schedule above, then real only for this one
+    finetune_real_epochs: int = Field(
+        0, ge=0, description="bridged transfer: after synthetic-only training, fine-tune on real for N epochs (0: off)"
+    )
+    finetune_real_steps: int | None = Field(None, ge=1, description="bridged transfer: fine-tune steps (else epochs)")
+    finetune_real_lr: float | None = Field(None, gt=0, description="bridged transfer: fine-tune lr (None: lr)")
+    finetune_reinit_head: bool = Field(False, description="bridged transfer: a new classifier head before fine-tuning")
     aux_norm: Literal["none", "aux"] = "aux"
     aux_norm_layers: Literal["auto"] | Annotated[list[NormKind], Field(min_length=1)] = Field(
         "auto", description="norm kinds that get an auxiliary copy for synthetic data; auto: every kind the model has"
@@ -118,6 +131,18 @@ class TrainConfig(Section):
                 msg = err["msg"].removeprefix("Value error, ")
                 raise ValueError(f"variant {name!r}: {loc}: {msg}") from None
         return self
+
+    @model_validator(mode="after")
+    def _check_bridge(self) -> TrainConfig:
+        if self.bridged and self.synthetic_fraction == 0:
+            raise ValueError("finetune_real_epochs/steps: bridged transfer trains on synthetic images first; "
+                             "expected synthetic_fraction > 0 (its value is otherwise unused)")
+        return self
+
+    @property
+    def bridged(self) -> bool:
+        """Bridged transfer: synthetic only, then real only (``finetune_real_epochs`` or ``finetune_real_steps``)."""
+        return bool(self.finetune_real_epochs or self.finetune_real_steps)
 
     def variant_names(self) -> list[str]:
         """The names of the variants this section trains, in order."""

@@ -48,7 +48,8 @@ class Unreadable(NamedTuple):
 
 
 class ImageDataset:
-    """Map-style dataset: ``ds[(source, index, seed)] -> (image tensor, label, source)``, or an :class:`Unreadable`.
+    """Map-style dataset: ``ds[(source, index, seed)] -> (image tensor, label, source, index)``, or an
+    :class:`Unreadable`.
 
     Args:
         sources: The sample sets; ``source`` in a key indexes this list (0 = real, 1 = synthetic for training).
@@ -67,10 +68,10 @@ class ImageDataset:
     def __len__(self) -> int:
         return sum(len(s) for s in self.sources)
 
-    def __getitem__(self, key: tuple[int, int, int]) -> tuple[Any, int, int] | Unreadable:
+    def __getitem__(self, key: tuple[int, int, int]) -> tuple[Any, int, int, int] | Unreadable:
         return self.__getitems__([key])[0]
 
-    def __getitems__(self, keys: Sequence[tuple[int, int, int]]) -> list[tuple[Any, int, int] | Unreadable]:
+    def __getitems__(self, keys: Sequence[tuple[int, int, int]]) -> list[tuple[Any, int, int, int] | Unreadable]:
         """A batch of samples (the DataLoader's batched fetch).
 
         In the main process the caller's Python and torch random states are saved before the batch and restored after
@@ -88,7 +89,7 @@ class ImageDataset:
             random.setstate(saved[0])
             torch.default_generator.set_state(saved[1])
 
-    def _load(self, key: tuple[int, int, int]) -> tuple[Any, int, int] | Unreadable:
+    def _load(self, key: tuple[int, int, int]) -> tuple[Any, int, int, int] | Unreadable:
         source, index, seed = key
         samples = self.sources[source]
         name = str(samples.keys[index])
@@ -106,8 +107,8 @@ class ImageDataset:
             return Unreadable(int(samples.labels[index]), name, reason)
         if self._crop is None:
             self._seed(seed)
-            return self.transform(img), int(samples.labels[index]), source
-        return self._rest(img), int(samples.labels[index]), source
+            return self.transform(img), int(samples.labels[index]), source, index
+        return self._rest(img), int(samples.labels[index]), source, index
 
     @staticmethod
     def _seed(seed: int) -> None:
@@ -171,11 +172,12 @@ def _split_random_crop(transform: Any) -> tuple[_DraftResizedCrop | None, Any]:
     return _DraftResizedCrop(steps[0]), transforms.Compose(list(steps[1:]))
 
 
-def collate_blocks(items: Sequence[tuple[Any, int, int] | Unreadable | None]) -> dict[str, Any]:
+def collate_blocks(items: Sequence[tuple[Any, int, int, int] | Unreadable | None]) -> dict[str, Any]:
     """Stack a batch, dropping unreadable samples; the real block (source 0) stays first.
 
     Returns:
-        ``{"images", "labels", "domain", "n_real", "corrupt", "unreadable"}``: ``n_real`` is the split point;
+        ``{"images", "labels", "domain", "index", "n_real", "corrupt", "unreadable"}``: ``index`` is each sample's
+        row in its source (what per-image weights are looked up by); ``n_real`` is the split point;
         ``corrupt`` counts the samples dropped, ``unreadable`` (a :class:`~synthdiv.utils.decode.SkipTally`) counts
         them per class and names the first few.
     """
@@ -187,13 +189,14 @@ def collate_blocks(items: Sequence[tuple[Any, int, int] | Unreadable | None]) ->
             skipped.add(it.label, it.name, it.reason)
     good = [it for it in items if it is not None and not isinstance(it, Unreadable)]
     if not good:
-        return {"images": None, "labels": None, "domain": None, "n_real": 0, "corrupt": len(items),
+        return {"images": None, "labels": None, "domain": None, "index": None, "n_real": 0, "corrupt": len(items),
                 "unreadable": skipped}
     domain = torch.tensor([it[2] for it in good], dtype=torch.long)
     return {
         "images": torch.stack([it[0] for it in good]),
         "labels": torch.tensor([it[1] for it in good], dtype=torch.long),
         "domain": domain,
+        "index": torch.tensor([it[3] for it in good], dtype=torch.long),
         "n_real": int((domain == 0).sum()),
         "corrupt": len(items) - len(good),
         "unreadable": skipped,

@@ -166,7 +166,8 @@ def make_loader(
 ) -> Any:
     """A torch DataLoader yielding the collated micro-batches of steps ``start_step .. total_steps - 1``.
 
-    Each batch is ``{"images", "labels", "domain", "n_real", "corrupt", "unreadable"}`` (see :func:`collate_blocks`);
+    Each batch is ``{"images", "labels", "domain", "index", "n_real", "corrupt", "unreadable"}`` (see
+    :func:`collate_blocks`);
     ``max_pixels`` is the decoder policy's pixel bound (:func:`synthdiv.utils.decode.max_pixels_of` the config).
     """
     import torch.utils.data

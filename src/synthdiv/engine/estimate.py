@@ -228,6 +228,11 @@ def _train_images(cfg: RunConfig, real_total: int, synthetic_total: int) -> int:
     seen = 0
     for name in cfg.train.variant_names():
         t = cfg.train.variant(name)
+        if t.bridged:  # synthetic-only batches, then real-only ones (stages/train/bridge.py)
+            first = t.max_steps or t.epochs * max(1, synthetic_total // t.batch_size)
+            second = t.finetune_real_steps or t.finetune_real_epochs * max(1, real_total // t.batch_size)
+            seen += (first + second) * t.batch_size
+            continue
         n_syn = round(t.batch_size * t.synthetic_fraction)
         n_real = t.batch_size - n_syn
         per_epoch = max(1, real_total // n_real) if n_real else max(1, synthetic_total // max(n_syn, 1))

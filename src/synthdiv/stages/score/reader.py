@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from synthdiv.config.root import RunConfig
     from synthdiv.core.rundir import RunDir
 
-__all__ = ["selected_manifest", "synthetic_samples", "learner_mask", "pool_discards"]
+__all__ = ["selected_manifest", "synthetic_samples", "synthetic_weights", "learner_mask", "pool_discards"]
 
 
 def selected_manifest(cfg: RunConfig, run: RunDir, filters: Sequence[str] | None = None) -> Any:
@@ -70,6 +70,23 @@ def synthetic_samples(
         filters: The named filters the images pass (a variant's ``train.filters``; default the root's).
     """
     return manifest_samples(selected_manifest(cfg, run, filters), run, num_classes, shards_dir)
+
+
+def synthetic_weights(run: RunDir, column: str, image_ids: np.ndarray) -> np.ndarray:
+    """A loss weight per synthetic image, in the order of ``image_ids``: its ``column`` of ``scores.parquet``, clipped
+    at 0 (a negative margin or similarity counts for nothing, never against its label).
+
+    Raises:
+        InputError: An image has no score in ``column`` (the score stage has not scored it).
+    """
+    table = read_scores(run, ["image_id", column])
+    values = _joined(table, pa.chunked_array([pa.array(list(image_ids), pa.string())]), [column])[column]
+    missing = np.flatnonzero(np.isnan(values))
+    if len(missing):
+        raise InputError(f"{run.scores}: image {image_ids[missing[0]]} has no {column} ({len(missing)} images lack "
+                         f"one), expected a score for every synthetic image that train.synthetic_weight weighs; "
+                         f"run the score stage")
+    return np.clip(values, 0.0, None).astype(np.float32)
 
 
 def read_scores(run: RunDir, columns: list[str] | None = None) -> pa.Table:

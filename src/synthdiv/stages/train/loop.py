@@ -77,11 +77,18 @@ def _step_seed(seed: int, rank: int, step: int) -> int:
     return ((seed * 1_000_003 + rank) * 2_147_483_647 + step) % (1 << 62)
 
 
-def _loss(logits: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None, smoothing: float) -> torch.Tensor:
+def _loss(logits: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | None, smoothing: float,
+          n_real: int = 0, syn_smoothing: float | None = None) -> torch.Tensor:
+    """Per-sample cross-entropy against ``soft`` targets, or hard labels smoothed by ``smoothing`` (the synthetic
+    block ``[n_real:]`` by ``syn_smoothing`` when given)."""
     logits = logits.float()
     if soft is not None:
         return -(soft * F.log_softmax(logits, dim=-1)).sum(-1)
-    return F.cross_entropy(logits, labels, label_smoothing=smoothing, reduction="none")
+    if syn_smoothing is None:
+        return F.cross_entropy(logits, labels, label_smoothing=smoothing, reduction="none")
+    real = F.cross_entropy(logits[:n_real], labels[:n_real], label_smoothing=smoothing, reduction="none")
+    syn = F.cross_entropy(logits[n_real:], labels[n_real:], label_smoothing=syn_smoothing, reduction="none")
+    return torch.cat([real, syn])
 
 
 class _TrainState:
@@ -176,6 +183,8 @@ class LoopSetup:
         total_steps: Optimizer steps of the whole run.
         seed: The run seed.
         validate: A :class:`~synthdiv.stages.train.validate.Validator`, or None.
+        synthetic_weights: A loss weight per synthetic sample (``train.synthetic_weight``), on the device, or None.
+        phase: The phase of a bridged variant (1 synthetic, 2 real), recorded in its checkpoints; None otherwise.
     """
 
     tcfg: TrainConfig
@@ -190,6 +199,8 @@ class LoopSetup:
     total_steps: int
     seed: int
     validate: Any = None
+    synthetic_weights: torch.Tensor | None = None
+    phase: int | None = None
 
 
 def memory_format(tcfg: TrainConfig, device: torch.device) -> torch.memory_format:
@@ -243,7 +254,8 @@ def run_loop(setup: LoopSetup) -> tuple[LoopResult, nn.Module]:
                     sync = micro == plan.accum_steps - 1 or not dist.distributed
                     with nullcontext() if sync else net.no_sync():  # type: ignore[operator]
                         rng = np.random.default_rng([seed, step, micro, dist.rank])
-                        loss = _micro_step(net, layers, batch, tcfg, state.dtype, device, num_classes, denom, rng)
+                        loss = _micro_step(net, layers, batch, tcfg, state.dtype, device, num_classes, denom, rng,
+                                           setup.synthetic_weights)
                         if loss is not None:
                             state.scaler.scale(loss).backward()
                             step_loss += loss.detach().float()
@@ -273,8 +285,9 @@ def run_loop(setup: LoopSetup) -> tuple[LoopResult, nn.Module]:
                     metrics.write({"step": done, "epoch": done / plan.steps_per_epoch, "split": "val",
                                    **validate(state.final_model, device, state.dtype)})
                 if dist.is_main and (done % tcfg.checkpoint_every == 0 or done == total_steps):
+                    extra = {"phase": setup.phase} if setup.phase is not None else {}
                     save_checkpoint(ckpt_dir, done, {**state.state_dict(), "corrupt": corrupt, "skipped": skipped,
-                                                     "nonfinite_in_a_row": in_a_row})
+                                                     "nonfinite_in_a_row": in_a_row, **extra})
                     prune_checkpoints(ckpt_dir, tcfg.keep_checkpoints)
                 advance()
     finally:
@@ -286,8 +299,13 @@ def run_loop(setup: LoopSetup) -> tuple[LoopResult, nn.Module]:
 def _micro_step(
     net: nn.Module, layers: list[AuxNorm], batch: dict[str, Any], tcfg: TrainConfig, dtype: torch.dtype | None,
     device: torch.device, num_classes: int, denom: float, rng: np.random.Generator,
+    syn_weights: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
-    """The weighted loss of one micro-batch, divided by the nominal per-rank batch weight ``denom``."""
+    """The weighted loss of one micro-batch, divided by the nominal per-rank batch weight ``denom``.
+
+    A synthetic sample's loss is scaled by ``train.synthetic_loss_weight`` and, when ``syn_weights`` is given, by its
+    own weight; ``denom`` stays the nominal one, so a sample of weight 0 adds nothing to the gradient.
+    """
     if batch["images"] is None:  # every sample was corrupt
         if not isinstance(net, nn.parallel.DistributedDataParallel):
             return None
@@ -300,16 +318,21 @@ def _micro_step(
     labels = batch["labels"].to(device, non_blocking=True)
     n_real = batch["n_real"]
     soft = None
+    syn_smoothing = tcfg.synthetic_label_smoothing
+    if syn_smoothing == tcfg.label_smoothing:
+        syn_smoothing = None  # the same targets: keep the one-call loss (and today's weights, bit for bit)
     if tcfg.mixup_alpha > 0 or tcfg.cutmix_alpha > 0:
         images, soft = mix_within_domains(images, labels, n_real, num_classes, tcfg.label_smoothing,
-                                          tcfg.mixup_alpha, tcfg.cutmix_alpha, rng)
+                                          tcfg.mixup_alpha, tcfg.cutmix_alpha, rng, syn_smoothing)
     autocast = torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
     with route(layers, n_real, images.shape[0]), autocast:
         logits = net(images)
-    per_sample = _loss(logits, labels, soft, tcfg.label_smoothing)
-    if tcfg.synthetic_loss_weight != 1.0:
+    per_sample = _loss(logits, labels, soft, tcfg.label_smoothing, n_real, syn_smoothing)
+    if tcfg.synthetic_loss_weight != 1.0 or syn_weights is not None:
         weights = torch.ones_like(per_sample)
         weights[n_real:] = tcfg.synthetic_loss_weight
+        if syn_weights is not None:
+            weights[n_real:] *= syn_weights[batch["index"][n_real:].to(device)]
         per_sample = per_sample * weights
     return per_sample.sum() / denom
 

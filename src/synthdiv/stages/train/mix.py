@@ -56,9 +56,13 @@ def mix_within_domains(
     mixup_alpha: float,
     cutmix_alpha: float,
     rng: np.random.Generator,
+    syn_smoothing: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mix the real block ``[:n_real]`` and the synthetic block ``[n_real:]`` separately; returns soft targets."""
+    """Mix the real block ``[:n_real]`` and the synthetic block ``[n_real:]`` separately; returns soft targets
+    (smoothed by ``smoothing``, or the synthetic block by ``syn_smoothing`` when given)."""
     y = soft_targets(labels, num_classes, smoothing)
+    if syn_smoothing is not None:
+        y[n_real:] = soft_targets(labels[n_real:], num_classes, syn_smoothing)
     parts = [(images[:n_real], y[:n_real]), (images[n_real:], y[n_real:])]
     mixed = [mix_block(xb, yb, mixup_alpha, cutmix_alpha, rng) for xb, yb in parts]
     return torch.cat([m[0] for m in mixed]), torch.cat([m[1] for m in mixed])

@@ -9,6 +9,8 @@ from typing import Any
 from synthdiv.core.rundir import RunDir
 from synthdiv.errors import InputError, SynthdivError
 
+PHASE1_DIR = "phase1"  # train/<variant>/phase1/: the synthetic phase of a bridged variant (checkpoints, metrics)
+
 
 def read_data_info(run: RunDir, variant: str) -> dict[str, Any] | None:
     """``train/<variant>/data.json`` (what a variant trained on: counts per class, block sizes, steps per epoch,

@@ -26,8 +26,8 @@ from synthdiv.data.sources import SampleSet
 from synthdiv.errors import ConfigError
 from synthdiv.stages.classes.reader import read_classes
 from synthdiv.stages.generate.reader import require_complete
-from synthdiv.stages.score.reader import synthetic_samples
-from synthdiv.stages.train.reader import read_data_info
+from synthdiv.stages.score.reader import synthetic_samples, synthetic_weights
+from synthdiv.stages.train.reader import PHASE1_DIR, read_data_info
 from synthdiv.stages.train.validate import build_validator
 from synthdiv.utils.devices import device_name
 from synthdiv.utils.io import atomic_write_json, read_jsonl
@@ -78,11 +78,16 @@ def progress(cfg: RunConfig, run: RunDir) -> str | None:
         if (folder / "done.json").exists():
             parts.append(f"{name}: done")
             continue
-        steps = [int(m.group(1)) for p in (folder / "checkpoints").glob("step-*.pt")
-                 if (m := re.match(r"step-(\d+)\.pt$", p.name))]
+        def newest(ckpts: Path) -> int:
+            return max((int(m.group(1)) for p in ckpts.glob("step-*.pt")
+                        if (m := re.match(r"step-(\d+)\.pt$", p.name))), default=0)
+
         info = read_data_info(run, name)
         total = f"/{info.get('total_steps', '?')}" if info is not None else ""
-        parts.append(f"{name}: step {max(steps, default=0)}{total}")
+        step = newest(folder / "checkpoints")
+        if info is not None and "phase_steps" in info:  # bridged: phase 1's steps, then phase 2's
+            step = info["phase_steps"][0] + step if step else newest(folder / PHASE1_DIR / "checkpoints")
+        parts.append(f"{name}: step {step}{total}")
     return ", ".join(parts) or None
 
 
@@ -142,6 +147,7 @@ def train_variant(cfg: RunConfig, run: RunDir, name: str) -> dict[str, Any]:
     import torch
 
     from synthdiv.stages.train.auxnorm import aux_norm_counts
+    from synthdiv.stages.train.bridge import bridge_plans, run_bridged
     from synthdiv.stages.train.distributed import setup_distributed
     from synthdiv.stages.train.export import export_model
     from synthdiv.stages.train.loop import LoopSetup, memory_format, run_loop
@@ -158,11 +164,17 @@ def train_variant(cfg: RunConfig, run: RunDir, name: str) -> dict[str, Any]:
     dist = setup_distributed(tcfg.device)
     classes = read_classes(run.classes)
     num_classes = len(classes)
-    blocks = variant_blocks(tcfg)
+    # bridged: both domains, one phase each (the aux norms are made, and both sets are loaded)
+    blocks = (tcfg.batch_size, tcfg.batch_size) if tcfg.bridged else variant_blocks(tcfg)
     real, synthetic = prepare_data(cfg, tcfg, run, classes, blocks)
-    plan = BatchPlan(len(real), len(synthetic), tcfg.batch_size, tcfg.synthetic_fraction, cfg.seed,
-                     dist.world_size, dist.rank, tcfg.accum_steps)
-    total = tcfg.max_steps or tcfg.epochs * plan.steps_per_epoch
+    if tcfg.bridged:
+        plan, total1, real_plan, total2 = bridge_plans(tcfg, len(real), len(synthetic), cfg.seed, dist.world_size,
+                                                       dist.rank)
+        total = total1 + total2
+    else:
+        plan = BatchPlan(len(real), len(synthetic), tcfg.batch_size, tcfg.synthetic_fraction, cfg.seed,
+                         dist.world_size, dist.rank, tcfg.accum_steps)
+        total = tcfg.max_steps or tcfg.epochs * plan.steps_per_epoch
     torch.manual_seed(cfg.seed)
     model = build_model(tcfg, num_classes, blocks)
     model.to(dist.device, memory_format=memory_format(tcfg, dist.device))
@@ -174,13 +186,21 @@ def train_variant(cfg: RunConfig, run: RunDir, name: str) -> dict[str, Any]:
             "real_images": len(real), "synthetic_images": len(synthetic), "real_per_class": counts,
             "synthetic_per_class": synthetic.class_counts(num_classes).tolist(), "block_sizes": [plan.n_real,
             plan.n_syn], "steps_per_epoch": plan.steps_per_epoch, "total_steps": total,
+            **({"phase_steps": [total1, total2]} if tcfg.bridged else {}),
         })
     logger.info("train %s: %d real + %d synthetic images, blocks %d+%d, %d steps", name, len(real), len(synthetic),
                 plan.n_real, plan.n_syn, total)
 
     validate = build_validator(cfg, tcfg, classes, build_transforms(tcfg, False, mean, std))
-    result, final = run_loop(LoopSetup(tcfg, model, plan, real, synthetic, transform, out, dist, num_classes, total,
-                                       cfg.seed, validate))
+    weights = None
+    if tcfg.synthetic_weight and len(synthetic):
+        weights = torch.from_numpy(synthetic_weights(run, tcfg.synthetic_weight, synthetic.keys)).to(dist.device)
+    if tcfg.bridged:
+        result, final = run_bridged(LoopSetup(tcfg, model, plan, real, synthetic, transform, out, dist, num_classes,
+                                              total1, cfg.seed, validate, weights), real_plan, total2)
+    else:
+        result, final = run_loop(LoopSetup(tcfg, model, plan, real, synthetic, transform, out, dist, num_classes,
+                                           total, cfg.seed, validate, weights))
     summary = {
         "steps": total, "real_images": len(real), "synthetic_images": len(synthetic), "corrupt": result.corrupt,
         "skipped_steps": result.skipped, "final_loss": result.last_loss, "aux_norm": tcfg.aux_norm,
