@@ -238,3 +238,18 @@ def test_unusable_run_dir_is_one_line_exit_2(tmp_path, class_file, capsys, monke
     assert main(["classes", "-c", str(cfg)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"run_dir {target}: cannot write the run here" in err, err
+
+
+def test_train_options_added_later_enter_the_fingerprint_only_when_set(make_config):
+    """A finished train stage stays done after an upgrade that adds train options: at their defaults they are not
+    in the fingerprint's train section; set, they are (and the fingerprint changes)."""
+    from synthdiv.config.train import TrainConfig
+    from synthdiv.core.pipeline import get_spec
+    from synthdiv.core.status import _section, fingerprint
+
+    cfg = make_config()
+    section = _section(cfg, "train")
+    assert not set(TrainConfig.fingerprint_optional) & set(section) and "model" in section
+    weighted = make_config(train={"synthetic_weight": "prob"})
+    assert _section(weighted, "train")["synthetic_weight"] == "prob"
+    assert fingerprint(cfg, get_spec("train")) != fingerprint(weighted, get_spec("train"))

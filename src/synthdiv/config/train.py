@@ -8,7 +8,7 @@ One ``train`` stage trains every variant in ``train.variants``: each variant is 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -24,6 +24,12 @@ _VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
 class TrainConfig(Section):
+    # options added after runs were made: they enter the train stage's fingerprint only when set, so upgrading
+    # synthdiv does not make a finished train stage stale (synthdiv.core.status.fingerprint)
+    fingerprint_optional: ClassVar[tuple[str, ...]] = (
+        "synthetic_label_smoothing", "synthetic_weight", "finetune_real_epochs", "finetune_real_steps",
+        "finetune_real_lr", "finetune_reinit_head")
+
     model: str = Field("resnet18", description="any timm model name")
     model_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra timm.create_model arguments")
     img_size: int = Field(224, ge=8)

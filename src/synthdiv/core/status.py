@@ -32,7 +32,14 @@ def _section(cfg: RunConfig, key: str) -> Any:
         node = node[part] if isinstance(node, dict) else getattr(node, part)
     if isinstance(node, list):
         return [n.model_dump(mode="json") if hasattr(n, "model_dump") else n for n in node]
-    return node.model_dump(mode="json") if hasattr(node, "model_dump") else node
+    if not hasattr(node, "model_dump"):
+        return node
+    data = node.model_dump(mode="json")
+    fields = type(node).model_fields
+    for key in getattr(type(node), "fingerprint_optional", ()):  # a later option, left at its default: not there
+        if key in data and data[key] == fields[key].default:
+            del data[key]
+    return data
 
 
 def fingerprint(cfg: RunConfig, spec: StageSpec, run: RunDir | None = None, legacy: bool = False) -> str:
