@@ -83,3 +83,40 @@ def test_protocol_of_a_train_section():
     assert protocol == RealProtocol(low_data=0.5, long_tail=True, long_tail_max=9)
     assert protocol.active and not RealProtocol().active
     assert apply_protocol(_samples([3, 4]), 2, RealProtocol(), seed=0).class_counts(2).tolist() == [3, 4]
+
+
+def test_a_pareto_profile_is_pinned_by_its_seed_and_a_single_class_gets_the_maximum():
+    profile = pareto_profile(6, 2.0, 100, 5, 3)
+    assert profile.tolist() == [52, 11, 5, 100, 13, 9] and profile.dtype == np.int64  # golden: draw, scale, order
+    assert pareto_profile(1, 2.0, 40, 5, 0).tolist() == [40]  # no spread to scale: every class at the maximum
+
+
+def test_protocol_counts_read_a_count_from_one_up_and_refuse_bad_counts():
+    assert protocol_counts([10, 3, 4], RealProtocol(low_data=1), 0).tolist() == [1, 1, 1]  # 1 is a count, not 100 %
+    assert protocol_counts([10, 3, 4], RealProtocol(low_data=1.5), 0).tolist() == [1, 1, 1]  # int(1.5)
+    counts = protocol_counts([10, 3, 4], RealProtocol(low_data=0.5), 0)
+    assert counts.tolist() == [5, 2, 2] and counts.dtype == np.int64
+    assert protocol_counts(np.array([10.0, 3.0]), RealProtocol(), 0).dtype == np.int64
+    for bad in ([[1, 2], [3, 4]], [3, -1]):
+        with pytest.raises(ValueError, match=r"^have must be a 1-d array of non-negative counts$"):
+            protocol_counts(bad, RealProtocol(low_data=2), 0)
+
+
+def test_which_images_a_protocol_keeps_is_pinned_by_the_seed_and_logged(caplog):
+    samples = _samples([6, 6])
+    with caplog.at_level("INFO", logger="synthdiv.data.protocols"):
+        kept = apply_protocol(samples, 2, RealProtocol(low_data=2), 7)
+    assert kept.keys.tolist() == ["c0/1", "c0/3", "c1/1", "c1/4"]  # golden: the images drawn with seed + 1
+    assert caplog.messages == ["real-set protocol (low_data 2, long_tail False): kept 4 of 12 real images (2 to 2 "
+                               "per class)"]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="synthdiv.data.protocols"):
+        none = apply_protocol(_samples([]), 0, RealProtocol(low_data=2), 7)
+    assert len(none) == 0 and none.keys.tolist() == []
+    assert caplog.messages == ["real-set protocol (low_data 2, long_tail False): kept 0 of 0 real images (0 to 0 "
+                               "per class)"]
+
+
+def test_long_tail_keeps_at_least_five_images_of_a_class_by_default():
+    kept = long_tail(_samples([40] * 8), 8, 2.0, seed=1, max_count=40)
+    assert kept.class_counts(8).min() == 5 and kept.class_counts(8).max() == 40
