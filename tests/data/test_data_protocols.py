@@ -120,3 +120,9 @@ def test_which_images_a_protocol_keeps_is_pinned_by_the_seed_and_logged(caplog):
 def test_long_tail_keeps_at_least_five_images_of_a_class_by_default():
     kept = long_tail(_samples([40] * 8), 8, 2.0, seed=1, max_count=40)
     assert kept.class_counts(8).min() == 5 and kept.class_counts(8).max() == 40
+
+
+def test_long_tail_follows_the_alpha_it_is_given():
+    for alpha in (1.0, 3.0):
+        kept = long_tail(_samples([40] * 8), 8, alpha, seed=1, max_count=40)
+        assert kept.class_counts(8).tolist() == pareto_profile(8, alpha, 40, 5, 1).tolist()
