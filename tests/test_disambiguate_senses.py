@@ -218,3 +218,60 @@ def test_the_llm_settles_an_undecided_sense_only_when_it_answers_the_same_both_w
     assert not ask_llm_senses(FakeLLM("7", "7", "x", "x"), rows, choices, seed=0)[undecided[0]].decided
     broken = FakeLLM()  # an empty queue raises
     assert ask_llm_senses(broken, rows, choices, seed=0) == choices
+
+
+def test_unrelated_images_are_pinned_by_their_bytes() -> None:
+    """The calibration images are part of every CLIP sense decision: a change to any of them (noise, greys, ramps,
+    checkerboard, their size or seed) changes which classes CLIP may decide, so their bytes are pinned."""
+    import hashlib
+
+    def digest(images: list) -> str:
+        assert all(i.mode == "RGB" for i in images)
+        return hashlib.sha256(b"".join(i.tobytes() for i in images)).hexdigest()
+
+    default = unrelated_images()
+    assert [i.size for i in default] == [(64, 64)] * 8
+    assert digest(default) == "550259cdf5af7d7210138dda66b53e17be529ecfe1598411f9c7b83b15db9311"
+    assert digest(unrelated_images(seed=1, size=32)) == (
+        "b1c9792d4d1d2dbd4a7ce7dfc0dc5cb5413b0e9078e80b08de6d927a230fa827")
+
+
+def test_a_sense_choice_is_recorded_rounded_with_its_rival_and_scores() -> None:
+    choice = SenseChoice("n02012849", "list (wordnet)", 0.123456, {"n02012849": 0.56789, "n03126707": 0.1}, "n03126707")
+    assert choice.as_dict() == {"wnid": "n02012849", "evidence": "list (wordnet)", "strength": 0.1235,
+                                "rival": "n03126707", "scores": {"n02012849": 0.5679, "n03126707": 0.1}}
+    assert SenseChoice(None, "undecided").as_dict() == {"wnid": None, "evidence": "undecided", "strength": None,
+                                                        "rival": None, "scores": {}}
+    assert choice.decided and not SenseChoice(None, "undecided").decided
+
+
+@needs_wordnet
+def test_context_senses_are_the_given_synset_else_the_name_else_its_head_noun() -> None:
+    from synthdiv.stages.disambiguate.senses import context_senses
+
+    assert context_senses({"name": "bass", "wnid": "n02012849"}) == ("n02012849",)
+    assert context_senses({"name": "bass", "wnid": None}) == noun_senses("bass")
+    assert context_senses({"name": "plugh xyzzy bass"}) == noun_senses("bass")  # the last word, not the second
+    assert context_senses({"name": "bass plugh"}) == ()  # the head noun is the last word
+    assert context_senses({"name": "plugh"}) == ()
+
+
+CRANE_BIRD, CRANE_MACHINE = "n02012849", "n03126707"  # senses of two domains (Lin similarity 0.08)
+
+
+@needs_wordnet
+def test_clip_decides_only_beyond_every_unrelated_input_with_its_margin_and_scores() -> None:
+    texts = np.array([[0.0, 1.0], [1.0, 0.0]])  # the machine's text, the bird's
+    own = np.array([1.0, 0.0])  # the class's images look like the bird: preference 1
+    unrelated = np.array([[0.1, 0.0], [0.0, 0.1]])  # preferences 0.1 and -0.1
+    choice = clip_sense([CRANE_MACHINE, CRANE_BIRD], texts, own, unrelated)
+    assert choice == SenseChoice(CRANE_BIRD, "images (clip)", pytest.approx(0.9), {CRANE_BIRD: 1.0,
+                                 CRANE_MACHINE: 0.0}, CRANE_MACHINE)
+    assert list(choice.scores) == [CRANE_BIRD, CRANE_MACHINE]  # best first
+    assert clip_sense([CRANE_BIRD], texts[:1], own, unrelated) is None  # one sense: nothing to choose
+    assert clip_sense([CRANE_MACHINE, CRANE_BIRD], texts, own, unrelated[:1]) is None  # no spread to calibrate
+    # an unrelated input that CLIP prefers as much as the class's own images: no decision
+    assert clip_sense([CRANE_MACHINE, CRANE_BIRD], texts, own, np.array([[1.0, 0.0], [0.0, 0.1]])) is None
+    # two senses of one domain: no rival, no decision
+    bird = noun_senses("heron")[-1]
+    assert clip_sense([CRANE_BIRD, bird], texts, own, unrelated) is None
