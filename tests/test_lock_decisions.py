@@ -84,9 +84,14 @@ def test_a_rank_of_the_holding_launch_joins_and_others_are_refused(tmp_path, mon
         os.close(fd)
 
 
-def test_a_nested_stage_is_named_in_the_record_until_it_ends(tmp_path, monkeypatch):
+
+@pytest.fixture
+def no_launch(monkeypatch):
+    """This process outside any torchrun or Slurm launch, whatever the shell running the tests set."""
     for key in ("RANK", "WORLD_SIZE", "SLURM_NTASKS", "SLURM_JOB_ID"):
         monkeypatch.delenv(key, raising=False)
+
+def test_a_nested_stage_is_named_in_the_record_until_it_ends(tmp_path, no_launch):
     run = RunDir(tmp_path / "run")
     path = tmp_path / "run" / ".synthdiv" / "lock.json"
 
@@ -104,9 +109,7 @@ def test_a_nested_stage_is_named_in_the_record_until_it_ends(tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("launched", [True, False], ids=["rank of a launch", "lone process"])
-def test_only_a_launch_leaves_its_lock_open_to_its_other_ranks(tmp_path, monkeypatch, launched):
-    for key in ("RANK", "WORLD_SIZE", "SLURM_NTASKS", "SLURM_JOB_ID"):
-        monkeypatch.delenv(key, raising=False)
+def test_only_a_launch_leaves_its_lock_open_to_its_other_ranks(tmp_path, monkeypatch, no_launch, launched):
     if launched:
         monkeypatch.setenv("RANK", "0")
         monkeypatch.setenv("WORLD_SIZE", "2")
@@ -122,9 +125,7 @@ def test_only_a_launch_leaves_its_lock_open_to_its_other_ranks(tmp_path, monkeyp
             os.close(fd)
 
 
-def test_a_damaged_record_never_stops_the_holder(tmp_path, monkeypatch):
-    for key in ("RANK", "WORLD_SIZE", "SLURM_NTASKS", "SLURM_JOB_ID"):
-        monkeypatch.delenv(key, raising=False)
+def test_a_damaged_record_never_stops_the_holder(tmp_path, no_launch):
     run = RunDir(tmp_path / "run")
     with run_lock(run, "run"):
         (tmp_path / "run" / ".synthdiv" / "lock.json").write_text("[]", encoding="utf-8")

@@ -86,3 +86,7 @@ class ModelsConfig(Section):
             return [(self.generator, 1.0)]
         total = sum(e.share for e in self.mixture)
         return [(GeneratorSpec(**e.model_dump(exclude={"share"})), e.share / total) for e in self.mixture]
+
+    def mixture_shares(self) -> list[tuple[str, float]] | None:
+        """(generator id, share) of each generator of the mixture, as the plan assigns shards; None without one."""
+        return [(generator_id(spec), share) for spec, share in self.generators()] if self.mixture else None

@@ -152,7 +152,7 @@ def add_round(cfg: RunConfig, run: RunDir, variant: str) -> dict[str, Any]:
         prompts = read_prompts(run, ["class", "prompt_id", "kind", "context", "style"])
         weights = _prompt_yields(cfg, run, variant, prompts)
     plan = read_plan(run, ["prompt_id", "shard"])
-    mixture = [(generator_id(spec), share) for spec, share in cfg.models.generators()] if cfg.models.mixture else None
+    mixture = cfg.models.mixture_shares()
     rows = append_round(plan, prompts, planned, cfg.seed, generator_id(cfg.models.generator), cfg.plan.shard_size,
                         weights, mixture)
     new_shards = np.unique(rows.column("shard").to_numpy()).tolist()

@@ -263,7 +263,7 @@ def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
 
     layout = layout_plan(counts, available)
     gen = generator_id(cfg.models.generator)
-    mixture = [(generator_id(spec), share) for spec, share in cfg.models.generators()] if cfg.models.mixture else None
+    mixture = cfg.models.mixture_shares()
     sorted_ids = prompts.column("prompt_id").take(pa.array(group)).combine_chunks()
     sources = _img2img_sources(cfg, rows, layout)
     batches = plan_batches(layout, cls[group], sorted_ids, cfg.seed, gen, cfg.plan.shard_size, sources=sources,
