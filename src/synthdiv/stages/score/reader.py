@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from synthdiv.core.artifacts import read_table
+from synthdiv.core.artifacts import check_format, read_table
 from synthdiv.core.schemas import written_format
 from synthdiv.data.sources import SampleSet
 from synthdiv.data.synthetic import manifest_samples
@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from synthdiv.config.root import RunConfig
     from synthdiv.core.rundir import RunDir
 
-__all__ = ["selected_manifest", "synthetic_samples", "synthetic_weights", "learner_mask", "pool_discards"]
+__all__ = ["selected_manifest", "synthetic_samples", "synthetic_weights", "learner_mask", "pool_discards",
+           "iter_scores"]
 
 
 def selected_manifest(cfg: RunConfig, run: RunDir, filters: Sequence[str] | None = None) -> Any:
@@ -93,6 +94,21 @@ def read_scores(run: RunDir, columns: list[str] | None = None) -> pa.Table:
     """``scores.parquet`` (:data:`~synthdiv.core.schemas.SCORES_SCHEMA`), only ``columns`` when given: the one reader of
     the score stage's artifact (see :func:`synthdiv.core.artifacts.read_table` for what it raises)."""
     return read_table(run.scores, "score", "scores", columns)
+
+
+def iter_scores(run: RunDir, batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
+    """``scores.parquet`` in batches of at most ``batch_rows`` rows, in the order the score stage wrote them (the
+    manifest's: shard by shard), one batch in memory at a time.
+
+    Raises:
+        InputError: The file is not Parquet, or of a newer format than this synthdiv reads.
+    """
+    try:
+        pf = pq.ParquetFile(run.scores)
+        check_format(run.scores, pf.schema_arrow.metadata, "scores", "score")
+        yield from pf.iter_batches(batch_size=batch_rows)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{run.scores}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
 
 
 def _joined(table: pa.Table, ids: pa.ChunkedArray, columns: Sequence[str]) -> dict[str, np.ndarray]:
