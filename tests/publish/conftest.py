@@ -4,6 +4,8 @@ made once per module: the publish tests read the folder, and copy the run where 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,10 @@ from synthdiv.config.models import generator_id
 from synthdiv.core.rundir import RunDir
 from synthdiv.engine.runner import run_stage
 from tests.generate.conftest import CLASS_NAMES, write_inputs
+
+# mlcroissant keeps what it extracts from a tar under ~/.cache/croissant, keyed by the tar's path, and reads it from
+# there the next time: each session gets its own cache (read when mlcroissant is imported), never a stale one
+os.environ["CROISSANT_CACHE"] = tempfile.mkdtemp(prefix="croissant-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import typer
 from synthdiv import __version__
 from synthdiv.cli import _hints
 from synthdiv.cli import check as _check
+from synthdiv.cli import publish as _publish
 from synthdiv.cli import show as _show
 from synthdiv.cli import stages as _stages
 from synthdiv.cli import verify as _verify
@@ -62,6 +63,7 @@ def _setup_logging(level: int) -> None:
 _stages.register(app)
 _check.register(app)
 _verify.register(app)
+_publish.register(app)
 app.add_typer(_show.app, name="show")
 
 

@@ -1,15 +1,15 @@
-"""``croissant.json``: the published folder described in Croissant 1.0 (MLCommons) with its Responsible-AI fields.
-
-The distribution lists every tar and every metadata file with its sha256, and a FileSet of the JPEGs inside the
-tars. Two record sets: ``images`` (each image's key, its bytes, and its label and class name joined from the metadata
-on the key) and ``metadata`` (every column of ``metadata/*.parquet`` that a Croissant type describes). The RAI fields
-state that the data is synthetic, how it was made, its known biases and limits, and how it may be used.
+"""``croissant.json``: the published folder described in Croissant 1.0 (MLCommons) with its Responsible-AI fields. The
+distribution lists every tar with its sha256, a FileSet of the JPEGs inside the tars, and a FileSet of the metadata
+files (``metadata/*.parquet``, found in the folder). Two record sets: ``images`` (each image's key, its bytes, and
+its label and class name joined from the metadata on the key) and ``metadata`` (every column of
+``metadata/*.parquet`` that a Croissant type describes). The RAI fields state that the data is synthetic, how it was
+made, its known biases and limits, and how it may be used.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -31,8 +31,12 @@ CONTEXT: dict[str, Any] = {
     "jsonPath": "cr:jsonPath", "key": "cr:key", "md5": "cr:md5", "parentField": "cr:parentField", "path": "cr:path",
     "recordSet": "cr:recordSet", "references": "cr:references", "regex": "cr:regex", "repeated": "cr:repeated",
     "replace": "cr:replace", "sc": "https://schema.org/", "separator": "cr:separator", "source": "cr:source",
-    "subField": "cr:subField", "transform": "cr:transform",
+    "subField": "cr:subField", "transform": "cr:transform", "samplingRate": "cr:samplingRate",
+    "equivalentProperty": "cr:equivalentProperty",
 }
+CITE_METHOD = ("@article{yu2023diversify, title={Diversify, Don't Fine-Tune: Scaling Up Visual Recognition Training "
+               "with Synthetic Images}, author={Yu, Zhuoran and Zhu, Chenchen and Culatana, Sean and Krishnamoorthi, "
+               "Raghuraman and Xiao, Fanyi and Lee, Yong Jae}, journal={arXiv:2312.02253}, year={2023}}")
 
 
 def _data_type(kind: pa.DataType) -> str | None:
@@ -74,31 +78,18 @@ def _rai(cfg: RunConfig) -> dict[str, Any]:
     }
 
 
-def _file_sha256(path: Any) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def croissant(cfg: RunConfig, out: PublishedDir, name: str, tar_digests: dict[str, str],
               metadata_schema: pa.Schema) -> dict[str, Any]:
-    """The Croissant document of the folder ``out`` (its tars' sha256 given, its metadata files hashed here)."""
+    """The Croissant document of the folder ``out`` (its tars' sha256 given)."""
     p = cfg.publish
     tars = [{"@type": "cr:FileObject", "@id": f"data/{f}", "name": f"data/{f}", "contentUrl": f"data/{f}",
              "encodingFormat": "application/x-tar", "sha256": d} for f, d in sorted(tar_digests.items())]
-    parts = sorted(out.metadata.glob("*.parquet"))
-    meta = [{"@type": "cr:FileObject", "@id": f"metadata/{f.name}", "name": f"metadata/{f.name}",
-             "contentUrl": f"metadata/{f.name}", "encodingFormat": "application/x-parquet",
-             "sha256": _file_sha256(f)} for f in parts]
-    distribution = [*tars, *meta,
+    distribution = [*tars,
                     {"@type": "cr:FileSet", "@id": "image-files", "name": "image-files",
                      "containedIn": [{"@id": t["@id"]} for t in tars], "includes": "*.jpg",
                      "encodingFormat": "image/jpeg"},
                     {"@type": "cr:FileSet", "@id": "metadata-files", "name": "metadata-files",
-                     "containedIn": [{"@id": m["@id"]} for m in meta], "includes": "*.parquet",
-                     "encodingFormat": "application/x-parquet"}]
+                     "includes": "metadata/*.parquet", "encodingFormat": "application/x-parquet"}]
     columns = [(f.name, t) for f in metadata_schema if (t := _data_type(f.type)) is not None]
     metadata_fields = [{"@type": "cr:Field", "@id": f"metadata/{c}", "name": c, "dataType": t,
                        "source": {"fileSet": {"@id": "metadata-files"}, "extract": {"column": c}}}
@@ -123,7 +114,8 @@ def croissant(cfg: RunConfig, out: PublishedDir, name: str, tar_digests: dict[st
         "name": name,
         "description": p.description or f"Synthetic images for image classification made with synthdiv ({name}).",
         "license": p.license_link or p.license, "url": p.url or f"https://huggingface.co/datasets/{name}",
-        "version": "1.0.0", "keywords": ["synthetic", "image classification", "synthdiv"],
+        "version": "1.0.0", "citeAs": CITE_METHOD, "datePublished": date.today().isoformat(),
+        "keywords": ["synthetic", "image classification", "synthdiv"],
         "distribution": distribution,
         "recordSet": [images, {"@type": "cr:RecordSet", "@id": "metadata", "name": "metadata",
                                "key": {"@id": "metadata/key"},
