@@ -145,3 +145,17 @@ def test_a_generator_that_cannot_vary_guidance_is_refused(gen_config):
     cfg = gen_config(images_per_class=1, shard_size=3, sampling={"guidance": 2.0})
     with pytest.raises(ConfigError, match="generate.sampling: generator plain:model@main cannot vary guidance"):
         ShardProducer(PlannedWork(RunDir(cfg.run_dir)), Plain(), cfg.generate)
+
+
+@pytest.mark.timeout(600)
+def test_a_diverse_run_samples_with_the_embedded_familys_range_and_interval(gen_config):
+    from synthdiv.core.rundir import RunDir
+    from synthdiv.engine.runner import run_stage
+    from synthdiv.stages.generate.reader import read_manifest
+
+    cfg = gen_config(images_per_class=1, shard_size=3, options={"steps": 4}, sampling={"diverse": True})
+    run_stage(cfg, "generate")
+    manifest = read_manifest(RunDir(cfg.run_dir))
+    drawn = draw_guidance(SamplingConfig(guidance_range=(1.5, 7.5)), np.asarray(manifest.column("seed").to_pylist()))
+    assert manifest.column("guidance").to_pylist() == drawn.astype(np.float32).tolist()
+    assert manifest.column("guidance_interval").to_pylist() == [[0.25, 1.0]] * 3
