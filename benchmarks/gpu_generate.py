@@ -153,11 +153,20 @@ ARMS: dict[str, dict[str, Any]] = {
     "channels_last": {"channels_last": True, "fuse_qkv": False, "compile": False, "static_batch": False},
     "fuse_qkv": {"channels_last": False, "fuse_qkv": True, "compile": False, "static_batch": False},
     "compile": {"channels_last": False, "fuse_qkv": False, "compile": True, "static_batch": True},
+    # generate.sampling arms, on the default switches: a guidance scale per image (the same UNet work), and the
+    # guidance interval of the SD 1.x family (generate.sampling.diverse): the conditional half alone outside it
+    "per_image_guidance": {},
+    "guidance_interval": {},
+}
+SAMPLING: dict[str, dict[str, Any]] = {
+    "per_image_guidance": {"guidance_range": [1.5, 4.0]},
+    "guidance_interval": {"guidance_range": [1.5, 4.0], "interval": [0.1, 0.9]},
 }
 
 
 def _synthdiv_run(model_dir: Path, root: Path, args: argparse.Namespace, spec: dict[str, Any], batch: int,
-                  switches: dict[str, Any], images: int) -> tuple[dict[str, Any], float, int]:
+                  switches: dict[str, Any], images: int, sampling: dict[str, Any] | None = None,
+                  ) -> tuple[dict[str, Any], float, int]:
     """One ``generate`` stage of ``images``; returns (its summary, wall seconds, dynamo graphs compiled in it)."""
     from torch._dynamo.utils import counters
 
@@ -173,7 +182,8 @@ def _synthdiv_run(model_dir: Path, root: Path, args: argparse.Namespace, spec: d
         "models": {"generator": {"model": str(model_dir), "device": args.device, "dtype": args.dtype,
                                  "options": options}},
         "generate": {"batch_size": batch, "max_retries": 0 if args.no_retries else 2,
-                     "writer_threads": args.writer_threads, "torch_threads": args.threads},
+                     "writer_threads": args.writer_threads, "torch_threads": args.threads,
+                     **({"sampling": sampling} if sampling else {})},
         "plan": {"shard_size": args.shard_size},
     })
     write_bench_run(RunDir(root), images, args.shard_size, generator_id(cfg.models.generator))
@@ -188,9 +198,11 @@ def _synthdiv(model_dir: Path, root: Path, args: argparse.Namespace, spec: dict[
     from synthdiv.core.rundir import RunDir
     from synthdiv.stages.generate.reader import read_manifest
 
-    switches = ARMS[arm]
-    _, warm_wall, warm_graphs = _synthdiv_run(model_dir, root / "warmup", args, spec, batch, switches, 2 * batch)
-    summary, wall, graphs = _synthdiv_run(model_dir, root / "timed", args, spec, batch, switches, args.images)
+    switches, sampling = ARMS[arm], SAMPLING.get(arm)
+    _, warm_wall, warm_graphs = _synthdiv_run(model_dir, root / "warmup", args, spec, batch, switches, 2 * batch,
+                                              sampling)
+    summary, wall, graphs = _synthdiv_run(model_dir, root / "timed", args, spec, batch, switches, args.images,
+                                          sampling)
     rate = summary["images_per_second"]
     manifest = read_manifest(RunDir(root / "timed"))
     return {"images_per_second": rate, "with_model_load": args.images / wall, "images": manifest.num_rows,
@@ -210,7 +222,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--batch-sizes", default="1,4,8,16,32,48")
     ap.add_argument("--calls", type=int, default=4, help="timed calls per batch size in (b); (a) uses 4x as many")
     ap.add_argument("--synthdiv-batch", type=int, default=None, help="batch of (c); default: the fastest of (b)")
-    ap.add_argument("--arms", default="default,none,channels_last,fuse_qkv,compile",
+    ap.add_argument("--arms", default=",".join(ARMS),
                     help=f"synthdiv arms of (c), from {','.join(ARMS)}")
     ap.add_argument("--compile-backend", default="inductor", help="torch.compile backend ('eager' for a CPU check)")
     ap.add_argument("--no-retries", action="store_true")

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from synthdiv.config._base import Section
+from synthdiv.config.sampling import SamplingConfig
 from synthdiv.config.score import ClassifierConfig, DuplicatesConfig, MetricsConfig
 
 __all__ = ["GenerateConfig", "ScoreConfig"]
@@ -32,13 +33,18 @@ class GenerateConfig(Section):
     images_per_second: float | None = Field(
         None, gt=0, description="estimate: throughput per GPU to assume when none has been measured"
     )
-
+    sampling: SamplingConfig = Field(
+        default_factory=SamplingConfig,
+        description="per-image guidance and the guidance interval (default: the model's one guidance on every step)")
 
     @property
     def content(self) -> dict[str, Any]:
         """The settings that change what is stored (the generate stage's fingerprint). How the work is run (runner,
         batch size, threads, Ray pool, resume check) can change between a run and its resume."""
-        return {k: getattr(self, k) for k in ("image_format", "quality", "max_side", "max_retries")}
+        content = {k: getattr(self, k) for k in ("image_format", "quality", "max_side", "max_retries")}
+        if self.sampling.is_set:  # only when set: runs made before the option stay done
+            content["sampling"] = self.sampling.model_dump(mode="json")
+        return content
 
 
 class ScoreConfig(Section):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -18,6 +18,9 @@ _PLACEHOLDERS = {"base": ("{description}",), "context": ("{context}",), "style":
 
 
 class PromptsConfig(Section):
+    # options added after runs were made: they enter the fingerprint only when set (synthdiv.core.status)
+    fingerprint_optional: ClassVar[tuple[str, ...]] = ("negative_confusable",)
+
     contexts_per_class: int = Field(50, ge=0, description="distinct LLM-written scenes per class (CD)")
     styles: int = Field(20, ge=0, description="size of the style vocabulary (SD)")
     styles_per_class: int = Field(0, ge=0, description="extra LLM styles written for each class (0: shared only)")
@@ -47,6 +50,10 @@ class PromptsConfig(Section):
             "style": "text, watermark, low quality",
         },
         description="negative prompt of each kind",
+    )
+    negative_confusable: int = Field(
+        0, ge=0, description="add the names of this many of a class's most confusable classes (the disambiguate "
+        "stage's list) to its negative prompts; a name sharing a word with the class is skipped (0: none)"
     )
     temperature: float = Field(0.9, ge=0, le=2)
     batch_size: int = Field(10, ge=1, le=100, description="items asked of the LLM per request")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["prompt_id", "splitmix64", "prompt_keys", "derive_seeds", "image_keys", "hex64"]
+__all__ = ["prompt_id", "splitmix64", "prompt_keys", "derive_seeds", "image_keys", "hex64", "seeded_uniform"]
 
 _SEED_MASK = np.uint64(0x7FFF_FFFF_FFFF_FFFF)
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -55,6 +55,13 @@ def derive_seeds(keys: np.ndarray, repeats: np.ndarray) -> np.ndarray:
     """Non-negative int64 seeds from a prompt's seed key and the repeat number (0 for its first use)."""
     mixed = splitmix64(np.asarray(keys, dtype=np.uint64) ^ splitmix64(np.asarray(repeats, dtype=np.uint64)))
     return (mixed & _SEED_MASK).astype(np.int64)
+
+
+def seeded_uniform(seeds: np.ndarray, stream: str) -> np.ndarray:
+    """One float64 in [0, 1) per image seed, from a named stream: the same seed and stream give the same value on
+    every machine and every resume, and distinct streams (guidance, interval, ...) are independent of each other."""
+    mixed = splitmix64(np.asarray(seeds, dtype=np.int64).astype(np.uint64) ^ np.uint64(_key64(f"stream\0{stream}")))
+    return (mixed >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))  # the top 53 bits: exact in a float64
 
 
 def image_keys(classes: Sequence[int], prompt_ids: Sequence[str], generator_id: str) -> np.ndarray:

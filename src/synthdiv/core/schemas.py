@@ -18,6 +18,7 @@ __all__ = [
     "LEARNER_SCORES_SCHEMA",
     "PROMPT_KINDS",
     "PLAN_SOURCE_SCHEMA",
+    "MANIFEST_SAMPLING_SCHEMA",
     "PLAN_GENERATOR_FIELD",
     "PUBLISHED_SCHEMA",
     "FORMAT_KEY",
@@ -94,6 +95,10 @@ PLAN_SCHEMA = pa.schema(
 #   source: the real image a row starts from, relative to its class's real_dir (POSIX), null for text-to-image;
 #   strength: how much of it is noised away (diffusers' img2img ``strength``), null for text-to-image.
 PLAN_SOURCE_SCHEMA = pa.schema([("source", pa.string()), ("strength", pa.float32())])
+# A manifest part's last columns, each present only when set: an image's guidance scale and guidance interval
+# (generate.sampling) and its negative prompt (prompts.negative_confusable, where it differs by class).
+MANIFEST_SAMPLING_SCHEMA = pa.schema([("guidance", pa.float32()), ("guidance_interval", pa.list_(pa.float32())),
+                                      ("negative_prompt", pa.string())])
 
 # manifest.parquet: one row per image present in a complete shard (a folder of per-shard Parquet parts is allowed).
 MANIFEST_SCHEMA = pa.schema(

@@ -21,6 +21,7 @@ at least one).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
@@ -35,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from synthdiv.config.models import generator_id
 from synthdiv.errors import ConfigError, InputError, MissingDependencyError
 from synthdiv.models.embedded import tiny_diffusion_dir
+from synthdiv.models.generators.guidance import CALL_SCALE, guided, guides
 from synthdiv.models.generators.image_fit import fit_image, img2img_steps
 from synthdiv.registry import GENERATORS
 from synthdiv.utils.devices import resolve_device, resolve_dtype
@@ -47,8 +49,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "DiffusersGenerator", "DiffusersOptions", "FastPath", "MODEL_DEFAULTS", "SCHEDULERS", "fast_path", "model_defaults",
-    "pad_batch",
+    "DIVERSE_SAMPLING", "DiffusersGenerator", "DiffusersOptions", "FastPath", "MODEL_DEFAULTS", "SCHEDULERS",
+    "diverse_sampling", "fast_path", "model_defaults", "pad_batch",
 ]
 
 # (substring of the lower-cased model id, steps, guidance): first match wins.
@@ -63,6 +65,22 @@ MODEL_DEFAULTS: tuple[tuple[str, int, float], ...] = (
     ("xl", 30, 5.0),
     ("embedded", 4, 7.5),
     ("", 25, 7.5),  # Stable Diffusion 1.x / 2.x and anything else
+)
+
+# (substring of the lower-cased model id, guidance range, guidance interval) of ``generate.sampling.diverse``: first
+# match wins; None where the family is distilled and does not guide. Starting points taken from the papers that
+# motivate them (docs/models.md), not tuned here: low scales (Fan et al. find 2 best for SD 1.5 classifiers), and
+# guidance skipped at the noisiest and the last steps (Kynkaenniemi et al.).
+DIVERSE_SAMPLING: tuple[tuple[str, tuple[float, float] | None, tuple[float, float] | None], ...] = (
+    ("turbo", None, None),
+    ("lightning", None, None),
+    ("lcm", None, None),
+    ("flux", None, None),
+    ("stable-diffusion-3", (2.0, 7.0), (0.1, 0.9)),
+    ("pixart", (1.5, 4.5), (0.1, 0.9)),
+    ("xl", (2.0, 6.0), (0.15, 0.85)),
+    ("embedded", (1.5, 7.5), (0.25, 1.0)),
+    ("", (1.5, 4.0), (0.1, 0.9)),  # Stable Diffusion 1.x / 2.x and anything else
 )
 
 # Short names of schedulers; any diffusers scheduler class name works as well.
@@ -157,6 +175,12 @@ def model_defaults(model: str) -> tuple[int, float]:
     return next((steps, guidance) for key, steps, guidance in MODEL_DEFAULTS if key in low)
 
 
+def diverse_sampling(model: str) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+    """(guidance range, guidance interval) of ``generate.sampling.diverse`` for a model id or path."""
+    low = model.lower()
+    return next((rng, interval) for key, rng, interval in DIVERSE_SAMPLING if key in low)
+
+
 def _build_scheduler(name: str, config: Any) -> Any:
     import diffusers
 
@@ -182,6 +206,7 @@ class DiffusersGenerator:
 
     Options = DiffusersOptions
     supports_img2img = True  # through AutoPipelineForImage2Image.from_pipe, where the model family has one
+    supports_sampling = True  # per-image guidance and the guidance interval (generate.sampling)
 
     def __init__(self, spec: GeneratorSpec, options: DiffusersOptions, device: str | None = None) -> None:
         self.spec = spec
@@ -293,15 +318,19 @@ class DiffusersGenerator:
         negative_prompts: Sequence[str] | None = None,
         init_images: Sequence[Image.Image | None] | None = None,
         strengths: Sequence[float | None] | None = None,
+        guidances: Sequence[float] | None = None,
+        interval: tuple[float, float] | None = None,
     ) -> list[Image.Image]:
         """One image per (prompt, seed); NaN pixels become black (and are then retried by the caller).
 
         Rows with an ``init_images`` entry are made image-to-image from it (fitted to the output size) at their
         ``strengths`` entry, through the model's image-to-image pipeline (it shares the weights); one model call per
-        distinct strength. The conversion to 8-bit happens on the device, so only uint8 pixels cross to the host.
+        distinct strength. ``guidances`` gives each row its own guidance scale and ``interval`` the part of the
+        schedule that is guided (:mod:`~synthdiv.models.generators.guidance`). The conversion to 8-bit happens on the
+        device, so only uint8 pixels cross to the host.
         """
         if init_images is None or all(im is None for im in init_images):
-            return self._generate(prompts, seeds, negative_prompts)
+            return self._generate(prompts, seeds, negative_prompts, guidances=guidances, interval=interval)
         if strengths is None or len(strengths) != len(prompts) or len(init_images) != len(prompts):
             raise ValueError("generate: init_images and strengths must have one entry per prompt")
         out: list[Image.Image | None] = [None] * len(prompts)
@@ -311,7 +340,9 @@ class DiffusersGenerator:
         for strength, rows in groups.items():
             negs = [negative_prompts[i] for i in rows] if negative_prompts is not None else None
             images = None if strength is None else [fit_image(init_images[i], self.width, self.height) for i in rows]
-            made = self._generate([prompts[i] for i in rows], [seeds[i] for i in rows], negs, images, strength)
+            gs = [guidances[i] for i in rows] if guidances is not None else None
+            made = self._generate([prompts[i] for i in rows], [seeds[i] for i in rows], negs, images, strength, gs,
+                                  interval)
             for i, image in zip(rows, made, strict=True):
                 out[i] = image
         return out  # type: ignore[return-value]
@@ -337,6 +368,8 @@ class DiffusersGenerator:
         negative_prompts: Sequence[str] | None,
         images: list[Image.Image] | None = None,
         strength: float | None = None,
+        guidances: Sequence[float] | None = None,
+        interval: tuple[float, float] | None = None,
     ) -> list[Image.Image]:
         import torch
         from PIL import Image
@@ -347,6 +380,7 @@ class DiffusersGenerator:
             prompts, seeds = pad_batch(prompts, self._batch), pad_batch(seeds, self._batch)
             negative_prompts = pad_batch(negative_prompts, self._batch) if negative_prompts is not None else None
             images = pad_batch(images, self._batch) if images is not None else None
+            guidances = pad_batch(guidances, self._batch) if guidances is not None else None
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
         kwargs: dict[str, Any] = {
             "prompt": list(prompts),
@@ -364,8 +398,20 @@ class DiffusersGenerator:
             kwargs.update(image=images, strength=strength, num_inference_steps=img2img_steps(self.steps, strength))
         if self._takes_negative and negative_prompts is not None and any(negative_prompts):
             kwargs["negative_prompt"] = [x or "" for x in negative_prompts]
+        steer = contextlib.nullcontext()
+        if guidances is not None or interval is not None:
+            scales = [float(g) for g in guidances] if guidances is not None else [self.guidance] * len(prompts)
+            if interval is None and len(set(scales)) == 1:
+                kwargs["guidance_scale"] = scales[0]  # one scale for the batch: the pipeline's own guidance
+            else:
+                if not guides(pipe):
+                    raise ConfigError(f"generate.sampling: {type(pipe).__name__} does not apply classifier-free "
+                                      "guidance; per-image guidance and the interval need a model that does")
+                kwargs["guidance_scale"] = CALL_SCALE
+                denoiser = pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer
+                steer = guided(denoiser, pipe.scheduler, scales, interval)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), steer:
                 out = pipe(**kwargs).images  # (B, 3, H, W) in [0, 1], still on the device
         except torch.cuda.OutOfMemoryError:
             raise ConfigError(

@@ -13,15 +13,24 @@ from typing import Any
 
 from synthdiv.core.schemas import CLASS_FIELDS
 from synthdiv.stages.classes.reader import read_classes
+from synthdiv.stages.disambiguate.confusable import mentions_name
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["read_resolved"]
+__all__ = ["read_resolved", "confusable_names"]
 
 
 def read_resolved(path: Path | str) -> list[dict[str, Any]]:
     """The rows of ``classes.resolved.jsonl``, checked; a problem is one InputError naming the file and line."""
     return read_classes(path, (*CLASS_FIELDS, "description"), ("name", "description"), stage="disambiguate")
+
+
+def confusable_names(row: dict[str, Any], k: int) -> list[str]:
+    """The first ``k`` of the class's confusable classes (most confusable first) whose names share no word with its
+    own name or description: "tiger cat" is no negative for "tabby cat", whose prompts say "cat"."""
+    own = f"{row.get('name', '')} {row.get('description', '')}"
+    names = [n for n in row.get("confusable") or [] if not mentions_name(own, n)]
+    return names[:k]
 
 
 def runner_up(row: dict[str, Any]) -> dict[str, Any] | None:

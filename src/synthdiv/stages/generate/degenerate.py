@@ -68,19 +68,25 @@ def generate_with_retries(
     max_retries: int,
     init_images: Sequence[Image.Image | None] | None = None,
     strengths: Sequence[float | None] | None = None,
+    guidances: Sequence[float] | None = None,
+    interval: tuple[float, float] | None = None,
 ) -> list[Generated]:
     """Generate one batch; regenerate its degenerate images (only those, in one smaller batch per attempt).
 
     ``init_images`` / ``strengths`` (image-to-image rows; None entries are text-to-image) are passed to the
-    generator only when some row has an init image, so a text-to-image generator never sees them.
+    generator only when some row has an init image, and ``guidances`` / ``interval`` (``generate.sampling``) only when
+    given, so a generator without those features never sees them. A retry keeps its image's guidance.
     """
     img2img = init_images is not None and any(im is not None for im in init_images)
     extra = {"init_images": list(init_images), "strengths": list(strengths or [])} if img2img else {}
+    if guidances is not None:
+        extra["guidances"] = list(guidances)
+    fixed = {"interval": interval} if interval is not None else {}
 
     def subset(rows: list[int]) -> dict:
-        return {k: [v[i] for i in rows] for k, v in extra.items()}
+        return {k: [v[i] for i in rows] for k, v in extra.items()} | fixed
 
-    images = generator.generate(prompts, seeds, negative_prompts, **extra)
+    images = generator.generate(prompts, seeds, negative_prompts, **extra, **fixed)
     out = [Generated(img, int(s), 0, degenerate_reason(img)) for img, s in zip(images, seeds, strict=True)]
     for attempt in range(1, max_retries + 1):
         bad = [i for i, g in enumerate(out) if g.degenerate]

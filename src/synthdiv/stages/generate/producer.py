@@ -24,9 +24,10 @@ import pyarrow.compute as pc
 
 from synthdiv.core.rundir import shard_name
 from synthdiv.core.schemas import PLAN_GENERATOR_FIELD, PLAN_SCHEMA, PLAN_SOURCE_SCHEMA, PROMPTS_SCHEMA
-from synthdiv.errors import InputError
+from synthdiv.errors import ConfigError, InputError
 from synthdiv.stages.generate.degenerate import Generated, generate_with_retries
 from synthdiv.stages.generate.img2img import SourceImages
+from synthdiv.stages.generate.sampling import draw_guidance, resolve_sampling
 from synthdiv.stages.generate.shards import MANIFEST_COLUMNS, ShardWriter
 from synthdiv.stages.plan.reader import BATCH_ROWS, cast_to, open_checked, shard_counts, shard_range
 
@@ -62,6 +63,8 @@ class _Made:
     retries: int
     degenerate: bool
     size: tuple[int, int]
+    guidance: float | None = None  # the image's own guidance scale (generate.sampling), else None
+    negative: str = ""
 
 
 class PlannedWork:
@@ -192,17 +195,24 @@ class ShardProducer:
     Args:
         work: The plan and prompts.
         generator: A :class:`~synthdiv.models.generators.base.Generator`.
-        gcfg: The ``generate`` section (batch size, format, quality, retries, threads).
+        gcfg: The ``generate`` section (batch size, format, quality, retries, threads, sampling).
         on_images: Called with the number of images after each batch leaves the model (progress bars).
+        record_negative: Put each image's negative prompt in the manifest (``prompts.negative_confusable``: the
+            negative prompt then differs by class); the sidecar always has it.
     """
 
     def __init__(
         self, work: PlannedWork, generator: Generator, gcfg: GenerateConfig,
-        on_images: Callable[[int], None] | None = None,
+        on_images: Callable[[int], None] | None = None, record_negative: bool = False,
     ) -> None:
         self.work, self.generator, self.gcfg = work, generator, gcfg
         self.on_images = on_images or (lambda n: None)
+        self.record_negative = record_negative
         self.settings = generator.settings()
+        self.sampling = resolve_sampling(gcfg.sampling, str(self.settings.get("model") or ""))
+        if self.sampling is not None and not getattr(generator, "supports_sampling", False):
+            raise ConfigError(f"generate.sampling: generator {self.settings['generator_id']} cannot vary guidance per "
+                              "image or over an interval; remove generate.sampling")
         self._sources = SourceImages(work.run)
         self._encode = ThreadPoolExecutor(gcfg.writer_threads, thread_name_prefix="synthdiv-encode")
         self._tar = ThreadPoolExecutor(1, thread_name_prefix="synthdiv-tar")
@@ -227,17 +237,19 @@ class ShardProducer:
             for lo in range(0, len(rows.image_id), bs):
                 ids, seeds = rows.image_id[lo : lo + bs], rows.seed[lo : lo + bs]
                 texts = [self.work.prompt(p) for p in rows.prompt_id[lo : lo + bs]]
+                guidances = self._guidances(seeds)
                 made = generate_with_retries(
                     self.generator, [t[0] for t in texts], seeds, [t[1] for t in texts], self.gcfg.max_retries,
-                    **self._init_images(rows, lo, lo + bs),
+                    **self._init_images(rows, lo, lo + bs), **self._sampling_args(guidances),
                 )
                 for j, (key, g) in enumerate(zip(ids, made, strict=True)):
-                    meta = self._meta(rows, lo + j, texts[j], g)
+                    meta = self._meta(rows, lo + j, texts[j], g, guidances[j] if guidances else None)
                     enc = self._encode.submit(
                         encode_image, g.image, self.gcfg.image_format, self.gcfg.quality, self.gcfg.max_side
                     )
                     self._queue(self._tar.submit(_add, writer, key, self.gcfg.image_format, enc, meta))
-                done.extend(_Made(g.retries, g.degenerate is not None, g.image.size) for g in made)
+                done.extend(_Made(g.retries, g.degenerate is not None, g.image.size,
+                                  guidances[j] if guidances else None, texts[j][1]) for j, g in enumerate(made))
                 self.on_images(len(ids))
         except BaseException:
             self._tar.submit(writer.abort).result()
@@ -247,6 +259,21 @@ class ShardProducer:
         while len(self._commits) > 1:  # the previous shard's commit has had a whole shard's time to finish
             shard_done, fut = self._commits.pop(0)
             self._done.append((shard_done, fut.result()))
+
+    def _guidances(self, seeds: Sequence[int]) -> list[float] | None:
+        """Each image's guidance scale, drawn from its planned seed (None: generate.sampling leaves it alone)."""
+        if self.sampling is None:
+            return None
+        drawn = draw_guidance(self.sampling, np.asarray(seeds, dtype=np.int64))
+        return [float(g) for g in drawn] if drawn is not None else None
+
+    def _sampling_args(self, guidances: list[float] | None) -> dict[str, Any]:
+        if self.sampling is None:
+            return {}
+        args: dict[str, Any] = {"guidances": guidances} if guidances is not None else {}
+        if self.sampling.interval is not None:
+            args["interval"] = tuple(self.sampling.interval)
+        return args
 
     def _init_images(self, rows: ShardRows, lo: int, hi: int) -> dict[str, Any]:
         """The source images and strengths of rows ``lo:hi`` of an image-to-image plan, else nothing."""
@@ -264,10 +291,11 @@ class ShardProducer:
         while len(self._inflight) > limit or (self._inflight and self._inflight[0].done()):
             self._inflight.popleft().result()
 
-    def _meta(self, rows: ShardRows, i: int, text: tuple[str, str, str], g: Generated) -> dict[str, Any]:
+    def _meta(self, rows: ShardRows, i: int, text: tuple[str, str, str], g: Generated,
+              guidance: float | None) -> dict[str, Any]:
         s = self.settings
         width, height = self._stored(g.image.size)
-        return {
+        meta = {
             "image_id": rows.image_id[i], "class": rows.cls[i], "class_name": text[2], "prompt_id": rows.prompt_id[i],
             "prompt": text[0], "negative_prompt": text[1], "seed": rows.seed[i], "used_seed": g.used_seed,
             "retries": g.retries, "degenerate": g.degenerate is not None, "degenerate_reason": g.degenerate or "",
@@ -276,6 +304,11 @@ class ShardProducer:
             "guidance": s.get("guidance"), "generated_size": list(g.image.size), "width": width, "height": height,
             "format": self.gcfg.image_format, "batch_size": self.gcfg.batch_size, "shard": rows.shard,
         } | self._source_meta(rows, i)
+        if guidance is not None:
+            meta["guidance"] = guidance
+        if self.sampling is not None and self.sampling.interval is not None:
+            meta["guidance_interval"] = list(self.sampling.interval)
+        return meta
 
     @staticmethod
     def _source_meta(rows: ShardRows, i: int) -> dict[str, Any]:
@@ -303,6 +336,15 @@ class ShardProducer:
         if rows.source is not None:  # image-to-image provenance: the writer adds it after its own columns
             table = table.append_column("source", pa.array(rows.source, pa.string()))
             table = table.append_column("strength", pa.array(rows.strength or [None] * n, pa.float32()))
+        if self.sampling is not None:  # generate.sampling's record: each image's guidance, and the interval
+            scale = float(self.settings.get("guidance") or 0.0)
+            table = table.append_column("guidance", pa.array(
+                [scale if g.guidance is None else g.guidance for g in done], pa.float32()))
+            if self.sampling.interval is not None:
+                table = table.append_column("guidance_interval", pa.array(
+                    [list(self.sampling.interval)] * n, pa.list_(pa.float32())))
+        if self.record_negative:
+            table = table.append_column("negative_prompt", pa.array([g.negative for g in done], pa.string()))
         return table
 
     def _stored(self, size: tuple[int, int]) -> tuple[int, int]:

@@ -110,7 +110,8 @@ def run_local(cfg: RunConfig, run: RunDir, work: PlannedWork, todo: Sequence[int
         for spec, shards in groups:  # one generator in memory at a time
             generator = create_generator(spec, device=_device_for(spec, env))
             devices.append(device_name(getattr(generator, "device", None) or spec.device))
-            with ShardProducer(work, generator, cfg.generate, on_images=lambda n: bar.advance(task, n)) as producer:
+            with ShardProducer(work, generator, cfg.generate, on_images=lambda n: bar.advance(task, n),
+                               record_negative=cfg.prompts.negative_confusable > 0) as producer:
                 for shard in shards:
                     producer.produce(shard)
                 written += len(producer.drain())
@@ -137,7 +138,8 @@ class _RayShardActor:
         for spec, mine in by_generator(self.cfg, self.work, shards):
             gid = generator_id(spec)
             if gid not in self.producers:
-                self.producers[gid] = ShardProducer(self.work, create_generator(spec), self.cfg.generate)
+                self.producers[gid] = ShardProducer(self.work, create_generator(spec), self.cfg.generate,
+                                                    record_negative=self.cfg.prompts.negative_confusable > 0)
             for shard in mine:
                 self.producers[gid].produce(shard)
             self.producers[gid].drain()

@@ -28,7 +28,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthdiv.core.rundir import RunDir, shard_name
-from synthdiv.core.schemas import MANIFEST_SCHEMA, PLAN_SOURCE_SCHEMA, with_format, written_format
+from synthdiv.core.schemas import (
+    MANIFEST_SAMPLING_SCHEMA,
+    MANIFEST_SCHEMA,
+    PLAN_SOURCE_SCHEMA,
+    with_format,
+    written_format,
+)
 from synthdiv.stages.plan.reader import plan_shard_counts
 from synthdiv.utils.io import TMP_MARK, atomic_write, atomic_write_json, read_jsonl, write_parquet_atomic
 
@@ -73,7 +79,7 @@ def _python_type(arrow_type: pa.DataType) -> type:
 # the image is fine). Readers that infer one schema from a few samples (Hugging Face ``datasets``) need each field to
 # keep one type in every sample, so the writer refuses a sidecar that breaks it (a null or a string ``degenerate``).
 SIDECAR_TYPES: dict[str, type] = {f.name: _python_type(f.type) for f in (*MANIFEST_COLUMNS, *PLAN_SOURCE_SCHEMA)} | {
-    "degenerate_reason": str}
+    "degenerate_reason": str, "negative_prompt": str}
 
 
 class ShardWriter:
@@ -138,6 +144,9 @@ class ShardWriter:
             col = given.column(field.name).cast(field.type) if field.name in given.column_names else pa.nulls(
                 rows.num_rows, field.type)
             rows = rows.append_column(field, col)
+        for field in MANIFEST_SAMPLING_SCHEMA:  # only those the caller recorded
+            if field.name in given.column_names:
+                rows = rows.append_column(field, given.column(field.name).cast(field.type))
         self._tar.close()
         self._stack.close()  # fsync + rename into place
         self._tar = self._stack = None

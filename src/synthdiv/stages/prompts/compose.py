@@ -59,6 +59,7 @@ class ClassPrompts:
     target_styles: list[str] = field(default_factory=list)
     target_styles_llm: str | None = None
     target_styles_template: str | None = None
+    negative_names: list[str] = field(default_factory=list)  # confusable classes added to every negative prompt
 
 
 # The grounded kinds take the negative prompt of the kind they extend, unless prompts.negative names them.
@@ -98,9 +99,11 @@ def compose_class(cp: ClassPrompts, cfg: PromptsConfig, dropped: Counter[str] | 
             dropped["duplicate"] += 1
             return
         seen.add((kind, text))
+        negative = ", ".join(x for x in (cfg.negative.get(kind, cfg.negative.get(_NEGATIVE_OF.get(kind, kind), "")),
+                                         *cp.negative_names) if x)
         rows.append({
             "prompt_id": prompt_id(cp.index, kind, text), "class": cp.index, "class_name": cp.name, "kind": kind,
-            "text": text, "negative": cfg.negative.get(kind, cfg.negative.get(_NEGATIVE_OF.get(kind, kind), "")),
+            "text": text, "negative": negative,
             "context": context, "style": style,
             "template_id": tid, "llm_id": llm_id,
         })

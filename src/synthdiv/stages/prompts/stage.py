@@ -22,7 +22,7 @@ from synthdiv.models.captions import create_captioner
 from synthdiv.models.clip import create_scorer
 from synthdiv.models.llm import create_llm
 from synthdiv.models.llm.progress import llm_progress
-from synthdiv.stages.disambiguate.reader import read_resolved
+from synthdiv.stages.disambiguate.reader import confusable_names, read_resolved
 from synthdiv.stages.prompts.compose import ClassPrompts, compose_class
 from synthdiv.stages.prompts.contexts import CONTEXTS_TEMPLATE, collect_contexts_many
 from synthdiv.stages.prompts.grounded import (
@@ -132,6 +132,7 @@ def build(cfg: RunConfig, run: RunDir) -> dict[str, Any]:
         task = progress.add_task("writing prompts", total=len(classes))
         for k, row in enumerate(classes):
             cp = ClassPrompts(row["index"], row["name"], row["description"].strip())
+            cp.negative_names = confusable_names(row, p.negative_confusable) if p.negative_confusable else []
             if want_contexts:
                 got = contexts[k]
                 cp.contexts, cp.contexts_template = got.items, CONTEXTS_TEMPLATE
