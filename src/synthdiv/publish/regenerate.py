@@ -29,12 +29,13 @@ import pyarrow.parquet as pq
 import yaml
 
 from synthdiv.config.loader import config_from_dict
-from synthdiv.config.models import generator_id
 from synthdiv.core.rundir import RunDir
 from synthdiv.core.schemas import PLAN_SCHEMA
 from synthdiv.errors import ConfigError, InputError
+from synthdiv.models.generators import create_generator
 from synthdiv.publish.layout import PublishedDir
-from synthdiv.publish.privacy import Scrubber
+from synthdiv.stages.generate.producer import PlannedWork, ShardProducer
+from synthdiv.stages.generate.reader import image_bytes, read_manifest
 from synthdiv.utils.io import write_parquet_atomic
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,9 @@ class Regenerated:
         return not self.different
 
 
-def _recipe_config(folder: PublishedDir, scratch: Path, model: str | None, device: str) -> Any:
+def _recipe_config(folder: PublishedDir, scratch: Path, model: str | None, device: str) -> tuple[Any, str]:
+    """The recipe's run config, on ``scratch`` and ``device`` (``model`` for its generator's model), and the
+    generator id the metadata names the recipe's generator by."""
     path = folder.recipe_file("config.yaml")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -66,6 +69,8 @@ def _recipe_config(folder: PublishedDir, scratch: Path, model: str | None, devic
     if not isinstance(data, dict) or not isinstance(data.get("models", {}).get("generator"), dict):
         raise InputError(f"{path}: expected a run config with models.generator")
     generator = data["models"]["generator"]
+    backend, revision = generator.get("backend", "diffusers"), generator.get("revision") or "main"
+    recipe_gid = f"{backend}:{generator.get('model')}@{revision}"
     if model is not None:
         generator["model"] = model
     elif str(generator.get("model", "")).startswith("<local>"):
@@ -73,7 +78,7 @@ def _recipe_config(folder: PublishedDir, scratch: Path, model: str | None, devic
                           "made the dataset; pass --model with where that model is here")
     generator["device"] = device
     data["run_dir"] = str(scratch)
-    return config_from_dict(data, base_dir=scratch, source=str(path))
+    return config_from_dict(data, base_dir=scratch, source=str(path)), recipe_gid
 
 
 def _metadata(folder: PublishedDir) -> pa.Table:
@@ -106,14 +111,11 @@ def regenerate_sample(root: Path | str, n: int = 10, model: str | None = None, d
     result = Regenerated()
     with tempfile.TemporaryDirectory(prefix="synthdiv-regenerate-") as tmp:
         scratch = Path(tmp) / "run"
-        cfg = _recipe_config(folder, scratch, model, device)
+        cfg, recipe_gid = _recipe_config(folder, scratch, model, device)
         meta = _metadata(folder)
-        recipe_gid = Scrubber(Path(tmp)).text(generator_id(cfg.models.generator))
-        usable = pc.and_(pc.invert(pc.fill_null(pc.not_equal(meta.column("source"), ""), False)),
-                         pc.fill_null(pc.equal(meta.column("generator_id"), recipe_gid), False))
-        if model is not None:  # the recipe named the model by a label; the override stands for it
-            usable = pc.invert(pc.fill_null(pc.not_equal(meta.column("source"), ""), False))
-        candidates = meta.filter(usable)
+        text_to_image = pc.invert(pc.fill_null(pc.not_equal(meta.column("source"), ""), False))
+        ours = pc.fill_null(pc.equal(meta.column("generator_id"), recipe_gid), False)
+        candidates = meta.filter(pc.and_(text_to_image, ours))
         result.left_out = meta.num_rows - candidates.num_rows
         if not candidates.num_rows:
             return result
@@ -141,10 +143,6 @@ def regenerate_sample(root: Path | str, n: int = 10, model: str | None = None, d
 
 def _make_again(cfg: Any, folder: PublishedDir, scratch: RunDir, keys: list[str]) -> dict[str, bytes]:
     """The encoded images of ``keys``, made again in their own batches in a scratch run."""
-    from synthdiv.models.generators import create_generator
-    from synthdiv.stages.generate.producer import PlannedWork, ShardProducer
-    from synthdiv.stages.generate.reader import image_bytes, read_manifest
-
     plan_path = folder.recipe_file("plan.parquet")
     if not plan_path.is_file() or not folder.recipe_file("prompts.parquet").is_file():
         raise InputError(f"{folder.recipe}: no plan.parquet or prompts.parquet; the folder cannot be re-created")
@@ -166,12 +164,10 @@ def _make_again(cfg: Any, folder: PublishedDir, scratch: RunDir, keys: list[str]
         end = min(start + bs, int(np.searchsorted(shards, shards[first], side="right")))
         part = plan.slice(start, end - start).select(PLAN_SCHEMA.names + [
             c for c in ("source", "strength") if c in plan.column_names])
-        rows.append(part.set_column(part.schema.get_field_index("shard"), "shard",
-                                    pa.array([number] * part.num_rows, pa.int32())))
+        rows.append(part.set_column(part.schema.get_field_index("shard"), PLAN_SCHEMA.field("shard"),
+                                    pa.array([number] * part.num_rows, PLAN_SCHEMA.field("shard").type)))
     scratch.root.mkdir(parents=True, exist_ok=True)
-    write_parquet_atomic(pa.concat_tables(rows).cast(pa.schema([
-        plan.schema.field(c) if c != "shard" else pa.field("shard", pa.int32()) for c in rows[0].column_names])),
-        scratch.plan)
+    write_parquet_atomic(pa.concat_tables(rows), scratch.plan)
     scratch.prompts.write_bytes(folder.recipe_file("prompts.parquet").read_bytes())
     if cfg.generate.torch_threads:
         import torch
