@@ -190,3 +190,20 @@ def test_a_copy_of_the_folder_reads_the_same(published, tmp_path):
     shutil.copytree(published.path, copy)
     out = PublishedDir(copy)
     assert out.shards() == [0, 1, 2] and pq.read_table(out.metadata).num_rows == 9
+
+
+def test_include_real_publishes_the_real_images_and_hides_their_folder(tmp_path, make_config):
+    paths = make_toy_run(tmp_path / "toy", num_classes=2, real_per_class=3, syn_per_class=2)
+    cfg = make_config(run_dir=str(paths["run"]))
+    without = build.publish(cfg, tmp_path / "plain")
+    assert without.real == 0 and not PublishedDir(without.path).real.exists()
+    result = build.publish(cfg, tmp_path / "set", include_real=True)
+    out = PublishedDir(result.path)
+    assert result.real == 6
+    with tarfile.open(out.real_tar(1)) as tf:
+        names = tf.getnames()
+        assert tf.extractfile("real-0001-000000.cls").read() == b"1"
+        images = [tf.extractfile(n).read() for n in names if n.endswith(".png")]
+    assert len(names) == 6 and (paths["real"] / "class1" / "0000.png").read_bytes() in images
+    classes = out.recipe_file("classes.jsonl").read_text()
+    assert str(paths["real"]) not in classes and "<local>/class1" in classes
