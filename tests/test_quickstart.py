@@ -65,3 +65,17 @@ def test_quickstart_runs_every_stage_then_does_nothing(tmp_path: Path):
     assert "every stage is done and unchanged: nothing to do" in log
     changed = [p for p, t in stamps.items() if p.exists() and p.stat().st_mtime_ns != t]
     assert changed == []
+
+    # published, the folder loads with every label, checks out, and ten of its images are made again exactly
+    import datasets
+
+    folder = tmp_path / "quickstart-synth"
+    published = _synthdiv("publish", str(run), "--out", str(folder))
+    assert published.returncode == 0, published.stderr[-3000:]
+    loaded = datasets.load_dataset(str(folder), split="train", cache_dir=str(tmp_path / "hf-cache"))
+    labels = dict(zip(manifest.column("image_id").to_pylist(), manifest.column("class").to_pylist(), strict=True))
+    assert {row["__key__"]: int(row["cls"]) for row in loaded} == labels
+    checked = _synthdiv("verify", "--dataset", str(folder))
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
+    assert "2 shards, 80 images intact; no damage" in checked.stdout
+    assert "made again from the recipe: 10 images, 10 exact" in checked.stdout

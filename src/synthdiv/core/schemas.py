@@ -186,7 +186,8 @@ PUBLISHED_SCHEMA = pa.schema(
         ("seed", pa.int64()),
         ("generator_id", pa.string()),  # backend:model@revision (a local model folder as <local>/<name>)
         ("generator_revision", pa.string()),
-        ("guidance", pa.float32()),  # as the image's sidecar recorded it, null when it did not
+        ("guidance", pa.float32()),  # as the image's sidecar recorded it (its own with generate.sampling), or null
+        ("guidance_interval", pa.list_(pa.float32())),  # [start, end] of the guided steps (generate.sampling), or null
         ("steps", pa.int32()),
         ("scheduler", pa.string()),
         ("source", pa.string()),  # image-to-image: the real image it started from (relative to its class folder)

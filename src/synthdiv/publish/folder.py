@@ -34,7 +34,7 @@ __all__ = ["Member", "publish_shard", "IMAGE_EXTS", "SIDECAR_KEEP"]
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 _JPEG = ("jpg", "jpeg")
 # what the metadata takes from each image's JSON sidecar (how the generator made it; absent in older shards)
-SIDECAR_KEEP = ("revision", "guidance", "steps", "scheduler")
+SIDECAR_KEEP = ("revision", "guidance", "guidance_interval", "steps", "scheduler")
 
 
 @dataclass

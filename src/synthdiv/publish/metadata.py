@@ -147,6 +147,7 @@ class MetadataBuilder:
             "prompt_kind": prompt["kind"], "context": prompt["context"], "style": prompt["style"],
             "seed": col("seed"), "generator_id": gen_ids, "generator_revision": revisions,
             "guidance": [_number(s.get("guidance")) for s in settings],
+            "guidance_interval": [_interval(s.get("guidance_interval")) for s in settings],
             "steps": [s.get("steps") if isinstance(s.get("steps"), int) else None for s in settings],
             "scheduler": [s.get("scheduler") if isinstance(s.get("scheduler"), str) else None for s in settings],
             "source": self._scrub(col("source")) if "source" in part.column_names else None,
@@ -165,6 +166,13 @@ class MetadataBuilder:
         arrays = [pa.nulls(len(ids), f.type) if cols[f.name] is None else _cast(cols[f.name], f.type)
                   for f in self.schema]
         return pa.Table.from_arrays(arrays, schema=self.schema)
+
+
+def _interval(value: Any) -> list[float] | None:
+    """A sidecar's ``guidance_interval`` ([start, end], generate.sampling), else None."""
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int | float) for v in value):
+        return [float(v) for v in value]
+    return None
 
 
 def _number(value: Any) -> float | None:
