@@ -16,13 +16,27 @@ from synthdiv.errors import InputError
 from synthdiv.stages.generate.reader import read_manifest
 from synthdiv.stages.plan.adaptive import least_used, prompt_yields, weighted_picks
 from synthdiv.stages.plan.reader import plan_rounds, read_plan
-from synthdiv.stages.score.learner import informativeness, most_informative, select_pools
+from synthdiv.stages.score.learner import informativeness, most_informative, pooled_rounds, select_pools
 from synthdiv.stages.score.reader import filtered_manifest, learner_mask
 from synthdiv.utils.io import write_parquet_atomic
 from tests.generate.test_adapt import _adapt_inputs
 
 SURE = [0.98, 0.01, 0.01]  # the model already knows this image: it teaches little
 UNSURE = [0.34, 0.33, 0.33]
+
+
+def test_each_measure_on_known_probabilities():
+    probs = np.array([[0.5, 0.5, 0.0], [0.7, 0.2, 0.1]], dtype=np.float32)
+    labels = np.array([2, 0])
+    p = probs.astype(np.float64)
+    entropy = informativeness(probs, labels, "entropy")  # a class of probability 0 adds nothing
+    assert entropy.dtype == np.float64 and entropy.tolist() == [np.log(2), -(p[1] * np.log(p[1])).sum()]
+    assert informativeness(probs, labels, "margin").tolist() == [0.0, -(p[1, 0] - p[1, 1])]
+    assert informativeness(probs[:, :2], labels, "margin").tolist() == [0.0, -(p[1, 0] - p[1, 1])]  # two classes
+    assert informativeness(probs, labels, "loss").tolist() == [-np.log(1e-12), -np.log(p[1, 0])]  # 0: clipped
+    with pytest.raises(ValueError) as refused:
+        informativeness(probs, labels, "gini")
+    assert str(refused.value) == "informativeness: unknown measure 'gini'; expected one of: entropy, margin, loss"
 
 
 def test_each_measure_ranks_what_the_model_is_unsure_of_first():
@@ -75,6 +89,22 @@ def test_weighted_picks_are_least_used_with_equal_weights_and_proportional_other
         weighted_picks(np.array([0]), np.array([0.0]), 1)
 
 
+def test_weighted_picks_of_nothing_and_their_refusals():
+    # nothing asked or nothing to pick from
+    for uses, weights, m in (([1, 2], [0.0, 0.0], 0), ([], [], 3), ([1], [0.0], -1)):
+        index, repeat = weighted_picks(np.array(uses, np.int64), np.array(weights), m)
+        assert (index.tolist(), repeat.tolist(), index.dtype, repeat.dtype) == ([], [], np.int64, np.int64)
+    index, repeat = weighted_picks(np.array([3, 0]), np.array([1.0, 1.0]), 2)
+    assert (index.tolist(), repeat.tolist(), repeat.dtype) == ([1, 1], [0, 1], np.int64)
+    message = "weighted_picks: weights must be finite, non-negative and not all 0"
+    for weights in ([-1.0, 1.0], [np.inf, 1.0], [np.nan, 1.0], [0.0, 0.0]):
+        with pytest.raises(ValueError) as refused:
+            weighted_picks(np.array([0, 0]), np.array(weights), 1)
+        assert str(refused.value) == message
+    with pytest.raises(ValueError, match="zip"):  # one weight per prompt
+        weighted_picks(np.array([0, 0]), np.array([1.0]), 1)
+
+
 def test_prompt_yields_are_kept_per_generated_image_of_the_same_context_or_style():
     rows = [("p0", 0, "context", "a beach", None), ("p1", 0, "context", "a beach", None),
             ("p2", 0, "context", "a forest", None), ("p3", 0, "style", None, "a sketch"),
@@ -85,6 +115,18 @@ def test_prompt_yields_are_kept_per_generated_image_of_the_same_context_or_style
     kept = np.array([True, True, True, False, False, False, True, True])
     # "a beach" of class 0 (p0, p1): 3 of 4 kept; "a forest": 0 of 2; the sketch style: not tried; class 1's beach: 1/1
     assert prompt_yields(prompts, generated, kept).tolist() == pytest.approx([4 / 6, 4 / 6, 1 / 4, 1 / 2, 2 / 3])
+
+
+def test_prompt_yields_group_by_kind_and_style_too_and_need_a_kept_flag_per_image():
+    rows = [("p0", 0, "base", None, None), ("p1", 0, "caption", None, None), ("p2", 0, "style", None, "a sketch"),
+            ("p3", 0, "style", None, "a watercolour")]
+    prompts = pa.table({"prompt_id": [r[0] for r in rows], "class": pa.array([r[1] for r in rows], pa.int32()),
+                        "kind": [r[2] for r in rows], "context": pa.array([r[3] for r in rows], pa.string()),
+                        "style": [r[4] for r in rows]})
+    yields = prompt_yields(prompts, ["p0", "p0", "p2"], np.array([True, True, False]))
+    assert yields.tolist() == [3 / 4, 1 / 2, 1 / 3, 1 / 2] and yields.dtype == np.float64
+    with pytest.raises(ValueError, match="zip"):
+        prompt_yields(prompts, ["p0", "p0"], np.array([True]))
 
 
 def _pooled(cfg, pool_factor: float = 2.0, select: str = "loss", within: str = "least_used"):
@@ -104,7 +146,7 @@ def _export(run, name: str = "main") -> None:
 
 
 @pytest.mark.timeout(600)
-def test_a_pooled_round_trains_on_its_most_informative_images_reproducibly(gen_config):
+def test_a_pooled_round_trains_on_its_most_informative_images_reproducibly(gen_config, caplog):
     cfg = _pooled(gen_config(images_per_class=2, shard_size=4))
     run = _adapt_inputs(cfg, {"goldfish": 0.5, "crane": 0.5, "tabby cat": 0.5})
     run_stage(cfg, "generate")
@@ -120,8 +162,12 @@ def test_a_pooled_round_trains_on_its_most_informative_images_reproducibly(gen_c
     manifest = read_manifest(run)
     assert manifest.num_rows == 6 + 12  # the whole pool is made once, and kept in the shards
 
-    summary = select_pools(cfg, run, manifest)
+    assert pooled_rounds(run) == plan_rounds(run.plan)
+    with caplog.at_level("INFO", logger="synthdiv.stages.score.learner"):
+        summary = select_pools(cfg, run, manifest)
     assert summary == {"pooled_rounds": 1, "pooled_images": 12, "kept": 6}
+    logged = [r.getMessage() for r in caplog.records if r.name == "synthdiv.stages.score.learner"]
+    assert logged == ["adapt round 1: kept the 6 of 12 pooled images round-001 finds most informative (loss)"]
     table = pq.read_table(run.learner_scores)
     assert written_format(table.schema.metadata, "learner_scores") == 1
     assert table.column("round").to_pylist() == [1] * 12
@@ -141,6 +187,23 @@ def test_a_pooled_round_trains_on_its_most_informative_images_reproducibly(gen_c
     assert pq.read_table(run.learner_scores).column("kept").to_pylist() == before
     run_stage(cfg, "score")  # the stage writes the same selection and reports it
     assert pq.read_table(run.learner_scores).column("kept").to_pylist() == before
+
+    # a degenerate image is never trained on, so never among the pool; a null flag is no degenerate image
+    ids = manifest.column("image_id").to_pylist()
+    pooled = [ids.index(i) for i in table.column("image_id").to_pylist()[:2]]
+    degenerate = manifest.column("degenerate").to_pylist()
+    degenerate[pooled[0]], degenerate[pooled[1]] = True, None
+    marked = manifest.set_column(manifest.schema.get_field_index("degenerate"), "degenerate",
+                                 pa.array(degenerate, pa.bool_()))
+    assert select_pools(cfg, run, marked)["pooled_images"] == 11
+    selected = set(pq.read_table(run.learner_scores).column("image_id").to_pylist())
+    assert ids[pooled[0]] not in selected and ids[pooled[1]] in selected
+
+    (run.round_model(1) / "config.json").unlink()  # the round's model copy is gone: no other model stands in
+    with pytest.raises(InputError) as refused:
+        select_pools(cfg, run, manifest)
+    assert str(refused.value) == (f"{run.round_model(1)}: no config.json; adaptive round 1 selects its pool with the "
+                                  "model it was planned from (`synthdiv adapt` copies it there)")
 
 
 def test_without_a_pooled_round_there_is_no_selection_and_a_stale_one_is_removed(gen_config):
@@ -188,5 +251,5 @@ def test_the_default_round_is_the_least_used_one(gen_config):
     assert not {"pool_factor", "select", "keep", "within_class"} & set(record)
     added = read_plan(run).slice(12).column("prompt_id").to_pylist()
     assert sorted(added) == sorted([f"p{c}-{k}" for c in range(3) for k in (0, 1)] * 4)
-    assert not run.round_model(1).exists()
+    assert not run.round_model(1).exists() and pooled_rounds(run) == []
 

@@ -139,3 +139,22 @@ def test_a_round_of_many_images_interleaves_classes_with_ties_in_class_order():
     prompts = pa.table({"prompt_id": ["a0", "b0"], "class": pa.array([0, 1], pa.int32())})
     rows = append_round(PLAN_SCHEMA.empty_table(), prompts, np.array([10, 10]), 7, "gen", shard_size=4)
     assert rows.column("class").to_pylist() == [0, 1] * 10
+
+
+def test_a_mixture_round_gives_each_shard_its_generator_and_each_row_that_generator_s_id():
+    from synthdiv.core.schemas import PLAN_GENERATOR_FIELD, PLAN_SCHEMA
+    from synthdiv.stages.plan.mixture import shard_generators
+
+    prompts = pa.table({"prompt_id": ["a0", "a1", "b0"], "class": pa.array([0, 0, 1], pa.int32())})
+    first = _plan(np.array([2, 2]), prompts)  # shards 0 and 1: the round's shards are 1.. after them
+    mixture = [("gen-a", 1.0), ("gen-b", 3.0)]
+    rows = append_round(first, prompts, np.array([5, 7]), 7, "gen-a", shard_size=2, mixture=mixture)
+    assert rows.schema == PLAN_SCHEMA.append(PLAN_GENERATOR_FIELD)
+    shard = rows.column("shard").to_numpy()
+    names = np.array(["gen-a", "gen-b"])[shard_generators(shard, [1.0, 3.0])]
+    assert rows.column("generator").to_pylist() == names.tolist() and set(names) == {"gen-a", "gen-b"}
+    # a row's seed is the plan's; its image id is the one that generator alone would have given it
+    alone = {g: append_round(first, prompts, np.array([5, 7]), 7, g, shard_size=2) for g in ("gen-a", "gen-b")}
+    for g in ("gen-a", "gen-b"):
+        mine = pa.array(names == g)
+        assert rows.drop_columns(["generator"]).filter(mine).equals(alone[g].filter(mine))
