@@ -162,5 +162,6 @@ def _write(cfg: RunConfig, run: RunDir, work: PublishedDir, views: Views, includ
     card = render_card(cfg, run, cfg.publish.name or name, classes, tally, views.filters, view_text,
                        _limits(cfg, tally, views))
     work.card.write_text(scrubber.text(card), encoding="utf-8")
-    write_croissant(cfg, work, cfg.publish.name or name, digests, builder.schema)
+    made = run.read_state("generate")
+    write_croissant(cfg, work, cfg.publish.name or name, digests, builder.schema, made and made.finished_at)
     return Published(work.root, tally.images, tally.shards, linked, tally.marked, real)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from synthdiv.config.root import RunConfig
     from synthdiv.core.rundir import RunDir
 
-__all__ = ["render_card", "card_header", "size_category"]
+__all__ = ["render_card", "card_header", "size_category", "table_cell"]
 
 _TEMPLATES = Path(__file__).parent / "templates"
 _SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -31,6 +31,11 @@ _SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000
 def size_category(images: int) -> str:
     """The Hub's ``size_categories`` value for ``images`` rows."""
     return next((label for bound, label in _SIZES if images < bound), "100M<n<1B")
+
+
+def table_cell(value: Any) -> str:
+    """``value`` as one cell of a Markdown table: a ``|`` would end the cell and a line break the row."""
+    return " ".join(str(value).split("\n")).replace("|", "\\|")
 
 
 def card_header(cfg: RunConfig, name: str, images: int) -> dict[str, Any]:
@@ -87,6 +92,7 @@ def render_card(cfg: RunConfig, run: RunDir, name: str, classes: list[dict[str, 
                  for c in classes}
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=False, keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined)
+    env.filters["cell"] = table_cell
     header = yaml.safe_dump(card_header(cfg, name, tally.images), sort_keys=False, allow_unicode=True).strip()
     context = {
         "header": header, "name": name, "images": tally.images, "marked": tally.marked, "shards": tally.shards,

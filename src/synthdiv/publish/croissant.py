@@ -9,7 +9,7 @@ made, its known biases and limits, and how it may be used.
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -19,7 +19,7 @@ from synthdiv.publish.layout import PublishedDir
 if TYPE_CHECKING:
     from synthdiv.config.root import RunConfig
 
-__all__ = ["croissant", "write_croissant", "CONTEXT"]
+__all__ = ["croissant", "write_croissant", "published_date", "CONTEXT"]
 
 CONTEXT: dict[str, Any] = {
     "@language": "en", "@vocab": "https://schema.org/", "citeAs": "cr:citeAs", "column": "cr:column",
@@ -78,9 +78,16 @@ def _rai(cfg: RunConfig) -> dict[str, Any]:
     }
 
 
+def published_date(made_at: float | None) -> str:
+    """``datePublished``: the UTC day the run's images were last made (so publishing a run again gives the same
+    document), today where the run does not record it."""
+    return date.today().isoformat() if made_at is None else datetime.fromtimestamp(made_at, UTC).date().isoformat()
+
+
 def croissant(cfg: RunConfig, out: PublishedDir, name: str, tar_digests: dict[str, str],
-              metadata_schema: pa.Schema) -> dict[str, Any]:
-    """The Croissant document of the folder ``out`` (its tars' sha256 given)."""
+              metadata_schema: pa.Schema, made_at: float | None = None) -> dict[str, Any]:
+    """The Croissant document of the folder ``out`` (its tars' sha256 given; ``made_at`` the time the generate
+    stage finished)."""
     p = cfg.publish
     tars = [{"@type": "cr:FileObject", "@id": f"data/{f}", "name": f"data/{f}", "contentUrl": f"data/{f}",
              "encodingFormat": "application/x-tar", "sha256": d} for f, d in sorted(tar_digests.items())]
@@ -114,7 +121,7 @@ def croissant(cfg: RunConfig, out: PublishedDir, name: str, tar_digests: dict[st
         "name": name,
         "description": p.description or f"Synthetic images for image classification made with synthdiv ({name}).",
         "license": p.license_link or p.license, "url": p.url or f"https://huggingface.co/datasets/{name}",
-        "version": "1.0.0", "citeAs": CITE_METHOD, "datePublished": date.today().isoformat(),
+        "version": "1.0.0", "citeAs": CITE_METHOD, "datePublished": published_date(made_at),
         "keywords": ["synthetic", "image classification", "synthdiv"],
         "distribution": distribution,
         "recordSet": [images, {"@type": "cr:RecordSet", "@id": "metadata", "name": "metadata",
@@ -129,6 +136,6 @@ def croissant(cfg: RunConfig, out: PublishedDir, name: str, tar_digests: dict[st
 
 
 def write_croissant(cfg: RunConfig, out: PublishedDir, name: str, tar_digests: dict[str, str],
-                    metadata_schema: pa.Schema) -> None:
-    out.croissant.write_text(json.dumps(croissant(cfg, out, name, tar_digests, metadata_schema), indent=1,
-                                        ensure_ascii=False), encoding="utf-8")
+                    metadata_schema: pa.Schema, made_at: float | None = None) -> None:
+    doc = croissant(cfg, out, name, tar_digests, metadata_schema, made_at)
+    out.croissant.write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8")
