@@ -103,3 +103,24 @@ def test_a_bridged_variant_is_estimated_as_its_synthetic_phase_then_its_real_pha
     assert _train_images(cfg, 1000, 500) == (2 * 5 + 3 * 10) * 100
     steps = load_config(SD15, [*over, "train.max_steps=7", "train.finetune_real_steps=4"], run_dir=tmp_path)
     assert _train_images(steps, 1000, 500) == (7 + 4) * 100
+
+
+def test_a_guidance_interval_speeds_the_default_rate_by_the_rows_it_saves(tmp_path: Path):
+    sd15 = "generate.sampling.interval=[0.2,0.6]"  # 25 steps: steps 5..14 guided, 35 of 50 denoiser rows
+    cfg = load_config(SD15, [sd15, "models.generator.options.steps=25"], run_dir=tmp_path / "a")
+    rate = budget(cfg).generate_rate
+    assert rate.per_second == pytest.approx(6.0 * 50 / 35)
+    assert "guidance interval [0.2, 0.6): 10 of 25 steps guided, 35 of 50 denoiser rows" in rate.source
+    diverse = load_config(SD15, ["generate.sampling.diverse=true", "models.generator.options.steps=10"],
+                          run_dir=tmp_path / "b")  # the SD 1.x family's interval [0.1, 0.9): steps 1..8 of 10
+    assert budget(diverse).generate_rate.per_second == pytest.approx(6.0 * 25 / 10 * 20 / 18)
+    unguided = load_config(SD15, [sd15, "models.generator.options.guidance=1.0"], run_dir=tmp_path / "c")
+    assert budget(unguided).generate_rate.per_second == pytest.approx(6.0)  # no CFG: nothing to save
+    drawn = load_config(SD15, [sd15, "models.generator.options.guidance=1.0", "generate.sampling.guidance=3"],
+                        run_dir=tmp_path / "d")
+    assert budget(drawn).generate_rate.per_second == pytest.approx(6.0 * 50 / 35)  # the run's own scale guides
+    turbo = load_config(SD15, ["generate.sampling.diverse=true", "models.generator.model=stabilityai/sdxl-turbo",
+                               "models.generator.options.steps=4"], run_dir=tmp_path / "e")
+    assert budget(turbo).generate_rate.per_second == pytest.approx(20.0)  # distilled: diverse sets no interval
+    measured = load_config(SD15, [sd15, "generate.images_per_second=12"], run_dir=tmp_path / "f")
+    assert budget(measured).generate_rate.per_second == 12.0  # a rate given or measured already holds the saving

@@ -6,7 +6,8 @@ has 1,281,167 train images, so an ImageNet config is estimated before its data i
 follow the prompts and disambiguate settings (first tries; corrective retries come on top), with a cost where
 ``estimate.llm_price_per_million_tokens`` is set. Generation and training time use a measured rate (this run's
 generate and train stages record the device they ran on, and the rate is labelled with it: a CPU rate is "per CPU",
-never "per GPU"), a configured one, or the documented defaults of :mod:`synthdiv.engine.throughputs`.
+never "per GPU"), a configured one, or the documented defaults of :mod:`synthdiv.engine.throughputs` (scaled by
+the denoiser rows a guidance interval saves).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from synthdiv.engine.throughputs import UNKNOWN_DEVICE, Rate, generation_rate, t
 from synthdiv.errors import InputError
 from synthdiv.models.generators.diffusers import model_defaults
 from synthdiv.stages.classes.stage import collect_classes
+from synthdiv.stages.generate.sampling import resolve_sampling
 from synthdiv.stages.generate.shards import complete_shards
 from synthdiv.stages.plan.budget import cap_fairly, class_budgets, training_real_counts
 from synthdiv.stages.plan.reader import plan_shard_counts
@@ -184,7 +186,31 @@ def _generation_rate(cfg: RunConfig, run: RunDir, given: float | None) -> Rate |
     if not (w and h):
         w, h = guess_size(cfg.model_copy(update={"generate": cfg.generate.model_copy(update={"max_side": None})}))
     steps = int(spec.options.get("steps") or model_defaults(spec.model)[0])
-    return generation_rate(spec.model, w, h, steps)
+    rate = generation_rate(spec.model, w, h, steps)
+    saving = interval_saving(cfg, steps)
+    if rate is None or saving is None:
+        return rate
+    factor, note = saving
+    return Rate(rate.per_second * factor, rate.device, f"{rate.source}; {note}")
+
+
+def interval_saving(cfg: RunConfig, steps: int) -> tuple[float, str] | None:
+    """How much faster the guidance interval makes a guided model (the default rates run both halves of CFG at
+    every step; outside the interval only the conditional half runs), and a note saying so; None where the run
+    sets no interval or its model does not guide."""
+    spec = cfg.models.generator
+    sampling = resolve_sampling(cfg.generate.sampling, spec.model)
+    given = spec.options.get("guidance")
+    guidance = float(model_defaults(spec.model)[1] if given is None else given)
+    if sampling is None or sampling.interval is None or (guidance <= 1.0 and sampling.guidance is None
+                                                         and not sampling.guidance_range
+                                                         and not sampling.guidance_choices):
+        return None
+    start, end = sampling.interval
+    guided = sum(start <= i / steps < end for i in range(steps))  # as the sampler places its steps (guidance.py)
+    factor = 2 * steps / (steps + guided)
+    return factor, (f"guidance interval [{start:g}, {end:g}): {guided} of {steps} steps guided, "
+                    f"{steps + guided} of {2 * steps} denoiser rows, x{factor:.2f}")
 
 
 def _training_rate(cfg: RunConfig, run: RunDir) -> Rate | None:
