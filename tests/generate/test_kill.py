@@ -1,6 +1,7 @@
 """Exactly-once under SIGKILL: ``synthdiv generate`` in subprocesses (two torchrun-style ranks), killed at random
 moments several times, then resumed; the manifest must equal the plan, every tar must read, no image twice, and
-every tar must hold the bytes an undisturbed run of the same plan writes."""
+every tar must hold the bytes an undisturbed run of the same plan writes; the same under a mixture of generators,
+where each image must also be made by the generator its plan row names."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import tarfile
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -22,6 +24,7 @@ from synthdiv.core.rundir import RunDir
 from synthdiv.engine.runner import run_stage
 from synthdiv.stages.generate.reader import read_manifest
 from synthdiv.stages.generate.stage import is_complete
+from tests.generate.conftest import write_inputs
 
 pytestmark = pytest.mark.slow
 
@@ -38,13 +41,13 @@ def _files(run: RunDir) -> int:
     return sum(1 for d in (run.shards, run.manifest) if d.is_dir() for _ in d.iterdir())
 
 
-def test_sigkill_at_random_moments_then_resume(gen_config, tmp_path):
-    # enough work (24 images, 4 steps each) that a rank is still generating when its kill comes, even on a fast CPU
-    cfg = gen_config(images_per_class=8, shard_size=1, batch_size=1, runner="torchrun", options={"steps": 4})
+def _kill_and_resume(cfg, tmp_path: Path, seed: int) -> tuple[RunDir, pa.Table]:
+    """Two ranks of ``synthdiv generate`` killed at random moments three times, then resumed to the end; checks
+    the run holds each planned image once in whole tars and returns the run and its plan."""
     run = RunDir(cfg.run_dir)
     config = tmp_path / "kill.yaml"
     config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
-    rng = random.Random(5)
+    rng = random.Random(seed)
     kills = 0
     for _ in range(3):
         procs = [_start(config, rank) for rank in (0, 1)]
@@ -74,7 +77,11 @@ def test_sigkill_at_random_moments_then_resume(gen_config, tmp_path):
             assert all(len(tf.extractfile(m).read()) == m.size for m in members)
         # <key>.jpg, <key>.cls and <key>.json per image (a standard classification WebDataset)
         assert len(members) == 3 * plan.filter(plan.column("shard").to_numpy() == shard).num_rows
-    # the same bytes as an undisturbed run of the same plan (one process, nothing killed)
+    return run, plan
+
+
+def _assert_undisturbed_bytes(cfg, run: RunDir, tmp_path: Path) -> None:
+    """Every tar holds the bytes an undisturbed run of the same plan writes (one process, nothing killed)."""
     clean = cfg.model_copy(update={"run_dir": tmp_path / "undisturbed",
                                    "generate": cfg.generate.model_copy(update={"runner": "local"})})
     clean_run = RunDir(clean.run_dir)
@@ -86,3 +93,27 @@ def test_sigkill_at_random_moments_then_resume(gen_config, tmp_path):
     assert shards == sorted(p.name for p in run.shards.glob("*.tar")) and shards
     for name in shards:
         assert (run.shards / name).read_bytes() == (clean_run.shards / name).read_bytes(), name
+
+
+def test_sigkill_at_random_moments_then_resume(gen_config, tmp_path):
+    # enough work (24 images, 4 steps each) that a rank is still generating when its kill comes, even on a fast CPU
+    cfg = gen_config(images_per_class=8, shard_size=1, batch_size=1, runner="torchrun", options={"steps": 4})
+    run, _ = _kill_and_resume(cfg, tmp_path, seed=5)
+    _assert_undisturbed_bytes(cfg, run, tmp_path)
+
+
+def test_sigkill_under_a_mixture_of_generators_then_resume(make_config, tiny_model_dir, tmp_path):
+    """Issue 22's bar for a mixed run: a killed rank resumes exactly, each image made once by its planned generator."""
+    one = {"backend": "diffusers", "device": "cpu", "options": {"steps": 4}}
+    mixture = [{**one, "model": "embedded", "share": 0.5}, {**one, "model": str(tiny_model_dir), "share": 0.5}]
+    cfg = make_config(models={"generator": {**one, "model": str(tiny_model_dir)}, "mixture": mixture},
+                      generate={"batch_size": 1, "writer_threads": 2, "torch_threads": 1, "runner": "torchrun"},
+                      plan={"images_per_class": 8, "shard_size": 1})
+    write_inputs(RunDir(cfg.run_dir), 1, 1, "unused")  # prompts and classes; the plan stage writes the plan
+    run_stage(cfg, "plan")
+    run, plan = _kill_and_resume(cfg, tmp_path, seed=11)
+    planned = dict(zip(plan.column("image_id").to_pylist(), plan.column("generator").to_pylist(), strict=True))
+    assert len(set(planned.values())) == 2
+    manifest = read_manifest(run)
+    assert manifest.column("generator_id").to_pylist() == [planned[i] for i in manifest.column("image_id").to_pylist()]
+    _assert_undisturbed_bytes(cfg, run, tmp_path)

@@ -58,12 +58,16 @@ def test_gguf_is_converted_once_into_the_cache(smol: TransformersLLM, _model_cac
     assert twin._load() is smol._load()  # one model per process
 
 
-def test_cache_makes_a_rerun_free(smol: TransformersLLM, tmp_path: Path) -> None:
+def test_cache_makes_a_rerun_free(smol: TransformersLLM, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cached = CachedLLM(smol, tmp_path, backend="transformers", model="embedded")
     first = cached.complete(MSG, n=1, temperature=0.7, seed=1, max_tokens=4)
-    t0 = time.perf_counter()
+
+    def asked(*args, **kwargs):
+        raise AssertionError("the model was asked again")
+
+    for method in ("complete", "complete_batch", "complete_many"):
+        monkeypatch.setattr(smol, method, asked)
     assert cached.complete(MSG, n=1, temperature=0.7, seed=1, max_tokens=4) == first
-    assert time.perf_counter() - t0 < 0.5
     assert cached.stats.as_dict() == {"hits": 1, "misses": 1}
 
 
@@ -159,16 +163,29 @@ def test_without_xgrammar_it_decodes_freely(smol: TransformersLLM, monkeypatch: 
 
 
 def test_masking_is_cheap_next_to_the_model(smol: TransformersLLM) -> None:
+    import torch
     import xgrammar as xgr
 
     tokenizer, model = smol._load()
     (grammar,) = smol._grammars(tokenizer, model, [list_schema(5, 2, 300)])  # long items: a split repetition
     text = json.dumps(["a tall grey wading bird with a long neck", "a crane in a marsh", "a red-crowned crane",
                        "a sandhill crane flying over water at dawn", "a crane"])
-    matcher, bitmask = xgr.GrammarMatcher(grammar), xgr.allocate_token_bitmask(1, model.config.vocab_size)
-    t0 = time.perf_counter()
-    for token in tokenizer(text, add_special_tokens=False)["input_ids"]:
-        matcher.fill_next_token_bitmask(bitmask, 0)
-        assert matcher.accept_token(token)
-    per_token = (time.perf_counter() - t0) / len(tokenizer(text, add_special_tokens=False)["input_ids"])
-    assert per_token < 0.003  # ~0.1 ms; a repetition bound above 128 costs ~15 ms, more than the 135M model's step
+    tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
+    bitmask = xgr.allocate_token_bitmask(1, model.config.vocab_size)
+
+    def mask_per_token() -> float:
+        matcher, t0 = xgr.GrammarMatcher(grammar), time.perf_counter()
+        for token in tokens:
+            matcher.fill_next_token_bitmask(bitmask, 0)
+            assert matcher.accept_token(token)
+        return (time.perf_counter() - t0) / len(tokens)
+
+    def model_step() -> float:
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            model(torch.tensor([tokens[:1]]))
+        return time.perf_counter() - t0
+
+    # against the model's own one-token step in the same test, not a wall-clock bound: a busy machine slows both
+    # (~0.1-0.4 ms a token against 20-120 ms a step here; a repetition bound above 128 costs ~15 ms a token)
+    assert min(mask_per_token() for _ in range(3)) * 20 < min(model_step() for _ in range(5))
