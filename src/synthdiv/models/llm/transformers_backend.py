@@ -53,7 +53,7 @@ class TransformersOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     gguf_file: str | None = Field(None, description="GGUF file inside the model folder / hub repo")
-    batch_size: int = Field(8, ge=1, description="sequences generated together")
+    batch_size: int = Field(16, ge=1, description="sequences generated together")
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=0)
     repetition_penalty: float | None = Field(None, gt=0)
