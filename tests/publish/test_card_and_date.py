@@ -25,7 +25,7 @@ def _toy(tmp_path, make_config, name: str = "class0"):
 
 def test_a_table_cell_escapes_the_pipe_and_joins_lines():
     assert table_cell("a|b") == "a\\|b"
-    assert table_cell("one\ntwo") == "one two"
+    assert table_cell("one\ntwo\r\nthree") == "one two three"
     assert table_cell(3) == "3"
 
 

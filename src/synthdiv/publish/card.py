@@ -35,7 +35,7 @@ def size_category(images: int) -> str:
 
 def table_cell(value: Any) -> str:
     """``value`` as one cell of a Markdown table: a ``|`` would end the cell and a line break the row."""
-    return " ".join(str(value).split("\n")).replace("|", "\\|")
+    return " ".join(str(value).splitlines()).replace("|", "\\|")
 
 
 def card_header(cfg: RunConfig, name: str, images: int) -> dict[str, Any]:
