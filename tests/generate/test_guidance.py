@@ -11,7 +11,7 @@ import torch
 from synthdiv.config.models import GeneratorSpec
 from synthdiv.errors import ConfigError
 from synthdiv.models.generators import create_generator
-from synthdiv.models.generators.guidance import guided, schedule_fraction
+from synthdiv.models.generators.guidance import guided, guided_steps, schedule_fraction
 
 PROMPTS = ["a photo of a goldfish", "a sketch of a crane", "a painting of a tabby cat"]
 SEEDS = [11, 22, 33]
@@ -51,6 +51,7 @@ def test_outside_the_interval_only_the_conditional_half_runs(generator, rows):
     # 4 steps at fractions 0, .25, .5, .75 of the schedule: [0.25, 1) guides the last three
     guided_images = _pixels(generator.generate(PROMPTS, SEEDS, None, guidances=[2.0, 5.0, 8.0], interval=(0.25, 1.0)))
     assert rows["rows"] == (1 + 3 * 2) * 3
+    assert guided_steps(4, (0.25, 1.0)) == 3 and guided_steps(4, (0.9, 1.0)) == 0  # what estimate counts
     rows["rows"] = 0
     whole = _pixels(generator.generate(PROMPTS, SEEDS, None, guidances=[2.0, 5.0, 8.0], interval=(0.0, 1.0)))
     assert rows["rows"] == 4 * 2 * 3

@@ -127,6 +127,9 @@ def test_diverse_takes_the_model_familys_settings_where_none_is_given():
     assert (family.guidance_range, family.interval, family.diverse) == ((1.5, 7.5), (0.25, 1.0), False)
     sdxl = resolve_sampling(SamplingConfig(diverse=True, guidance=3.0), "stabilityai/stable-diffusion-xl-base-1.0")
     assert (sdxl.guidance, sdxl.guidance_range, sdxl.interval) == (3.0, None, (0.15, 0.85))
+    for own in ({"guidance_choices": [2.0, 3.0]}, {"guidance_range": (2.5, 3.5)}):  # a scale of its own is kept
+        assert resolve_sampling(SamplingConfig(diverse=True, **own), "embedded").guidance_range == own.get(
+            "guidance_range")
     assert resolve_sampling(SamplingConfig(diverse=True), "stabilityai/sdxl-turbo") is None  # distilled: no CFG
     assert resolve_sampling(SamplingConfig(diverse=True), "runwayml/stable-diffusion-v1-5").guidance_range == (1.5, 4.0)
 

@@ -47,6 +47,11 @@ class SamplingConfig(Section):
         return self
 
     @property
+    def draws_guidance(self) -> bool:
+        """Whether the run sets each image's guidance scale itself (fixed, from a set or from a range)."""
+        return any(getattr(self, n) is not None for n in ("guidance", "guidance_choices", "guidance_range"))
+
+    @property
     def is_set(self) -> bool:
         """Whether any setting departs from the model's own sampling (only then is anything recorded)."""
         return self != SamplingConfig()

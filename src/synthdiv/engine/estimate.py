@@ -26,6 +26,7 @@ from synthdiv.core.rundir import RunDir
 from synthdiv.engine.throughputs import UNKNOWN_DEVICE, Rate, generation_rate, training_rate
 from synthdiv.errors import InputError
 from synthdiv.models.generators.diffusers import model_defaults
+from synthdiv.models.generators.guidance import guided_steps
 from synthdiv.stages.classes.stage import collect_classes
 from synthdiv.stages.generate.sampling import resolve_sampling
 from synthdiv.stages.generate.shards import complete_shards
@@ -202,12 +203,10 @@ def interval_saving(cfg: RunConfig, steps: int) -> tuple[float, str] | None:
     sampling = resolve_sampling(cfg.generate.sampling, spec.model)
     given = spec.options.get("guidance")
     guidance = float(model_defaults(spec.model)[1] if given is None else given)
-    if sampling is None or sampling.interval is None or (guidance <= 1.0 and sampling.guidance is None
-                                                         and not sampling.guidance_range
-                                                         and not sampling.guidance_choices):
+    if sampling is None or sampling.interval is None or (guidance <= 1.0 and not sampling.draws_guidance):
         return None
     start, end = sampling.interval
-    guided = sum(start <= i / steps < end for i in range(steps))  # as the sampler places its steps (guidance.py)
+    guided = guided_steps(steps, sampling.interval)
     factor = 2 * steps / (steps + guided)
     return factor, (f"guidance interval [{start:g}, {end:g}): {guided} of {steps} steps guided, "
                     f"{steps + guided} of {2 * steps} denoiser rows, x{factor:.2f}")

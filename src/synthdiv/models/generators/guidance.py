@@ -22,7 +22,7 @@ from typing import Any
 
 from synthdiv.errors import ConfigError
 
-__all__ = ["CALL_SCALE", "guided", "guides", "schedule_fraction"]
+__all__ = ["CALL_SCALE", "guided", "guided_steps", "guides", "in_interval", "schedule_fraction"]
 
 CALL_SCALE = 2.0  # any scale > 1 makes the pipeline double its batch; the wrapper replaces what it would combine
 
@@ -40,6 +40,16 @@ def schedule_fraction(t: Any, timesteps: Any) -> float:
     steps = timesteps.float().cpu() if isinstance(timesteps, torch.Tensor) else torch.tensor(timesteps).float()
     index = int(torch.argmin((steps - value).abs()))
     return index / max(1, len(steps))
+
+
+def in_interval(fraction: float, interval: tuple[float, float] | None) -> bool:
+    """Whether a step at ``fraction`` of the schedule is guided (every step without an interval)."""
+    return interval is None or interval[0] <= fraction < interval[1]
+
+
+def guided_steps(steps: int, interval: tuple[float, float] | None) -> int:
+    """How many of a schedule's ``steps`` are guided, placed as :func:`schedule_fraction` places them."""
+    return sum(in_interval(i / max(1, steps), interval) for i in range(steps))
 
 
 def _halve(value: Any, rows: int) -> Any:
@@ -92,7 +102,7 @@ def guided(
             raise ConfigError(f"{what}: the pipeline did not run classifier-free guidance on a doubled batch; "
                               "generate.sampling needs a model that uses CFG (not a distilled Turbo/LCM/FLUX model)")
         t = args[1] if len(args) > 1 else kwargs.get("timestep")
-        on = interval is None or interval[0] <= schedule_fraction(t, scheduler.timesteps) < interval[1]
+        on = in_interval(schedule_fraction(t, scheduler.timesteps), interval)
         count["calls"] += 1
         if on:
             count["rows"] += 2 * rows

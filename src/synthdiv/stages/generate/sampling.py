@@ -40,7 +40,7 @@ def resolve_sampling(cfg: SamplingConfig, model: str) -> SamplingConfig | None:
         return cfg
     family_range, family_interval = diverse_sampling(model)
     update: dict = {"diverse": False}
-    if cfg.guidance is None and cfg.guidance_choices is None and cfg.guidance_range is None:
+    if not cfg.draws_guidance:
         update["guidance_range"] = family_range
     if cfg.interval is None:
         update["interval"] = family_interval
