@@ -56,6 +56,20 @@ def write_inputs(run: RunDir, images_per_class: int, shard_size: int, gen_id: st
     write_parquet_atomic(pa.table(plan, schema=PLAN_SCHEMA), run.plan)
 
 
+def mixed_config(make_config, tiny_model_dir: Path, shares=(0.5, 0.5), steps: int = 1,
+                 generate: dict[str, Any] | None = None, plan: dict[str, Any] | None = None):
+    """A RunConfig of a two-generator mixture (the embedded pipeline and the tiny one from its folder) whose run has
+    prompts and classes; the plan stage writes the plan."""
+    one = {"backend": "diffusers", "device": "cpu", "options": {"steps": steps}}
+    mixture = [{**one, "model": "embedded", "share": shares[0]},
+               {**one, "model": str(tiny_model_dir), "share": shares[1]}]
+    cfg = make_config(models={"generator": {**one, "model": str(tiny_model_dir)}, "mixture": mixture},
+                      generate={"batch_size": 2, "writer_threads": 2, "torch_threads": 1, **(generate or {})},
+                      plan=plan or {})
+    write_inputs(RunDir(cfg.run_dir), 1, 3, "unused")
+    return cfg
+
+
 @pytest.fixture
 def gen_config(make_config, tiny_model_dir: Path):
     """``gen_config(images_per_class=4, shard_size=4, **generate)`` -> a RunConfig whose run has prompts and plan."""

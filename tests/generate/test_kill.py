@@ -24,7 +24,7 @@ from synthdiv.core.rundir import RunDir
 from synthdiv.engine.runner import run_stage
 from synthdiv.stages.generate.reader import read_manifest
 from synthdiv.stages.generate.stage import is_complete
-from tests.generate.conftest import write_inputs
+from tests.generate.conftest import mixed_config
 
 pytestmark = pytest.mark.slow
 
@@ -104,12 +104,8 @@ def test_sigkill_at_random_moments_then_resume(gen_config, tmp_path):
 
 def test_sigkill_under_a_mixture_of_generators_then_resume(make_config, tiny_model_dir, tmp_path):
     """Issue 22's bar for a mixed run: a killed rank resumes exactly, each image made once by its planned generator."""
-    one = {"backend": "diffusers", "device": "cpu", "options": {"steps": 4}}
-    mixture = [{**one, "model": "embedded", "share": 0.5}, {**one, "model": str(tiny_model_dir), "share": 0.5}]
-    cfg = make_config(models={"generator": {**one, "model": str(tiny_model_dir)}, "mixture": mixture},
-                      generate={"batch_size": 1, "writer_threads": 2, "torch_threads": 1, "runner": "torchrun"},
-                      plan={"images_per_class": 8, "shard_size": 1})
-    write_inputs(RunDir(cfg.run_dir), 1, 1, "unused")  # prompts and classes; the plan stage writes the plan
+    cfg = mixed_config(make_config, tiny_model_dir, steps=4, generate={"batch_size": 1, "runner": "torchrun"},
+                       plan={"images_per_class": 8, "shard_size": 1})
     run_stage(cfg, "plan")
     run, plan = _kill_and_resume(cfg, tmp_path, seed=11)
     planned = dict(zip(plan.column("image_id").to_pylist(), plan.column("generator").to_pylist(), strict=True))

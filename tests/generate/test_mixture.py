@@ -25,7 +25,7 @@ from synthdiv.stages.plan.reader import read_plan
 from synthdiv.stages.plan.stage import image_ids
 from synthdiv.utils.devices import DistEnv
 from synthdiv.utils.hashing import file_digest
-from tests.generate.conftest import write_inputs
+from tests.generate.conftest import mixed_config, write_inputs
 
 
 def test_every_prefix_of_the_shards_holds_each_generator_in_proportion():
@@ -43,14 +43,7 @@ def test_every_prefix_of_the_shards_holds_each_generator_in_proportion():
 
 
 def _mixed(make_config, tiny_model_dir: Path, shares=(0.5, 0.5), **plan):
-    one = {"backend": "diffusers", "device": "cpu", "options": {"steps": 1}}
-    mixture = [{**one, "model": "embedded", "share": shares[0]},
-               {**one, "model": str(tiny_model_dir), "share": shares[1]}]
-    cfg = make_config(models={"generator": {**one, "model": str(tiny_model_dir)}, "mixture": mixture},
-                      generate={"batch_size": 2, "writer_threads": 2, "torch_threads": 1},
-                      plan={"images_per_class": 4, "shard_size": 3, **plan})
-    write_inputs(RunDir(cfg.run_dir), 1, 3, "unused")  # prompts and classes; the plan stage writes the plan
-    return cfg
+    return mixed_config(make_config, tiny_model_dir, shares, plan={"images_per_class": 4, "shard_size": 3, **plan})
 
 
 @pytest.mark.timeout(600)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from synthdiv.core.rundir import RunDir
+from synthdiv.core.rundir import RunDir, StageState
 from synthdiv.publish import build
 from synthdiv.publish.card import table_cell
 from synthdiv.publish.croissant import published_date
@@ -43,10 +43,8 @@ def test_a_pipe_in_a_class_name_stays_inside_its_cell(tmp_path, make_config):
 def test_publishing_twice_gives_the_same_card_and_croissant(tmp_path, make_config):
     cfg, run = _toy(tmp_path, make_config)
     made = datetime(2024, 2, 29, 23, 30, tzinfo=UTC).timestamp()
-    state = run.state_path("generate")
-    state.parent.mkdir(parents=True, exist_ok=True)
-    state.write_text(json.dumps({"stage": "generate", "status": "done", "fingerprint": "fp", "started_at": made - 60,
-                                 "finished_at": made, "summary": {}}))
+    run.write_state(StageState(stage="generate", status="done", fingerprint="fp", started_at=made - 60,
+                               finished_at=made, summary={}))
     for parent in ("one", "two"):
         (tmp_path / parent).mkdir()
     first = PublishedDir(build.publish(cfg, tmp_path / "one" / "set", mark=False).path)
